@@ -1,7 +1,49 @@
 //! tradeauth: trading venues' authentication, implemented once.
 //!
-//! The sans-IO machines and the session driver land with the core-library issue; this
-//! crate is a placeholder so that the workspace builds.
+//! This crate holds the sans-IO authentication state machines of four venues
+//! ([`CadenzaMachine`], [`PartnerMachine`], [`CascadeMachine`], [`ExchangeMachine`]),
+//! behind one [`Machine`] trait. A machine does no I/O, reads no clock and draws no
+//! randomness: the driver passes the time in ([`Now`]), sends the [`HttpRequest`]s the
+//! machine asks for, feeds back the [`HttpResponse`]s, and attaches the [`Credential`] the
+//! machine hands out. Failures are classified into one [`Error`] with a stable
+//! [`ErrorKind`]; secrets live in [`Secret`], which never prints its value.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use tradeauth::{Machine, Now, PartnerConfig, PartnerMachine};
+//!
+//! let mut m = PartnerMachine::new(PartnerConfig::new("demo-client", "demo-secret-key"))?;
+//! let now = Now::new(Instant::now(), 1_700_000_000_000);
+//! m.handle_timeout(now); // mints
+//! let c = m.credential(now.instant).expect("a fresh token");
+//! assert_eq!(c.header_name(), "authorization");
+//! assert!(c.header_value().starts_with("Bearer eyJ"));
+//! // Proactive renewal: wake at poll_timeout() and call handle_timeout again.
+//! assert!(m.poll_timeout().unwrap() <= now.instant + Duration::from_secs(900));
+//! # Ok::<(), tradeauth::Error>(())
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod credential;
+pub mod error;
+pub mod event;
+pub mod http;
+pub mod machine;
+pub mod secret;
+pub mod time;
+
+pub use credential::Credential;
+pub use error::{Error, ErrorKind, Result};
+pub use event::AuthEvent;
+pub use http::{HttpRequest, HttpResponse, Method};
+pub use machine::cadenza::{CadenzaConfig, CadenzaMachine};
+pub use machine::cascade::{CascadeConfig, CascadeMachine, eip191_sign};
+pub use machine::exchange::{ExchangeConfig, ExchangeMachine};
+pub use machine::partner::{PartnerConfig, PartnerMachine, mint_token};
+pub use machine::{Machine, Venue, WsAuthReply};
+pub use secret::Secret;
+pub use time::Now;
 
 /// The crate version, as the C and Python layers report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,41 @@
+//! What happened inside a machine, for logs, metrics and callbacks.
+
+use crate::error::{Error, ErrorKind};
+
+/// An authentication event. Carries no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthEvent {
+    /// A first credential was obtained (login, first mint, first session).
+    LoggedIn,
+    /// The credential was renewed before it expired (refresh, re-mint, new challenge).
+    Refreshed,
+    /// A full login replaced a session the venue stopped accepting (rejected refresh or 401).
+    ReLoggedIn,
+    /// Something failed; `message` says what and what to check.
+    Failed {
+        /// The stable kind of the failure.
+        kind: ErrorKind,
+        /// The error message (no secrets).
+        message: String,
+    },
+}
+
+impl AuthEvent {
+    /// The `Failed` event for an error.
+    pub fn failed(error: &Error) -> Self {
+        AuthEvent::Failed {
+            kind: error.kind(),
+            message: error.message().to_owned(),
+        }
+    }
+
+    /// A stable snake_case name: `logged_in`, `refreshed`, `re_logged_in`, `failed`.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            AuthEvent::LoggedIn => "logged_in",
+            AuthEvent::Refreshed => "refreshed",
+            AuthEvent::ReLoggedIn => "re_logged_in",
+            AuthEvent::Failed { .. } => "failed",
+        }
+    }
+}

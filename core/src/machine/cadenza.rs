@@ -1,0 +1,675 @@
+//! Cadenza (`/api/v3`): email + password login, 1 h access token, 7 d rotating refresh
+//! token, all answers in a `{"success":..,"data":..}` envelope.
+//!
+//! States: `LoggedOut -> LoggingIn -> Active -> Refreshing -> Active`; a rejected refresh
+//! falls back to `LoggingIn` (a full login, then [`AuthEvent::ReLoggedIn`]); a rejected
+//! login stops in `Stopped` and never re-sends the password on its own.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use zeroize::Zeroize;
+
+use crate::credential::{Credential, check_token_text, safe_valid_until};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::AuthEvent;
+use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::machine::common::{self, Events};
+use crate::machine::{Machine, Venue};
+use crate::secret::Secret;
+use crate::time::{Now, SplitMix64, deadline_from_unix_ms};
+
+/// `POST` path of the login.
+pub const LOGIN_PATH: &str = "/api/v3/auth/login";
+/// `POST` path of the token refresh.
+pub const REFRESH_PATH: &str = "/api/v3/auth/token/refresh";
+/// The page's "refresh if expiring in the next 5 minutes".
+pub const DEFAULT_REFRESH_WINDOW: Duration = Duration::from_secs(300);
+
+const VENUE: &str = "Cadenza";
+
+/// What a Cadenza session needs.
+#[derive(Debug, Clone)]
+pub struct CadenzaConfig {
+    /// The account email (also the account label in logs).
+    pub email: String,
+    /// The account password.
+    pub password: Secret,
+    /// How long before expiry to refresh (default 300 s), capped at a quarter of the
+    /// token's lifetime so short-lived tokens still work.
+    pub refresh_window: Duration,
+    /// Seed of the refresh jitter, so many sessions do not refresh in lockstep.
+    pub jitter_seed: u64,
+}
+
+impl CadenzaConfig {
+    /// A config with the default refresh window and a jitter seed derived from the email.
+    pub fn new(email: impl Into<String>, password: impl Into<Secret>) -> Self {
+        let email = email.into();
+        // FNV-1a of the email: a stable, non-secret default so sessions of different
+        // accounts spread their refreshes without the machine reading randomness.
+        let seed = email.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        CadenzaConfig {
+            email,
+            password: password.into(),
+            refresh_window: DEFAULT_REFRESH_WINDOW,
+            jitter_seed: seed,
+        }
+    }
+
+    /// Set the refresh window.
+    #[must_use]
+    pub fn with_refresh_window(mut self, window: Duration) -> Self {
+        self.refresh_window = window;
+        self
+    }
+
+    /// Set the jitter seed.
+    #[must_use]
+    pub fn with_jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = seed;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No session; the next `poll_request` logs in.
+    LoggedOut,
+    /// A login is due or in flight.
+    LoggingIn,
+    /// A valid session; refresh scheduled.
+    Active,
+    /// A refresh is due or in flight; the old access token is still handed out.
+    Refreshing,
+    /// The login was rejected; nothing is sent until `handle_unauthorized` or `logout`.
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Login,
+    Refresh,
+}
+
+/// The tokens of the current session.
+struct Session {
+    /// `None` once dropped (expired, or rejected by the venue).
+    access: Option<Credential>,
+    /// `None` once rejected; the next renewal is then a full login.
+    refresh_token: Option<Secret>,
+    expires_at_ms: u64,
+    refresh_at: Instant,
+}
+
+/// The Cadenza state machine.
+pub struct CadenzaMachine {
+    email: String,
+    password: Secret,
+    refresh_window: Duration,
+    rng: SplitMix64,
+    state: State,
+    in_flight: Option<Sent>,
+    session: Option<Session>,
+    /// The next successful login replaces a lost session (event `ReLoggedIn`).
+    relogin: bool,
+    events: Events,
+    last_error: Option<Error>,
+}
+
+#[derive(Serialize)]
+struct LoginBody<'a> {
+    email: &'a str,
+    password: &'a str,
+}
+
+#[derive(Serialize)]
+struct RefreshBody<'a> {
+    #[serde(rename = "refreshToken")]
+    refresh_token: &'a str,
+}
+
+/// Tokens read from a successful envelope.
+struct Tokens {
+    access: Secret,
+    refresh: Secret,
+    expires_at_ms: u64,
+}
+
+/// A failed envelope; `rotated` is a refresh token salvaged from an otherwise unusable
+/// answer (the venue has already retired the old one, so it must be kept).
+struct EnvelopeError {
+    error: Error,
+    rotated: Option<Secret>,
+    /// The venue refused the credential it was sent (`success:false` with 400/401/403).
+    rejected: bool,
+}
+
+impl CadenzaMachine {
+    /// Validate the config and make a logged-out machine.
+    pub fn new(config: CadenzaConfig) -> Result<Self> {
+        let CadenzaConfig {
+            email,
+            password,
+            refresh_window,
+            jitter_seed,
+        } = config;
+        let email = email.trim().to_owned();
+        if email.is_empty() || !email.contains('@') || email.chars().any(char::is_control) {
+            return Err(Error::invalid_argument(
+                "Cadenza email must be a non-empty address containing '@' without control \
+                 characters",
+            ));
+        }
+        if password.is_empty() {
+            return Err(Error::invalid_argument("Cadenza password is empty"));
+        }
+        Ok(CadenzaMachine {
+            email,
+            password,
+            refresh_window,
+            rng: SplitMix64::new(jitter_seed),
+            state: State::LoggedOut,
+            in_flight: None,
+            session: None,
+            relogin: false,
+            events: Events::default(),
+            last_error: None,
+        })
+    }
+
+    /// The current (rotated) refresh token, if the session has one.
+    pub fn refresh_token(&self) -> Option<&Secret> {
+        self.session.as_ref()?.refresh_token.as_ref()
+    }
+
+    /// The venue's `expiresAt` (Unix ms) of the current access token.
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        self.session
+            .as_ref()
+            .filter(|s| s.access.is_some())
+            .map(|s| s.expires_at_ms)
+    }
+
+    /// The state's name, for logs and tests: `logged_out`, `logging_in`, `active`,
+    /// `refreshing`, `stopped`.
+    pub fn state_name(&self) -> &'static str {
+        match self.state {
+            State::LoggedOut => "logged_out",
+            State::LoggingIn => "logging_in",
+            State::Active => "active",
+            State::Refreshing => "refreshing",
+            State::Stopped => "stopped",
+        }
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        let mut s = vec![self.password.expose()];
+        if let Some(rt) = self.refresh_token() {
+            s.push(rt.expose());
+        }
+        s
+    }
+
+    fn fail(&mut self, now: Now, error: Error) -> Error {
+        tracing::warn!(venue = "cadenza", account = %self.email, kind = %error.kind(), "{}", error.message());
+        self.events.push(AuthEvent::failed(&error));
+        // Kept for callers that must report why they have no credential (or soon will
+        // not: a stopped machine will not renew the one it still holds).
+        if self.state == State::Stopped || self.credential(now.instant).is_none() {
+            self.last_error = Some(error.clone());
+        }
+        error
+    }
+
+    /// Read and validate the envelope: HTTP status, `success`, and the three `data` fields.
+    fn parse_envelope(
+        &self,
+        now: Now,
+        what: &str,
+        hint: &str,
+        response: &HttpResponse,
+    ) -> std::result::Result<Tokens, EnvelopeError> {
+        let plain = |error: Error| EnvelopeError {
+            error,
+            rotated: None,
+            rejected: false,
+        };
+        let secrets = self.secrets();
+        let value = match common::parse_json(VENUE, what, response) {
+            Ok(v) => v,
+            Err(e) if response.is_success() => return Err(plain(e)),
+            Err(_) => {
+                let detail = common::error_detail(&response.body, &secrets);
+                let error = common::classify_status(
+                    VENUE,
+                    what,
+                    response,
+                    now.unix_ms,
+                    detail.as_deref(),
+                    hint,
+                );
+                return Err(plain(error));
+            }
+        };
+        let Value::Object(mut root) = value else {
+            return Err(plain(
+                Error::protocol(format!(
+                    "{VENUE} {what} answer is JSON but not an object (HTTP {})",
+                    response.status
+                ))
+                .with_status(response.status),
+            ));
+        };
+        if !response.is_success() {
+            let detail = common::error_detail(&response.body, &secrets);
+            let error = common::classify_status(
+                VENUE,
+                what,
+                response,
+                now.unix_ms,
+                detail.as_deref(),
+                hint,
+            );
+            let rejected = matches!(response.status, 400 | 401 | 403)
+                && root.get("success") == Some(&Value::Bool(false));
+            return Err(EnvelopeError {
+                error,
+                rotated: None,
+                rejected,
+            });
+        }
+        match root.get("success") {
+            Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => {
+                let detail = common::error_detail(&response.body, &secrets)
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                return Err(plain(
+                    Error::new(
+                        ErrorKind::ApiError,
+                        format!(
+                            "{VENUE} {what} answered HTTP {} with success:false{detail}",
+                            response.status
+                        ),
+                    )
+                    .with_status(response.status),
+                ));
+            }
+            Some(other) => {
+                return Err(plain(
+                    Error::protocol(format!(
+                        "{VENUE} {what} answer has `success` of type {}, expected a boolean",
+                        common::type_name(other)
+                    ))
+                    .with_status(response.status),
+                ));
+            }
+            None => {
+                return Err(plain(
+                    Error::protocol(format!(
+                        "{VENUE} {what} answer has no `success` flag; check that the base URL \
+                         points at the {VENUE} API"
+                    ))
+                    .with_status(response.status),
+                ));
+            }
+        }
+        let mut data = match root.remove("data") {
+            Some(Value::Object(d)) => d,
+            Some(other) => {
+                return Err(plain(
+                    Error::protocol(format!(
+                        "{VENUE} {what} answer has `data` of type {}, expected an object",
+                        common::type_name(&other)
+                    ))
+                    .with_status(response.status),
+                ));
+            }
+            None => {
+                return Err(plain(
+                    Error::protocol(format!("{VENUE} {what} answer has no `data` object"))
+                        .with_status(response.status),
+                ));
+            }
+        };
+        // The refresh token first: once the venue has rotated it, the old one is dead, so
+        // keep the new one even if the rest of the answer is unusable.
+        let refresh = common::take_string(&mut data, "refreshToken", VENUE, what)
+            .map(Secret::from)
+            .map_err(|e| plain(e.with_status(response.status)))?;
+        let salvage = |error: Error, refresh: Secret| EnvelopeError {
+            error: error.with_status(response.status),
+            rotated: Some(refresh),
+            rejected: false,
+        };
+        let access = match common::take_string(&mut data, "accessToken", VENUE, what) {
+            Ok(a) => Secret::from(a),
+            Err(e) => return Err(salvage(e, refresh)),
+        };
+        if check_token_text(access.expose(), "accessToken").is_err() {
+            return Err(salvage(
+                Error::protocol(format!(
+                    "{VENUE} {what} answer has an `accessToken` with whitespace, control or \
+                     non-ASCII characters; it cannot go into an HTTP header"
+                )),
+                refresh,
+            ));
+        }
+        let expires_at_ms = match data.get("expiresAt") {
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(ms) => ms,
+                None => match n.as_f64() {
+                    Some(f) if f.is_finite() && f > 0.0 && f < u64::MAX as f64 => f as u64,
+                    _ => {
+                        return Err(salvage(
+                            Error::protocol(format!(
+                                "{VENUE} {what} answer has a negative or invalid `expiresAt`"
+                            )),
+                            refresh,
+                        ));
+                    }
+                },
+            },
+            Some(other) => {
+                return Err(salvage(
+                    Error::protocol(format!(
+                        "{VENUE} {what} answer has `expiresAt` of type {}, expected a number \
+                         (Unix milliseconds)",
+                        common::type_name(other)
+                    )),
+                    refresh,
+                ));
+            }
+            None => {
+                return Err(salvage(
+                    Error::protocol(format!("{VENUE} {what} answer has no `expiresAt` field")),
+                    refresh,
+                ));
+            }
+        };
+        if expires_at_ms <= now.unix_ms {
+            return Err(salvage(
+                Error::protocol(format!(
+                    "{VENUE} {what} answer says the token expired at {expires_at_ms} ms, which \
+                     is not after the local clock ({} ms); check the system clock and that \
+                     `expiresAt` is in Unix milliseconds",
+                    now.unix_ms
+                )),
+                refresh,
+            ));
+        }
+        Ok(Tokens {
+            access,
+            refresh,
+            expires_at_ms,
+        })
+    }
+
+    fn install(&mut self, now: Now, tokens: Tokens) -> Result<()> {
+        let deadline = deadline_from_unix_ms(now, tokens.expires_at_ms);
+        let valid_until = safe_valid_until(now.instant, deadline);
+        let access = Credential::bearer(
+            &tokens.access,
+            Some(valid_until),
+            Some(tokens.expires_at_ms),
+        )
+        .map_err(|_| Error::protocol(format!("{VENUE} access token is not valid header text")))?;
+        let refresh_at = common::refresh_at(
+            now.instant,
+            deadline,
+            valid_until,
+            self.refresh_window,
+            Some(&mut self.rng),
+        );
+        self.session = Some(Session {
+            access: Some(access),
+            refresh_token: Some(tokens.refresh),
+            expires_at_ms: tokens.expires_at_ms,
+            refresh_at,
+        });
+        self.state = State::Active;
+        self.last_error = None;
+        Ok(())
+    }
+
+    fn drop_access(&mut self) {
+        if let Some(s) = self.session.as_mut() {
+            s.access = None;
+        }
+    }
+
+    fn drop_expired(&mut self, now: Instant) {
+        if let Some(s) = self.session.as_mut()
+            && s.access.as_ref().is_some_and(|c| !c.is_valid_at(now))
+        {
+            s.access = None;
+        }
+    }
+
+    fn on_login(&mut self, now: Now, response: &HttpResponse) -> Result<()> {
+        let hint = "check the email and password; they are not sent again until \
+                    handle_unauthorized or logout";
+        match self.parse_envelope(now, "login", hint, response) {
+            Ok(tokens) => {
+                self.install(now, tokens).map_err(|e| self.fail(now, e))?;
+                let event = if std::mem::take(&mut self.relogin) {
+                    AuthEvent::ReLoggedIn
+                } else {
+                    AuthEvent::LoggedIn
+                };
+                tracing::info!(venue = "cadenza", account = %self.email, event = event.as_str(), "logged in");
+                self.events.push(event);
+                Ok(())
+            }
+            Err(EnvelopeError { error, .. }) => {
+                // A refused password is never re-sent on its own: 400/401/403 stop the
+                // machine (the venue may lock the account after repeated attempts).
+                self.state = match error.status() {
+                    Some(400 | 401 | 403) => State::Stopped,
+                    _ => State::LoggingIn,
+                };
+                Err(self.fail(now, error))
+            }
+        }
+    }
+
+    fn on_refresh(&mut self, now: Now, response: &HttpResponse) -> Result<()> {
+        let hint = "the refresh token was refused";
+        match self.parse_envelope(now, "token refresh", hint, response) {
+            Ok(tokens) => {
+                self.install(now, tokens).map_err(|e| self.fail(now, e))?;
+                // Even if a 401 arrived meanwhile, this is a fresh token from a refresh.
+                self.relogin = false;
+                tracing::debug!(venue = "cadenza", account = %self.email, "token refreshed");
+                self.events.push(AuthEvent::Refreshed);
+                Ok(())
+            }
+            Err(EnvelopeError {
+                error,
+                rotated,
+                rejected,
+            }) => {
+                let status = error.status().unwrap_or(0);
+                if rejected || matches!(status, 400 | 401 | 403) {
+                    // The refresh token is dead (expired after 7 days, revoked, reused):
+                    // fall back to a full login. This is recovery, not a failure.
+                    tracing::info!(venue = "cadenza", account = %self.email, status, "refresh rejected; logging in again");
+                    if let Some(s) = self.session.as_mut() {
+                        s.refresh_token = None;
+                    }
+                    self.state = State::LoggingIn;
+                    self.relogin = true;
+                    return Ok(());
+                }
+                if let (Some(rt), Some(s)) = (rotated, self.session.as_mut()) {
+                    s.refresh_token = Some(rt);
+                }
+                self.state = State::Refreshing;
+                Err(self.fail(now, error))
+            }
+        }
+    }
+}
+
+impl Machine for CadenzaMachine {
+    fn venue(&self) -> Venue {
+        Venue::Cadenza
+    }
+
+    fn account(&self) -> &str {
+        &self.email
+    }
+
+    fn handle_timeout(&mut self, now: Now) {
+        self.drop_expired(now.instant);
+        if self.state == State::Active
+            && self
+                .session
+                .as_ref()
+                .is_some_and(|s| now.instant >= s.refresh_at)
+        {
+            tracing::debug!(venue = "cadenza", account = %self.email, "refresh window reached");
+            self.state = State::Refreshing;
+        }
+    }
+
+    fn poll_request(&mut self, now: Now) -> Option<HttpRequest> {
+        self.handle_timeout(now);
+        if self.in_flight.is_some() {
+            return None;
+        }
+        if self.state == State::Refreshing && self.refresh_token().is_none() {
+            self.state = State::LoggingIn;
+            self.relogin = true;
+        }
+        match self.state {
+            State::LoggedOut | State::LoggingIn => {
+                let body = LoginBody {
+                    email: &self.email,
+                    password: self.password.expose(),
+                };
+                let mut buf = Vec::with_capacity(64 + self.email.len() + self.password.len() * 2);
+                serde_json::to_writer(&mut buf, &body).ok()?;
+                self.state = State::LoggingIn;
+                self.in_flight = Some(Sent::Login);
+                Some(HttpRequest::json(Method::Post, LOGIN_PATH, buf))
+            }
+            State::Refreshing => {
+                let rt = self.refresh_token()?;
+                let body = RefreshBody {
+                    refresh_token: rt.expose(),
+                };
+                let mut buf = Vec::with_capacity(32 + rt.len() * 2);
+                serde_json::to_writer(&mut buf, &body).ok()?;
+                self.in_flight = Some(Sent::Refresh);
+                Some(HttpRequest::json(Method::Post, REFRESH_PATH, buf))
+            }
+            State::Active | State::Stopped => None,
+        }
+    }
+
+    fn handle_response(&mut self, now: Now, mut response: HttpResponse) -> Result<()> {
+        let Some(sent) = self.in_flight.take() else {
+            response.body.zeroize();
+            return Err(Error::invalid_argument(
+                "Cadenza got a response but no request is in flight; it was ignored",
+            ));
+        };
+        let result = match sent {
+            Sent::Login => self.on_login(now, &response),
+            Sent::Refresh => self.on_refresh(now, &response),
+        };
+        // The body held tokens; wipe our copy.
+        response.body.zeroize();
+        result
+    }
+
+    fn handle_transport_error(&mut self, now: Now, error: &Error) {
+        if self.in_flight.take().is_some() {
+            // The state (LoggingIn / Refreshing) is unchanged, so the next poll_request
+            // re-sends the same kind of request.
+            self.fail(now, error.clone());
+        }
+    }
+
+    fn handle_unauthorized(&mut self, now: Now) {
+        let _ = now;
+        self.drop_access();
+        match self.state {
+            State::Active | State::Refreshing if self.in_flight.is_none() => {
+                // A 401 on a token we believed valid: the session is gone server-side, so a
+                // full login (the page: re-authenticate), not a refresh.
+                if let Some(s) = self.session.as_mut() {
+                    s.refresh_token = None;
+                }
+                self.state = State::LoggingIn;
+                self.relogin = true;
+            }
+            State::Stopped => {
+                self.state = State::LoggingIn;
+                self.last_error = None;
+            }
+            // A login or refresh is already due or in flight: it brings a fresh token.
+            _ => {}
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let session = self.session.as_ref()?;
+        match self.state {
+            State::Active => Some(session.refresh_at),
+            _ => session.access.as_ref().and_then(Credential::valid_until),
+        }
+    }
+
+    fn credential(&self, now: Instant) -> Option<Credential> {
+        self.session
+            .as_ref()?
+            .access
+            .as_ref()
+            .filter(|c| c.is_valid_at(now))
+            .cloned()
+    }
+
+    fn poll_event(&mut self) -> Option<AuthEvent> {
+        self.events.pop()
+    }
+
+    fn is_busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    fn logout(&mut self) {
+        // Dropping the session zeroes the tokens (Secret is zeroize-on-drop).
+        self.session = None;
+        self.state = State::LoggedOut;
+        self.in_flight = None;
+        self.relogin = false;
+        self.last_error = None;
+    }
+}
+
+impl fmt::Debug for CadenzaMachine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CadenzaMachine")
+            .field("account", &self.email)
+            .field("state", &self.state_name())
+            .field("in_flight", &self.in_flight)
+            .field(
+                "has_access_token",
+                &self.session.as_ref().is_some_and(|s| s.access.is_some()),
+            )
+            .field("expires_at_ms", &self.expires_at_ms())
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,921 @@
+//! Cascade matcher: prove control of a delegate key by signing a server challenge.
+//!
+//! `GET /auth?account=DEPOSIT` gives `{message, server_signature, signing_payload}`; the
+//! delegate key EIP-191-signs `signing_payload` (`personal_sign`); `POST /auth` with
+//! `{message, signature, server_signature}` gives `{token, claims}`. The token is the
+//! bearer for HTTP and for the WebSocket's JSON-RPC `auth` call.
+//!
+//! States: `NoToken -> AwaitingChallenge -> AwaitingSession -> Active`; near expiry the
+//! flow runs again while the old token is still handed out. A challenge older than its
+//! nonce lifetime (by our own monotonic receive time) is discarded, never posted.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::hex;
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use zeroize::Zeroize;
+
+use crate::credential::{AUTHORIZATION, Credential, check_token_text, safe_valid_until};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::AuthEvent;
+use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::machine::common::{self, Events};
+use crate::machine::{Machine, Venue, WsAuthReply};
+use crate::secret::Secret;
+use crate::time::{Now, SplitMix64, deadline_from_unix_ms, safety_margin};
+
+/// Path of both the challenge (`GET`) and its answer (`POST`).
+pub const AUTH_PATH: &str = "/auth";
+/// Token lifetime assumed when neither `claims.exp` nor the JWT's `exp` says.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// The page's "nonce expires after five minutes".
+pub const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
+/// Start a new challenge this long before the token expires (capped at lifetime/4).
+pub const DEFAULT_REFRESH_WINDOW: Duration = Duration::from_secs(60);
+/// JSON-RPC error code the venue uses for a refused bearer token.
+pub const WS_INVALID_TOKEN_CODE: i64 = -32001;
+
+const VENUE: &str = "Cascade";
+
+/// What a Cascade session needs.
+#[derive(Debug, Clone)]
+pub struct CascadeConfig {
+    /// The deposit address (the account), `0x` + 40 hex, any case.
+    pub deposit_address: String,
+    /// The delegate's secp256k1 private key, 64 hex characters with or without `0x`.
+    pub delegate_private_key: Secret,
+    /// Token lifetime assumed if the session answer states none (default 3600 s).
+    pub default_token_ttl: Duration,
+    /// How long a challenge nonce lives (default 300 s); a challenge older than this minus
+    /// a margin is re-requested instead of posted.
+    pub nonce_lifetime: Duration,
+    /// How long before expiry to re-authenticate (default 60 s, capped at lifetime/4).
+    pub refresh_window: Duration,
+    /// Seed of the refresh jitter.
+    pub jitter_seed: u64,
+}
+
+impl CascadeConfig {
+    /// A config with the defaults; the jitter seed is derived from the deposit address.
+    pub fn new(
+        deposit_address: impl Into<String>,
+        delegate_private_key: impl Into<Secret>,
+    ) -> Self {
+        let deposit_address = deposit_address.into();
+        let seed = deposit_address
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3)
+            });
+        CascadeConfig {
+            deposit_address,
+            delegate_private_key: delegate_private_key.into(),
+            default_token_ttl: DEFAULT_TOKEN_TTL,
+            nonce_lifetime: DEFAULT_NONCE_LIFETIME,
+            refresh_window: DEFAULT_REFRESH_WINDOW,
+            jitter_seed: seed,
+        }
+    }
+
+    /// Set the default token lifetime.
+    #[must_use]
+    pub fn with_default_token_ttl(mut self, ttl: Duration) -> Self {
+        self.default_token_ttl = ttl;
+        self
+    }
+
+    /// Set the nonce lifetime.
+    #[must_use]
+    pub fn with_nonce_lifetime(mut self, lifetime: Duration) -> Self {
+        self.nonce_lifetime = lifetime;
+        self
+    }
+
+    /// Set the refresh window.
+    #[must_use]
+    pub fn with_refresh_window(mut self, window: Duration) -> Self {
+        self.refresh_window = window;
+        self
+    }
+
+    /// Set the jitter seed.
+    #[must_use]
+    pub fn with_jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = seed;
+        self
+    }
+}
+
+/// Check an Ethereum address: `0x` + 40 hex digits, any case (no EIP-55 enforcement).
+/// `what` names the input in the error; the value itself is never echoed, in case a
+/// private key was pasted into the wrong field.
+fn check_address(address: &str, what: &str) -> Result<()> {
+    let Some(hex_part) = address
+        .strip_prefix("0x")
+        .or_else(|| address.strip_prefix("0X"))
+    else {
+        return Err(Error::invalid_argument(format!(
+            "{what} must start with 0x followed by 40 hex characters"
+        )));
+    };
+    if hex_part.len() != 40 {
+        return Err(Error::invalid_argument(format!(
+            "{what} must be 0x followed by 40 hex characters; it has {} after 0x",
+            hex_part.len()
+        )));
+    }
+    if !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::invalid_argument(format!(
+            "{what} contains a character that is not a hex digit"
+        )));
+    }
+    Ok(())
+}
+
+/// Parse a 32-byte secp256k1 private key given as hex, with or without `0x`. Errors name
+/// the problem (length, non-hex, out of range) and never the key.
+fn parse_private_key(key: &str) -> Result<PrivateKeySigner> {
+    let key = key.trim();
+    let hex_part = key
+        .strip_prefix("0x")
+        .or_else(|| key.strip_prefix("0X"))
+        .unwrap_or(key);
+    if hex_part.len() != 64 {
+        let hint = if hex_part.len() == 40 {
+            " (that is the length of an address, not a private key)"
+        } else {
+            ""
+        };
+        return Err(Error::invalid_argument(format!(
+            "delegate private key must be 64 hex characters (32 bytes), with or without 0x; \
+             it has {}{hint}",
+            hex_part.len()
+        )));
+    }
+    if !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::invalid_argument(
+            "delegate private key contains a character that is not a hex digit",
+        ));
+    }
+    let mut bytes = [0u8; 32];
+    let decoded = hex::decode_to_slice(hex_part, &mut bytes);
+    let signer = match decoded {
+        Ok(()) => PrivateKeySigner::from_slice(&bytes).map_err(|_| {
+            Error::invalid_argument(
+                "delegate private key is not a valid secp256k1 key (zero or not below the \
+                 curve order)",
+            )
+        }),
+        Err(_) => Err(Error::invalid_argument(
+            "delegate private key is not valid hex",
+        )),
+    };
+    bytes.zeroize();
+    signer
+}
+
+/// EIP-191 `personal_sign` of `message` with a hex private key: `0x` + 130 hex (r, s,
+/// v with v = 27/28), what eth_account's `Account.sign_message(encode_defunct(..))` and
+/// viem's `signMessage` give.
+pub fn eip191_sign(private_key_hex: &str, message: &[u8]) -> Result<String> {
+    let signer = parse_private_key(private_key_hex)?;
+    sign_with(&signer, message)
+}
+
+fn sign_with(signer: &PrivateKeySigner, message: &[u8]) -> Result<String> {
+    let signature = signer.sign_message_sync(message).map_err(|e| {
+        Error::new(
+            ErrorKind::Signing,
+            format!("the delegate key could not sign the Cascade challenge ({e})"),
+        )
+    })?;
+    let bytes = signature.as_bytes();
+    let mut out = String::with_capacity(132);
+    out.push_str("0x");
+    out.push_str(&hex::encode(bytes));
+    Ok(out)
+}
+
+/// The WebSocket `auth` call for a credential:
+/// `{"jsonrpc":"2.0","id":ID,"method":"auth","params":{"bearer":TOKEN}}`.
+pub fn ws_auth_message(credential: &Credential, id: impl Into<Value>) -> Result<String> {
+    if credential.header_name() != AUTHORIZATION
+        || !credential.header_value().starts_with("Bearer ")
+    {
+        return Err(Error::invalid_argument(
+            "the Cascade WebSocket auth message needs a bearer credential",
+        ));
+    }
+    #[derive(Serialize)]
+    struct Params<'a> {
+        bearer: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Call<'a> {
+        jsonrpc: &'static str,
+        id: Value,
+        method: &'static str,
+        params: Params<'a>,
+    }
+    let call = Call {
+        jsonrpc: "2.0",
+        id: id.into(),
+        method: "auth",
+        params: Params {
+            bearer: credential.token(),
+        },
+    };
+    serde_json::to_string(&call)
+        .map_err(|e| Error::invalid_argument(format!("the JSON-RPC id cannot be serialized ({e})")))
+}
+
+/// Interpret a Cascade WebSocket message: a JSON-RPC `result` is `Authenticated`, an
+/// `error` about the bearer token (code -32001, or a message naming the token / auth) is
+/// `Rejected`, anything else (notifications, other errors, non-JSON) is `Unrelated`.
+///
+/// Any `result` counts, so call it while awaiting the auth reply, or use
+/// [`parse_ws_reply_with_id`] to match the id.
+pub fn parse_ws_reply(text: &str) -> WsAuthReply {
+    parse_rpc(text, None)
+}
+
+/// Like [`parse_ws_reply`] but only for the reply whose `id` equals the auth call's; every
+/// error with that id is a rejection.
+pub fn parse_ws_reply_with_id(text: &str, id: &Value) -> WsAuthReply {
+    parse_rpc(text, Some(id))
+}
+
+fn parse_rpc(text: &str, id: Option<&Value>) -> WsAuthReply {
+    let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(text) else {
+        return WsAuthReply::Unrelated;
+    };
+    if obj.contains_key("method") {
+        // A request or notification from the server, not a reply.
+        return WsAuthReply::Unrelated;
+    }
+    let id_matches = match id {
+        Some(want) => obj.get("id") == Some(want),
+        None => true,
+    };
+    if let Some(error) = obj.get("error") {
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .or_else(|| error.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let code = error.get("code").and_then(Value::as_i64);
+        let lower = message.to_ascii_lowercase();
+        let about_auth = code == Some(WS_INVALID_TOKEN_CODE)
+            || ["bearer", "token", "auth", "unauthori"]
+                .iter()
+                .any(|k| lower.contains(k));
+        return if (id.is_some() && id_matches) || (id.is_none() && about_auth) {
+            WsAuthReply::Rejected {
+                message: common::sanitize(&message, &[]),
+            }
+        } else {
+            WsAuthReply::Unrelated
+        };
+    }
+    match obj.remove("result") {
+        Some(detail) if id_matches => WsAuthReply::Authenticated { detail },
+        _ => WsAuthReply::Unrelated,
+    }
+}
+
+/// Whether a Rejected reply means the venue refused the token itself.
+fn is_invalid_bearer(text: &str, message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("invalid bearer token")
+        || serde_json::from_str::<Value>(text).ok().is_some_and(|v| {
+            v.get("error")
+                .and_then(|e| e.get("code"))
+                .and_then(Value::as_i64)
+                == Some(WS_INVALID_TOKEN_CODE)
+        })
+}
+
+/// A validated, signed challenge ready to post.
+struct Prepared {
+    body: Vec<u8>,
+    stale_at: Instant,
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        self.body.zeroize();
+    }
+}
+
+enum Phase {
+    /// Nothing to send now (no token yet: the next poll starts a challenge).
+    Idle,
+    /// `GET /auth` is due or in flight.
+    Challenge,
+    /// `POST /auth` is due or in flight.
+    Answer(Prepared),
+    /// The venue refused the signer; nothing is sent until `handle_unauthorized`/`logout`.
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Challenge,
+    Answer,
+}
+
+struct Session {
+    credential: Credential,
+    claims: Option<Value>,
+    refresh_at: Instant,
+}
+
+/// The Cascade state machine.
+pub struct CascadeMachine {
+    address: String,
+    signer: PrivateKeySigner,
+    delegate_address: String,
+    default_token_ttl: Duration,
+    nonce_lifetime: Duration,
+    refresh_window: Duration,
+    rng: SplitMix64,
+    phase: Phase,
+    in_flight: Option<Sent>,
+    session: Option<Session>,
+    /// Whether a session was ever established (first success is `LoggedIn`).
+    had_session: bool,
+    /// The next success replaces a session the venue refused (`ReLoggedIn`).
+    relogin: bool,
+    events: Events,
+    last_error: Option<Error>,
+}
+
+impl CascadeMachine {
+    /// Validate the deposit address and delegate key and make a machine with no token.
+    pub fn new(config: CascadeConfig) -> Result<Self> {
+        let CascadeConfig {
+            deposit_address,
+            delegate_private_key,
+            default_token_ttl,
+            nonce_lifetime,
+            refresh_window,
+            jitter_seed,
+        } = config;
+        let address = deposit_address.trim().to_owned();
+        check_address(&address, "Cascade deposit address")?;
+        let signer = parse_private_key(delegate_private_key.expose())?;
+        drop(delegate_private_key);
+        if default_token_ttl.is_zero() {
+            return Err(Error::invalid_argument(
+                "Cascade default token ttl must be positive",
+            ));
+        }
+        if nonce_lifetime < Duration::from_secs(1) {
+            return Err(Error::invalid_argument(
+                "Cascade nonce lifetime must be at least 1 second",
+            ));
+        }
+        let delegate_address = signer.address().to_checksum(None);
+        Ok(CascadeMachine {
+            address,
+            signer,
+            delegate_address,
+            default_token_ttl,
+            nonce_lifetime,
+            refresh_window,
+            rng: SplitMix64::new(jitter_seed),
+            phase: Phase::Idle,
+            in_flight: None,
+            session: None,
+            had_session: false,
+            relogin: false,
+            events: Events::default(),
+            last_error: None,
+        })
+    }
+
+    /// The deposit address (the account), as configured.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The delegate's address (EIP-55 checksummed), derived from its key.
+    pub fn delegate_address(&self) -> &str {
+        &self.delegate_address
+    }
+
+    /// The `claims` of the current session, as the venue sent them.
+    pub fn claims(&self) -> Option<&Value> {
+        self.session.as_ref()?.claims.as_ref()
+    }
+
+    /// The venue's expiry (Unix ms) of the current token.
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        self.session.as_ref()?.credential.expires_at_ms()
+    }
+
+    /// The state's name for logs and tests: `no_token`, `active`, `awaiting_challenge`,
+    /// `awaiting_session`, `stopped`.
+    pub fn state_name(&self) -> &'static str {
+        match (&self.phase, &self.session) {
+            (Phase::Idle, None) => "no_token",
+            (Phase::Idle, Some(_)) => "active",
+            (Phase::Challenge, _) => "awaiting_challenge",
+            (Phase::Answer(_), _) => "awaiting_session",
+            (Phase::Stopped, _) => "stopped",
+        }
+    }
+
+    fn fail(&mut self, now: Now, error: Error) -> Error {
+        tracing::warn!(venue = "cascade", account = %self.address, kind = %error.kind(), "{}", error.message());
+        self.events.push(AuthEvent::failed(&error));
+        // Kept for callers that must report why they have no credential (or soon will
+        // not: a stopped machine will not renew the one it still holds).
+        if matches!(self.phase, Phase::Stopped) || self.credential(now.instant).is_none() {
+            self.last_error = Some(error.clone());
+        }
+        error
+    }
+
+    /// Drop expired state and start/abandon flows as time requires.
+    fn advance(&mut self, now: Now) {
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| !s.credential.is_valid_at(now.instant))
+        {
+            self.session = None;
+        }
+        match &self.phase {
+            Phase::Idle
+                if self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| now.instant >= s.refresh_at) =>
+            {
+                tracing::debug!(venue = "cascade", account = %self.address, "refresh window reached");
+                self.phase = Phase::Challenge;
+            }
+            Phase::Answer(p) if self.in_flight.is_none() && now.instant >= p.stale_at => {
+                // Posting it would only earn "nonce expired"; fetch a fresh one instead.
+                let e = Error::new(
+                    ErrorKind::ChallengeExpired,
+                    "Cascade challenge outlived its nonce before it could be posted; \
+                     requesting a new one",
+                )
+                .with_retryable(true);
+                tracing::debug!(venue = "cascade", account = %self.address, "stale challenge discarded");
+                self.events.push(AuthEvent::failed(&e));
+                self.phase = Phase::Challenge;
+            }
+            _ => {}
+        }
+    }
+
+    /// Validate a challenge answer and sign it into the POST body.
+    fn prepare(&self, now: Now, response: &HttpResponse) -> Result<Prepared> {
+        let status = response.status;
+        let proto = |m: String| Error::protocol(m).with_status(status);
+        let value = common::parse_json(VENUE, "challenge", response)?;
+        let Value::Object(mut root) = value else {
+            return Err(proto(format!(
+                "{VENUE} challenge answer is not a JSON object"
+            )));
+        };
+        let message = match root.remove("message") {
+            Some(Value::Object(m)) => m,
+            Some(other) => {
+                return Err(proto(format!(
+                    "{VENUE} challenge `message` is of type {}, expected an object",
+                    common::type_name(&other)
+                )));
+            }
+            None => return Err(proto(format!("{VENUE} challenge has no `message` object"))),
+        };
+        let field = |obj: &Map<String, Value>, name: &str, in_what: &str| -> Result<String> {
+            match obj.get(name) {
+                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                Some(Value::String(_)) => Err(proto(format!(
+                    "{VENUE} challenge {in_what}`{name}` is empty"
+                ))),
+                Some(other) => Err(proto(format!(
+                    "{VENUE} challenge {in_what}`{name}` is of type {}, expected a string",
+                    common::type_name(other)
+                ))),
+                None => Err(proto(format!("{VENUE} challenge has no {in_what}`{name}`"))),
+            }
+        };
+        let account = field(&message, "account", "message.")?;
+        let nonce = field(&message, "nonce", "message.")?;
+        field(&message, "timestamp", "message.")?;
+        let server_signature = field(&root, "server_signature", "")?;
+        let signing_payload = field(&root, "signing_payload", "")?;
+        if !account.eq_ignore_ascii_case(&self.address) {
+            return Err(proto(format!(
+                "{VENUE} challenge is for account {}, not the configured deposit address {}; \
+                 check the base URL and the deposit address",
+                common::sanitize(&account, &[]),
+                self.address
+            )));
+        }
+        let payload: Map<String, Value> = match serde_json::from_str(&signing_payload) {
+            Ok(Value::Object(p)) => p,
+            _ => {
+                return Err(proto(format!(
+                    "{VENUE} challenge `signing_payload` is not a JSON object text"
+                )));
+            }
+        };
+        let payload_account = field(&payload, "account", "signing_payload.")?;
+        if !payload_account.eq_ignore_ascii_case(&self.address) {
+            return Err(proto(format!(
+                "{VENUE} challenge asks to sign for account {}, not the configured deposit \
+                 address {}; refusing to sign it",
+                common::sanitize(&payload_account, &[]),
+                self.address
+            )));
+        }
+        if let Some(p_nonce) = payload.get("nonce")
+            && p_nonce.as_str() != Some(nonce.as_str())
+        {
+            return Err(proto(format!(
+                "{VENUE} challenge `signing_payload` names a different nonce than `message`; \
+                 refusing to sign it"
+            )));
+        }
+        let signature = sign_with(&self.signer, signing_payload.as_bytes())?;
+        #[derive(Serialize)]
+        struct Answer<'a> {
+            message: &'a Map<String, Value>,
+            signature: &'a str,
+            server_signature: &'a str,
+        }
+        let body = serde_json::to_vec(&Answer {
+            message: &message,
+            signature: &signature,
+            server_signature: &server_signature,
+        })
+        .map_err(|e| proto(format!("{VENUE} challenge answer cannot be encoded ({e})")))?;
+        let margin = safety_margin(self.nonce_lifetime);
+        let stale_at = common::after(now.instant, self.nonce_lifetime.saturating_sub(margin));
+        Ok(Prepared { body, stale_at })
+    }
+
+    /// Validate a session answer `{token, claims}` and work out its expiry.
+    fn open_session(&mut self, now: Now, response: &HttpResponse) -> Result<Session> {
+        let status = response.status;
+        let proto = |m: String| Error::protocol(m).with_status(status);
+        let value = common::parse_json(VENUE, "session", response)?;
+        let Value::Object(mut root) = value else {
+            return Err(proto(format!(
+                "{VENUE} session answer is not a JSON object"
+            )));
+        };
+        let token = Secret::from(
+            common::take_string(&mut root, "token", VENUE, "session")
+                .map_err(|e| e.with_status(status))?,
+        );
+        if check_token_text(token.expose(), "token").is_err() {
+            return Err(proto(format!(
+                "{VENUE} session token contains whitespace, control or non-ASCII characters; it \
+                 cannot go into an HTTP header"
+            )));
+        }
+        let claims = match root.remove("claims") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(c)) => Some(c),
+            Some(other) => {
+                return Err(proto(format!(
+                    "{VENUE} session `claims` is of type {}, expected an object",
+                    common::type_name(&other)
+                )));
+            }
+        };
+        let claims_exp = match claims.as_ref().and_then(|c| c.get("exp")) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(exp_seconds(v).ok_or_else(|| {
+                proto(format!(
+                    "{VENUE} session `claims.exp` is {}, expected a positive number of Unix seconds",
+                    common::type_name(v)
+                ))
+            })?),
+        };
+        let expires_at_ms = match claims_exp.or_else(|| jwt_exp(token.expose())) {
+            Some(secs) => secs.saturating_mul(1000),
+            None => now.unix_ms.saturating_add(
+                u64::try_from(self.default_token_ttl.as_millis()).unwrap_or(u64::MAX),
+            ),
+        };
+        if expires_at_ms <= now.unix_ms {
+            return Err(proto(format!(
+                "{VENUE} session token expired at {expires_at_ms} ms, which is not after the \
+                 local clock ({} ms); check the system clock",
+                now.unix_ms
+            )));
+        }
+        let deadline = deadline_from_unix_ms(now, expires_at_ms);
+        let valid_until = safe_valid_until(now.instant, deadline);
+        let credential = Credential::bearer(&token, Some(valid_until), Some(expires_at_ms))
+            .map_err(|_| proto(format!("{VENUE} session token is not valid header text")))?;
+        let refresh_at = common::refresh_at(
+            now.instant,
+            deadline,
+            valid_until,
+            self.refresh_window,
+            Some(&mut self.rng),
+        );
+        Ok(Session {
+            credential,
+            claims: claims.map(Value::Object),
+            refresh_at,
+        })
+    }
+
+    fn on_challenge(&mut self, now: Now, response: &HttpResponse) -> Result<()> {
+        if !response.is_success() {
+            let detail = common::error_detail(&response.body, &[]);
+            let e = common::classify_status(
+                VENUE,
+                "challenge request",
+                response,
+                now.unix_ms,
+                detail.as_deref(),
+                "check the deposit address",
+            );
+            self.phase = Phase::Challenge;
+            return Err(self.fail(now, e));
+        }
+        match self.prepare(now, response) {
+            Ok(prepared) => {
+                self.phase = Phase::Answer(prepared);
+                Ok(())
+            }
+            Err(e) => {
+                self.phase = Phase::Challenge;
+                Err(self.fail(now, e))
+            }
+        }
+    }
+
+    fn on_answer(&mut self, now: Now, response: &HttpResponse) -> Result<()> {
+        if !response.is_success() {
+            let detail = common::error_detail(&response.body, &[]);
+            let lower = detail.as_deref().unwrap_or("").to_ascii_lowercase();
+            let status = response.status;
+            let nonce_problem = (lower.contains("nonce") || lower.contains("challenge"))
+                && (lower.contains("expired") || lower.contains("used"));
+            let e = if nonce_problem && (400..500).contains(&status) {
+                // A fresh challenge will do: not the key's fault.
+                self.phase = Phase::Challenge;
+                Error::new(
+                    ErrorKind::ChallengeExpired,
+                    format!(
+                        "{VENUE} refused the challenge answer with HTTP {status} ({}); a new \
+                         challenge will be requested",
+                        detail.as_deref().unwrap_or("nonce expired or used")
+                    ),
+                )
+                .with_status(status)
+                .with_retryable(true)
+            } else {
+                let hint = if lower.contains("not authorized") {
+                    "the delegate key is not authorized for this deposit address; add the \
+                     delegate in the trading UI"
+                } else {
+                    "check that the delegate key is a delegate of the deposit address"
+                };
+                let e = common::classify_status(
+                    VENUE,
+                    "challenge answer",
+                    response,
+                    now.unix_ms,
+                    detail.as_deref(),
+                    hint,
+                );
+                if e.kind() == ErrorKind::Unauthorized {
+                    // The same key would be refused again: stop until told otherwise.
+                    self.phase = Phase::Stopped;
+                } else if !e.is_retryable() {
+                    self.phase = Phase::Challenge;
+                }
+                // Otherwise (busy, 5xx/429) the phase still holds the prepared answer, so
+                // the same answer is re-posted while it is fresh (advance() discards it
+                // once stale).
+                e
+            };
+            return Err(self.fail(now, e));
+        }
+        match self.open_session(now, response) {
+            Ok(session) => {
+                let event = if std::mem::take(&mut self.relogin) {
+                    AuthEvent::ReLoggedIn
+                } else if self.had_session {
+                    AuthEvent::Refreshed
+                } else {
+                    AuthEvent::LoggedIn
+                };
+                tracing::info!(venue = "cascade", account = %self.address, event = event.as_str(), "session opened");
+                self.session = Some(session);
+                self.had_session = true;
+                self.phase = Phase::Idle;
+                self.last_error = None;
+                self.events.push(event);
+                Ok(())
+            }
+            Err(e) => {
+                // The nonce is spent either way; start over with a fresh challenge.
+                self.phase = Phase::Challenge;
+                Err(self.fail(now, e))
+            }
+        }
+    }
+}
+
+/// A JSON number of Unix seconds (integer, or a float rounded down).
+fn exp_seconds(v: &Value) -> Option<u64> {
+    let n = v.as_number()?;
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.is_finite() && *f > 0.0 && *f < u64::MAX as f64)
+            .map(|f| f as u64)
+    })
+}
+
+/// The `exp` claim of a JWT, read without verifying it (we are not the audience; the
+/// venue verifies). `None` if the token is not a JWT or has no numeric `exp`.
+fn jwt_exp(token: &str) -> Option<u64> {
+    let mut parts = token.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    exp_seconds(claims.get("exp")?)
+}
+
+impl Machine for CascadeMachine {
+    fn venue(&self) -> Venue {
+        Venue::Cascade
+    }
+
+    fn account(&self) -> &str {
+        &self.address
+    }
+
+    fn handle_timeout(&mut self, now: Now) {
+        self.advance(now);
+    }
+
+    fn poll_request(&mut self, now: Now) -> Option<HttpRequest> {
+        self.advance(now);
+        if self.in_flight.is_some() {
+            return None;
+        }
+        if matches!(self.phase, Phase::Idle) && self.session.is_none() {
+            self.phase = Phase::Challenge;
+        }
+        match &self.phase {
+            Phase::Challenge => {
+                self.in_flight = Some(Sent::Challenge);
+                Some(HttpRequest {
+                    method: Method::Get,
+                    path: format!("{AUTH_PATH}?account={}", self.address),
+                    headers: vec![("accept".to_owned(), "application/json".to_owned())],
+                    body: Vec::new(),
+                })
+            }
+            Phase::Answer(p) => {
+                let request = HttpRequest::json(Method::Post, AUTH_PATH, p.body.clone());
+                self.in_flight = Some(Sent::Answer);
+                Some(request)
+            }
+            Phase::Idle | Phase::Stopped => None,
+        }
+    }
+
+    fn handle_response(&mut self, now: Now, mut response: HttpResponse) -> Result<()> {
+        let Some(sent) = self.in_flight.take() else {
+            response.body.zeroize();
+            return Err(Error::invalid_argument(
+                "Cascade got a response but no request is in flight; it was ignored",
+            ));
+        };
+        let result = match sent {
+            Sent::Challenge => self.on_challenge(now, &response),
+            Sent::Answer => self.on_answer(now, &response),
+        };
+        response.body.zeroize();
+        result
+    }
+
+    fn handle_transport_error(&mut self, now: Now, error: &Error) {
+        if self.in_flight.take().is_some() {
+            // Phase unchanged: the same request goes out again (a re-posted answer that
+            // the venue already consumed earns "nonce already used" -> new challenge).
+            self.fail(now, error.clone());
+        }
+    }
+
+    fn handle_unauthorized(&mut self, now: Now) {
+        let _ = now;
+        if self.session.take().is_some() {
+            self.relogin = true;
+        }
+        match self.phase {
+            Phase::Idle => self.phase = Phase::Challenge,
+            Phase::Stopped => {
+                self.phase = Phase::Challenge;
+                self.last_error = None;
+            }
+            // A challenge flow is already under way and brings a fresh token.
+            Phase::Challenge | Phase::Answer(_) => {}
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let expiry = self
+            .session
+            .as_ref()
+            .and_then(|s| s.credential.valid_until());
+        let work = match &self.phase {
+            Phase::Idle => self.session.as_ref().map(|s| s.refresh_at),
+            Phase::Answer(p) if self.in_flight.is_none() => Some(p.stale_at),
+            _ => None,
+        };
+        match (work, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn credential(&self, now: Instant) -> Option<Credential> {
+        self.session
+            .as_ref()
+            .map(|s| &s.credential)
+            .filter(|c| c.is_valid_at(now))
+            .cloned()
+    }
+
+    fn poll_event(&mut self) -> Option<AuthEvent> {
+        self.events.pop()
+    }
+
+    fn is_busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    fn logout(&mut self) {
+        self.session = None;
+        self.phase = Phase::Idle;
+        self.in_flight = None;
+        self.had_session = false;
+        self.relogin = false;
+        self.last_error = None;
+    }
+
+    fn ws_auth_message(&self, now: Instant, id: Value) -> Result<String> {
+        let credential = self.credential(now).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthorized,
+                "no valid Cascade token at this moment; authenticate over HTTP first",
+            )
+        })?;
+        ws_auth_message(&credential, id)
+    }
+
+    fn handle_ws_reply(&mut self, now: Now, text: &str) -> WsAuthReply {
+        let reply = parse_ws_reply(text);
+        if let WsAuthReply::Rejected { message } = &reply
+            && is_invalid_bearer(text, message)
+        {
+            self.handle_unauthorized(now);
+        }
+        reply
+    }
+}
+
+impl fmt::Debug for CascadeMachine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CascadeMachine")
+            .field("account", &self.address)
+            .field("delegate", &self.delegate_address)
+            .field("state", &self.state_name())
+            .field("in_flight", &self.in_flight)
+            .field("expires_at_ms", &self.expires_at_ms())
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
+}

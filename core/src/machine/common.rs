@@ -1,0 +1,308 @@
+//! Pieces every machine shares: the event queue, JSON parsing of venue answers, and the
+//! classification of failed answers into [`Error`]s.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::error::{Error, ErrorKind};
+use crate::event::AuthEvent;
+use crate::http::HttpResponse;
+use crate::time::{SplitMix64, instant_after};
+
+/// Events kept if the driver never drains them; the oldest are dropped first so memory
+/// stays bounded.
+const MAX_EVENTS: usize = 256;
+
+/// Longest venue-provided text copied into an error message.
+const MAX_DETAIL: usize = 200;
+
+/// A bounded FIFO of events.
+#[derive(Debug, Default)]
+pub(crate) struct Events(VecDeque<AuthEvent>);
+
+impl Events {
+    pub(crate) fn push(&mut self, event: AuthEvent) {
+        if self.0.len() == MAX_EVENTS {
+            self.0.pop_front();
+        }
+        self.0.push_back(event);
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<AuthEvent> {
+        self.0.pop_front()
+    }
+}
+
+/// Parse a venue answer as JSON, or explain why it is not.
+pub(crate) fn parse_json(venue: &str, what: &str, response: &HttpResponse) -> Result<Value, Error> {
+    serde_json::from_slice::<Value>(&response.body).map_err(|e| {
+        Error::protocol(format!(
+            "{venue} {what} answer is not JSON (HTTP {}, {} bytes, {}); check that the base \
+             URL points at the {venue} API",
+            response.status,
+            response.body.len(),
+            e.classify_name()
+        ))
+        .with_status(response.status)
+    })
+}
+
+/// serde_json's error category without the position text (which could quote the body).
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "unexpected data",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}
+
+/// Take a required non-empty string field out of a JSON object (moved, not copied, so the
+/// caller can wrap a token in a `Secret` without leaving a copy behind).
+pub(crate) fn take_string(
+    obj: &mut serde_json::Map<String, Value>,
+    field: &str,
+    venue: &str,
+    what: &str,
+) -> Result<String, Error> {
+    match obj.remove(field) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::String(_)) => Err(Error::protocol(format!(
+            "{venue} {what} answer has an empty `{field}`"
+        ))),
+        Some(other) => Err(Error::protocol(format!(
+            "{venue} {what} answer has `{field}` of type {}, expected a string",
+            type_name(&other)
+        ))),
+        None => Err(Error::protocol(format!(
+            "{venue} {what} answer has no `{field}` field"
+        ))),
+    }
+}
+
+/// The JSON type of a value, for messages.
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// A venue-provided text made safe for an error message: control characters replaced,
+/// length capped, and any known secret blotted out in case the venue echoed it.
+pub(crate) fn sanitize(text: &str, secrets: &[&str]) -> String {
+    let mut s: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        if s.contains(secret) {
+            s = s.replace(secret, "[REDACTED]");
+        }
+    }
+    if s.chars().count() > MAX_DETAIL {
+        s = s.chars().take(MAX_DETAIL).collect::<String>() + "...";
+    }
+    s.trim().to_owned()
+}
+
+/// The error text inside a venue's error answer, whichever common shape it uses:
+/// `{"error":{"code","message"}}`, `{"error":"..."}`, `{"message":"..."}`,
+/// `{"code":..,"message":..}`; or a short plain-text body.
+pub(crate) fn error_detail(body: &[u8], secrets: &[&str]) -> Option<String> {
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => json_error_text(&v)?,
+        Err(_) => {
+            let t = std::str::from_utf8(body).ok()?.trim();
+            if t.is_empty() || t.starts_with('<') {
+                // Empty, or an HTML error page from a proxy: nothing useful to quote.
+                return None;
+            }
+            t.to_owned()
+        }
+    };
+    let s = sanitize(&text, secrets);
+    (!s.is_empty()).then_some(s)
+}
+
+fn json_error_text(v: &Value) -> Option<String> {
+    let obj = v.as_object()?;
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    if let Some(err) = obj.get("error") {
+        if let Some(s) = err.as_str() {
+            return Some(s.to_owned());
+        }
+        if let Some(e) = err.as_object() {
+            let code = e.get("code").and_then(scalar);
+            let msg = e.get("message").and_then(scalar);
+            return match (code, msg) {
+                (Some(c), Some(m)) => Some(format!("{c}: {m}")),
+                (c, m) => c.or(m),
+            };
+        }
+    }
+    let code = obj.get("code").and_then(scalar);
+    let msg = obj
+        .get("message")
+        .or_else(|| obj.get("detail"))
+        .and_then(scalar);
+    match (code, msg) {
+        (Some(c), Some(m)) => Some(format!("{c}: {m}")),
+        (c, m) => c.or(m),
+    }
+}
+
+/// Classify a non-2xx answer: 5xx and 429 are retryable `ApiError`s carrying
+/// `Retry-After`; 401/403 are `Unauthorized`; other 4xx (and odd statuses) are
+/// non-retryable `ApiError`s. `what` names the request ("login", "token refresh") and
+/// `hint` says what to check when credentials were rejected.
+pub(crate) fn classify_status(
+    venue: &str,
+    what: &str,
+    response: &HttpResponse,
+    now_unix_ms: u64,
+    detail: Option<&str>,
+    hint: &str,
+) -> Error {
+    let status = response.status;
+    let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+    let err = if status == 429 || (500..600).contains(&status) {
+        let retry_after = response.retry_after(now_unix_ms);
+        let wait = retry_after
+            .map(|d| format!("; the venue asks to wait {} s", d.as_secs()))
+            .unwrap_or_default();
+        Error::new(
+            ErrorKind::ApiError,
+            format!(
+                "{venue} {what} failed with HTTP {status}{detail}; the venue is busy or \
+                 failing, retry later{wait}"
+            ),
+        )
+        .with_retry_after(retry_after)
+        .with_retryable(true)
+    } else if status == 401 || status == 403 {
+        Error::new(
+            ErrorKind::Unauthorized,
+            format!("{venue} {what} was rejected with HTTP {status}{detail}; {hint}"),
+        )
+    } else {
+        Error::new(
+            ErrorKind::ApiError,
+            format!("{venue} {what} failed with HTTP {status}{detail}"),
+        )
+    };
+    err.with_status(status)
+}
+
+/// When to start renewing a token valid until `deadline` that arrived at `arrived`:
+/// `deadline - min(window, lifetime / 4) - jitter`, jitter up to `min(window / 10, 5 s)`,
+/// and never later than `valid_until` (when the credential stops being handed out).
+pub(crate) fn refresh_at(
+    arrived: Instant,
+    deadline: Instant,
+    valid_until: Instant,
+    window: Duration,
+    rng: Option<&mut SplitMix64>,
+) -> Instant {
+    let lifetime = deadline.saturating_duration_since(arrived);
+    let window = window.min(lifetime / 4);
+    let jitter = rng.map_or(Duration::ZERO, |r| {
+        r.jitter((window / 10).min(Duration::from_secs(5)))
+    });
+    let at = deadline
+        .checked_sub(window + jitter)
+        .unwrap_or(arrived)
+        .max(arrived);
+    at.min(valid_until)
+}
+
+/// `instant + d` without panicking.
+pub(crate) fn after(instant: Instant, d: Duration) -> Instant {
+    instant_after(instant, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detail_shapes() {
+        let d = |b: &str| error_detail(b.as_bytes(), &["sekret-value"]);
+        assert_eq!(
+            d(r#"{"success":false,"error":{"code":"INVALID_CREDENTIALS","message":"bad"}}"#),
+            Some("INVALID_CREDENTIALS: bad".into())
+        );
+        assert_eq!(
+            d(r#"{"error":"nonce expired"}"#),
+            Some("nonce expired".into())
+        );
+        assert_eq!(d(r#"{"message":"m"}"#), Some("m".into()));
+        assert_eq!(d(r#"{"code":7}"#), Some("7".into()));
+        assert_eq!(d("plain\ntext"), Some("plain text".into()));
+        assert_eq!(d("<html>"), None);
+        assert_eq!(d(""), None);
+        assert_eq!(d(r#"[1]"#), None);
+        assert_eq!(
+            d(r#"{"error":"token sekret-value is bad"}"#),
+            Some("token [REDACTED] is bad".into())
+        );
+        assert!(d(&"x".repeat(1000)).unwrap().len() < 210);
+    }
+
+    #[test]
+    fn classification() {
+        let r = HttpResponse::new(503, "").with_header("Retry-After", "3");
+        let e = classify_status("V", "login", &r, 0, None, "hint");
+        assert_eq!(e.kind(), ErrorKind::ApiError);
+        assert!(e.is_retryable());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(e.status(), Some(503));
+        let e = classify_status("V", "login", &HttpResponse::new(429, ""), 0, None, "h");
+        assert!(e.is_retryable() && e.retry_after().is_none());
+        let e = classify_status("V", "login", &HttpResponse::new(403, ""), 0, None, "h");
+        assert_eq!(e.kind(), ErrorKind::Unauthorized);
+        assert!(!e.is_retryable());
+        let e = classify_status("V", "login", &HttpResponse::new(400, ""), 0, Some("x"), "h");
+        assert_eq!(e.kind(), ErrorKind::ApiError);
+        assert!(!e.is_retryable());
+        assert!(e.message().contains("(x)"));
+    }
+
+    #[test]
+    fn refresh_schedule() {
+        let t0 = Instant::now();
+        let hour = t0 + Duration::from_secs(3600);
+        let valid = hour - Duration::from_secs(10);
+        assert_eq!(
+            refresh_at(t0, hour, valid, Duration::from_secs(300), None),
+            hour - Duration::from_secs(300)
+        );
+        let three = t0 + Duration::from_secs(3);
+        assert_eq!(
+            refresh_at(t0, three, three, Duration::from_secs(300), None),
+            three - Duration::from_millis(750)
+        );
+        let mut rng = SplitMix64::new(1);
+        let at = refresh_at(t0, hour, valid, Duration::from_secs(300), Some(&mut rng));
+        assert!(at <= hour - Duration::from_secs(300));
+        assert!(at >= hour - Duration::from_secs(305));
+        // A zero window still refreshes no later than the credential stops being valid.
+        assert_eq!(refresh_at(t0, hour, valid, Duration::ZERO, None), valid);
+    }
+}

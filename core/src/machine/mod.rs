@@ -1,0 +1,188 @@
+//! The sans-IO authentication state machines, one venue per module.
+//!
+//! A machine does no I/O, reads no clock and draws no randomness: the driver feeds it the
+//! time ([`Now`]) and the venue's answers (`handle_*`), and asks it what to send and what
+//! to attach (`poll_*`, [`Machine::credential`]). This is the shape of quinn-proto and
+//! rustls, and it lets every transition be tested with a manual clock.
+//!
+//! A driver loop looks like:
+//!
+//! ```no_run
+//! # use tradeauth::{Machine, Now, HttpResponse};
+//! # fn send(_: &tradeauth::HttpRequest) -> Result<HttpResponse, tradeauth::Error> { todo!() }
+//! # fn run(m: &mut dyn Machine) {
+//! let now = Now::capture();
+//! m.handle_timeout(now);
+//! while let Some(request) = m.poll_request(now) {
+//!     match send(&request) {
+//!         Ok(response) => {
+//!             if let Err(e) = m.handle_response(Now::capture(), response) {
+//!                 // back off per e.is_retryable() / e.retry_after(), or report e
+//!                 break;
+//!             }
+//!         }
+//!         Err(e) => { m.handle_transport_error(Now::capture(), &e); break; }
+//!     }
+//! }
+//! while let Some(event) = m.poll_event() { /* log it */ }
+//! let header = m.credential(Now::capture().instant);
+//! // sleep until m.poll_timeout(), then repeat
+//! # }
+//! ```
+
+use std::fmt;
+use std::time::Instant;
+
+use crate::credential::Credential;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::AuthEvent;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::time::Now;
+
+pub mod cadenza;
+pub mod cascade;
+pub(crate) mod common;
+pub mod exchange;
+pub mod partner;
+
+pub use cadenza::{CadenzaConfig, CadenzaMachine};
+pub use cascade::{CascadeConfig, CascadeMachine};
+pub use exchange::{ExchangeConfig, ExchangeMachine};
+pub use partner::{PartnerConfig, PartnerMachine};
+
+/// The four venues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Venue {
+    /// Cadenza: email + password login, rotating refresh token.
+    Cadenza,
+    /// Partner API: client-minted HS256 JWT.
+    Partner,
+    /// Cascade matcher: wallet challenge signed with EIP-191.
+    Cascade,
+    /// Exchange: permanent trader API key or static admin token.
+    Exchange,
+}
+
+impl Venue {
+    /// A stable lowercase name: `"cadenza"`, `"partner"`, `"cascade"`, `"exchange"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Venue::Cadenza => "cadenza",
+            Venue::Partner => "partner",
+            Venue::Cascade => "cascade",
+            Venue::Exchange => "exchange",
+        }
+    }
+
+    /// The name as the venue spells it, for messages: `"Cadenza"`, ...
+    pub const fn display_name(self) -> &'static str {
+        match self {
+            Venue::Cadenza => "Cadenza",
+            Venue::Partner => "Partner",
+            Venue::Cascade => "Cascade",
+            Venue::Exchange => "Exchange",
+        }
+    }
+}
+
+impl fmt::Display for Venue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a WebSocket message means for authentication.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WsAuthReply {
+    /// The venue accepted the auth message; `detail` is its answer (JSON-RPC `result`, or
+    /// the whole `{"type":"authenticated",..}` object). No secrets are in it.
+    Authenticated {
+        /// The venue's answer.
+        detail: serde_json::Value,
+    },
+    /// The venue refused it (e.g. `"Invalid Bearer Token"`).
+    Rejected {
+        /// The venue's message.
+        message: String,
+    },
+    /// Not an authentication reply (market data, another request's answer, not JSON).
+    Unrelated,
+}
+
+/// One venue's authentication state machine.
+///
+/// Inputs are `handle_*`, outputs `poll_*`. Time only moves forward; calling a `handle_*`
+/// twice is harmless. Retries, backoff, timeouts and `Retry-After` sleeps belong to the
+/// driver: a machine only classifies failures (see [`Error::is_retryable`]).
+pub trait Machine: Send + 'static {
+    /// The venue this machine speaks to.
+    fn venue(&self) -> Venue;
+
+    /// Account label for logs/repr (email, client id, deposit address, username/"admin"/"public") — never a secret.
+    fn account(&self) -> &str;
+
+    /// Time-driven work: start a refresh when inside the window, mint (Partner), drop expired state, discard stale challenges.
+    fn handle_timeout(&mut self, now: Now);
+
+    /// The next HTTP request to send (login, refresh, challenge, challenge answer); None when nothing is needed or one is already in flight.
+    ///
+    /// It also does the time-driven work of [`Machine::handle_timeout`] first, so a driver
+    /// that only calls this cannot send a stale request.
+    #[must_use]
+    fn poll_request(&mut self, now: Now) -> Option<HttpRequest>;
+
+    /// The venue's reply to the request last returned by poll_request. Err carries the classified failure (and a Failed event is queued).
+    ///
+    /// A reply when no request is in flight is ignored and reported as `InvalidArgument`
+    /// (no event, no state change).
+    fn handle_response(&mut self, now: Now, response: HttpResponse) -> Result<()>;
+
+    /// The request from poll_request got no reply (connect/TLS/timeout); forget it is in flight so it can be re-sent.
+    fn handle_transport_error(&mut self, now: Now, error: &Error);
+
+    /// The venue rejected the current credential (HTTP 401, WebSocket "Invalid Bearer Token"): drop it and re-authenticate. Calling it twice is harmless.
+    ///
+    /// It also re-arms a machine that stopped after a rejected login, so it is the one
+    /// way (besides [`Machine::logout`]) to make it try the same secret again.
+    fn handle_unauthorized(&mut self, now: Now);
+
+    /// When handle_timeout next has work (refresh-window start incl. jitter, challenge staleness, expiry).
+    #[must_use]
+    fn poll_timeout(&self) -> Option<Instant>;
+
+    /// The credential to attach, only if valid at `now` (never an expired one).
+    fn credential(&self, now: Instant) -> Option<Credential>;
+
+    /// Queued events, oldest first.
+    #[must_use]
+    fn poll_event(&mut self) -> Option<AuthEvent>;
+
+    /// Whether a request is in flight (between poll_request and handle_response/handle_transport_error).
+    fn is_busy(&self) -> bool;
+
+    /// The last failure that left the machine without a credential (e.g. a rejected login), for callers that must report it.
+    fn last_error(&self) -> Option<&Error>;
+
+    /// Wipe every credential and secret-derived state (logout); the machine may log in again afterwards.
+    fn logout(&mut self);
+
+    /// The WebSocket authentication message for the current credential, if the venue has
+    /// one (Cascade, Exchange). `id` is the JSON-RPC id where the venue uses one.
+    fn ws_auth_message(&self, now: Instant, id: serde_json::Value) -> Result<String> {
+        let _ = (now, id);
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "{} has no WebSocket authentication message",
+                self.venue().display_name()
+            ),
+        ))
+    }
+
+    /// Interpret a WebSocket message; a rejection of the credential is handled as
+    /// [`Machine::handle_unauthorized`].
+    fn handle_ws_reply(&mut self, now: Now, text: &str) -> WsAuthReply {
+        let _ = (now, text);
+        WsAuthReply::Unrelated
+    }
+}

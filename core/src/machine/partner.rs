@@ -1,0 +1,355 @@
+//! Partner API: the client mints its own HS256 JWT `{clientId, iat, exp}` (15 min by
+//! default) and sends it as a bearer token. Nothing goes over the network to get one.
+//!
+//! States: `Empty -> Minted -> (inside the refresh window) -> Minted`; a 401 mints anew.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey};
+
+use crate::credential::{Credential, safe_valid_until};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::AuthEvent;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::machine::common::{self, Events};
+use crate::machine::{Machine, Venue};
+use crate::secret::Secret;
+use crate::time::{Now, deadline_from_unix_ms};
+
+/// The page's 15 minutes.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(900);
+/// Re-mint this long before expiry (capped at a quarter of the ttl).
+pub const DEFAULT_REFRESH_WINDOW: Duration = Duration::from_secs(60);
+
+/// The JOSE header exactly as PyJWT writes it (sorted keys, compact separators), so the
+/// tokens are byte-identical to the page's Python `generate_token`.
+const HEADER_B64_SOURCE: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+/// What a Partner session needs.
+#[derive(Debug, Clone)]
+pub struct PartnerConfig {
+    /// The partner client id (the `clientId` claim; also the account label).
+    pub client_id: String,
+    /// The HMAC secret key.
+    pub secret_key: Secret,
+    /// Token lifetime, `exp - iat` (default 900 s); whole seconds are used.
+    pub ttl: Duration,
+    /// How long before expiry to mint a new token (default 60 s, capped at ttl/4).
+    pub refresh_window: Duration,
+}
+
+impl PartnerConfig {
+    /// A config with the page's defaults (ttl 900 s, window 60 s).
+    pub fn new(client_id: impl Into<String>, secret_key: impl Into<Secret>) -> Self {
+        PartnerConfig {
+            client_id: client_id.into(),
+            secret_key: secret_key.into(),
+            ttl: DEFAULT_TTL,
+            refresh_window: DEFAULT_REFRESH_WINDOW,
+        }
+    }
+
+    /// Set the token lifetime.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Set the refresh window.
+    #[must_use]
+    pub fn with_refresh_window(mut self, window: Duration) -> Self {
+        self.refresh_window = window;
+        self
+    }
+}
+
+/// Mint a Partner JWT, byte for byte what the page's Python `generate_token` gives with
+/// PyJWT: header `{"alg":"HS256","typ":"JWT"}`, claims `{"clientId","iat","exp"}` in that
+/// order, `exp = iat + ttl_secs`, HMAC-SHA256 by aws-lc-rs (through jsonwebtoken).
+pub fn mint_token(client_id: &str, secret_key: &[u8], iat: u64, ttl_secs: u64) -> Result<Secret> {
+    if client_id.is_empty() {
+        return Err(Error::invalid_argument("Partner client id is empty"));
+    }
+    if secret_key.is_empty() {
+        return Err(Error::invalid_argument("Partner secret key is empty"));
+    }
+    let exp = iat.checked_add(ttl_secs).ok_or_else(|| {
+        Error::invalid_argument("Partner token iat + ttl overflows; use a realistic ttl")
+    })?;
+    let claims = format!(
+        r#"{{"clientId":{},"iat":{iat},"exp":{exp}}}"#,
+        json_string_ascii(client_id)
+    );
+    let mut signing_input = String::with_capacity(256);
+    signing_input.push_str(&URL_SAFE_NO_PAD.encode(HEADER_B64_SOURCE));
+    signing_input.push('.');
+    signing_input.push_str(&URL_SAFE_NO_PAD.encode(claims.as_bytes()));
+    let key = EncodingKey::from_secret(secret_key);
+    let signature = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key, Algorithm::HS256)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Signing,
+                format!(
+                    "Partner token could not be signed with HS256 ({:?})",
+                    e.kind()
+                ),
+            )
+        })?;
+    signing_input.push('.');
+    signing_input.push_str(&signature);
+    Ok(Secret::from(signing_input))
+}
+
+/// A JSON string literal the way Python's `json.dumps` writes it (`ensure_ascii=True`):
+/// non-ASCII as `\uXXXX` (UTF-16, lowercase hex), so non-ASCII client ids match too.
+fn json_string_ascii(s: &str) -> String {
+    let quoted = serde_json::Value::String(s.to_owned()).to_string();
+    let mut out = String::with_capacity(quoted.len());
+    for c in quoted.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Why the next mint happens, which decides its event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    First,
+    Renew,
+    Rejected,
+}
+
+struct Minted {
+    credential: Credential,
+    iat: u64,
+    refresh_at: Instant,
+}
+
+/// The Partner state machine: mints locally, never sends a request.
+pub struct PartnerMachine {
+    client_id: String,
+    secret_key: Secret,
+    ttl_secs: u64,
+    refresh_window: Duration,
+    token: Option<Minted>,
+    next: Reason,
+    events: Events,
+    last_error: Option<Error>,
+}
+
+impl PartnerMachine {
+    /// Validate the config and make a machine with no token yet (the first
+    /// `handle_timeout` / `poll_request` mints one).
+    pub fn new(config: PartnerConfig) -> Result<Self> {
+        let PartnerConfig {
+            client_id,
+            secret_key,
+            ttl,
+            refresh_window,
+        } = config;
+        if client_id.is_empty() || client_id.chars().any(char::is_control) {
+            return Err(Error::invalid_argument(
+                "Partner client id must be non-empty and without control characters",
+            ));
+        }
+        if secret_key.is_empty() {
+            return Err(Error::invalid_argument("Partner secret key is empty"));
+        }
+        let ttl_secs = ttl.as_secs();
+        if !(1..=366 * 24 * 3600).contains(&ttl_secs) {
+            return Err(Error::invalid_argument(
+                "Partner token ttl must be between 1 second and 366 days",
+            ));
+        }
+        Ok(PartnerMachine {
+            client_id,
+            secret_key,
+            ttl_secs,
+            refresh_window,
+            token: None,
+            next: Reason::First,
+            events: Events::default(),
+            last_error: None,
+        })
+    }
+
+    /// The `iat` (Unix seconds) of the current token.
+    pub fn issued_at(&self) -> Option<u64> {
+        self.token.as_ref().map(|t| t.iat)
+    }
+
+    /// The `exp` (Unix seconds) of the current token.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.token.as_ref().map(|t| t.iat + self.ttl_secs)
+    }
+
+    fn mint(&mut self, now: Now) {
+        let iat = now.unix_secs();
+        let token = match mint_token(
+            &self.client_id,
+            self.secret_key.expose().as_bytes(),
+            iat,
+            self.ttl_secs,
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(venue = "partner", account = %self.client_id, "{}", e.message());
+                self.events.push(AuthEvent::failed(&e));
+                self.last_error = Some(e);
+                self.token = None;
+                return;
+            }
+        };
+        let exp_ms = (iat + self.ttl_secs).saturating_mul(1000);
+        let deadline = deadline_from_unix_ms(now, exp_ms);
+        let valid_until = safe_valid_until(now.instant, deadline);
+        let credential = match Credential::bearer(&token, Some(valid_until), Some(exp_ms)) {
+            Ok(c) => c,
+            Err(e) => {
+                // Unreachable for base64url text, but never panic on it.
+                self.last_error = Some(e);
+                return;
+            }
+        };
+        let mut refresh_at = common::refresh_at(
+            now.instant,
+            deadline,
+            valid_until,
+            self.refresh_window,
+            None,
+        );
+        if refresh_at <= now.instant {
+            // A token lifetime too short for any window: re-mint no sooner than the next
+            // whole second, when `iat` (and so the token) actually changes.
+            let to_next_second = Duration::from_millis(1000 - now.unix_ms % 1000);
+            refresh_at = common::after(now.instant, to_next_second);
+        }
+        let event = match self.next {
+            Reason::First => AuthEvent::LoggedIn,
+            Reason::Renew => AuthEvent::Refreshed,
+            Reason::Rejected => AuthEvent::ReLoggedIn,
+        };
+        tracing::debug!(venue = "partner", account = %self.client_id, iat, event = event.as_str(), "minted token");
+        self.events.push(event);
+        self.token = Some(Minted {
+            credential,
+            iat,
+            refresh_at,
+        });
+        self.next = Reason::Renew;
+        self.last_error = None;
+    }
+}
+
+impl Machine for PartnerMachine {
+    fn venue(&self) -> Venue {
+        Venue::Partner
+    }
+
+    fn account(&self) -> &str {
+        &self.client_id
+    }
+
+    fn handle_timeout(&mut self, now: Now) {
+        let due = self
+            .token
+            .as_ref()
+            .is_none_or(|t| now.instant >= t.refresh_at);
+        if !due {
+            return;
+        }
+        if let Some(t) = self.token.as_mut()
+            && t.iat == now.unix_secs()
+        {
+            // Same second, same claims, same token: wait for the next whole second
+            // rather than re-minting an identical token (and reporting a refresh).
+            let to_next_second = Duration::from_millis(1000 - now.unix_ms % 1000);
+            t.refresh_at = common::after(now.instant, to_next_second);
+            return;
+        }
+        self.mint(now);
+    }
+
+    fn poll_request(&mut self, now: Now) -> Option<HttpRequest> {
+        // Nothing is ever sent; minting is the only work, done here too so a driver that
+        // only polls still gets a token.
+        self.handle_timeout(now);
+        None
+    }
+
+    fn handle_response(&mut self, _now: Now, _response: HttpResponse) -> Result<()> {
+        Err(Error::invalid_argument(
+            "Partner sends no requests, so it expects no responses; it was ignored",
+        ))
+    }
+
+    fn handle_transport_error(&mut self, _now: Now, _error: &Error) {}
+
+    fn handle_unauthorized(&mut self, now: Now) {
+        // HS256 is deterministic: a token minted in the same second would be identical to
+        // the rejected one, so a second call in that second (or a 401 on a token minted
+        // this second) changes nothing.
+        if self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.iat == now.unix_secs())
+        {
+            return;
+        }
+        self.token = None;
+        self.next = Reason::Rejected;
+        self.mint(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.token.as_ref().map(|t| t.refresh_at)
+    }
+
+    fn credential(&self, now: Instant) -> Option<Credential> {
+        self.token
+            .as_ref()
+            .map(|t| &t.credential)
+            .filter(|c| c.is_valid_at(now))
+            .cloned()
+    }
+
+    fn poll_event(&mut self) -> Option<AuthEvent> {
+        self.events.pop()
+    }
+
+    fn is_busy(&self) -> bool {
+        false
+    }
+
+    fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
+    fn logout(&mut self) {
+        self.token = None;
+        self.next = Reason::First;
+        self.last_error = None;
+    }
+}
+
+impl fmt::Debug for PartnerMachine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartnerMachine")
+            .field("account", &self.client_id)
+            .field("ttl_secs", &self.ttl_secs)
+            .field("issued_at", &self.issued_at())
+            .field("last_error", &self.last_error)
+            .finish_non_exhaustive()
+    }
+}

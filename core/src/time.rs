@@ -1,0 +1,172 @@
+//! Time as the machines see it: passed in, never read.
+//!
+//! Venues state expiry in wall-clock terms (`expiresAt` in Unix ms, a JWT `exp`). The
+//! machines convert it to a monotonic deadline the moment a token arrives, so a later
+//! wall-clock jump (NTP step, VM resume) cannot make an expired token look valid.
+
+use std::ops::Add;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Both clocks, read once by the driver and handed to a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// The monotonic clock: every deadline the machines keep is on this clock.
+    pub instant: Instant,
+    /// The wall clock in Unix milliseconds: only used to convert a venue's expiry.
+    pub unix_ms: u64,
+}
+
+impl Now {
+    /// Both clocks as given (tests build these from a base instant plus offsets).
+    pub fn new(instant: Instant, unix_ms: u64) -> Self {
+        Now { instant, unix_ms }
+    }
+
+    /// Read both clocks. For drivers only: the machines never call this.
+    pub fn capture() -> Self {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Now {
+            instant: Instant::now(),
+            unix_ms,
+        }
+    }
+
+    /// Whole Unix seconds, rounded down (what JWT `iat` uses).
+    pub fn unix_secs(&self) -> u64 {
+        self.unix_ms / 1000
+    }
+}
+
+impl Add<Duration> for Now {
+    type Output = Now;
+
+    /// Both clocks moved forward together (a test clock advancing).
+    fn add(self, rhs: Duration) -> Now {
+        Now {
+            instant: self.instant + rhs,
+            unix_ms: self
+                .unix_ms
+                .saturating_add(u64::try_from(rhs.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// The farthest deadline we represent; an `Instant` cannot hold "never" and a venue
+/// expiry a century away is as good as never.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now.instant + d`, saturating at a far-future instant instead of panicking.
+pub fn instant_after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d.min(FAR_FUTURE))
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
+/// Convert a wall-clock expiry (Unix ms) into a monotonic deadline, at the moment the
+/// token arrives: `now.instant + (expiry_ms - now.unix_ms)`. An expiry already in the past
+/// gives `now.instant` (a deadline that is not in the future).
+pub fn deadline_from_unix_ms(now: Now, expiry_ms: u64) -> Instant {
+    match expiry_ms.checked_sub(now.unix_ms) {
+        Some(ms) => instant_after(now.instant, Duration::from_millis(ms)),
+        None => now.instant,
+    }
+}
+
+/// The safety margin subtracted from a venue deadline before a credential is handed out:
+/// `min(10 s, lifetime / 10)`, so network latency cannot make it arrive expired, while
+/// short-lived tokens (seconds) stay usable for most of their life.
+pub fn safety_margin(lifetime: Duration) -> Duration {
+    (lifetime / 10).min(Duration::from_secs(10))
+}
+
+/// A tiny deterministic PRNG (splitmix64) for refresh jitter. Seeded from the config so
+/// tests are reproducible and the machines never read randomness themselves.
+#[derive(Debug, Clone)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    /// A generator starting from `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64 { state: seed }
+    }
+
+    /// The next 64 pseudo-random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A duration uniformly drawn (to the microsecond) from `[0, max]`.
+    pub fn jitter(&mut self, max: Duration) -> Duration {
+        let max_us = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
+        if max_us == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(self.next_u64() % (max_us.saturating_add(1)).max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_conversion() {
+        let base = Instant::now();
+        let now = Now::new(base, 1_700_000_000_000);
+        assert_eq!(
+            deadline_from_unix_ms(now, 1_700_000_003_000),
+            base + Duration::from_secs(3)
+        );
+        assert_eq!(deadline_from_unix_ms(now, 1_600_000_000_000), base);
+        assert_eq!(deadline_from_unix_ms(now, now.unix_ms), base);
+        // Absurd expiries saturate instead of panicking.
+        assert!(deadline_from_unix_ms(now, u64::MAX) > base);
+    }
+
+    #[test]
+    fn now_add_and_secs() {
+        let base = Instant::now();
+        let now = Now::new(base, 1_700_000_000_999) + Duration::from_millis(1);
+        assert_eq!(now.instant, base + Duration::from_millis(1));
+        assert_eq!(now.unix_secs(), 1_700_000_001);
+        let real = Now::capture();
+        assert!(real.unix_ms > 1_600_000_000_000);
+    }
+
+    #[test]
+    fn margin() {
+        assert_eq!(
+            safety_margin(Duration::from_secs(3600)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            safety_margin(Duration::from_secs(3)),
+            Duration::from_millis(300)
+        );
+        assert_eq!(safety_margin(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn splitmix_is_deterministic_and_bounded() {
+        // Reference values of splitmix64 seeded with 0 (Vigna's reference implementation).
+        let mut r = SplitMix64::new(0);
+        assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+        let mut a = SplitMix64::new(42);
+        let mut b = SplitMix64::new(42);
+        for _ in 0..100 {
+            let j = a.jitter(Duration::from_millis(5));
+            assert_eq!(j, b.jitter(Duration::from_millis(5)));
+            assert!(j <= Duration::from_millis(5));
+        }
+        assert_eq!(a.jitter(Duration::ZERO), Duration::ZERO);
+    }
+}

@@ -1,0 +1,666 @@
+//! Cadenza machine: every transition with a manual clock and canned responses.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use tradeauth::machine::cadenza::{LOGIN_PATH, REFRESH_PATH};
+use tradeauth::{
+    AuthEvent, CadenzaConfig, CadenzaMachine, ErrorKind, HttpResponse, Machine, Method, Secret,
+};
+
+const EMAIL: &str = "trader@example.com";
+const PASSWORD: &str = "correct-horse-battery";
+
+fn machine() -> CadenzaMachine {
+    CadenzaMachine::new(CadenzaConfig::new(EMAIL, PASSWORD).with_jitter_seed(7)).unwrap()
+}
+
+fn ok_tokens(access: &str, refresh: &str, expires_at: u64) -> HttpResponse {
+    json(
+        200,
+        json!({"success": true, "data": {
+            "accessToken": access, "refreshToken": refresh, "expiresAt": expires_at}}),
+    )
+}
+
+fn venue_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    json(
+        status,
+        json!({"success": false, "error": {"code": code, "message": message}}),
+    )
+}
+
+/// Log in at `clock.ms(0)` with a token expiring `lifetime_s` later.
+fn logged_in(clock: &Clock, lifetime_s: u64) -> CadenzaMachine {
+    let mut m = machine();
+    let now = clock.ms(0);
+    let req = m.poll_request(now).expect("login");
+    assert_eq!(req.path, LOGIN_PATH);
+    m.handle_response(now, ok_tokens("A1", "R1", BASE_MS + lifetime_s * 1000))
+        .unwrap();
+    assert_eq!(events(&mut m), vec![AuthEvent::LoggedIn]);
+    m
+}
+
+#[test]
+fn login_gives_credential() {
+    let clock = Clock::new();
+    let mut m = machine();
+    assert_eq!(m.venue().as_str(), "cadenza");
+    assert_eq!(m.account(), EMAIL);
+    assert_eq!(m.state_name(), "logged_out");
+    assert!(m.credential(clock.ms(0).instant).is_none());
+    assert_eq!(m.poll_timeout(), None);
+
+    let req = m.poll_request(clock.ms(0)).unwrap();
+    assert_eq!(req.method, Method::Post);
+    assert_eq!(req.path, "/api/v3/auth/login");
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(
+        body_json(&req),
+        json!({"email": EMAIL, "password": PASSWORD})
+    );
+    assert!(m.is_busy());
+    assert_eq!(m.state_name(), "logging_in");
+    assert!(
+        m.poll_request(clock.ms(1)).is_none(),
+        "one request in flight"
+    );
+
+    m.handle_response(clock.ms(50), ok_tokens("A1", "R1", BASE_MS + 3_600_000))
+        .unwrap();
+    assert!(!m.is_busy());
+    assert_eq!(m.state_name(), "active");
+    let c = m.credential(clock.ms(60).instant).unwrap();
+    assert_eq!(c.header_name(), "authorization");
+    assert_eq!(c.header_value(), "Bearer A1");
+    assert_eq!(c.token(), "A1");
+    assert_eq!(c.expires_at_ms(), Some(BASE_MS + 3_600_000));
+    assert_eq!(m.expires_at_ms(), Some(BASE_MS + 3_600_000));
+    assert_eq!(m.refresh_token().map(Secret::expose), Some("R1"));
+    assert_eq!(events(&mut m), vec![AuthEvent::LoggedIn]);
+    assert!(m.poll_request(clock.ms(60)).is_none(), "nothing to do");
+    assert!(m.last_error().is_none());
+}
+
+#[test]
+fn proactive_refresh_at_poll_timeout_and_rotation() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    let t = m.poll_timeout().unwrap();
+    let deadline = clock.base + Duration::from_secs(3600);
+    // 300 s window minus up to 5 s jitter.
+    assert!(t <= deadline - Duration::from_secs(300), "{t:?}");
+    assert!(t >= deadline - Duration::from_secs(305), "{t:?}");
+
+    // One millisecond early: nothing.
+    let early = clock.at(t - Duration::from_millis(1));
+    m.handle_timeout(early);
+    assert!(m.poll_request(early).is_none());
+    assert_eq!(m.state_name(), "active");
+
+    // Exactly at the timeout: the refresh goes out with R1.
+    let now = clock.at(t);
+    m.handle_timeout(now);
+    assert_eq!(m.state_name(), "refreshing");
+    let req = m.poll_request(now).unwrap();
+    assert_eq!(req.path, REFRESH_PATH);
+    assert_eq!(body_json(&req), json!({"refreshToken": "R1"}));
+    // The old token is still handed out while refreshing.
+    assert_eq!(m.credential(now.instant).unwrap().token(), "A1");
+
+    let now_ms = t.duration_since(clock.base).as_millis() as u64;
+    m.handle_response(now, ok_tokens("A2", "R2", BASE_MS + now_ms + 3_600_000))
+        .unwrap();
+    assert_eq!(events(&mut m), vec![AuthEvent::Refreshed]);
+    assert_eq!(m.credential(now.instant).unwrap().token(), "A2");
+    assert_eq!(m.refresh_token().unwrap().expose(), "R2");
+
+    // Second refresh sends the rotated token.
+    let t2 = m.poll_timeout().unwrap();
+    assert!(t2 > t + Duration::from_secs(3000));
+    let req = m.poll_request(clock.at(t2)).unwrap();
+    assert_eq!(body_json(&req), json!({"refreshToken": "R2"}));
+}
+
+#[test]
+fn short_token_refreshes_at_a_quarter_of_its_life() {
+    let clock = Clock::new();
+    let m = logged_in(&clock, 3);
+    let t = m.poll_timeout().unwrap();
+    let deadline = clock.base + Duration::from_secs(3);
+    // window = min(300 s, 3 s / 4) = 750 ms; jitter up to 75 ms.
+    assert!(t <= deadline - Duration::from_millis(750));
+    assert!(t >= deadline - Duration::from_millis(825));
+    // And it is still handed out when the refresh starts (margin 300 ms).
+    assert!(m.credential(t).is_some());
+    let c = m.credential(clock.ms(0).instant).unwrap();
+    assert_eq!(c.valid_until(), Some(deadline - Duration::from_millis(300)));
+}
+
+#[test]
+fn never_an_expired_credential() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    let valid_until = clock.base + Duration::from_secs(3590);
+    assert_eq!(
+        m.credential(clock.ms(0).instant).unwrap().valid_until(),
+        Some(valid_until)
+    );
+    assert!(
+        m.credential(valid_until - Duration::from_millis(1))
+            .is_some()
+    );
+    assert!(m.credential(valid_until).is_none());
+    assert!(m.credential(clock.secs(3600).instant).is_none());
+
+    // Refresh keeps failing: the token is dropped at its deadline and never handed out.
+    let t = m.poll_timeout().unwrap();
+    let _ = m.poll_request(clock.at(t)).unwrap();
+    let err = m
+        .handle_response(clock.at(t), HttpResponse::new(503, "down"))
+        .unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(
+        m.poll_timeout(),
+        Some(valid_until),
+        "wake to drop the token"
+    );
+    m.handle_timeout(clock.at(valid_until));
+    assert!(m.credential(valid_until).is_none());
+    assert_eq!(m.poll_timeout(), None);
+    // Still refreshing (the refresh token lives 7 days).
+    let req = m.poll_request(clock.at(valid_until)).unwrap();
+    assert_eq!(req.path, REFRESH_PATH);
+}
+
+#[test]
+fn rejected_refresh_falls_back_to_full_login() {
+    for (status, code) in [
+        (401, "INVALID_REFRESH_TOKEN"),
+        (400, "REFRESH_TOKEN_EXPIRED"),
+    ] {
+        let clock = Clock::new();
+        let mut m = logged_in(&clock, 3600);
+        let t = m.poll_timeout().unwrap();
+        let now = clock.at(t);
+        let _ = m.poll_request(now).unwrap();
+        // Recovery, not a failure: Ok, and the next request is a login.
+        m.handle_response(now, venue_error(status, code, "refresh token is no good"))
+            .unwrap();
+        assert_eq!(m.state_name(), "logging_in");
+        assert!(m.refresh_token().is_none());
+        assert_eq!(
+            m.credential(now.instant).unwrap().token(),
+            "A1",
+            "old access token still valid"
+        );
+        let req = m.poll_request(now).unwrap();
+        assert_eq!(req.path, LOGIN_PATH);
+        assert_eq!(body_json(&req)["password"], PASSWORD);
+        m.handle_response(now, ok_tokens("A9", "R9", BASE_MS + 7_200_000))
+            .unwrap();
+        assert_eq!(events(&mut m), vec![AuthEvent::ReLoggedIn]);
+        assert_eq!(m.credential(now.instant).unwrap().token(), "A9");
+    }
+}
+
+#[test]
+fn rejected_login_is_not_resent() {
+    let clock = Clock::new();
+    let mut m = machine();
+    let _ = m.poll_request(clock.ms(0)).unwrap();
+    let err = m
+        .handle_response(
+            clock.ms(10),
+            venue_error(401, "INVALID_CREDENTIALS", "Invalid email or password"),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert!(!err.is_retryable());
+    assert_eq!(err.status(), Some(401));
+    assert!(err.message().contains("INVALID_CREDENTIALS"));
+    assert!(err.message().contains("check the email and password"));
+    assert_eq!(m.state_name(), "stopped");
+    assert_eq!(m.last_error().unwrap().kind(), ErrorKind::Unauthorized);
+    assert!(matches!(
+        events(&mut m).as_slice(),
+        [AuthEvent::Failed {
+            kind: ErrorKind::Unauthorized,
+            ..
+        }]
+    ));
+    // Never re-sent on its own, whatever the time.
+    for s in [0, 1, 60, 3600] {
+        m.handle_timeout(clock.secs(s));
+        assert!(m.poll_request(clock.secs(s)).is_none());
+    }
+    assert_eq!(m.poll_timeout(), None);
+    // An explicit handle_unauthorized re-arms it (twice is one login).
+    m.handle_unauthorized(clock.secs(4000));
+    m.handle_unauthorized(clock.secs(4000));
+    assert!(m.last_error().is_none());
+    let req = m.poll_request(clock.secs(4000)).unwrap();
+    assert_eq!(req.path, LOGIN_PATH);
+    assert!(m.poll_request(clock.secs(4000)).is_none());
+    m.handle_response(clock.secs(4000), ok_tokens("A1", "R1", BASE_MS + 7_200_000))
+        .unwrap();
+    assert_eq!(events(&mut m), vec![AuthEvent::LoggedIn]);
+
+    // 403 and a plain 400 stop it too; logout + demand starts afresh.
+    for status in [403u16, 400] {
+        let mut m = machine();
+        let _ = m.poll_request(clock.ms(0)).unwrap();
+        let e = m
+            .handle_response(clock.ms(0), HttpResponse::new(status, "nope"))
+            .unwrap_err();
+        assert!(!e.is_retryable());
+        assert_eq!(m.state_name(), "stopped");
+        assert!(m.poll_request(clock.ms(1)).is_none());
+        m.logout();
+        assert!(m.poll_request(clock.ms(2)).is_some());
+    }
+}
+
+#[test]
+fn busy_venue_is_retryable_and_resent() {
+    let clock = Clock::new();
+    let mut m = machine();
+    let first = m.poll_request(clock.ms(0)).unwrap();
+    let err = m
+        .handle_response(
+            clock.ms(5),
+            venue_error(503, "UNAVAILABLE", "maintenance").with_header("Retry-After", "5"),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ApiError);
+    assert!(err.is_retryable());
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(5)));
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(m.state_name(), "logging_in");
+    assert!(m.credential(clock.ms(5).instant).is_none());
+    assert_eq!(m.last_error().unwrap().status(), Some(503));
+    let again = m.poll_request(clock.ms(5005)).unwrap();
+    assert_eq!(again, first, "same login re-sent");
+
+    // 429 on a refresh: the same refresh (same token) is re-sent.
+    let mut m = logged_in(&clock, 3600);
+    let t = m.poll_timeout().unwrap();
+    let req = m.poll_request(clock.at(t)).unwrap();
+    let err = m
+        .handle_response(
+            clock.at(t),
+            HttpResponse::new(429, "slow down").with_header("retry-after", "2"),
+        )
+        .unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+    assert!(m.last_error().is_none(), "still holds a valid credential");
+    assert_eq!(m.poll_request(clock.at(t)).unwrap(), req);
+}
+
+#[test]
+fn transport_error_resends() {
+    let clock = Clock::new();
+    let mut m = machine();
+    let first = m.poll_request(clock.ms(0)).unwrap();
+    let e = tradeauth::Error::transport("connection refused");
+    m.handle_transport_error(clock.ms(1), &e);
+    m.handle_transport_error(clock.ms(1), &e); // twice: harmless
+    assert!(!m.is_busy());
+    assert_eq!(
+        events(&mut m),
+        vec![AuthEvent::Failed {
+            kind: ErrorKind::Transport,
+            message: "connection refused".into()
+        }]
+    );
+    assert_eq!(m.last_error().unwrap().kind(), ErrorKind::Transport);
+    assert_eq!(m.poll_request(clock.ms(2)).unwrap(), first);
+}
+
+#[test]
+fn handle_twice_is_harmless() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    // A duplicate response with nothing in flight is ignored.
+    let e = m
+        .handle_response(clock.ms(1), ok_tokens("AX", "RX", BASE_MS + 9_000_000))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(m.credential(clock.ms(1).instant).unwrap().token(), "A1");
+    assert!(events(&mut m).is_empty());
+    // handle_timeout twice at the same instant: one refresh.
+    let t = m.poll_timeout().unwrap();
+    m.handle_timeout(clock.at(t));
+    m.handle_timeout(clock.at(t));
+    assert!(m.poll_request(clock.at(t)).is_some());
+    assert!(m.poll_request(clock.at(t)).is_none());
+}
+
+#[test]
+fn unauthorized_drops_credential_and_logs_in_again() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    let now = clock.secs(10);
+    m.handle_unauthorized(now);
+    m.handle_unauthorized(now);
+    assert!(m.credential(now.instant).is_none(), "dropped at once");
+    let req = m.poll_request(now).unwrap();
+    assert_eq!(req.path, LOGIN_PATH, "a 401 means a full login");
+    assert!(m.poll_request(now).is_none());
+    m.handle_unauthorized(now); // while the login is in flight: nothing more
+    m.handle_response(now, ok_tokens("A2", "R2", BASE_MS + 7_200_000))
+        .unwrap();
+    assert_eq!(events(&mut m), vec![AuthEvent::ReLoggedIn]);
+    assert_eq!(m.credential(now.instant).unwrap().token(), "A2");
+}
+
+#[test]
+fn unauthorized_during_refresh_in_flight_keeps_the_refresh() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    let t = m.poll_timeout().unwrap();
+    let now = clock.at(t);
+    let req = m.poll_request(now).unwrap();
+    assert_eq!(req.path, REFRESH_PATH);
+    m.handle_unauthorized(now);
+    assert!(m.credential(now.instant).is_none());
+    assert!(m.poll_request(now).is_none(), "still in flight");
+    m.handle_response(now, ok_tokens("A2", "R2", BASE_MS + 9_000_000))
+        .unwrap();
+    assert_eq!(m.credential(now.instant).unwrap().token(), "A2");
+    assert_eq!(events(&mut m), vec![AuthEvent::Refreshed]);
+}
+
+#[test]
+fn malformed_answers_are_classified() {
+    let clock = Clock::new();
+    let exp = BASE_MS + 3_600_000;
+    let cases: Vec<(&str, HttpResponse, ErrorKind)> = vec![
+        (
+            "not json",
+            HttpResponse::new(200, "<html>hi</html>"),
+            ErrorKind::Protocol,
+        ),
+        ("array", json(200, json!([1, 2])), ErrorKind::Protocol),
+        (
+            "no success",
+            json(200, json!({"data": {}})),
+            ErrorKind::Protocol,
+        ),
+        (
+            "success string",
+            json(200, json!({"success": "yes", "data": {}})),
+            ErrorKind::Protocol,
+        ),
+        (
+            "success false 200",
+            json(
+                200,
+                json!({"success": false, "error": {"code": "X", "message": "no"}}),
+            ),
+            ErrorKind::ApiError,
+        ),
+        (
+            "no data",
+            json(200, json!({"success": true})),
+            ErrorKind::Protocol,
+        ),
+        (
+            "data string",
+            json(200, json!({"success": true, "data": "x"})),
+            ErrorKind::Protocol,
+        ),
+        (
+            "access number",
+            json(
+                200,
+                json!({"success": true, "data": {"accessToken": 1, "refreshToken": "R", "expiresAt": exp}}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "access empty",
+            json(
+                200,
+                json!({"success": true, "data": {"accessToken": "", "refreshToken": "R", "expiresAt": exp}}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "access missing",
+            json(
+                200,
+                json!({"success": true, "data": {"refreshToken": "R", "expiresAt": exp}}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "refresh missing",
+            json(
+                200,
+                json!({"success": true, "data": {"accessToken": "A", "expiresAt": exp}}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "refresh null",
+            json(
+                200,
+                json!({"success": true, "data": {"accessToken": "A", "refreshToken": null, "expiresAt": exp}}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "expires string",
+            json(
+                200,
+                json!({"success": true, "data": {"accessToken": "A", "refreshToken": "R", "expiresAt": "soon"}}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "expires missing",
+            json(
+                200,
+                json!({"success": true, "data": {"accessToken": "A", "refreshToken": "R"}}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "expires negative",
+            json(
+                200,
+                json!({"success": true, "data": {"accessToken": "A", "refreshToken": "R", "expiresAt": -5}}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "expires in seconds (past)",
+            json(
+                200,
+                json!({"success": true, "data": {"accessToken": "A", "refreshToken": "R", "expiresAt": 1_700_003_600u64}}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "header injection",
+            json(
+                200,
+                json!({"success": true, "data": {"accessToken": "A\r\nx-evil: 1", "refreshToken": "R", "expiresAt": exp}}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "token with space",
+            json(
+                200,
+                json!({"success": true, "data": {"accessToken": "A B", "refreshToken": "R", "expiresAt": exp}}),
+            ),
+            ErrorKind::Protocol,
+        ),
+        (
+            "404 html",
+            HttpResponse::new(404, "<html>"),
+            ErrorKind::ApiError,
+        ),
+    ];
+    for (name, response, kind) in cases {
+        let mut m = machine();
+        let req = m.poll_request(clock.ms(0)).unwrap();
+        let e = m.handle_response(clock.ms(1), response).unwrap_err();
+        assert_eq!(e.kind(), kind, "{name}: {e}");
+        assert!(!e.is_retryable(), "{name}");
+        assert!(m.credential(clock.ms(1).instant).is_none(), "{name}");
+        assert_eq!(m.last_error().unwrap().kind(), kind, "{name}");
+        assert_no_secret(&e.to_string(), &[PASSWORD]);
+        // Not a rejection of the password: a later demand logs in again.
+        assert_eq!(m.poll_request(clock.ms(2)).unwrap(), req, "{name}");
+    }
+    // A float expiresAt (JavaScript number) is accepted.
+    let mut m = machine();
+    let _ = m.poll_request(clock.ms(0)).unwrap();
+    m.handle_response(
+        clock.ms(0),
+        json(200, json!({"success": true, "data": {"accessToken": "A", "refreshToken": "R", "expiresAt": (exp as f64)}})),
+    )
+    .unwrap();
+    assert_eq!(m.expires_at_ms(), Some(exp));
+}
+
+#[test]
+fn rotated_refresh_token_is_kept_from_a_broken_answer() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    let t = m.poll_timeout().unwrap();
+    let _ = m.poll_request(clock.at(t)).unwrap();
+    let e = m
+        .handle_response(
+            clock.at(t),
+            json(200, json!({"success": true, "data": {"refreshToken": "R2", "expiresAt": BASE_MS + 9_000_000}})),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol);
+    assert_eq!(m.refresh_token().unwrap().expose(), "R2");
+    let req = m.poll_request(clock.at(t)).unwrap();
+    assert_eq!(body_json(&req), json!({"refreshToken": "R2"}));
+}
+
+#[test]
+fn venue_echo_of_a_secret_is_redacted() {
+    let clock = Clock::new();
+    let mut m = machine();
+    let _ = m.poll_request(clock.ms(0)).unwrap();
+    let e = m
+        .handle_response(
+            clock.ms(0),
+            venue_error(401, "BAD", &format!("password {PASSWORD} is wrong")),
+        )
+        .unwrap_err();
+    assert_no_secret(&e.to_string(), &[PASSWORD]);
+    assert!(e.message().contains("[REDACTED]"));
+}
+
+#[test]
+fn logout_wipes_and_allows_login_again() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    m.logout();
+    assert!(m.credential(clock.ms(1).instant).is_none());
+    assert!(m.refresh_token().is_none());
+    assert!(m.expires_at_ms().is_none());
+    assert_eq!(m.poll_timeout(), None);
+    assert_eq!(m.state_name(), "logged_out");
+    let req = m.poll_request(clock.ms(2)).unwrap();
+    assert_eq!(req.path, LOGIN_PATH);
+    // A response to a request sent before logout is ignored.
+    m.logout();
+    assert!(
+        m.handle_response(clock.ms(3), ok_tokens("A", "R", BASE_MS + 9_000_000))
+            .is_err()
+    );
+    assert!(m.credential(clock.ms(3).instant).is_none());
+}
+
+#[test]
+fn config_is_validated() {
+    for (email, password) in [
+        ("", "pw"),
+        ("no-at-sign", "pw"),
+        ("a@\u{7}b", "pw"),
+        ("a@b.c", ""),
+    ] {
+        let e = CadenzaMachine::new(CadenzaConfig::new(email, password)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{email:?}");
+    }
+    let c = CadenzaConfig::new("a@b.c", "pw").with_refresh_window(Duration::from_secs(10));
+    assert_eq!(c.refresh_window, Duration::from_secs(10));
+    assert_eq!(
+        CadenzaConfig::new("a@b.c", "pw").refresh_window,
+        Duration::from_secs(300)
+    );
+}
+
+#[test]
+fn nothing_prints_a_secret() {
+    let clock = Clock::new();
+    let cfg = CadenzaConfig::new(EMAIL, PASSWORD);
+    let mut m = CadenzaMachine::new(cfg.clone()).unwrap();
+    let req = m.poll_request(clock.ms(0)).unwrap();
+    m.handle_response(
+        clock.ms(0),
+        ok_tokens("ACCESS-tok-123", "REFRESH-tok-456", BASE_MS + 3_600_000),
+    )
+    .unwrap();
+    let cred = m.credential(clock.ms(0).instant).unwrap();
+    let secrets = [PASSWORD, "ACCESS-tok-123", "REFRESH-tok-456"];
+    for text in [
+        format!("{cfg:?}"),
+        format!("{m:?}"),
+        format!("{req:?}"),
+        format!("{cred:?}"),
+        format!("{:?}", m.refresh_token()),
+        format!("{:?}", events(&mut m)),
+    ] {
+        assert_no_secret(&text, &secrets);
+    }
+    // ... and failures do not either.
+    let t = m.poll_timeout().unwrap();
+    let _ = m.poll_request(clock.at(t)).unwrap();
+    let e = m
+        .handle_response(clock.at(t), HttpResponse::new(500, "REFRESH-tok-456 broke"))
+        .unwrap_err();
+    assert_no_secret(&format!("{e:?} {e}"), &secrets);
+}
+
+#[test]
+fn stopped_with_a_still_valid_token_reports_why() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    let t = m.poll_timeout().unwrap();
+    let now = clock.at(t);
+    let _ = m.poll_request(now).unwrap();
+    m.handle_response(now, venue_error(401, "INVALID_REFRESH_TOKEN", "gone"))
+        .unwrap();
+    let _ = m.poll_request(now).unwrap();
+    let e = m
+        .handle_response(
+            now,
+            venue_error(401, "INVALID_CREDENTIALS", "password changed"),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+    // The old access token is still honoured until it expires, but the machine will not
+    // renew it, and says why.
+    assert!(m.credential(now.instant).is_some());
+    assert_eq!(m.last_error().unwrap().kind(), ErrorKind::Unauthorized);
+    assert!(m.poll_request(now).is_none());
+    let until = m.poll_timeout().unwrap();
+    m.handle_timeout(clock.at(until));
+    assert!(m.credential(until).is_none());
+    assert_eq!(m.poll_timeout(), None);
+}

@@ -1,0 +1,630 @@
+//! Cascade machine: challenge -> EIP-191 signature -> session, with a manual clock.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::*;
+use serde_json::{Value, json};
+use tradeauth::machine::cascade::{self as cascade, parse_ws_reply, parse_ws_reply_with_id};
+use tradeauth::{
+    AuthEvent, CascadeConfig, CascadeMachine, Credential, ErrorKind, HttpResponse, Machine, Method,
+    Secret, WsAuthReply, eip191_sign,
+};
+
+/// Hardhat / anvil test account #0 (public test key), the delegate.
+const KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const KEY_HEX: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const DELEGATE: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+/// The deposit address (test account #1), lowercase as the venue writes it.
+const DEPOSIT: &str = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+const NONCE: &str = "e1231189-12d6-4efc-867d-53a3075a1d8b";
+const TIMESTAMP: &str = "2026-01-19T16:33:15.662842941+00:00";
+const PAYLOAD: &str = r#"{"account":"0x70997970c51812dc3a010c7d01b50e0d17dc79c8","nonce":"e1231189-12d6-4efc-867d-53a3075a1d8b","timestamp":"2026-01-19T16:33:15.662842941+00:00"}"#;
+/// Cross-checked with Python eth_account 0.14.0:
+/// `Account.sign_message(encode_defunct(text=PAYLOAD), private_key=KEY).signature.hex()`.
+const PAYLOAD_SIGNATURE: &str = "0xab2433c366bbf1bd102b2c19c55ab7e19ace00f30b45dc68a4014f58c12294ce05df9bf943b7e1d5e4e707d8fc2585982d726fa3edc4e510b35391253e635f9d1b";
+const SERVER_SIG: &str = "VJfLidgINtN1Q-EaTaR7U5nMy74";
+
+fn machine() -> CascadeMachine {
+    CascadeMachine::new(CascadeConfig::new(DEPOSIT, KEY).with_jitter_seed(3)).unwrap()
+}
+
+fn challenge() -> Value {
+    json!({
+        "message": {"account": DEPOSIT, "nonce": NONCE, "timestamp": TIMESTAMP},
+        "server_signature": SERVER_SIG,
+        "signing_payload": PAYLOAD,
+    })
+}
+
+/// An unsigned-looking JWT whose payload carries `exp` (or nothing).
+fn jwt(exp: Option<u64>) -> String {
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = match exp {
+        Some(e) => json!({"sub": DEPOSIT, "exp": e}),
+        None => json!({"sub": DEPOSIT}),
+    };
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{header}.{payload}.c2lnbmF0dXJl")
+}
+
+/// Run challenge + answer at `now`, with the given session answer.
+fn authenticate(
+    m: &mut CascadeMachine,
+    now: tradeauth::Now,
+    session: HttpResponse,
+) -> tradeauth::Result<()> {
+    let req = m.poll_request(now).expect("challenge request");
+    assert_eq!(req.method, Method::Get);
+    m.handle_response(now, json(200, challenge()))?;
+    let req = m.poll_request(now).expect("answer");
+    assert_eq!(req.method, Method::Post);
+    m.handle_response(now, session)
+}
+
+#[test]
+fn known_answer_matches_eth_account() {
+    assert_eq!(
+        eip191_sign(KEY, PAYLOAD.as_bytes()).unwrap(),
+        PAYLOAD_SIGNATURE
+    );
+    // Without 0x, and upper-case hex, too.
+    assert_eq!(
+        eip191_sign(&KEY_HEX.to_uppercase(), PAYLOAD.as_bytes()).unwrap(),
+        PAYLOAD_SIGNATURE
+    );
+    let sig = eip191_sign(KEY, b"anything").unwrap();
+    assert_eq!(sig.len(), 132);
+    let v = u8::from_str_radix(&sig[130..], 16).unwrap();
+    assert!(v == 27 || v == 28);
+    assert_eq!(machine().delegate_address(), DELEGATE);
+}
+
+#[test]
+fn full_flow() {
+    let clock = Clock::new();
+    let mut m = machine();
+    assert_eq!(m.venue().as_str(), "cascade");
+    assert_eq!(m.account(), DEPOSIT);
+    assert_eq!(m.address(), DEPOSIT);
+    assert_eq!(m.state_name(), "no_token");
+
+    let now = clock.ms(0);
+    let req = m.poll_request(now).unwrap();
+    assert_eq!(req.method, Method::Get);
+    assert_eq!(req.path, format!("/auth?account={DEPOSIT}"));
+    assert!(req.body.is_empty());
+    assert!(m.is_busy());
+    assert_eq!(m.state_name(), "awaiting_challenge");
+    assert!(m.poll_request(now).is_none());
+
+    m.handle_response(clock.ms(20), json(200, challenge()))
+        .unwrap();
+    assert_eq!(m.state_name(), "awaiting_session");
+    let req = m.poll_request(clock.ms(25)).unwrap();
+    assert_eq!(req.method, Method::Post);
+    assert_eq!(req.path, "/auth");
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(
+        body_json(&req),
+        json!({
+            "message": {"account": DEPOSIT, "nonce": NONCE, "timestamp": TIMESTAMP},
+            "signature": PAYLOAD_SIGNATURE,
+            "server_signature": SERVER_SIG,
+        })
+    );
+
+    let exp = 1_700_003_600u64;
+    let token = jwt(Some(exp));
+    m.handle_response(
+        clock.ms(40),
+        json(
+            200,
+            json!({"token": token, "claims": {"sub": DEPOSIT, "exp": exp}}),
+        ),
+    )
+    .unwrap();
+    assert_eq!(m.state_name(), "active");
+    assert_eq!(events(&mut m), vec![AuthEvent::LoggedIn]);
+    let c = m.credential(clock.ms(40).instant).unwrap();
+    assert_eq!(c.header_value(), format!("Bearer {token}"));
+    assert_eq!(c.expires_at_ms(), Some(exp * 1000));
+    assert_eq!(m.expires_at_ms(), Some(exp * 1000));
+    assert_eq!(m.claims().unwrap()["sub"], DEPOSIT);
+    assert!(m.poll_request(clock.ms(50)).is_none());
+    assert!(m.last_error().is_none());
+
+    // Proactive re-authentication at poll_timeout: old token still handed out meanwhile.
+    let t = m.poll_timeout().unwrap();
+    let deadline = clock.base + Duration::from_millis(3_600_000);
+    assert!(t <= deadline - Duration::from_secs(60));
+    assert!(t >= deadline - Duration::from_secs(66));
+    assert!(
+        m.poll_request(clock.at(t - Duration::from_millis(1)))
+            .is_none()
+    );
+    let now = clock.at(t);
+    let req = m.poll_request(now).unwrap();
+    assert_eq!(req.method, Method::Get);
+    assert_eq!(m.credential(now.instant).unwrap().token(), token);
+    m.handle_response(now, json(200, challenge())).unwrap();
+    let _ = m.poll_request(now).unwrap();
+    let token2 = jwt(Some(exp + 3600));
+    m.handle_response(
+        now,
+        json(200, json!({"token": token2, "claims": {"exp": exp + 3600}})),
+    )
+    .unwrap();
+    assert_eq!(events(&mut m), vec![AuthEvent::Refreshed]);
+    assert_eq!(m.credential(now.instant).unwrap().token(), token2);
+}
+
+#[test]
+fn expiry_sources() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    // claims.exp wins over the JWT's exp.
+    let mut m = machine();
+    authenticate(
+        &mut m,
+        now,
+        json(
+            200,
+            json!({"token": jwt(Some(1_700_009_999)), "claims": {"exp": 1_700_001_000u64}}),
+        ),
+    )
+    .unwrap();
+    assert_eq!(m.expires_at_ms(), Some(1_700_001_000_000));
+    // No claims.exp: the JWT's own exp.
+    let mut m = machine();
+    authenticate(
+        &mut m,
+        now,
+        json(
+            200,
+            json!({"token": jwt(Some(1_700_002_000)), "claims": {"sub": "x"}}),
+        ),
+    )
+    .unwrap();
+    assert_eq!(m.expires_at_ms(), Some(1_700_002_000_000));
+    // Neither (opaque token, no claims): the configured default ttl.
+    let mut m = CascadeMachine::new(
+        CascadeConfig::new(DEPOSIT, KEY).with_default_token_ttl(Duration::from_secs(120)),
+    )
+    .unwrap();
+    authenticate(&mut m, now, json(200, json!({"token": "opaque-token"}))).unwrap();
+    assert_eq!(m.expires_at_ms(), Some(BASE_MS + 120_000));
+    assert!(m.claims().is_none());
+    let c = m.credential(now.instant).unwrap();
+    assert_eq!(
+        c.valid_until(),
+        Some(now.instant + Duration::from_secs(110))
+    );
+    // JWT without exp: the default too (3600 s).
+    let mut m = machine();
+    authenticate(
+        &mut m,
+        now,
+        json(200, json!({"token": jwt(None), "claims": {}})),
+    )
+    .unwrap();
+    assert_eq!(m.expires_at_ms(), Some(BASE_MS + 3_600_000));
+    // Never an expired credential.
+    let until = now.instant + Duration::from_secs(3590);
+    assert!(m.credential(until - Duration::from_millis(1)).is_some());
+    assert!(m.credential(until).is_none());
+}
+
+#[test]
+fn stale_challenge_is_re_requested_never_posted() {
+    let clock = Clock::new();
+    let mut m = machine();
+    let _ = m.poll_request(clock.ms(0)).unwrap();
+    m.handle_response(clock.secs(1), json(200, challenge()))
+        .unwrap();
+    // Stale at receive + 300 s - 10 s.
+    let stale_at = clock.secs(1).instant + Duration::from_secs(290);
+    assert_eq!(m.poll_timeout(), Some(stale_at));
+    let _ = events(&mut m);
+
+    // Just before: still posted.
+    let mut early = machine();
+    let _ = early.poll_request(clock.ms(0)).unwrap();
+    early
+        .handle_response(clock.secs(1), json(200, challenge()))
+        .unwrap();
+    let req = early
+        .poll_request(clock.at(stale_at - Duration::from_millis(1)))
+        .unwrap();
+    assert_eq!(req.method, Method::Post);
+
+    // At the staleness instant: discarded by handle_timeout, a new GET instead.
+    m.handle_timeout(clock.at(stale_at));
+    assert_eq!(m.state_name(), "awaiting_challenge");
+    assert!(matches!(
+        events(&mut m).as_slice(),
+        [AuthEvent::Failed {
+            kind: ErrorKind::ChallengeExpired,
+            ..
+        }]
+    ));
+    let req = m.poll_request(clock.at(stale_at)).unwrap();
+    assert_eq!(req.method, Method::Get);
+
+    // Same when the driver only polls (no handle_timeout).
+    let mut m = machine();
+    let _ = m.poll_request(clock.ms(0)).unwrap();
+    m.handle_response(clock.ms(0), json(200, challenge()))
+        .unwrap();
+    let req = m.poll_request(clock.secs(400)).unwrap();
+    assert_eq!(req.method, Method::Get, "a stale challenge is never posted");
+
+    // A shorter nonce lifetime shrinks the margin with it (1/10, at most 10 s).
+    let mut m = CascadeMachine::new(
+        CascadeConfig::new(DEPOSIT, KEY).with_nonce_lifetime(Duration::from_secs(20)),
+    )
+    .unwrap();
+    let _ = m.poll_request(clock.ms(0)).unwrap();
+    m.handle_response(clock.ms(0), json(200, challenge()))
+        .unwrap();
+    assert_eq!(m.poll_timeout(), Some(clock.base + Duration::from_secs(18)));
+}
+
+#[test]
+fn malformed_challenges_are_protocol_errors() {
+    let clock = Clock::new();
+    let mut bad: Vec<(&str, HttpResponse)> = vec![
+        ("not json", HttpResponse::new(200, "nope")),
+        ("array", json(200, json!([]))),
+    ];
+    let mut push = |name: &'static str, f: &dyn Fn(&mut Value)| {
+        let mut c = challenge();
+        f(&mut c);
+        bad.push((name, json(200, c)));
+    };
+    push("no message", &|c| {
+        c.as_object_mut().unwrap().remove("message");
+    });
+    push("message string", &|c| c["message"] = json!("m"));
+    push("no nonce", &|c| {
+        c["message"].as_object_mut().unwrap().remove("nonce");
+    });
+    push("nonce number", &|c| c["message"]["nonce"] = json!(5));
+    push("no timestamp", &|c| {
+        c["message"].as_object_mut().unwrap().remove("timestamp");
+    });
+    push("no server_signature", &|c| {
+        c.as_object_mut().unwrap().remove("server_signature");
+    });
+    push("server_signature number", &|c| {
+        c["server_signature"] = json!(1)
+    });
+    push("no signing_payload", &|c| {
+        c.as_object_mut().unwrap().remove("signing_payload");
+    });
+    push("payload not json", &|c| {
+        c["signing_payload"] = json!("sign me")
+    });
+    push("payload without account", &|c| {
+        c["signing_payload"] = json!(r#"{"nonce":"e1231189-12d6-4efc-867d-53a3075a1d8b"}"#)
+    });
+    push("wrong account in message", &|c| {
+        c["message"]["account"] = json!("0x037466fe85a8042f2da8f912b585b2278f8f153c")
+    });
+    push("wrong account in payload", &|c| {
+        c["signing_payload"] = json!(PAYLOAD.replace(
+            "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
+            "0x037466fe85a8042f2da8f912b585b2278f8f153c"
+        ))
+    });
+    push("payload nonce differs", &|c| {
+        c["signing_payload"] = json!(PAYLOAD.replace("e1231189", "ffffffff"))
+    });
+    for (name, response) in bad {
+        let mut m = machine();
+        let req = m.poll_request(clock.ms(0)).unwrap();
+        let e = m.handle_response(clock.ms(0), response).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol, "{name}: {e}");
+        assert!(!e.is_retryable());
+        assert_eq!(m.last_error().unwrap().kind(), ErrorKind::Protocol);
+        assert_no_secret(&e.to_string(), &[KEY_HEX]);
+        // Never signed or posted; a later demand asks for a fresh challenge.
+        assert_eq!(m.poll_request(clock.ms(1)).unwrap(), req, "{name}");
+    }
+    // The account comparison is case-insensitive.
+    let mut m = machine();
+    let _ = m.poll_request(clock.ms(0)).unwrap();
+    let mut c = challenge();
+    c["message"]["account"] = json!(DEPOSIT.to_uppercase().replacen("0X", "0x", 1));
+    m.handle_response(clock.ms(0), json(200, c)).unwrap();
+}
+
+#[test]
+fn malformed_sessions_are_protocol_errors() {
+    let clock = Clock::new();
+    let exp = 1_700_003_600u64;
+    let cases = [
+        ("not json", HttpResponse::new(200, "{")),
+        ("no token", json(200, json!({"claims": {"exp": exp}}))),
+        ("token number", json(200, json!({"token": 5}))),
+        ("empty token", json(200, json!({"token": ""}))),
+        (
+            "header injection",
+            json(200, json!({"token": "abc\r\nx-evil: 1"})),
+        ),
+        (
+            "claims array",
+            json(200, json!({"token": "t", "claims": []})),
+        ),
+        (
+            "exp string",
+            json(200, json!({"token": "t", "claims": {"exp": "later"}})),
+        ),
+        (
+            "exp in the past",
+            json(
+                200,
+                json!({"token": "t", "claims": {"exp": 1_600_000_000u64}}),
+            ),
+        ),
+    ];
+    for (name, response) in cases {
+        let mut m = machine();
+        let e = authenticate(&mut m, clock.ms(0), response).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol, "{name}: {e}");
+        assert!(m.credential(clock.ms(0).instant).is_none());
+        // The nonce is spent: a fresh challenge next.
+        assert_eq!(
+            m.poll_request(clock.ms(1)).unwrap().method,
+            Method::Get,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn answer_rejections() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    // Nonce expired / used: a fresh challenge will do.
+    for text in ["nonce expired", "Nonce already used"] {
+        let mut m = machine();
+        let e = authenticate(&mut m, now, json(401, json!({"error": text}))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ChallengeExpired, "{text}");
+        assert!(e.is_retryable());
+        assert_eq!(e.status(), Some(401));
+        assert_eq!(m.poll_request(now).unwrap().method, Method::Get);
+    }
+    // Plain-text bodies are understood too.
+    let mut m = machine();
+    let e = authenticate(&mut m, now, HttpResponse::new(401, "nonce expired")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ChallengeExpired);
+
+    // Signer not authorized / bad signature: stop, never retried on its own.
+    for text in ["signer is not authorized", "invalid signature"] {
+        let mut m = machine();
+        let e = authenticate(&mut m, now, json(401, json!({"error": text}))).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthorized, "{text}");
+        assert!(!e.is_retryable());
+        assert_eq!(m.state_name(), "stopped");
+        assert!(m.poll_request(clock.secs(10)).is_none());
+        assert_eq!(m.poll_timeout(), None);
+        assert_eq!(m.last_error().unwrap().kind(), ErrorKind::Unauthorized);
+        m.handle_unauthorized(clock.secs(20));
+        assert_eq!(m.poll_request(clock.secs(20)).unwrap().method, Method::Get);
+    }
+    let mut m = machine();
+    let e = authenticate(
+        &mut m,
+        now,
+        json(401, json!({"error": "signer is not authorized"})),
+    )
+    .unwrap_err();
+    assert!(e.message().contains("delegate"), "{e}");
+
+    // Busy: the same answer is re-posted while fresh.
+    let mut m = machine();
+    let _ = m.poll_request(now).unwrap();
+    m.handle_response(now, json(200, challenge())).unwrap();
+    let post = m.poll_request(now).unwrap();
+    let e = m
+        .handle_response(
+            now,
+            HttpResponse::new(503, "").with_header("Retry-After", "1"),
+        )
+        .unwrap_err();
+    assert!(e.is_retryable());
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(m.poll_request(clock.secs(1)).unwrap(), post);
+    // Transport error: re-posted too.
+    m.handle_transport_error(clock.secs(1), &tradeauth::Error::timeout("no answer"));
+    assert_eq!(m.poll_request(clock.secs(2)).unwrap(), post);
+    // A 400: a fresh challenge.
+    let e = m
+        .handle_response(clock.secs(2), json(400, json!({"error": "bad request"})))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ApiError);
+    assert_eq!(m.poll_request(clock.secs(2)).unwrap().method, Method::Get);
+    // Challenge endpoint busy: the GET is re-sent.
+    let e = m
+        .handle_response(clock.secs(2), HttpResponse::new(502, ""))
+        .unwrap_err();
+    assert!(e.is_retryable());
+    assert_eq!(m.poll_request(clock.secs(3)).unwrap().method, Method::Get);
+}
+
+#[test]
+fn unauthorized_and_ws() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    let mut m = machine();
+    // No credential yet: no WS message.
+    let e = m.ws_auth_message(now.instant, json!(1)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+    authenticate(
+        &mut m,
+        now,
+        json(
+            200,
+            json!({"token": "tok.en.1", "claims": {"exp": 1_700_003_600u64}}),
+        ),
+    )
+    .unwrap();
+    let _ = events(&mut m);
+    assert_eq!(
+        m.ws_auth_message(now.instant, json!(1)).unwrap(),
+        r#"{"jsonrpc":"2.0","id":1,"method":"auth","params":{"bearer":"tok.en.1"}}"#
+    );
+    let c = m.credential(now.instant).unwrap();
+    assert_eq!(
+        cascade::ws_auth_message(&c, "abc").unwrap(),
+        r#"{"jsonrpc":"2.0","id":"abc","method":"auth","params":{"bearer":"tok.en.1"}}"#
+    );
+    let api_key = Credential::new("x-api-key", Secret::from("k"), None, None).unwrap();
+    assert!(cascade::ws_auth_message(&api_key, 1).is_err());
+
+    // Replies.
+    let ok = r#"{"jsonrpc":"2.0","id":1,"result":{"account":"0x7099"}}"#;
+    assert_eq!(
+        parse_ws_reply(ok),
+        WsAuthReply::Authenticated {
+            detail: json!({"account": "0x7099"})
+        }
+    );
+    let bad =
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"Invalid Bearer Token"}}"#;
+    assert_eq!(
+        parse_ws_reply(bad),
+        WsAuthReply::Rejected {
+            message: "Invalid Bearer Token".into()
+        }
+    );
+    assert_eq!(parse_ws_reply("not json"), WsAuthReply::Unrelated);
+    assert_eq!(
+        parse_ws_reply(r#"{"jsonrpc":"2.0","method":"orderbook","params":{}}"#),
+        WsAuthReply::Unrelated
+    );
+    assert_eq!(
+        parse_ws_reply(r#"{"jsonrpc":"2.0","id":9,"error":{"code":-32602,"message":"bad size"}}"#),
+        WsAuthReply::Unrelated
+    );
+    assert_eq!(
+        parse_ws_reply_with_id(ok, &json!(2)),
+        WsAuthReply::Unrelated
+    );
+    assert!(matches!(
+        parse_ws_reply_with_id(ok, &json!(1)),
+        WsAuthReply::Authenticated { .. }
+    ));
+    assert!(matches!(
+        parse_ws_reply_with_id(
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"nope"}}"#,
+            &json!(1)
+        ),
+        WsAuthReply::Rejected { .. }
+    ));
+
+    // An unrelated reply changes nothing; "Invalid Bearer Token" re-authenticates.
+    let _ = m.handle_ws_reply(now, ok);
+    assert!(m.credential(now.instant).is_some());
+    let later = clock.secs(5);
+    assert!(matches!(
+        m.handle_ws_reply(later, bad),
+        WsAuthReply::Rejected { .. }
+    ));
+    assert!(m.credential(later.instant).is_none());
+    m.handle_unauthorized(later); // twice: harmless
+    let req = m.poll_request(later).unwrap();
+    assert_eq!(req.method, Method::Get);
+    assert!(m.poll_request(later).is_none());
+    m.handle_response(later, json(200, challenge())).unwrap();
+    let _ = m.poll_request(later).unwrap();
+    m.handle_response(later, json(200, json!({"token": "tok.en.2"})))
+        .unwrap();
+    assert_eq!(events(&mut m), vec![AuthEvent::ReLoggedIn]);
+
+    // logout wipes; the next demand starts over.
+    m.logout();
+    assert!(m.credential(later.instant).is_none());
+    assert!(m.claims().is_none());
+    assert_eq!(m.state_name(), "no_token");
+    assert_eq!(m.poll_request(later).unwrap().method, Method::Get);
+}
+
+#[test]
+fn invalid_addresses_and_keys() {
+    let addresses = [
+        "",
+        "70997970c51812dc3a010c7d01b50e0d17dc79c8",
+        "0x70997970c51812dc3a010c7d01b50e0d17dc79c",
+        "0x70997970c51812dc3a010c7d01b50e0d17dc79c8aa",
+        "0x70997970c51812dc3a010c7d01b50e0d17dc79zz",
+        KEY, // a private key pasted as the address is not echoed
+    ];
+    for a in addresses {
+        let e = CascadeMachine::new(CascadeConfig::new(a, KEY)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{a}");
+        assert!(e.message().contains("deposit address"), "{e}");
+        assert_no_secret(&e.to_string(), &[KEY_HEX]);
+    }
+    // Mixed case (EIP-55 or not) is accepted.
+    CascadeMachine::new(CascadeConfig::new(DELEGATE, KEY)).unwrap();
+    CascadeMachine::new(CascadeConfig::new(DELEGATE.to_lowercase(), KEY_HEX)).unwrap();
+
+    let keys = [
+        ("", "64 hex"),
+        ("0x1234", "64 hex"),
+        (DEPOSIT, "address"),
+        (
+            "0xzc0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+            "hex digit",
+        ),
+        (
+            "0x0000000000000000000000000000000000000000000000000000000000000000",
+            "secp256k1",
+        ),
+        (
+            "0xffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "secp256k1",
+        ),
+    ];
+    for (k, expect) in keys {
+        let e = CascadeMachine::new(CascadeConfig::new(DEPOSIT, k)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.message().contains("delegate private key"), "{e}");
+        assert!(e.message().contains(expect), "{e}");
+        if k.len() > 8 {
+            assert_no_secret(&e.to_string(), &[k.trim_start_matches("0x")]);
+        }
+        assert!(eip191_sign(k, b"x").is_err());
+    }
+}
+
+#[test]
+fn nothing_prints_a_secret() {
+    let clock = Clock::new();
+    let cfg = CascadeConfig::new(DEPOSIT, KEY);
+    let mut m = CascadeMachine::new(cfg.clone()).unwrap();
+    let now = clock.ms(0);
+    let _ = m.poll_request(now).unwrap();
+    m.handle_response(now, json(200, challenge())).unwrap();
+    let post = m.poll_request(now).unwrap();
+    let token = jwt(Some(1_700_003_600));
+    m.handle_response(now, json(200, json!({"token": token})))
+        .unwrap();
+    let c = m.credential(now.instant).unwrap();
+    let secrets = [KEY_HEX, token.as_str(), &PAYLOAD_SIGNATURE[2..]];
+    for text in [
+        format!("{cfg:?}"),
+        format!("{m:?}"),
+        format!("{post:?}"),
+        format!("{c:?}"),
+        format!("{:?}", events(&mut m)),
+    ] {
+        assert_no_secret(&text, &secrets);
+    }
+    assert!(format!("{m:?}").contains(DELEGATE));
+}
