@@ -30,7 +30,11 @@ pub mod error;
 pub mod event;
 pub mod http;
 pub mod machine;
+#[cfg(feature = "client")]
+pub mod runtime;
 pub mod secret;
+#[cfg(feature = "client")]
+pub mod session;
 pub mod time;
 
 pub use credential::Credential;
@@ -44,6 +48,12 @@ pub use machine::partner::{PartnerConfig, PartnerMachine, mint_token};
 pub use machine::{Machine, Venue, WsAuthReply};
 pub use secret::Secret;
 pub use time::Now;
+
+#[cfg(feature = "client")]
+pub use session::{
+    CADENZA_PRODUCTION_URL, CADENZA_UAT_URL, CASCADE_URL, EXCHANGE_URL, Options, RequestBuilder,
+    Session, WsStream,
+};
 
 /// The crate version, as the C and Python layers report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

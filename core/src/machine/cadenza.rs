@@ -619,6 +619,17 @@ impl Machine for CadenzaMachine {
         }
     }
 
+    fn force_refresh(&mut self, now: Now) {
+        self.drop_expired(now.instant);
+        if self.state == State::Active && self.in_flight.is_none() && self.refresh_token().is_some()
+        {
+            // The access token stays handed out until the refresh brings its successor.
+            self.state = State::Refreshing;
+        } else if self.state != State::Refreshing {
+            self.handle_unauthorized(now);
+        }
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         let session = self.session.as_ref()?;
         match self.state {

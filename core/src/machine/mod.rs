@@ -146,6 +146,13 @@ pub trait Machine: Send + 'static {
     /// way (besides [`Machine::logout`]) to make it try the same secret again.
     fn handle_unauthorized(&mut self, now: Now);
 
+    /// The caller wants a new credential now, before the refresh window (a forced
+    /// refresh): renew the cheapest way the venue offers. By default that is the same as
+    /// [`Machine::handle_unauthorized`]; Cadenza uses its refresh token instead of a login.
+    fn force_refresh(&mut self, now: Now) {
+        self.handle_unauthorized(now);
+    }
+
     /// When handle_timeout next has work (refresh-window start incl. jitter, challenge staleness, expiry).
     #[must_use]
     fn poll_timeout(&self) -> Option<Instant>;

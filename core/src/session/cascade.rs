@@ -1,0 +1,39 @@
+//! Cascade sessions: wallet challenge, EIP-191 signature by a delegate key, bearer JWT.
+
+use super::{Options, Session, VenueMachine};
+use crate::error::Result;
+use crate::machine::{CascadeConfig, CascadeMachine};
+use crate::secret::Secret;
+
+/// Cascade's matcher, the page's host.
+pub const CASCADE_URL: &str = "https://matcher.cascade.xyz";
+
+impl Session {
+    /// A Cascade session; the first credential request runs the challenge flow.
+    pub fn cascade(mut config: CascadeConfig, options: Options) -> Result<Self> {
+        if let Some(window) = options.refresh_window {
+            config.refresh_window = window;
+        }
+        config.jitter_seed = rand::random();
+        let machine = CascadeMachine::new(config)?;
+        Self::from_machine(VenueMachine::Cascade(machine), Some(CASCADE_URL), options)
+    }
+
+    /// A Cascade session from `CASCADE_DEPOSIT_ADDRESS`, `CASCADE_DELEGATE_PRIVATE_KEY` and
+    /// optionally `CASCADE_BASE_URL` and `TRADEAUTH_CA_CERT`.
+    pub fn cascade_from_env(options: Options) -> Result<Self> {
+        let deposit = super::env::required("CASCADE_DEPOSIT_ADDRESS")?;
+        let key = Secret::new(super::env::required("CASCADE_DELEGATE_PRIVATE_KEY")?);
+        let options = super::env::apply_base_url(options, "CASCADE_BASE_URL")?;
+        Self::cascade(CascadeConfig::new(deposit, key), options)
+    }
+
+    /// Cascade only: the claims of the current session token (`sub`, `exp`, ...).
+    pub async fn claims(&self) -> Option<serde_json::Value> {
+        self.with_machine(|machine| match machine {
+            VenueMachine::Cascade(m) => m.claims().cloned(),
+            _ => None,
+        })
+        .await
+    }
+}

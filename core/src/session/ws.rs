@@ -1,0 +1,158 @@
+//! WebSocket authentication: the venue's auth message from the current credential, the
+//! reply parsed, and an authenticated `wss://` connection built on the session's TLS trust.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use super::Session;
+use crate::error::{Error, ErrorKind, Result};
+use crate::machine::{Venue, WsAuthReply};
+
+/// A WebSocket connection to a venue over TLS.
+pub type WsStream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How many non-auth messages (snapshots, heartbeats) may arrive before the auth reply.
+const MAX_UNRELATED_BEFORE_REPLY: usize = 64;
+
+impl Session {
+    /// The venue's WebSocket auth message for the current credential (logging in first if
+    /// needed): Cascade's JSON-RPC `auth` with request `id`, Exchange's `authenticate` op.
+    pub async fn ws_auth_message(&self, id: u64) -> Result<String> {
+        let credential = self.credential().await?;
+        match self.venue() {
+            Venue::Cascade => crate::machine::cascade::ws_auth_message(&credential, id),
+            Venue::Exchange => crate::machine::exchange::ws_auth_message(&credential),
+            other => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("{} has no WebSocket authentication", other.as_str()),
+            )),
+        }
+    }
+
+    /// Parses the venue's answer to the auth message. A rejection of a renewable token
+    /// ("Invalid Bearer Token") drops it, so the next auth message carries a fresh one.
+    pub async fn handle_ws_reply(&self, text: &str) -> WsAuthReply {
+        let reply = match self.venue() {
+            Venue::Cascade => crate::machine::cascade::parse_ws_reply(text),
+            Venue::Exchange => crate::machine::exchange::parse_ws_reply(text),
+            _ => WsAuthReply::Unrelated,
+        };
+        if matches!(reply, WsAuthReply::Rejected { .. })
+            && self.venue() == Venue::Cascade
+            && let Some(current) = self.current()
+        {
+            self.invalidate(&current).await;
+        }
+        reply
+    }
+
+    /// Opens `wss://<venue host><path>` with the session's trust roots; no auth is sent.
+    pub async fn connect_ws(&self, path: &str) -> Result<WsStream> {
+        let mut url = self.inner.base_url.join(path).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("bad WebSocket path: {e}"),
+            )
+        })?;
+        url.set_scheme("wss").map_err(|()| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "cannot make a wss:// URL from the base URL",
+            )
+        })?;
+        // HTTP/2 must not be offered: the WebSocket upgrade is an HTTP/1.1 handshake.
+        let mut tls = (*self.tls_config()).clone();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            url.as_str(),
+            None,
+            true,
+            Some(Connector::Rustls(Arc::new(tls))),
+        );
+        let (stream, _) = tokio::time::timeout(self.inner.options.request_timeout, connect)
+            .await
+            .map_err(|_| Error::new(ErrorKind::Timeout, "WebSocket connect timed out"))?
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Transport,
+                    format!("WebSocket connect failed: {e}"),
+                )
+            })?;
+        Ok(stream)
+    }
+
+    /// Opens the venue's WebSocket and authenticates it; on "Invalid Bearer Token" it
+    /// re-authenticates the session once and tries again on the same connection.
+    pub async fn connect_ws_authenticated(
+        &self,
+        path: &str,
+    ) -> Result<(WsStream, serde_json::Value)> {
+        let mut stream = self.connect_ws(path).await?;
+        let timeout = self.inner.options.request_timeout;
+        for attempt in 1..=2u64 {
+            let message = self.ws_auth_message(attempt).await?;
+            stream.send(Message::text(message)).await.map_err(|e| {
+                Error::new(ErrorKind::Transport, format!("WebSocket send failed: {e}"))
+            })?;
+            match read_auth_reply(self, &mut stream, timeout).await? {
+                WsAuthReply::Authenticated { detail } => return Ok((stream, detail)),
+                WsAuthReply::Rejected { message } => {
+                    let renewable = self.venue() == Venue::Cascade;
+                    if !renewable || attempt == 2 {
+                        return Err(Error::new(
+                            ErrorKind::Unauthorized,
+                            format!("WebSocket authentication rejected: {message}"),
+                        ));
+                    }
+                }
+                WsAuthReply::Unrelated => {}
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Unauthorized,
+            "WebSocket authentication rejected",
+        ))
+    }
+}
+
+async fn read_auth_reply(
+    session: &Session,
+    stream: &mut WsStream,
+    timeout: Duration,
+) -> Result<WsAuthReply> {
+    for _ in 0..MAX_UNRELATED_BEFORE_REPLY {
+        let next = tokio::time::timeout(timeout, stream.next())
+            .await
+            .map_err(|_| Error::new(ErrorKind::Timeout, "no WebSocket auth reply in time"))?;
+        let message = match next {
+            Some(Ok(message)) => message,
+            Some(Err(e)) => {
+                return Err(Error::new(
+                    ErrorKind::Transport,
+                    format!("WebSocket read failed: {e}"),
+                ));
+            }
+            None => {
+                return Err(Error::new(
+                    ErrorKind::Transport,
+                    "WebSocket closed before the auth reply",
+                ));
+            }
+        };
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let reply = session.handle_ws_reply(text.as_str()).await;
+        if !matches!(reply, WsAuthReply::Unrelated) {
+            return Ok(reply);
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Protocol,
+        "the venue never answered the WebSocket auth message",
+    ))
+}

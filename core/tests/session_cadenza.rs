@@ -1,0 +1,305 @@
+//! Cadenza sessions against the simulator over real TLS.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tradeauth::{AuthEvent, ErrorKind, Method};
+use tradeauth_sim::{Fault, LifetimeUpdate, Revoke, Venue, demo};
+
+fn access_ttl(secs: u64) -> LifetimeUpdate {
+    LifetimeUpdate {
+        venue: Venue::Cadenza,
+        access_ttl_secs: Some(secs),
+        refresh_ttl_secs: None,
+        token_ttl_secs: None,
+        nonce_ttl_secs: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_in_and_calls_a_protected_endpoint() {
+    let sim = support::sim().await;
+    let session = support::cadenza(&sim, support::options(&sim, Venue::Cadenza));
+    assert!(
+        session.current().is_none(),
+        "no credential before the first use"
+    );
+    let response = session
+        .request(Method::Get, "/api/v3/market/venue/list")
+        .send()
+        .await
+        .expect("request succeeds");
+    assert_eq!(response.status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON body");
+    assert_eq!(body["success"], true);
+    let stats = sim.stats().cadenza;
+    assert_eq!((stats.logins, stats.refreshes), (1, 0));
+    let credential = session.current().expect("credential cached after login");
+    let expires = credential.expires_at_ms().expect("expiry known") as i64;
+    assert!(
+        (expires - sim.now_unix_ms() - 3_600_000).abs() < 5_000,
+        "1 h token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_in_the_background_before_expiry() {
+    let sim = support::sim().await;
+    sim.set_lifetimes(access_ttl(3)).expect("lifetime set");
+    let session = support::cadenza(&sim, support::options(&sim, Venue::Cadenza));
+    let mut events = session.subscribe();
+    let first = session.credential().await.expect("login");
+    let first_valid_until = first.valid_until().expect("expiring token");
+    let refreshed = support::wait_for_event(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, AuthEvent::Refreshed)
+    })
+    .await;
+    assert!(matches!(refreshed, AuthEvent::Refreshed));
+    // The refresh landed while the first token was still being handed out: no caller waited.
+    assert!(
+        Instant::now() < first_valid_until,
+        "refresh came before expiry"
+    );
+    let second = session.current().expect("fresh credential published");
+    // Compared without assert_ne!, whose failure message would print both tokens.
+    assert!(first.header_value() != second.header_value(), "a new access token");
+    let stats = sim.stats().cadenza;
+    assert_eq!((stats.logins, stats.refreshes), (1, 1));
+    // And the rotated token keeps working: a second background refresh uses it.
+    support::wait_for_event(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, AuthEvent::Refreshed)
+    })
+    .await;
+    let stats = sim.stats().cadenza;
+    assert_eq!((stats.logins, stats.refreshes), (1, 2));
+    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forced_refreshes_rotate_the_refresh_token() {
+    let sim = support::sim().await;
+    let session = support::cadenza(
+        &sim,
+        support::options(&sim, Venue::Cadenza).background_refresh(false),
+    );
+    session.credential().await.expect("login");
+    let first = session.refresh_token().await.expect("refresh token held");
+    session.refresh().await.expect("refresh 1");
+    let second = session.refresh_token().await.expect("rotated");
+    session
+        .refresh()
+        .await
+        .expect("refresh 2 uses the rotated token");
+    assert!(first.expose() != second.expose(), "refresh token rotated");
+    let stats = sim.stats().cadenza;
+    assert_eq!((stats.logins, stats.refreshes), (1, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_refresh_token_falls_back_to_a_full_login() {
+    let sim = support::sim().await;
+    let session = support::cadenza(
+        &sim,
+        support::options(&sim, Venue::Cadenza).background_refresh(false),
+    );
+    let mut events = session.subscribe();
+    session.credential().await.expect("login");
+    sim.revoke(Venue::Cadenza, Revoke::RefreshTokens)
+        .expect("revoked");
+    session
+        .refresh()
+        .await
+        .expect("re-login after the rejected refresh");
+    support::wait_for_event(&mut events, Duration::from_secs(5), |e| {
+        matches!(e, AuthEvent::ReLoggedIn)
+    })
+    .await;
+    let stats = sim.stats().cadenza;
+    assert_eq!((stats.logins, stats.refreshes), (2, 0));
+    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_causes_exactly_one_reauthentication_and_one_retry() {
+    let sim = support::sim().await;
+    let session = support::cadenza(
+        &sim,
+        support::options(&sim, Venue::Cadenza).background_refresh(false),
+    );
+    session.credential().await.expect("login");
+    sim.revoke(Venue::Cadenza, Revoke::AccessTokens)
+        .expect("revoked");
+    let before = sim.stats().cadenza;
+    let response = session
+        .request(Method::Get, "/api/v3/user/profile")
+        .send()
+        .await
+        .expect("retried request");
+    assert_eq!(response.status, 200);
+    let after = sim.stats().cadenza;
+    let reauths = (after.logins + after.refreshes) - (before.logins + before.refreshes);
+    assert_eq!(reauths, 1, "one re-authentication");
+    // The rejected call, one refresh, one retry.
+    assert_eq!(after.requests - before.requests, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_callers_cause_one_login() {
+    let sim = support::sim().await;
+    let session = support::cadenza(
+        &sim,
+        support::options(&sim, Venue::Cadenza).background_refresh(false),
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let session = session.clone();
+        tasks.push(tokio::spawn(async move { session.credential().await }));
+    }
+    let mut values = std::collections::HashSet::new();
+    for task in tasks {
+        let credential = task.await.expect("task ran").expect("credential");
+        values.insert(credential.header_value().to_owned());
+    }
+    assert_eq!(values.len(), 1, "every caller got the same credential");
+    assert_eq!(sim.stats().cadenza.logins, 1);
+    assert_eq!(sim.stats().cadenza.requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_share_one_failure() {
+    let sim = support::sim().await;
+    let config = tradeauth::CadenzaConfig::new(demo::CADENZA_EMAIL, "wrong-password");
+    let session = tradeauth::Session::cadenza(
+        config,
+        support::options(&sim, Venue::Cadenza).background_refresh(false),
+    )
+    .expect("session");
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let session = session.clone();
+        tasks.push(tokio::spawn(async move { session.credential().await }));
+    }
+    for task in tasks {
+        let error = task.await.expect("task ran").expect_err("rejected");
+        assert_eq!(error.kind(), ErrorKind::Unauthorized);
+        assert!(!error.to_string().contains("wrong-password"));
+    }
+    // A rejected password is never re-sent on its own.
+    assert_eq!(sim.stats().cadenza.requests, 1);
+    assert_eq!(sim.stats().cadenza.rejected("INVALID_CREDENTIALS"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_are_retried_then_succeed() {
+    let sim = support::sim().await;
+    let login = "/api/v3/auth/login";
+    sim.arm_fault(Fault::status(Venue::Cadenza, 503).on_path(login).times(1));
+    sim.arm_fault(
+        Fault::drop_connection(Venue::Cadenza)
+            .on_path(login)
+            .times(1),
+    );
+    sim.arm_fault(Fault::status(Venue::Cadenza, 500).on_path(login).times(1));
+    let session = support::cadenza(
+        &sim,
+        support::options(&sim, Venue::Cadenza).background_refresh(false),
+    );
+    session
+        .credential()
+        .await
+        .expect("login after three transient failures");
+    let stats = sim.stats().cadenza;
+    assert_eq!((stats.logins, stats.requests), (1, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    let sim = support::sim().await;
+    let login = "/api/v3/auth/login";
+    sim.arm_fault(
+        Fault::status(Venue::Cadenza, 429)
+            .on_path(login)
+            .retry_after_secs(1),
+    );
+    let session = support::cadenza(
+        &sim,
+        support::options(&sim, Venue::Cadenza).background_refresh(false),
+    );
+    let started = Instant::now();
+    session.credential().await.expect("login after 429");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited for Retry-After"
+    );
+    assert_eq!(sim.stats().cadenza.requests, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_bounded() {
+    let sim = support::sim().await;
+    sim.arm_fault(Fault::status(Venue::Cadenza, 503).times(10));
+    let session = support::cadenza(
+        &sim,
+        support::options(&sim, Venue::Cadenza)
+            .background_refresh(false)
+            .max_retries(2),
+    );
+    let error = session.credential().await.expect_err("gives up");
+    assert_eq!(error.kind(), ErrorKind::ApiError);
+    assert_eq!(error.status(), Some(503));
+    assert_eq!(sim.stats().cadenza.requests, 3, "first try + 2 retries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_answers_are_protocol_errors() {
+    let sim = support::sim().await;
+    sim.arm_fault(Fault::malformed(Venue::Cadenza).times(1));
+    let options = support::options(&sim, Venue::Cadenza)
+        .background_refresh(false)
+        .max_retries(0);
+    let session = support::cadenza(&sim, options);
+    let error = session.credential().await.expect_err("bad JSON");
+    assert_eq!(error.kind(), ErrorKind::Protocol);
+
+    sim.arm_fault(Fault::missing_field(Venue::Cadenza, "expiresAt").times(1));
+    let error = session.credential().await.expect_err("missing field");
+    assert_eq!(error.kind(), ErrorKind::Protocol);
+    assert!(error.message().contains("expiresAt"), "{}", error.message());
+    // Nothing armed any more: the next attempt works.
+    session.credential().await.expect("recovers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_venue_hits_the_timeout() {
+    let sim = support::sim().await;
+    sim.arm_fault(Fault::delay(Venue::Cadenza, 2_000).times(1));
+    let options = support::options(&sim, Venue::Cadenza)
+        .background_refresh(false)
+        .max_retries(0)
+        .request_timeout(Duration::from_millis(300));
+    let session = support::cadenza(&sim, options);
+    let started = Instant::now();
+    let error = session.credential().await.expect_err("timed out");
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "bounded by request_timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_debug_or_errors() {
+    let sim = support::sim().await;
+    let session = support::cadenza(
+        &sim,
+        support::options(&sim, Venue::Cadenza).background_refresh(false),
+    );
+    let credential: Arc<tradeauth::Credential> = session.credential().await.expect("login");
+    let refresh = session.refresh_token().await.expect("refresh token");
+    let printed = format!("{session:?} {credential:?} {refresh:?}");
+    for secret in [demo::CADENZA_PASSWORD, credential.token(), refresh.expose()] {
+        assert!(!printed.contains(secret), "secret leaked into Debug output");
+    }
+}

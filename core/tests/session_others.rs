@@ -1,0 +1,257 @@
+//! Partner, Cascade and Exchange sessions against the simulator over real TLS, and the
+//! transport rules every session follows (HTTPS only, the right CA, same-origin paths).
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tradeauth::{ErrorKind, Method, Options, Session, WsAuthReply};
+use tradeauth_sim::{Revoke, Venue, demo};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_mints_and_calls_portfolio() {
+    let sim = support::sim().await;
+    let session = support::partner(&sim, support::options(&sim, Venue::Partner));
+    let response = session
+        .request(Method::Get, "/portfolio")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status, 200);
+    let response = session
+        .request(Method::Post, "/orders")
+        .json(&serde_json::json!({"symbol": "BTC-USD", "quantity": 1}))
+        .send()
+        .await
+        .expect("post");
+    assert!(
+        response.status == 200 || response.status == 201,
+        "{}",
+        response.status
+    );
+    // The token is cached: both calls used the same one.
+    assert_eq!(sim.stats().partner.total_rejections(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_401_remints_and_retries_exactly_once() {
+    let sim = support::sim().await;
+    let session = support::partner(
+        &sim,
+        support::options(&sim, Venue::Partner).background_refresh(false),
+    );
+    // The venue's clock runs 16 minutes ahead: every token we mint looks expired to it.
+    sim.set_clock_offset_secs(960);
+    let before = sim.stats().partner.requests;
+    let response = session
+        .request(Method::Get, "/portfolio")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status, 401);
+    let body: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
+    assert_eq!(body["error"], "Token Expired");
+    assert_eq!(
+        sim.stats().partner.requests - before,
+        2,
+        "one retry, no loop"
+    );
+    sim.set_clock_offset_secs(0);
+    let response = session
+        .request(Method::Get, "/portfolio")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cascade_wallet_login_and_protected_routes() {
+    let sim = support::sim().await;
+    let session = support::cascade(&sim, support::options(&sim, Venue::Cascade));
+    for path in ["/account/orders", "/account/positions"] {
+        let response = session
+            .request(Method::Get, path)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status, 200, "{path}");
+    }
+    let stats = sim.stats().cascade;
+    assert_eq!((stats.challenges, stats.logins), (1, 1));
+    let claims = session.claims().await.expect("claims kept");
+    assert_eq!(claims["sub"], demo::CASCADE_ACCOUNT.to_lowercase());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cascade_websocket_auth_round_trip_and_rejection() {
+    let sim = support::sim().await;
+    let session = support::cascade(
+        &sim,
+        support::options(&sim, Venue::Cascade).background_refresh(false),
+    );
+    let (_stream, detail) = session
+        .connect_ws_authenticated("/ws")
+        .await
+        .expect("ws auth");
+    assert_eq!(detail["authenticated"], true);
+
+    // The venue forgets every token: the next auth message is rejected with the page's
+    // text, which drops the token, so the one after carries a fresh login's token.
+    let mut stream = session.connect_ws("/ws").await.expect("ws connect");
+    sim.revoke(Venue::Cascade, Revoke::AccessTokens)
+        .expect("revoked");
+    stream
+        .send(Message::text(
+            session.ws_auth_message(7).await.expect("message"),
+        ))
+        .await
+        .expect("send");
+    let reply = next_text(&mut stream).await;
+    match session.handle_ws_reply(&reply).await {
+        WsAuthReply::Rejected { message } => assert_eq!(message, "Invalid Bearer Token"),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    assert!(session.current().is_none(), "rejected token dropped");
+    stream
+        .send(Message::text(
+            session.ws_auth_message(8).await.expect("message"),
+        ))
+        .await
+        .expect("send");
+    let reply = next_text(&mut stream).await;
+    assert!(matches!(
+        session.handle_ws_reply(&reply).await,
+        WsAuthReply::Authenticated { .. }
+    ));
+    assert_eq!(sim.stats().cascade.logins, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_key_header_and_websocket() {
+    let sim = support::sim().await;
+    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    let response = session
+        .request(Method::Get, "/api/v1/user")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status, 200);
+    let profile: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
+    assert_eq!(profile["username"], demo::EXCHANGE_USERNAME);
+    let (_stream, detail) = session
+        .connect_ws_authenticated("/ws")
+        .await
+        .expect("ws auth");
+    assert_eq!(detail["type"], "authenticated");
+    assert_eq!(detail["trader_id"], demo::EXCHANGE_TRADER_ID);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_unknown_key_is_rejected_without_retry_loops() {
+    let sim = support::sim().await;
+    let unknown = format!("exch_{}", "0".repeat(32));
+    let session = Session::exchange(
+        tradeauth::ExchangeConfig::trader(unknown.as_str()),
+        support::options(&sim, Venue::Exchange),
+    )
+    .expect("well-formed key");
+    let response = session
+        .request(Method::Get, "/api/v1/user")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status, 401);
+    assert!(String::from_utf8_lossy(&response.body).contains("invalid api key"));
+    assert_eq!(sim.stats().exchange.requests, 1);
+    let error = session
+        .connect_ws_authenticated("/ws")
+        .await
+        .expect_err("rejected");
+    assert_eq!(error.kind(), ErrorKind::Unauthorized);
+    assert!(error.message().contains("invalid api key"));
+    assert!(!error.to_string().contains(&unknown));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_rejects_a_malformed_key_before_sending() {
+    let sim = support::sim().await;
+    let error = Session::exchange(
+        tradeauth::ExchangeConfig::trader("exch_NOT-A-KEY"),
+        support::options(&sim, Venue::Exchange),
+    )
+    .expect_err("malformed");
+    assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+    assert!(!error.to_string().contains("NOT-A-KEY"));
+    assert_eq!(sim.stats().exchange.requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_public_session_reads_market_data() {
+    let sim = support::sim().await;
+    let session = Session::exchange(
+        tradeauth::ExchangeConfig::public(),
+        support::options(&sim, Venue::Exchange),
+    )
+    .expect("public session");
+    let response = session
+        .request(Method::Get, "/api/v1/orderbook/BTC-USD")
+        .send()
+        .await
+        .expect("public data");
+    assert_eq!(response.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_is_refused_before_anything_is_sent() {
+    let sim = support::sim().await;
+    let http_url = sim.urls().cadenza.replace("https://", "http://");
+    let config = tradeauth::CadenzaConfig::new(demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD);
+    let error = Session::cadenza(config, Options::new().base_url(http_url)).expect_err("insecure");
+    assert_eq!(error.kind(), ErrorKind::InsecureUrl);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_ca_is_a_transport_error() {
+    let sim = support::sim().await;
+    let options = Options::new()
+        .base_url(sim.urls().cadenza.as_str())
+        .background_refresh(false)
+        .max_retries(0);
+    let session = support::cadenza(&sim, options);
+    let error = session.credential().await.expect_err("unknown CA");
+    assert_eq!(error.kind(), ErrorKind::Transport);
+    assert!(
+        error.message().to_lowercase().contains("certificate"),
+        "{}",
+        error.message()
+    );
+    assert_eq!(sim.stats().cadenza.logins, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_paths_cannot_leave_the_venue_host() {
+    let sim = support::sim().await;
+    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    let error = session
+        .request(Method::Get, "https://example.invalid/steal")
+        .send()
+        .await
+        .expect_err("cross-origin path");
+    assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+}
+
+async fn next_text(stream: &mut tradeauth::WsStream) -> String {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("reply in time")
+            .expect("stream open")
+            .expect("readable");
+        if let Message::Text(text) = message {
+            return text.as_str().to_owned();
+        }
+    }
+}
