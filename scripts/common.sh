@@ -22,3 +22,25 @@ ensure_venv() {
     echo "$want" > "$stamp"
   fi
 }
+
+# Starts the standalone simulator in the background and exports its URLs:
+# SIM_CADENZA, SIM_PARTNER, SIM_CASCADE, SIM_EXCHANGE, SIM_CONTROL, SIM_CA (PEM path),
+# SIM_JSON (the whole line). It is stopped (SIGTERM) when the calling script exits.
+start_sim() {
+  local bin="${TRADEAUTH_SIM_BIN:-$CARGO_TARGET_DIR/debug/tradeauth-sim}"
+  local dir
+  dir="$(mktemp -d "${TMPDIR:-/tmp}/tradeauth-sim.XXXXXX")"
+  mkfifo "$dir/out"
+  "$bin" --ca-out "$dir/ca.pem" "$@" > "$dir/out" 2> "$dir/sim.log" &
+  SIM_PID=$!
+  trap 'kill -TERM "$SIM_PID" 2>/dev/null || true; wait "$SIM_PID" 2>/dev/null || true' EXIT
+  exec {SIM_FD}< "$dir/out"
+  if ! IFS= read -r -t 30 -u "$SIM_FD" SIM_JSON; then
+    echo "tradeauth-sim did not start; its log:" >&2
+    cat "$dir/sim.log" >&2
+    return 1
+  fi
+  export SIM_JSON
+  eval "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("\n".join(f"export SIM_{k.upper()}={v!r}" for k, v in d.items()))' "$SIM_JSON")"
+  export SIM_CA="$SIM_CA_CERT"
+}

@@ -1,11 +1,30 @@
 #!/usr/bin/env bash
-# Builds what the demo needs, starts the bundled simulator and walks every venue's
-# authentication flow against it over real TLS, printing each step (never a secret).
+# Builds what the demo needs, starts the bundled simulator, and runs every venue's flow
+# against it over real TLS from Rust, C and Python, printing each step (never a secret).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-step "building the simulator"
-cargo build --locked -p tradeauth-sim --bin tradeauth-sim
-ensure_venv
+step "building the library, the simulator and the examples (first run: several minutes)"
+cargo build --locked -p tradeauth-sim -p tradeauth --bin tradeauth-sim --example walkthrough
 
-step "walking each venue's flow with plain HTTPS clients, the way the venue pages do"
-"$PY" scripts/demo_pages.py "$CARGO_TARGET_DIR/debug/tradeauth-sim"
+step "starting the simulator"
+start_sim
+echo "$SIM_JSON"
+
+step "Rust: core/examples/walkthrough.rs"
+"$CARGO_TARGET_DIR/debug/examples/walkthrough"
+
+for part in c python; do
+  if [ -f "scripts/demo_$part.sh" ]; then
+    bash "scripts/demo_$part.sh"
+  fi
+done
+
+step "what the simulator counted"
+python3 - <<'PY'
+import json, os, ssl, urllib.request
+context = ssl.create_default_context(cafile=os.environ["SIM_CA"])
+with urllib.request.urlopen(os.environ["SIM_CONTROL"] + "/stats", context=context) as reply:
+    for venue, counters in json.load(reply).items():
+        shown = ", ".join(f"{k}={v}" for k, v in counters.items() if v)
+        print(f"  {venue}: {shown}")
+PY

@@ -1,0 +1,133 @@
+//! Authenticates to all four venues, makes a protected call on each, forces a refresh,
+//! and prints what happened — never a token, key or password.
+//!
+//! Reads the venues' base URLs from `SIM_CADENZA`, `SIM_PARTNER`, `SIM_CASCADE`,
+//! `SIM_EXCHANGE` and the CA to trust from `SIM_CA` (what `scripts/demo.sh` exports after
+//! starting the simulator), and the simulator's demo accounts.
+
+use tradeauth::{
+    AuthEvent, CadenzaConfig, CascadeConfig, ExchangeConfig, Method, Options, PartnerConfig,
+    Session,
+};
+
+fn env(name: &str) -> Result<String, Box<dyn std::error::Error>> {
+    std::env::var(name).map_err(|_| format!("{name} is not set; run scripts/demo.sh").into())
+}
+
+fn options(url_var: &str) -> Result<Options, Box<dyn std::error::Error>> {
+    Ok(Options::new()
+        .base_url(env(url_var)?)
+        .add_root_file(env("SIM_CA")?)?)
+}
+
+/// Prints the events a session queued so far (they carry no secrets).
+fn print_events(events: &mut tokio::sync::broadcast::Receiver<AuthEvent>, venue: &str) {
+    while let Ok(event) = events.try_recv() {
+        let text = match event {
+            AuthEvent::Failed { kind, message } => {
+                format!("failed ({}): {message}", kind.as_str())
+            }
+            other => format!("{other:?}"),
+        };
+        println!("    [{venue} event] {text}");
+    }
+}
+
+async fn show(label: &str, session: &Session, method: Method, path: &str) -> tradeauth::Result<()> {
+    let response = session.request(method, path).send().await?;
+    println!(
+        "  {label}: {} {path} -> HTTP {}",
+        method.as_str(),
+        response.status
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("Rust (crate tradeauth)");
+
+    println!("\n Cadenza: email + password, rotating refresh token");
+    let cadenza = Session::cadenza(
+        CadenzaConfig::new("demo@cadenza.test", "demo-password"),
+        options("SIM_CADENZA")?,
+    )?;
+    let mut cadenza_events = cadenza.subscribe();
+    let credential = cadenza.credential().await?;
+    println!(
+        "  logged in as {}; token expires at {:?} (Unix ms)",
+        cadenza.account(),
+        credential.expires_at_ms()
+    );
+    show(
+        "protected call",
+        &cadenza,
+        Method::Get,
+        "/api/v3/market/venue/list",
+    )
+    .await?;
+    let renewed = cadenza.refresh().await?;
+    println!(
+        "  forced refresh: new token, expires at {:?}",
+        renewed.expires_at_ms()
+    );
+    show(
+        "after refresh",
+        &cadenza,
+        Method::Get,
+        "/api/v3/user/profile",
+    )
+    .await?;
+    print_events(&mut cadenza_events, "cadenza");
+
+    println!("\n Partner: self-minted HS256 JWT");
+    let partner = Session::partner(
+        PartnerConfig::new("demo-client", "demo-partner-secret-key-0123456789abcdef"),
+        options("SIM_PARTNER")?,
+    )?;
+    let mut partner_events = partner.subscribe();
+    show("protected call", &partner, Method::Get, "/portfolio").await?;
+    partner.refresh().await?;
+    println!("  forced re-mint done");
+    print_events(&mut partner_events, "partner");
+
+    println!("\n Cascade: wallet challenge signed by a delegate key (EIP-191)");
+    let cascade = Session::cascade(
+        CascadeConfig::new(
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+            // The well-known public Hardhat test key #0, the simulator's demo delegate.
+            "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+        ),
+        options("SIM_CASCADE")?,
+    )?;
+    let mut cascade_events = cascade.subscribe();
+    show("protected call", &cascade, Method::Get, "/account/orders").await?;
+    let (_ws, reply) = cascade.connect_ws_authenticated("/ws").await?;
+    println!(
+        "  WebSocket auth: authenticated = {}",
+        reply["authenticated"]
+    );
+    cascade.refresh().await?;
+    println!("  forced re-login (new challenge) done");
+    print_events(&mut cascade_events, "cascade");
+
+    println!("\n Exchange: static x-api-key");
+    let exchange = Session::exchange(
+        ExchangeConfig::trader("exch_1d4208be6fa84b8cb0a2e5cfa9508d5f"),
+        options("SIM_EXCHANGE")?,
+    )?;
+    show("protected call", &exchange, Method::Get, "/api/v1/user").await?;
+    let (_ws, reply) = exchange.connect_ws_authenticated("/ws").await?;
+    println!(
+        "  WebSocket auth: {} as {}",
+        reply["type"], reply["username"]
+    );
+    match Session::exchange(
+        ExchangeConfig::trader("exch_not-a-key"),
+        options("SIM_EXCHANGE")?,
+    ) {
+        Ok(_) => println!("  a malformed key was accepted (unexpected)"),
+        Err(e) => println!("  a malformed key is refused before sending: {e}"),
+    }
+    Ok(())
+}
