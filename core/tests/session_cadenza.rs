@@ -64,7 +64,10 @@ async fn refreshes_in_the_background_before_expiry() {
     );
     let second = session.current().expect("fresh credential published");
     // Compared without assert_ne!, whose failure message would print both tokens.
-    assert!(first.header_value() != second.header_value(), "a new access token");
+    assert!(
+        first.header_value() != second.header_value(),
+        "a new access token"
+    );
     let stats = sim.stats().cadenza;
     assert_eq!((stats.logins, stats.refreshes), (1, 1));
     // And the rotated token keeps working: a second background refresh uses it.

@@ -575,7 +575,10 @@ fn transport_error(error: reqwest::Error) -> Error {
         } else {
             ""
         };
-        Error::new(ErrorKind::Transport, format!("connection failed: {detail}{hint}"))
+        Error::new(
+            ErrorKind::Transport,
+            format!("connection failed: {detail}{hint}"),
+        )
     }
 }
 
