@@ -57,3 +57,8 @@ pub use session::{
 
 /// The crate version, as the C and Python layers report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+// Compiles the README's examples as doctests so they cannot drift from the API.
+#[cfg(all(doctest, feature = "client"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
