@@ -1,0 +1,332 @@
+//! Cadenza (`/api/v3`): email + password login, a 1 h access token and a 7 d rotating
+//! refresh token, the `{"success":..,"data":..}` envelope, and an audit log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, State as AxState};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Venue;
+use crate::audit::{AuditAccount, audit_layer};
+use crate::common::{bearer, json_response, lock, parse_json, random_token, rejected};
+use crate::config::CadenzaConfig;
+use crate::faults::venue_layer;
+use crate::state::Shared;
+
+/// Expired tokens are forgotten this long after they expire, so the maps stay small on a
+/// long run while a test that moves the clock still gets "expired", not "unknown".
+const FORGET_AFTER_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Who a token belongs to and until when it is valid (Unix ms, sim clock).
+#[derive(Clone, Debug)]
+struct Grant {
+    email: String,
+    expires_ms: i64,
+}
+
+/// Users, lifetimes and the tokens issued so far.
+pub(crate) struct State {
+    pub(crate) access_ttl_secs: u64,
+    pub(crate) refresh_ttl_secs: u64,
+    users: HashMap<String, String>,
+    access: HashMap<String, Grant>,
+    refresh: HashMap<String, Grant>,
+    /// Map size at which expired grants are next swept (amortised O(1) per issue).
+    sweep_at: usize,
+}
+
+impl State {
+    pub(crate) fn new(config: &CadenzaConfig) -> Self {
+        Self {
+            access_ttl_secs: config.access_ttl_secs,
+            refresh_ttl_secs: config.refresh_ttl_secs,
+            users: config
+                .users
+                .iter()
+                .map(|u| (u.email.clone(), u.password.clone()))
+                .collect(),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            sweep_at: 1024,
+        }
+    }
+
+    /// Issues an access + refresh pair for `email` and returns the login `data` object.
+    fn issue(&mut self, email: &str, now_ms: i64) -> Value {
+        if self.access.len().max(self.refresh.len()) >= self.sweep_at {
+            let keep = |g: &Grant| g.expires_ms + FORGET_AFTER_MS > now_ms;
+            self.access.retain(|_, g| keep(g));
+            self.refresh.retain(|_, g| keep(g));
+            self.sweep_at = (self.access.len().max(self.refresh.len()) * 2).max(1024);
+        }
+        let expires_at = now_ms + secs_to_ms(self.access_ttl_secs);
+        let access_token = random_token();
+        let refresh_token = random_token();
+        self.access.insert(
+            access_token.clone(),
+            Grant {
+                email: email.to_owned(),
+                expires_ms: expires_at,
+            },
+        );
+        self.refresh.insert(
+            refresh_token.clone(),
+            Grant {
+                email: email.to_owned(),
+                expires_ms: now_ms + secs_to_ms(self.refresh_ttl_secs),
+            },
+        );
+        json!({
+            "accessToken": access_token,
+            "refreshToken": refresh_token,
+            "expiresAt": expires_at,
+        })
+    }
+
+    /// Forgets refresh and/or access tokens; returns how many.
+    pub(crate) fn revoke(&mut self, refresh: bool, access: bool) -> usize {
+        let mut n = 0;
+        if refresh {
+            n += self.refresh.len();
+            self.refresh.clear();
+        }
+        if access {
+            n += self.access.len();
+            self.access.clear();
+        }
+        n
+    }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX / 2)
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/v3/auth/login", post(login))
+        .route("/api/v3/auth/token/refresh", post(refresh))
+        .route("/api/v3/market/venue/list", get(venue_list))
+        .route("/api/v3/user/profile", get(profile))
+        .route("/api/v3/account/balances", get(balances))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(
+            (shared.clone(), Venue::Cadenza),
+            venue_layer,
+        ))
+        .layer(from_fn_with_state(shared.clone(), audit_layer))
+        .with_state(shared)
+}
+
+/// The error envelope, counted as a rejection under its code.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    rejected(
+        status,
+        json!({ "success": false, "error": { "code": code, "message": message } }),
+        code,
+    )
+}
+
+fn success(data: Value) -> Response {
+    json_response(StatusCode::OK, json!({ "success": true, "data": data }))
+}
+
+fn for_account(mut response: Response, email: &str) -> Response {
+    response
+        .extensions_mut()
+        .insert(AuditAccount(email.to_owned()));
+    response
+}
+
+fn bad_request(message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
+}
+
+fn body_json<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, Response> {
+    let body = body.map_err(|e| bad_request(&e.body_text()))?;
+    parse_json(&body).map_err(|e| bad_request(&e))
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    AxState(shared): AxState<Arc<Shared>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request: LoginRequest = match body_json(body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let now_ms = shared.clock.now_unix_ms();
+    let data = {
+        let mut state = lock(&shared.cadenza);
+        let Some(password) = state.users.get(&request.email) else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_CREDENTIALS",
+                "Invalid email or password",
+            );
+        };
+        if verify_slices_are_equal(password.as_bytes(), request.password.as_bytes()).is_err() {
+            return for_account(
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    "INVALID_CREDENTIALS",
+                    "Invalid email or password",
+                ),
+                &request.email,
+            );
+        }
+        state.issue(&request.email, now_ms)
+    };
+    shared.stats.update(Venue::Cadenza, |s| {
+        s.logins += 1;
+        s.tokens_issued += 1;
+    });
+    tracing::info!(account = %request.email, "cadenza login");
+    for_account(success(data), &request.email)
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    #[serde(rename = "refreshToken")]
+    refresh_token: String,
+}
+
+async fn refresh(
+    AxState(shared): AxState<Arc<Shared>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request: RefreshRequest = match body_json(body) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let now_ms = shared.clock.now_unix_ms();
+    let (email, data) = {
+        let mut state = lock(&shared.cadenza);
+        let Some(grant) = state.refresh.get(&request.refresh_token).cloned() else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_REFRESH_TOKEN",
+                "Invalid or already used refresh token",
+            );
+        };
+        if now_ms >= grant.expires_ms {
+            return for_account(
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    "REFRESH_TOKEN_EXPIRED",
+                    "Refresh token expired",
+                ),
+                &grant.email,
+            );
+        }
+        // Rotation: the presented refresh token is spent. The old access token stays
+        // valid until it expires.
+        state.refresh.remove(&request.refresh_token);
+        let data = state.issue(&grant.email, now_ms);
+        (grant.email, data)
+    };
+    shared.stats.update(Venue::Cadenza, |s| {
+        s.refreshes += 1;
+        s.tokens_issued += 1;
+    });
+    tracing::info!(account = %email, "cadenza token refresh");
+    for_account(success(data), &email)
+}
+
+/// The email of a valid access token, or the error response.
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<String, Response> {
+    let Some(token) = bearer(headers) else {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "Missing bearer token",
+        ));
+    };
+    let now_ms = shared.clock.now_unix_ms();
+    let grant = lock(&shared.cadenza).access.get(token).cloned();
+    match grant {
+        None => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_TOKEN",
+            "Invalid access token",
+        )),
+        Some(g) if now_ms >= g.expires_ms => Err(for_account(
+            error(
+                StatusCode::UNAUTHORIZED,
+                "TOKEN_EXPIRED",
+                "Access token expired",
+            ),
+            &g.email,
+        )),
+        Some(g) => Ok(g.email),
+    }
+}
+
+/// The email of the access token's owner; extracting it authenticates the request.
+struct Authed(String);
+
+impl FromRequestParts<Arc<Shared>> for Authed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, Response> {
+        authorize(shared, &parts.headers).map(Authed)
+    }
+}
+
+async fn venue_list(Authed(email): Authed) -> Response {
+    for_account(
+        success(json!([
+            { "venueId": "BINANCE", "name": "Binance", "status": "ONLINE" },
+            { "venueId": "OKX", "name": "OKX", "status": "ONLINE" },
+            { "venueId": "DERIBIT", "name": "Deribit", "status": "MAINTENANCE" },
+        ])),
+        &email,
+    )
+}
+
+async fn profile(Authed(email): Authed) -> Response {
+    for_account(success(json!({ "email": email })), &email)
+}
+
+async fn balances(Authed(email): Authed) -> Response {
+    for_account(
+        success(json!([
+            { "asset": "USDT", "free": "100000.00", "locked": "0.00" },
+            { "asset": "BTC", "free": "1.50000000", "locked": "0.25000000" },
+            { "asset": "ETH", "free": "20.0000", "locked": "0.0000" },
+        ])),
+        &email,
+    )
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found")
+}
+
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "Method not allowed",
+    )
+}

@@ -1,0 +1,614 @@
+//! Fault injection: faults armed on a venue (optionally one path) for the next N matching
+//! requests, consumed in arming order, and the venue layer that applies them and counts
+//! every request and rejection.
+
+use std::collections::VecDeque;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::common::{Rejected, lock, rejected};
+use crate::state::Shared;
+use crate::{SimError, Venue};
+
+/// The largest response body the `missing_field` fault will rewrite.
+const MAX_REWRITE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A 200 body that is not valid JSON: a response cut off mid-way.
+const MALFORMED_BODY: &str = r#"{"success":true,"data":{"token":"eyJhbGciOiJIUzI1NiIsInR5"#;
+
+/// A fault armed on a venue for its next `count` matching requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "FaultSpec", into = "FaultSpec")]
+pub struct Fault {
+    /// The venue it applies to.
+    pub venue: Venue,
+    /// Only requests to exactly this path match; `None` matches every path.
+    pub path: Option<String>,
+    /// What happens to a matching request.
+    pub kind: FaultKind,
+    /// How many matching requests it applies to (0 arms nothing).
+    pub count: u32,
+}
+
+/// What a fault does to a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Answer with this status (body in the venue's error shape), optionally with a
+    /// `Retry-After` header; the handler does not run.
+    Status {
+        /// HTTP status, e.g. 503 or 429.
+        status: u16,
+        /// Seconds for the `Retry-After` header, if any.
+        retry_after_secs: Option<u64>,
+    },
+    /// Wait, then handle the request normally.
+    Delay {
+        /// How long to wait, in milliseconds.
+        delay_ms: u64,
+    },
+    /// Close the connection without any response; the handler does not run.
+    Drop,
+    /// Answer 200 with a truncated, invalid JSON body; the handler does not run.
+    Malformed,
+    /// Run the handler, then remove this key wherever it appears in the JSON response.
+    MissingField {
+        /// The JSON key to remove.
+        field: String,
+    },
+}
+
+impl Fault {
+    /// A fault of this kind on every path of `venue`, for the next request.
+    pub fn new(venue: Venue, kind: FaultKind) -> Self {
+        Self {
+            venue,
+            path: None,
+            kind,
+            count: 1,
+        }
+    }
+
+    /// Answer `status` instead of handling the request.
+    pub fn status(venue: Venue, status: u16) -> Self {
+        Self::new(
+            venue,
+            FaultKind::Status {
+                status,
+                retry_after_secs: None,
+            },
+        )
+    }
+
+    /// Wait `delay_ms` before handling the request.
+    pub fn delay(venue: Venue, delay_ms: u64) -> Self {
+        Self::new(venue, FaultKind::Delay { delay_ms })
+    }
+
+    /// Close the connection without answering.
+    pub fn drop_connection(venue: Venue) -> Self {
+        Self::new(venue, FaultKind::Drop)
+    }
+
+    /// Answer 200 with invalid JSON.
+    pub fn malformed(venue: Venue) -> Self {
+        Self::new(venue, FaultKind::Malformed)
+    }
+
+    /// Remove `field` from the JSON response.
+    pub fn missing_field(venue: Venue, field: impl Into<String>) -> Self {
+        Self::new(
+            venue,
+            FaultKind::MissingField {
+                field: field.into(),
+            },
+        )
+    }
+
+    /// Only match requests to exactly this path.
+    pub fn on_path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// Apply to the next `count` matching requests.
+    pub fn times(mut self, count: u32) -> Self {
+        self.count = count;
+        self
+    }
+
+    /// Add a `Retry-After` header (status faults only; ignored otherwise).
+    pub fn retry_after_secs(mut self, secs: u64) -> Self {
+        if let FaultKind::Status {
+            retry_after_secs, ..
+        } = &mut self.kind
+        {
+            *retry_after_secs = Some(secs);
+        }
+        self
+    }
+
+    fn matches(&self, venue: Venue, path: &str) -> bool {
+        self.venue == venue && self.path.as_deref().is_none_or(|p| p == path)
+    }
+}
+
+/// The flat JSON form of a fault, as `POST /faults` takes it and `GET /faults` returns it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultSpec {
+    venue: Venue,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    kind: String,
+    #[serde(default = "one")]
+    count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry_after_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delay_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl TryFrom<FaultSpec> for Fault {
+    type Error = SimError;
+
+    fn try_from(spec: FaultSpec) -> Result<Self, SimError> {
+        let bad = |why: String| Err(SimError::Fault(why));
+        let FaultSpec {
+            venue,
+            path,
+            kind,
+            count,
+            status,
+            retry_after_secs,
+            delay_ms,
+            field,
+        } = spec;
+        if count == 0 {
+            return bad("count must be at least 1".into());
+        }
+        if let Some(p) = &path {
+            if !p.starts_with('/') {
+                return bad(format!("path must start with '/': {p:?}"));
+            }
+        }
+        // Each kind takes only its own parameters, so a typo does not silently arm a
+        // different fault from the one meant.
+        let unexpected = |name: &str, present: bool| -> Result<(), SimError> {
+            if present {
+                Err(SimError::Fault(format!(
+                    "{name} does not apply to a {kind} fault"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let kind = match kind.as_str() {
+            "status" => {
+                unexpected("delay_ms", delay_ms.is_some())?;
+                unexpected("field", field.is_some())?;
+                let Some(status) = status else {
+                    return bad("a status fault needs status (e.g. 503)".into());
+                };
+                if !(400..=599).contains(&status) {
+                    return bad(format!("status must be 400..=599, got {status}"));
+                }
+                FaultKind::Status {
+                    status,
+                    retry_after_secs,
+                }
+            }
+            "delay" => {
+                unexpected("status", status.is_some())?;
+                unexpected("retry_after_secs", retry_after_secs.is_some())?;
+                unexpected("field", field.is_some())?;
+                let Some(delay_ms) = delay_ms else {
+                    return bad("a delay fault needs delay_ms".into());
+                };
+                FaultKind::Delay { delay_ms }
+            }
+            "drop" | "malformed" => {
+                unexpected("status", status.is_some())?;
+                unexpected("retry_after_secs", retry_after_secs.is_some())?;
+                unexpected("delay_ms", delay_ms.is_some())?;
+                unexpected("field", field.is_some())?;
+                if kind == "drop" {
+                    FaultKind::Drop
+                } else {
+                    FaultKind::Malformed
+                }
+            }
+            "missing_field" => {
+                unexpected("status", status.is_some())?;
+                unexpected("retry_after_secs", retry_after_secs.is_some())?;
+                unexpected("delay_ms", delay_ms.is_some())?;
+                match field {
+                    Some(field) if !field.is_empty() => FaultKind::MissingField { field },
+                    _ => return bad("a missing_field fault needs field".into()),
+                }
+            }
+            other => {
+                return bad(format!(
+                    "unknown fault kind {other:?} (expected status, delay, drop, malformed or missing_field)"
+                ));
+            }
+        };
+        Ok(Fault {
+            venue,
+            path,
+            kind,
+            count,
+        })
+    }
+}
+
+impl From<Fault> for FaultSpec {
+    fn from(f: Fault) -> Self {
+        let mut spec = FaultSpec {
+            venue: f.venue,
+            path: f.path,
+            kind: String::new(),
+            count: f.count,
+            status: None,
+            retry_after_secs: None,
+            delay_ms: None,
+            field: None,
+        };
+        spec.kind = match f.kind {
+            FaultKind::Status {
+                status,
+                retry_after_secs,
+            } => {
+                spec.status = Some(status);
+                spec.retry_after_secs = retry_after_secs;
+                "status"
+            }
+            FaultKind::Delay { delay_ms } => {
+                spec.delay_ms = Some(delay_ms);
+                "delay"
+            }
+            FaultKind::Drop => "drop",
+            FaultKind::Malformed => "malformed",
+            FaultKind::MissingField { field } => {
+                spec.field = Some(field);
+                "missing_field"
+            }
+        }
+        .to_owned();
+        spec
+    }
+}
+
+/// The `--fault` text form: `venue[:path]=kind[,key=value]...` with keys `count`,
+/// `status`, `delay_ms`, `retry_after` (or `retry_after_secs`) and `field`, e.g.
+/// `cadenza:/api/v3/auth/login=status,status=503,count=2,retry_after=1`.
+impl FromStr for Fault {
+    type Err = SimError;
+
+    fn from_str(text: &str) -> Result<Self, SimError> {
+        let bad = |why: &str| SimError::Fault(format!("{why} in fault spec {text:?}"));
+        let (target, action) = text
+            .split_once('=')
+            .ok_or_else(|| bad("expected venue[:path]=kind[,key=value]..."))?;
+        let (venue, path) = match target.split_once(':') {
+            Some((venue, path)) => (venue, Some(path.to_owned())),
+            None => (target, None),
+        };
+        let venue: Venue = venue.trim().parse()?;
+        let mut parts = action.split(',');
+        let kind = parts.next().unwrap_or_default().trim().to_owned();
+        let mut spec = FaultSpec {
+            venue,
+            path,
+            kind,
+            count: 1,
+            status: None,
+            retry_after_secs: None,
+            delay_ms: None,
+            field: None,
+        };
+        for part in parts {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| bad(&format!("expected key=value, got {part:?}")))?;
+            let number = |v: &str| -> Result<u64, SimError> {
+                v.trim()
+                    .parse()
+                    .map_err(|_| bad(&format!("{key} must be a non-negative integer")))
+            };
+            match key.trim() {
+                "count" => {
+                    spec.count =
+                        u32::try_from(number(value)?).map_err(|_| bad("count too large"))?
+                }
+                "status" => {
+                    spec.status =
+                        Some(u16::try_from(number(value)?).map_err(|_| bad("status too large"))?)
+                }
+                "delay_ms" => spec.delay_ms = Some(number(value)?),
+                "retry_after" | "retry_after_secs" => spec.retry_after_secs = Some(number(value)?),
+                "field" => spec.field = Some(value.trim().to_owned()),
+                other => return Err(bad(&format!("unknown key {other:?}"))),
+            }
+        }
+        Fault::try_from(spec)
+    }
+}
+
+/// Armed faults in arming order, with the remaining count of each.
+#[derive(Debug, Default)]
+pub(crate) struct FaultQueue {
+    armed: Mutex<VecDeque<Fault>>,
+}
+
+impl FaultQueue {
+    pub(crate) fn arm(&self, fault: Fault) {
+        if fault.count > 0 {
+            lock(&self.armed).push_back(fault);
+        }
+    }
+
+    /// Takes one use of the first armed fault that matches.
+    fn take(&self, venue: Venue, path: &str) -> Option<FaultKind> {
+        let mut armed = lock(&self.armed);
+        let index = armed.iter().position(|f| f.matches(venue, path))?;
+        let fault = &mut armed[index];
+        fault.count -= 1;
+        let kind = fault.kind.clone();
+        if fault.count == 0 {
+            armed.remove(index);
+        }
+        Some(kind)
+    }
+
+    pub(crate) fn list(&self) -> Vec<Fault> {
+        lock(&self.armed).iter().cloned().collect()
+    }
+
+    pub(crate) fn clear(&self) {
+        lock(&self.armed).clear();
+    }
+}
+
+/// Put on a response to have the connection closed instead of answering.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DropConnection;
+
+/// The layer in front of every venue: counts the request, applies a matching fault, and
+/// counts the response's rejection reason.
+pub(crate) async fn venue_layer(
+    State((shared, venue)): State<(Arc<Shared>, Venue)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    shared.stats.update(venue, |s| s.requests += 1);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = match shared.faults.take(venue, &path) {
+        None => next.run(request).await,
+        Some(kind) => {
+            tracing::info!(venue = %venue, %method, %path, fault = ?kind, "injecting fault");
+            apply(venue, kind, request, next).await
+        }
+    };
+    if let Some(Rejected(reason)) = response.extensions().get::<Rejected>() {
+        shared.stats.reject(venue, reason);
+    }
+    tracing::debug!(venue = %venue, %method, %path, status = response.status().as_u16(), "request");
+    response
+}
+
+async fn apply(venue: Venue, kind: FaultKind, request: Request, next: Next) -> Response {
+    match kind {
+        FaultKind::Status {
+            status,
+            retry_after_secs,
+        } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let mut response = rejected(
+                status,
+                status_body(venue, status),
+                &format!("fault:{}", status.as_u16()),
+            );
+            if let Some(secs) = retry_after_secs {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            response
+        }
+        FaultKind::Delay { delay_ms } => {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            next.run(request).await
+        }
+        FaultKind::Drop => {
+            let mut response = StatusCode::OK.into_response();
+            response.extensions_mut().insert(DropConnection);
+            response
+                .extensions_mut()
+                .insert(Rejected("fault:drop".to_owned()));
+            response
+        }
+        FaultKind::Malformed => {
+            let mut response =
+                ([(header::CONTENT_TYPE, "application/json")], MALFORMED_BODY).into_response();
+            response
+                .extensions_mut()
+                .insert(Rejected("fault:malformed".to_owned()));
+            response
+        }
+        FaultKind::MissingField { field } => {
+            let response = next.run(request).await;
+            remove_field_from_response(response, &field).await
+        }
+    }
+}
+
+/// The body a status fault answers with, in the venue's own error shape. A 401 uses the
+/// venue's "credential rejected" text, so a fault can force a client to re-authenticate.
+fn status_body(venue: Venue, status: StatusCode) -> Value {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    match venue {
+        Venue::Cadenza => {
+            let code = match status.as_u16() {
+                401 => "INVALID_TOKEN".to_owned(),
+                429 => "RATE_LIMITED".to_owned(),
+                500 => "INTERNAL_ERROR".to_owned(),
+                _ => reason.to_ascii_uppercase().replace([' ', '-'], "_"),
+            };
+            json!({ "success": false, "error": { "code": code, "message": reason } })
+        }
+        Venue::Partner if status == StatusCode::UNAUTHORIZED => json!({ "error": "Invalid Token" }),
+        Venue::Cascade if status == StatusCode::UNAUTHORIZED => {
+            json!({ "error": "Invalid Bearer Token" })
+        }
+        Venue::Exchange if status == StatusCode::UNAUTHORIZED => {
+            json!({ "error": "invalid api key" })
+        }
+        _ => json!({ "error": reason }),
+    }
+}
+
+async fn remove_field_from_response(response: Response, field: &str) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_REWRITE_BYTES).await else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "response too large to rewrite",
+        )
+            .into_response();
+    };
+    let Ok(mut value) = serde_json::from_slice::<Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    remove_key(&mut value, field);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(value.to_string()))
+}
+
+/// Removes `key` from every object in `value`, however deep.
+fn remove_key(value: &mut Value, key: &str) {
+    match value {
+        Value::Object(map) => {
+            map.remove(key);
+            map.values_mut().for_each(|v| remove_key(v, key));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| remove_key(v, key)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_spec_parses() {
+        let f: Fault = "cadenza:/api/v3/auth/login=status,status=503,count=2,retry_after=1"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            f,
+            Fault::status(Venue::Cadenza, 503)
+                .on_path("/api/v3/auth/login")
+                .times(2)
+                .retry_after_secs(1)
+        );
+        let f: Fault = "cascade=delay,delay_ms=250".parse().unwrap();
+        assert_eq!(f, Fault::delay(Venue::Cascade, 250));
+        let f: Fault = "exchange:/api/v1/user=missing_field,field=api_key"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            f,
+            Fault::missing_field(Venue::Exchange, "api_key").on_path("/api/v1/user")
+        );
+        assert_eq!(
+            "partner=drop".parse::<Fault>().unwrap(),
+            Fault::drop_connection(Venue::Partner)
+        );
+    }
+
+    #[test]
+    fn bad_text_specs_fail() {
+        for spec in [
+            "cadenza",
+            "nowhere=drop",
+            "cadenza=explode",
+            "cadenza=status",
+            "cadenza=status,status=200",
+            "cadenza=delay",
+            "cadenza=drop,delay_ms=5",
+            "cadenza=drop,count=0",
+            "cadenza=drop,colour=red",
+            "cadenza:api=drop",
+        ] {
+            assert!(spec.parse::<Fault>().is_err(), "{spec} should not parse");
+        }
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let json = r#"{"venue":"cadenza","path":"/api/v3/auth/login","kind":"status","status":503,"count":2,"retry_after_secs":1}"#;
+        let f: Fault = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            serde_json::to_value(&f).unwrap(),
+            serde_json::from_str::<Value>(json).unwrap()
+        );
+        assert!(
+            serde_json::from_str::<Fault>(r#"{"venue":"cadenza","kind":"drop","x":1}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn queue_consumes_in_order() {
+        let q = FaultQueue::default();
+        q.arm(Fault::status(Venue::Cadenza, 503).on_path("/a"));
+        q.arm(Fault::drop_connection(Venue::Cadenza).times(2));
+        assert_eq!(q.take(Venue::Partner, "/a"), None);
+        assert!(matches!(
+            q.take(Venue::Cadenza, "/b"),
+            Some(FaultKind::Drop)
+        ));
+        assert!(matches!(
+            q.take(Venue::Cadenza, "/a"),
+            Some(FaultKind::Status { .. })
+        ));
+        assert!(matches!(
+            q.take(Venue::Cadenza, "/a"),
+            Some(FaultKind::Drop)
+        ));
+        assert_eq!(q.take(Venue::Cadenza, "/a"), None);
+    }
+
+    #[test]
+    fn removes_nested_keys() {
+        let mut v = json!({"a": 1, "data": {"a": 2, "b": [{"a": 3}]}});
+        remove_key(&mut v, "a");
+        assert_eq!(v, json!({"data": {"b": [{}]}}));
+    }
+}

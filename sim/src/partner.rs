@@ -1,0 +1,179 @@
+//! Partner API: the client mints an HS256 JWT `{clientId, iat, exp}` with its secret key
+//! and sends it as a bearer token; the server checks it with that client's secret.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::BytesRejection;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::Response;
+use axum::routing::{get, post};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Venue;
+use crate::common::{bearer, error_text, invalid_body, json_response, lock, parse_json};
+use crate::config::PartnerConfig;
+use crate::faults::venue_layer;
+use crate::state::Shared;
+
+/// A token whose `iat` is further than this in the future is refused (clock skew bound).
+const MAX_IAT_SKEW_SECS: i64 = 60;
+
+/// The page's three error texts.
+const UNAUTHORIZED: &str = "Unauthorized";
+const INVALID_TOKEN: &str = "Invalid Token";
+const TOKEN_EXPIRED: &str = "Token Expired";
+
+/// The clients' verification keys and the tokens seen so far.
+pub(crate) struct State {
+    keys: HashMap<String, DecodingKey>,
+    /// SHA-256 of every valid token seen, to count distinct tokens as logins without
+    /// keeping the tokens themselves.
+    seen: HashSet<[u8; 32]>,
+}
+
+impl State {
+    pub(crate) fn new(config: &PartnerConfig) -> Self {
+        Self {
+            keys: config
+                .clients
+                .iter()
+                .map(|c| {
+                    (
+                        c.client_id.clone(),
+                        DecodingKey::from_secret(c.secret_key.as_bytes()),
+                    )
+                })
+                .collect(),
+            seen: HashSet::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(rename = "clientId")]
+    client_id: String,
+    iat: i64,
+    exp: i64,
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/portfolio", get(portfolio))
+        .route("/orders", post(create_order))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(
+            (shared.clone(), Venue::Partner),
+            venue_layer,
+        ))
+        .with_state(shared)
+}
+
+/// Checks the bearer JWT; returns the client id or the page's error answer.
+fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<String, Response> {
+    let Some(token) = bearer(headers) else {
+        return Err(error_text(StatusCode::UNAUTHORIZED, UNAUTHORIZED));
+    };
+    let invalid = || error_text(StatusCode::UNAUTHORIZED, INVALID_TOKEN);
+    // The secret depends on who the token claims to be, so read the claims unverified
+    // first, then verify the signature with that client's secret. Only HS256 is accepted
+    // (`alg: none` does not even parse as a jsonwebtoken header).
+    let claimed: Claims =
+        jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|_| invalid())?;
+    let mut validation = Validation::new(Algorithm::HS256);
+    // Expiry is checked below against the simulated clock, not the system clock.
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = {
+        let state = lock(&shared.partner);
+        let key = state.keys.get(&claimed.client_id).ok_or_else(invalid)?;
+        jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map_err(|_| invalid())?
+            .claims
+    };
+    let now = shared.clock.now_unix_secs();
+    if claims.exp <= now {
+        return Err(error_text(StatusCode::UNAUTHORIZED, TOKEN_EXPIRED));
+    }
+    if claims.iat > now + MAX_IAT_SKEW_SECS {
+        return Err(invalid());
+    }
+    let fingerprint: [u8; 32] = digest::digest(&digest::SHA256, token.as_bytes())
+        .as_ref()
+        .try_into()
+        .unwrap_or([0; 32]);
+    if lock(&shared.partner).seen.insert(fingerprint) {
+        shared.stats.update(Venue::Partner, |s| s.logins += 1);
+    }
+    Ok(claims.client_id)
+}
+
+/// The verified `clientId`; extracting it authenticates the request.
+struct ClientId(String);
+
+impl FromRequestParts<Arc<Shared>> for ClientId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, Response> {
+        authorize(shared, &parts.headers).map(ClientId)
+    }
+}
+
+async fn portfolio(ClientId(client_id): ClientId) -> Response {
+    json_response(
+        StatusCode::OK,
+        json!({
+            "clientId": client_id,
+            "currency": "USD",
+            "totalValue": 152340.25,
+            "cash": 50000.0,
+            "positions": [
+                { "symbol": "BTC-USD", "quantity": 1.5, "averagePrice": 42000.0, "marketValue": 97500.0 },
+                { "symbol": "ETH-USD", "quantity": 2.0, "averagePrice": 2100.0, "marketValue": 4840.25 },
+            ],
+        }),
+    )
+}
+
+async fn create_order(
+    ClientId(client_id): ClientId,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let order = match body
+        .map_err(|e| e.body_text())
+        .and_then(|b| parse_json::<serde_json::Map<String, Value>>(&b))
+    {
+        Ok(order) => order,
+        Err(e) => return invalid_body(&e),
+    };
+    let mut answer = json!({
+        "orderId": uuid::Uuid::new_v4().to_string(),
+        "clientId": client_id,
+        "status": "accepted",
+    });
+    if let Value::Object(answer) = &mut answer {
+        for (k, v) in order {
+            answer.entry(k).or_insert(v);
+        }
+    }
+    json_response(StatusCode::CREATED, answer)
+}
+
+async fn not_found() -> Response {
+    error_text(StatusCode::NOT_FOUND, "Not Found")
+}
+
+async fn method_not_allowed() -> Response {
+    error_text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}

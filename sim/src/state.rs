@@ -1,0 +1,239 @@
+//! Everything the listeners share: the start configuration, the clock, counters, faults,
+//! the audit log and each venue's state.
+
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::audit::AuditEntry;
+use crate::clock::Clock;
+use crate::common::lock;
+use crate::config::SimConfig;
+use crate::faults::FaultQueue;
+use crate::stats::StatsRegistry;
+use crate::{Revoke, SimError, Venue, cadenza, cascade, exchange, partner};
+
+pub(crate) struct Shared {
+    /// The resolved start configuration; `reset` returns to it.
+    pub(crate) config: SimConfig,
+    pub(crate) clock: Clock,
+    pub(crate) stats: StatsRegistry,
+    pub(crate) faults: FaultQueue,
+    pub(crate) audit: Mutex<Vec<AuditEntry>>,
+    pub(crate) cadenza: Mutex<cadenza::State>,
+    pub(crate) partner: Mutex<partner::State>,
+    pub(crate) cascade: Mutex<cascade::State>,
+    /// Per-start secrets; they survive a reset (which revokes the tokens instead).
+    pub(crate) cascade_keys: cascade::Keys,
+    pub(crate) exchange: Mutex<exchange::State>,
+    /// Becomes `true` at shutdown; WebSocket sessions watch it.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub(crate) fn new(config: SimConfig, shutdown: watch::Receiver<bool>) -> Self {
+        let shared = Self {
+            clock: Clock::new(config.clock_offset_secs),
+            stats: StatsRegistry::default(),
+            faults: FaultQueue::default(),
+            audit: Mutex::new(Vec::new()),
+            cadenza: Mutex::new(cadenza::State::new(&config.cadenza)),
+            partner: Mutex::new(partner::State::new(&config.partner)),
+            cascade: Mutex::new(cascade::State::new(&config.cascade)),
+            cascade_keys: cascade::Keys::generate(),
+            exchange: Mutex::new(exchange::State::new(&config.exchange)),
+            config,
+            shutdown,
+        };
+        for fault in &shared.config.faults {
+            shared.faults.arm(fault.clone());
+        }
+        shared
+    }
+
+    /// Back to the start state: no faults, zero counters, empty audit, the start clock
+    /// offset and lifetimes, no issued tokens, nonces, orders or provisioned traders.
+    pub(crate) fn reset(&self) {
+        self.faults.clear();
+        self.stats.reset();
+        lock(&self.audit).clear();
+        self.clock.set_offset_secs(self.config.clock_offset_secs);
+        *lock(&self.cadenza) = cadenza::State::new(&self.config.cadenza);
+        *lock(&self.partner) = partner::State::new(&self.config.partner);
+        *lock(&self.cascade) = cascade::State::new(&self.config.cascade);
+        *lock(&self.exchange) = exchange::State::new(&self.config.exchange);
+    }
+
+    /// Invalidates issued credentials; returns how many were revoked.
+    pub(crate) fn revoke(&self, venue: Venue, what: Revoke) -> Result<usize, SimError> {
+        match (venue, what) {
+            (Venue::Cadenza, what) => Ok(lock(&self.cadenza).revoke(
+                matches!(what, Revoke::RefreshTokens | Revoke::All),
+                matches!(what, Revoke::AccessTokens | Revoke::All),
+            )),
+            (Venue::Cascade, Revoke::AccessTokens) => Ok(lock(&self.cascade).revoke(false)),
+            (Venue::Cascade, Revoke::All) => Ok(lock(&self.cascade).revoke(true)),
+            (Venue::Cascade, Revoke::RefreshTokens) => Err(SimError::Revoke(
+                "cascade has no refresh tokens (revoke access_tokens or all)".into(),
+            )),
+            (Venue::Partner, _) => Err(SimError::Revoke(
+                "partner tokens are minted by the client; there is nothing to revoke".into(),
+            )),
+            (Venue::Exchange, _) => Err(SimError::Revoke(
+                "exchange api keys are permanent; there is nothing to revoke".into(),
+            )),
+        }
+    }
+
+    pub(crate) fn lifetimes(&self) -> Lifetimes {
+        let cadenza = lock(&self.cadenza);
+        let cascade = lock(&self.cascade);
+        Lifetimes {
+            cadenza: CadenzaLifetimes {
+                access_ttl_secs: cadenza.access_ttl_secs,
+                refresh_ttl_secs: cadenza.refresh_ttl_secs,
+            },
+            cascade: CascadeLifetimes {
+                token_ttl_secs: cascade.token_ttl_secs,
+                nonce_ttl_secs: cascade.nonce_ttl_secs,
+            },
+        }
+    }
+
+    pub(crate) fn set_lifetimes(&self, update: &LifetimeUpdate) -> Result<Lifetimes, SimError> {
+        let bad = |why: String| Err(SimError::Lifetimes(why));
+        let fields = [
+            ("access_ttl_secs", update.access_ttl_secs),
+            ("refresh_ttl_secs", update.refresh_ttl_secs),
+            ("token_ttl_secs", update.token_ttl_secs),
+            ("nonce_ttl_secs", update.nonce_ttl_secs),
+        ];
+        if let Some((name, _)) = fields.iter().find(|(_, v)| *v == Some(0)) {
+            return bad(format!("{name} must be at least 1"));
+        }
+        let allowed: &[&str] = match update.venue {
+            Venue::Cadenza => &["access_ttl_secs", "refresh_ttl_secs"],
+            Venue::Cascade => &["token_ttl_secs", "nonce_ttl_secs"],
+            Venue::Partner | Venue::Exchange => &[],
+        };
+        if let Some((name, _)) = fields
+            .iter()
+            .find(|(name, v)| v.is_some() && !allowed.contains(name))
+        {
+            return bad(format!("{name} does not apply to {}", update.venue));
+        }
+        if fields.iter().all(|(_, v)| v.is_none()) {
+            return bad(format!(
+                "no lifetime given for {} (it has: {})",
+                update.venue,
+                if allowed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    allowed.join(", ")
+                }
+            ));
+        }
+        match update.venue {
+            Venue::Cadenza => {
+                let mut s = lock(&self.cadenza);
+                s.access_ttl_secs = update.access_ttl_secs.unwrap_or(s.access_ttl_secs);
+                s.refresh_ttl_secs = update.refresh_ttl_secs.unwrap_or(s.refresh_ttl_secs);
+            }
+            Venue::Cascade => {
+                let mut s = lock(&self.cascade);
+                s.token_ttl_secs = update.token_ttl_secs.unwrap_or(s.token_ttl_secs);
+                s.nonce_ttl_secs = update.nonce_ttl_secs.unwrap_or(s.nonce_ttl_secs);
+            }
+            Venue::Partner | Venue::Exchange => {}
+        }
+        Ok(self.lifetimes())
+    }
+}
+
+/// Current token lifetimes, as `GET /lifetimes` returns them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifetimes {
+    /// Cadenza lifetimes.
+    pub cadenza: CadenzaLifetimes,
+    /// Cascade lifetimes.
+    pub cascade: CascadeLifetimes,
+}
+
+/// Cadenza token lifetimes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CadenzaLifetimes {
+    /// Access token lifetime in seconds.
+    pub access_ttl_secs: u64,
+    /// Refresh token lifetime in seconds.
+    pub refresh_ttl_secs: u64,
+}
+
+/// Cascade lifetimes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CascadeLifetimes {
+    /// JWT lifetime in seconds.
+    pub token_ttl_secs: u64,
+    /// Challenge nonce lifetime in seconds.
+    pub nonce_ttl_secs: u64,
+}
+
+/// A change of one venue's lifetimes (`POST /lifetimes`); fields left `None` keep their
+/// value. Cadenza takes `access_ttl_secs`/`refresh_ttl_secs`, Cascade
+/// `token_ttl_secs`/`nonce_ttl_secs`. New lifetimes apply to what is issued (or, for
+/// nonces, checked) from then on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifetimeUpdate {
+    /// The venue to change.
+    pub venue: Venue,
+    /// Cadenza access token lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_ttl_secs: Option<u64>,
+    /// Cadenza refresh token lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_ttl_secs: Option<u64>,
+    /// Cascade JWT lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_ttl_secs: Option<u64>,
+    /// Cascade nonce lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce_ttl_secs: Option<u64>,
+}
+
+impl LifetimeUpdate {
+    /// An update of `venue` that changes nothing yet.
+    pub fn new(venue: Venue) -> Self {
+        Self {
+            venue,
+            access_ttl_secs: None,
+            refresh_ttl_secs: None,
+            token_ttl_secs: None,
+            nonce_ttl_secs: None,
+        }
+    }
+
+    /// Cadenza: set the access token lifetime.
+    pub fn access_ttl_secs(mut self, secs: u64) -> Self {
+        self.access_ttl_secs = Some(secs);
+        self
+    }
+
+    /// Cadenza: set the refresh token lifetime.
+    pub fn refresh_ttl_secs(mut self, secs: u64) -> Self {
+        self.refresh_ttl_secs = Some(secs);
+        self
+    }
+
+    /// Cascade: set the JWT lifetime.
+    pub fn token_ttl_secs(mut self, secs: u64) -> Self {
+        self.token_ttl_secs = Some(secs);
+        self
+    }
+
+    /// Cascade: set the nonce lifetime.
+    pub fn nonce_ttl_secs(mut self, secs: u64) -> Self {
+        self.nonce_ttl_secs = Some(secs);
+        self
+    }
+}

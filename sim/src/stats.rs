@@ -1,0 +1,103 @@
+//! Exact per-venue counters. All of them live under one mutex so a snapshot is consistent
+//! and an increment is never lost (tests assert "exactly one login").
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Venue;
+use crate::common::lock;
+
+/// Counters of one venue. Every venue has the same fields; those that do not apply stay 0.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VenueStats {
+    /// Successful logins (Cadenza password logins, Cascade `POST /auth` successes,
+    /// Partner: distinct valid tokens first seen).
+    pub logins: u64,
+    /// Successful Cadenza token refreshes.
+    pub refreshes: u64,
+    /// Cascade challenges issued.
+    pub challenges: u64,
+    /// Credentials issued (Cadenza access tokens, Cascade JWTs, Exchange provisioned keys).
+    pub tokens_issued: u64,
+    /// Successful WebSocket authentications.
+    pub ws_auths: u64,
+    /// Every HTTP request the venue received (a WebSocket upgrade counts as one).
+    pub requests: u64,
+    /// Rejected requests and WebSocket messages by reason (error code or text, or
+    /// `fault:<status|drop|malformed>` for injected faults).
+    pub rejections: BTreeMap<String, u64>,
+}
+
+impl VenueStats {
+    /// How many rejections had this reason.
+    pub fn rejected(&self, reason: &str) -> u64 {
+        self.rejections.get(reason).copied().unwrap_or(0)
+    }
+
+    /// All rejections, whatever the reason.
+    pub fn total_rejections(&self) -> u64 {
+        self.rejections.values().sum()
+    }
+}
+
+/// Counters of all four venues, as `GET /stats` returns them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Cadenza counters.
+    pub cadenza: VenueStats,
+    /// Partner counters.
+    pub partner: VenueStats,
+    /// Cascade counters.
+    pub cascade: VenueStats,
+    /// Exchange counters.
+    pub exchange: VenueStats,
+}
+
+impl Stats {
+    /// The counters of one venue.
+    pub fn venue(&self, venue: Venue) -> &VenueStats {
+        match venue {
+            Venue::Cadenza => &self.cadenza,
+            Venue::Partner => &self.partner,
+            Venue::Cascade => &self.cascade,
+            Venue::Exchange => &self.exchange,
+        }
+    }
+
+    fn venue_mut(&mut self, venue: Venue) -> &mut VenueStats {
+        match venue {
+            Venue::Cadenza => &mut self.cadenza,
+            Venue::Partner => &mut self.partner,
+            Venue::Cascade => &mut self.cascade,
+            Venue::Exchange => &mut self.exchange,
+        }
+    }
+}
+
+/// The live counters.
+#[derive(Debug, Default)]
+pub(crate) struct StatsRegistry {
+    inner: Mutex<Stats>,
+}
+
+impl StatsRegistry {
+    pub(crate) fn update(&self, venue: Venue, f: impl FnOnce(&mut VenueStats)) {
+        f(lock(&self.inner).venue_mut(venue));
+    }
+
+    pub(crate) fn reject(&self, venue: Venue, reason: &str) {
+        self.update(venue, |s| {
+            *s.rejections.entry(reason.to_owned()).or_insert(0) += 1;
+        });
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        lock(&self.inner).clone()
+    }
+
+    pub(crate) fn reset(&self) {
+        *lock(&self.inner) = Stats::default();
+    }
+}

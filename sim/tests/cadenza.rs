@@ -1,0 +1,395 @@
+//! Cadenza over real TLS: login, protected routes, rotation, expiry by clock shift,
+//! revocation, the error envelope, counters and the audit log.
+
+mod common;
+
+use common::{client, get_json, start, status_json};
+use serde_json::{Value, json};
+use tradeauth_sim::{LifetimeUpdate, Revoke, Venue, demo};
+
+async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> (u16, Value) {
+    status_json(
+        http.post(format!("{base}/api/v3/auth/login"))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn refresh(http: &reqwest::Client, base: &str, token: &str) -> (u16, Value) {
+    status_json(
+        http.post(format!("{base}/api/v3/auth/token/refresh"))
+            .json(&json!({ "refreshToken": token }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn get_auth(http: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
+    status_json(http.get(url).bearer_auth(token).send().await.unwrap()).await
+}
+
+fn assert_error(actual: (u16, Value), status: u16, code: &str) {
+    assert_eq!(actual.0, status, "{}", actual.1);
+    assert_eq!(actual.1["success"], false, "{}", actual.1);
+    assert_eq!(actual.1["error"]["code"], code, "{}", actual.1);
+    assert!(actual.1["error"]["message"].is_string(), "{}", actual.1);
+}
+
+fn tokens(body: &Value) -> (String, String, i64) {
+    let data = &body["data"];
+    (
+        data["accessToken"].as_str().unwrap().to_owned(),
+        data["refreshToken"].as_str().unwrap().to_owned(),
+        data["expiresAt"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn login_and_protected_routes() {
+    let sim = start().await;
+    let http = client(&sim);
+    let base = &sim.urls().cadenza;
+
+    let before = sim.now_unix_ms();
+    let (status, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let after = sim.now_unix_ms();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true);
+    let (access, refresh_token, expires_at) = tokens(&body);
+    assert!(access.len() >= 40 && refresh_token.len() >= 40 && access != refresh_token);
+    // expiresAt is Unix ms on the sim clock, one hour ahead.
+    assert!((before + 3_600_000..=after + 3_600_000).contains(&expires_at));
+
+    let (status, body) = get_auth(&http, &format!("{base}/api/v3/user/profile"), &access).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!({ "success": true, "data": { "email": demo::CADENZA_EMAIL } })
+    );
+    for path in ["/api/v3/market/venue/list", "/api/v3/account/balances"] {
+        let (status, body) = get_auth(&http, &format!("{base}{path}"), &access).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["success"], true);
+        assert!(!body["data"].as_array().unwrap().is_empty());
+    }
+
+    // The second demo user logs in too, and gets its own identity.
+    let (status, body) = login(
+        &http,
+        base,
+        demo::CADENZA_OPS_EMAIL,
+        demo::CADENZA_OPS_PASSWORD,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (ops_access, _, _) = tokens(&body);
+    let (_, body) = get_auth(&http, &format!("{base}/api/v3/user/profile"), &ops_access).await;
+    assert_eq!(body["data"]["email"], demo::CADENZA_OPS_EMAIL);
+
+    let stats = sim.venue_stats(Venue::Cadenza);
+    assert_eq!(stats.logins, 2);
+    assert_eq!(stats.tokens_issued, 2);
+    assert_eq!(stats.requests, 6);
+    assert_eq!(stats.total_rejections(), 0);
+}
+
+#[tokio::test]
+async fn login_errors() {
+    let sim = start().await;
+    let http = client(&sim);
+    let base = &sim.urls().cadenza;
+    let url = format!("{base}/api/v3/auth/login");
+
+    assert_error(
+        login(&http, base, demo::CADENZA_EMAIL, "wrong").await,
+        401,
+        "INVALID_CREDENTIALS",
+    );
+    assert_error(
+        login(&http, base, "nobody@cadenza.test", "demo-password").await,
+        401,
+        "INVALID_CREDENTIALS",
+    );
+    let not_json = http
+        .post(&url)
+        .body("email=a&password=b")
+        .send()
+        .await
+        .unwrap();
+    assert_error(status_json(not_json).await, 400, "BAD_REQUEST");
+    let missing = http
+        .post(&url)
+        .json(&json!({ "email": "a@b.c" }))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(missing).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password")
+    );
+    assert_error((status, body), 400, "BAD_REQUEST");
+    let mistyped = http
+        .post(&url)
+        .json(&json!({ "email": "a@b.c", "password": 12345 }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(status_json(mistyped).await, 400, "BAD_REQUEST");
+    let empty = http.post(&url).send().await.unwrap();
+    assert_error(status_json(empty).await, 400, "BAD_REQUEST");
+
+    let unknown_path = http
+        .get(format!("{base}/api/v3/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(status_json(unknown_path).await, 404, "NOT_FOUND");
+    let wrong_method = http.get(&url).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+
+    let stats = sim.venue_stats(Venue::Cadenza);
+    assert_eq!(stats.logins, 0);
+    assert_eq!(stats.rejected("INVALID_CREDENTIALS"), 2);
+    assert_eq!(stats.rejected("BAD_REQUEST"), 4);
+    assert_eq!(stats.rejected("NOT_FOUND"), 1);
+}
+
+#[tokio::test]
+async fn bearer_errors_and_access_expiry() {
+    let sim = start().await;
+    let http = client(&sim);
+    let base = &sim.urls().cadenza;
+    let profile = format!("{base}/api/v3/user/profile");
+
+    let (status, body) = get_json(&http, &profile).await;
+    assert_eq!(
+        (status, body),
+        (
+            401,
+            json!({ "success": false, "error": { "code": "UNAUTHORIZED", "message": "Missing bearer token" } })
+        )
+    );
+    let basic = http
+        .get(&profile)
+        .header("authorization", "Basic ZGVtbzpkZW1v")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(basic).await;
+    assert_eq!(body["error"]["message"], "Missing bearer token");
+    assert_error((status, body), 401, "UNAUTHORIZED");
+    assert_error(
+        get_auth(&http, &profile, "not-a-token").await,
+        401,
+        "INVALID_TOKEN",
+    );
+
+    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (access, _, _) = tokens(&body);
+    sim.advance_clock_secs(3599);
+    assert_eq!(get_auth(&http, &profile, &access).await.0, 200);
+    sim.advance_clock_secs(2);
+    assert_error(
+        get_auth(&http, &profile, &access).await,
+        401,
+        "TOKEN_EXPIRED",
+    );
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_expires() {
+    let sim = start().await;
+    let http = client(&sim);
+    let base = &sim.urls().cadenza;
+    let profile = format!("{base}/api/v3/user/profile");
+
+    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (access1, refresh1, _) = tokens(&body);
+
+    sim.advance_clock_secs(600);
+    let before = sim.now_unix_ms();
+    let (status, body) = refresh(&http, base, &refresh1).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true);
+    let (access2, refresh2, expires2) = tokens(&body);
+    assert_ne!(access1, access2);
+    assert_ne!(refresh1, refresh2);
+    assert!(expires2 >= before + 3_600_000);
+
+    // Rotation: the spent refresh token is refused; the old access token still works.
+    assert_error(
+        refresh(&http, base, &refresh1).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    );
+    assert_eq!(get_auth(&http, &profile, &access1).await.0, 200);
+    assert_eq!(get_auth(&http, &profile, &access2).await.0, 200);
+
+    assert_error(
+        refresh(&http, base, "never-issued").await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    );
+    let bad = http
+        .post(format!("{base}/api/v3/auth/token/refresh"))
+        .json(&json!({ "refresh_token": refresh2 }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(status_json(bad).await, 400, "BAD_REQUEST");
+
+    // Seven days later the refresh token has expired.
+    sim.advance_clock_secs(7 * 24 * 3600 + 1);
+    assert_error(
+        refresh(&http, base, &refresh2).await,
+        401,
+        "REFRESH_TOKEN_EXPIRED",
+    );
+
+    let stats = sim.venue_stats(Venue::Cadenza);
+    assert_eq!(stats.logins, 1);
+    assert_eq!(stats.refreshes, 1);
+    assert_eq!(stats.tokens_issued, 2);
+    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 2);
+    assert_eq!(stats.rejected("REFRESH_TOKEN_EXPIRED"), 1);
+}
+
+#[tokio::test]
+async fn revocation_and_lifetimes() {
+    let sim = start().await;
+    let http = client(&sim);
+    let base = &sim.urls().cadenza;
+    let profile = format!("{base}/api/v3/user/profile");
+
+    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (access, refresh_token, _) = tokens(&body);
+    assert_eq!(
+        sim.revoke(Venue::Cadenza, Revoke::RefreshTokens).unwrap(),
+        1
+    );
+    assert_error(
+        refresh(&http, base, &refresh_token).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    );
+    assert_eq!(get_auth(&http, &profile, &access).await.0, 200);
+    assert_eq!(sim.revoke(Venue::Cadenza, Revoke::AccessTokens).unwrap(), 1);
+    assert_error(
+        get_auth(&http, &profile, &access).await,
+        401,
+        "INVALID_TOKEN",
+    );
+
+    let lifetimes = sim
+        .set_lifetimes(
+            LifetimeUpdate::new(Venue::Cadenza)
+                .access_ttl_secs(3)
+                .refresh_ttl_secs(10),
+        )
+        .unwrap();
+    assert_eq!(lifetimes.cadenza.access_ttl_secs, 3);
+    let before = sim.now_unix_ms();
+    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (access, refresh_token, expires_at) = tokens(&body);
+    assert!((before + 3000..before + 4000).contains(&expires_at));
+    sim.advance_clock_secs(4);
+    assert_error(
+        get_auth(&http, &profile, &access).await,
+        401,
+        "TOKEN_EXPIRED",
+    );
+    assert_eq!(refresh(&http, base, &refresh_token).await.0, 200);
+    sim.advance_clock_secs(11);
+    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (_, refresh_token, _) = tokens(&body);
+    sim.advance_clock_secs(11);
+    assert_error(
+        refresh(&http, base, &refresh_token).await,
+        401,
+        "REFRESH_TOKEN_EXPIRED",
+    );
+
+    assert!(
+        sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).token_ttl_secs(5))
+            .is_err()
+    );
+    assert!(
+        sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(0))
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn audit_log_names_accounts_never_secrets() {
+    let sim = start().await;
+    let http = client(&sim);
+    let base = &sim.urls().cadenza;
+
+    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (access, refresh_token, _) = tokens(&body);
+    let _ = get_auth(&http, &format!("{base}/api/v3/account/balances"), &access).await;
+    let (_, body) = refresh(&http, base, &refresh_token).await;
+    let (access2, refresh2, _) = tokens(&body);
+    let _ = login(&http, base, demo::CADENZA_EMAIL, "guess-1").await;
+    let _ = login(&http, base, "stranger@x.test", "guess-2").await;
+    let _ = get_json(&http, &format!("{base}/api/v3/user/profile")).await;
+
+    let audit = sim.audit();
+    let summary: Vec<_> = audit
+        .iter()
+        .map(|e| {
+            (
+                e.method.as_str(),
+                e.path.as_str(),
+                e.account.as_deref(),
+                e.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("POST", "/api/v3/auth/login", Some(demo::CADENZA_EMAIL), 200),
+            (
+                "GET",
+                "/api/v3/account/balances",
+                Some(demo::CADENZA_EMAIL),
+                200
+            ),
+            (
+                "POST",
+                "/api/v3/auth/token/refresh",
+                Some(demo::CADENZA_EMAIL),
+                200
+            ),
+            ("POST", "/api/v3/auth/login", Some(demo::CADENZA_EMAIL), 401),
+            ("POST", "/api/v3/auth/login", None, 401),
+            ("GET", "/api/v3/user/profile", None, 401),
+        ]
+    );
+    for entry in &audit {
+        assert_eq!(entry.source_ip, "127.0.0.1");
+        time::OffsetDateTime::parse(&entry.time, &time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339 time");
+    }
+    let text = serde_json::to_string(&audit).unwrap();
+    for secret in [
+        access.as_str(),
+        refresh_token.as_str(),
+        access2.as_str(),
+        refresh2.as_str(),
+        demo::CADENZA_PASSWORD,
+        "guess-1",
+        "guess-2",
+    ] {
+        assert!(!text.contains(secret), "audit leaks a secret");
+    }
+}

@@ -1,0 +1,137 @@
+//! Helpers shared by the integration tests: a simulator, an HTTPS client and a
+//! WebSocket client that trust only the simulator's CA.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tradeauth_sim::{Sim, SimConfig};
+
+/// A WebSocket connection to the simulator.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long a test waits for a WebSocket message before failing (never reached when
+/// the simulator works; it only turns a hang into a failure).
+const WS_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn start() -> Sim {
+    start_with(SimConfig::default()).await
+}
+
+pub async fn start_with(config: SimConfig) -> Sim {
+    Sim::start(config).await.expect("simulator starts")
+}
+
+/// A reqwest client that trusts only the simulator's CA and refuses plain HTTP.
+pub fn client(sim: &Sim) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).expect("CA parses");
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .https_only(true)
+        .build()
+        .expect("client builds")
+}
+
+/// A rustls client config that trusts only the simulator's CA, for the given versions.
+pub fn rustls_config(
+    sim: &Sim,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(sim.ca_pem().as_bytes()) {
+        roots
+            .add(cert.expect("CA PEM parses"))
+            .expect("CA is a valid root");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .expect("versions supported")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// Opens `wss://` to a venue's `/ws`.
+pub async fn ws_connect(sim: &Sim, base_url: &str) -> Ws {
+    let url = format!("{}/ws", base_url.replacen("https://", "wss://", 1));
+    let config = rustls_config(sim, rustls::DEFAULT_VERSIONS);
+    let (ws, response) = tokio_tungstenite::connect_async_tls_with_config(
+        url,
+        None,
+        false,
+        Some(Connector::Rustls(config)),
+    )
+    .await
+    .expect("WebSocket connects");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+pub async fn ws_send(ws: &mut Ws, message: &Value) {
+    ws.send(Message::Text(message.to_string().into()))
+        .await
+        .expect("WebSocket send");
+}
+
+pub async fn ws_send_text(ws: &mut Ws, text: &str) {
+    ws.send(Message::Text(text.into()))
+        .await
+        .expect("WebSocket send");
+}
+
+/// The next text message, parsed as JSON.
+pub async fn ws_recv(ws: &mut Ws) -> Value {
+    loop {
+        let message = tokio::time::timeout(WS_TIMEOUT, ws.next())
+            .await
+            .expect("a WebSocket message arrives in time")
+            .expect("WebSocket still open")
+            .expect("WebSocket message");
+        match message {
+            Message::Text(text) => {
+                return serde_json::from_str(text.as_str()).expect("message is JSON");
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected WebSocket message {other:?}"),
+        }
+    }
+}
+
+/// Sends a message and returns the first reply.
+pub async fn ws_call(ws: &mut Ws, message: Value) -> Value {
+    ws_send(ws, &message).await;
+    ws_recv(ws).await
+}
+
+/// GET a URL and return status + JSON body.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = client.get(url).send().await.expect("request succeeds");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+/// Status and JSON body of a response.
+pub async fn status_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+/// Seconds from the system clock to `target` (Unix seconds), for setting the sim clock
+/// so that `target` is "now".
+pub fn offset_to(target: i64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
+    target - now
+}
