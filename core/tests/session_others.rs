@@ -255,3 +255,71 @@ async fn next_text(stream: &mut tradeauth::WsStream) -> String {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_follow_a_redirect_to_another_host() {
+    let sim = support::sim().await;
+    // The "other host" is the Partner listener: it counts every request it receives.
+    let elsewhere = format!("{}/portfolio", sim.urls().partner);
+    sim.arm_fault(tradeauth_sim::Fault::redirect(
+        Venue::Exchange,
+        elsewhere.as_str(),
+    ));
+    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    let response = session
+        .request(Method::Get, "/api/v1/user")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        response.status, 307,
+        "the redirect is handed back, not followed"
+    );
+    assert_eq!(
+        sim.stats().partner.requests,
+        0,
+        "the key never reached the other host"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_plain_http_is_refused() {
+    let sim = support::sim().await;
+    let plain = format!(
+        "{}/api/v1/user",
+        sim.urls().exchange.replace("https://", "http://")
+    );
+    sim.arm_fault(tradeauth_sim::Fault::redirect(
+        Venue::Exchange,
+        plain.as_str(),
+    ));
+    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    let outcome = session.request(Method::Get, "/api/v1/user").send().await;
+    match outcome {
+        // Same host and port but another scheme is another origin: handed back unfollowed.
+        Ok(response) => assert_eq!(response.status, 307),
+        Err(error) => assert_eq!(error.kind(), ErrorKind::Transport),
+    }
+    assert_eq!(
+        sim.stats().exchange.requests,
+        1,
+        "nothing was sent over plain HTTP"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_origin_redirect_is_followed_with_the_credential() {
+    let sim = support::sim().await;
+    let same = format!("{}/api/v1/positions", sim.urls().exchange);
+    sim.arm_fault(
+        tradeauth_sim::Fault::redirect(Venue::Exchange, same.as_str()).on_path("/api/v1/user"),
+    );
+    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    let response = session
+        .request(Method::Get, "/api/v1/user")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status, 200);
+    assert_eq!(sim.stats().exchange.requests, 2);
+}

@@ -64,6 +64,12 @@ pub enum FaultKind {
         /// The JSON key to remove.
         field: String,
     },
+    /// Answer `307 Temporary Redirect` to `location` (e.g. an `http://` URL or another
+    /// venue's host); the handler does not run.
+    Redirect {
+        /// The `Location` header value.
+        location: String,
+    },
 }
 
 impl Fault {
@@ -109,6 +115,16 @@ impl Fault {
             venue,
             FaultKind::MissingField {
                 field: field.into(),
+            },
+        )
+    }
+
+    /// Redirect (307) to `location`.
+    pub fn redirect(venue: Venue, location: impl Into<String>) -> Self {
+        Self::new(
+            venue,
+            FaultKind::Redirect {
+                location: location.into(),
             },
         )
     }
@@ -159,6 +175,8 @@ struct FaultSpec {
     delay_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    location: Option<String>,
 }
 
 fn one() -> u32 {
@@ -179,6 +197,7 @@ impl TryFrom<FaultSpec> for Fault {
             retry_after_secs,
             delay_ms,
             field,
+            location,
         } = spec;
         if count == 0 {
             return bad("count must be at least 1".into());
@@ -201,6 +220,7 @@ impl TryFrom<FaultSpec> for Fault {
         };
         let kind = match kind.as_str() {
             "status" => {
+                unexpected("location", location.is_some())?;
                 unexpected("delay_ms", delay_ms.is_some())?;
                 unexpected("field", field.is_some())?;
                 let Some(status) = status else {
@@ -215,6 +235,7 @@ impl TryFrom<FaultSpec> for Fault {
                 }
             }
             "delay" => {
+                unexpected("location", location.is_some())?;
                 unexpected("status", status.is_some())?;
                 unexpected("retry_after_secs", retry_after_secs.is_some())?;
                 unexpected("field", field.is_some())?;
@@ -224,6 +245,7 @@ impl TryFrom<FaultSpec> for Fault {
                 FaultKind::Delay { delay_ms }
             }
             "drop" | "malformed" => {
+                unexpected("location", location.is_some())?;
                 unexpected("status", status.is_some())?;
                 unexpected("retry_after_secs", retry_after_secs.is_some())?;
                 unexpected("delay_ms", delay_ms.is_some())?;
@@ -235,6 +257,7 @@ impl TryFrom<FaultSpec> for Fault {
                 }
             }
             "missing_field" => {
+                unexpected("location", location.is_some())?;
                 unexpected("status", status.is_some())?;
                 unexpected("retry_after_secs", retry_after_secs.is_some())?;
                 unexpected("delay_ms", delay_ms.is_some())?;
@@ -243,9 +266,23 @@ impl TryFrom<FaultSpec> for Fault {
                     _ => return bad("a missing_field fault needs field".into()),
                 }
             }
+            "redirect" => {
+                unexpected("status", status.is_some())?;
+                unexpected("retry_after_secs", retry_after_secs.is_some())?;
+                unexpected("delay_ms", delay_ms.is_some())?;
+                unexpected("field", field.is_some())?;
+                match location {
+                    Some(location)
+                        if HeaderValue::from_str(&location).is_ok() && !location.is_empty() =>
+                    {
+                        FaultKind::Redirect { location }
+                    }
+                    _ => return bad("a redirect fault needs a valid location".into()),
+                }
+            }
             other => {
                 return bad(format!(
-                    "unknown fault kind {other:?} (expected status, delay, drop, malformed or missing_field)"
+                    "unknown fault kind {other:?} (expected status, delay, drop, malformed, missing_field or redirect)"
                 ));
             }
         };
@@ -269,6 +306,7 @@ impl From<Fault> for FaultSpec {
             retry_after_secs: None,
             delay_ms: None,
             field: None,
+            location: None,
         };
         spec.kind = match f.kind {
             FaultKind::Status {
@@ -289,6 +327,10 @@ impl From<Fault> for FaultSpec {
                 spec.field = Some(field);
                 "missing_field"
             }
+            FaultKind::Redirect { location } => {
+                spec.location = Some(location);
+                "redirect"
+            }
         }
         .to_owned();
         spec
@@ -296,7 +338,7 @@ impl From<Fault> for FaultSpec {
 }
 
 /// The `--fault` text form: `venue[:path]=kind[,key=value]...` with keys `count`,
-/// `status`, `delay_ms`, `retry_after` (or `retry_after_secs`) and `field`, e.g.
+/// `status`, `delay_ms`, `retry_after` (or `retry_after_secs`), `field` and `location`, e.g.
 /// `cadenza:/api/v3/auth/login=status,status=503,count=2,retry_after=1`.
 impl FromStr for Fault {
     type Err = SimError;
@@ -322,6 +364,7 @@ impl FromStr for Fault {
             retry_after_secs: None,
             delay_ms: None,
             field: None,
+            location: None,
         };
         for part in parts {
             let (key, value) = part
@@ -344,6 +387,7 @@ impl FromStr for Fault {
                 "delay_ms" => spec.delay_ms = Some(number(value)?),
                 "retry_after" | "retry_after_secs" => spec.retry_after_secs = Some(number(value)?),
                 "field" => spec.field = Some(value.trim().to_owned()),
+                "location" => spec.location = Some(value.trim().to_owned()),
                 other => return Err(bad(&format!("unknown key {other:?}"))),
             }
         }
@@ -456,6 +500,16 @@ async fn apply(venue: Venue, kind: FaultKind, request: Request, next: Next) -> R
         FaultKind::MissingField { field } => {
             let response = next.run(request).await;
             remove_field_from_response(response, &field).await
+        }
+        FaultKind::Redirect { location } => {
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+                .extensions_mut()
+                .insert(Rejected("fault:redirect".to_owned()));
+            response
         }
     }
 }

@@ -415,3 +415,29 @@ async fn stats_are_exact_and_reset_restores_the_start() {
     let stats = sim.stats();
     assert_eq!((stats.cadenza.logins, stats.exchange.requests), (1, 2));
 }
+
+#[tokio::test]
+async fn redirect_fault_answers_307_with_the_location() {
+    let sim = common::start().await;
+    let target = format!("{}/portfolio", sim.urls().partner);
+    sim.arm_fault(tradeauth_sim::Fault::redirect(
+        tradeauth_sim::Venue::Exchange,
+        target.as_str(),
+    ));
+    let client = common::client_no_redirects(&sim);
+    let response = client
+        .get(format!("{}/api/v1/user", sim.urls().exchange))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 307);
+    assert_eq!(response.headers()["location"], target.as_str());
+    assert_eq!(sim.stats().exchange.rejected("fault:redirect"), 1);
+    let parsed: tradeauth_sim::Fault = "cascade:/auth=redirect,location=http://127.0.0.1:1/x"
+        .parse()
+        .expect("text form");
+    assert!(matches!(
+        parsed.kind,
+        tradeauth_sim::FaultKind::Redirect { .. }
+    ));
+}

@@ -40,6 +40,16 @@ pub fn client(sim: &Sim) -> reqwest::Client {
         .expect("client builds")
 }
 
+/// Like [`client`], but returns redirects instead of following them.
+pub fn client_no_redirects(sim: &Sim) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).expect("CA parses");
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client builds")
+}
+
 /// A rustls client config that trusts only the simulator's CA, for the given versions.
 pub fn rustls_config(
     sim: &Sim,
