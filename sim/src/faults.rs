@@ -455,6 +455,14 @@ pub(crate) async fn venue_layer(
         shared.stats.reject(venue, reason);
     }
     tracing::debug!(venue = %venue, %method, %path, status = response.status().as_u16(), "request");
+    let mut response = response;
+    // The Date header tells the time of the venue's own clock, shifted with it, so a client
+    // can measure its skew (hyper would otherwise stamp the host's real clock).
+    let secs = u64::try_from(shared.clock.now_unix_secs()).unwrap_or(0);
+    let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(secs));
+    if let Ok(value) = HeaderValue::from_str(&date) {
+        response.headers_mut().insert(header::DATE, value);
+    }
     response
 }
 

@@ -441,3 +441,23 @@ async fn redirect_fault_answers_307_with_the_location() {
         tradeauth_sim::FaultKind::Redirect { .. }
     ));
 }
+
+#[tokio::test]
+async fn date_header_follows_the_simulated_clock() {
+    let sim = common::start().await;
+    sim.set_clock_offset_secs(-600);
+    let client = common::client(&sim);
+    let response = client
+        .get(format!("{}/api/v1/orderbook/BTC-USD", sim.urls().exchange))
+        .send()
+        .await
+        .expect("answer");
+    let date = response.headers()["date"].to_str().expect("ascii").to_owned();
+    let stated = httpdate::parse_http_date(&date).expect("HTTP date");
+    let real = std::time::SystemTime::now();
+    let behind = real.duration_since(stated).expect("venue clock is behind");
+    assert!(
+        (595..=605).contains(&behind.as_secs()),
+        "Date is {behind:?} behind, expected ~600 s"
+    );
+}

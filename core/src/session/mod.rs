@@ -13,7 +13,7 @@ mod partner;
 pub(crate) mod tls;
 mod ws;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -37,8 +37,13 @@ use crate::machine::{
 use crate::time::Now;
 
 /// Reads both clocks once; the only place outside tests where machines get their time.
-pub(crate) fn now() -> Now {
-    Now::capture()
+/// `unix_ms` is the venue's clock as far as its `Date` headers tell (local wall clock plus
+/// the measured skew), so expiries it states and tokens we stamp agree with the venue
+/// even when the two clocks disagree by minutes.
+fn venue_now(skew_ms: i64) -> Now {
+    let mut now = Now::capture();
+    now.unix_ms = now.unix_ms.saturating_add_signed(skew_ms);
+    now
 }
 
 /// One of the four venue machines; an enum rather than `dyn Machine` so that venue
@@ -93,6 +98,8 @@ struct Inner {
     /// Bumped after every authentication attempt; callers that waited on the lock compare
     /// it to know an attempt finished while they queued (single flight, shared failure).
     attempts: AtomicU64,
+    /// The venue's clock minus ours (ms), from the last `Date` header it sent.
+    skew_ms: AtomicI64,
     events: broadcast::Sender<AuthEvent>,
     /// Wakes the background refresher early (after a login, an invalidation).
     wake: Arc<Notify>,
@@ -165,6 +172,7 @@ impl Session {
                 last_failure: None,
             }),
             attempts: AtomicU64::new(0),
+            skew_ms: AtomicI64::new(0),
             events,
             wake: Arc::new(Notify::new()),
             refresher: std::sync::Mutex::new(None),
@@ -175,6 +183,17 @@ impl Session {
             session.spawn_refresher()?;
         }
         Ok(session)
+    }
+
+    /// Both clocks, with the venue's measured skew applied to the wall clock.
+    fn now(&self) -> Now {
+        venue_now(self.inner.skew_ms.load(Ordering::Relaxed))
+    }
+
+    /// How far the venue's clock is ahead of ours in ms (negative: behind), as last
+    /// measured from its `Date` header.
+    pub fn clock_skew_ms(&self) -> i64 {
+        self.inner.skew_ms.load(Ordering::Relaxed)
     }
 
     /// Which venue this session talks to.
@@ -235,7 +254,7 @@ impl Session {
             .as_ref()
             .is_some_and(|c| c.header_value() == rejected.header_value());
         if is_current {
-            let now = now();
+            let now = self.now();
             state.machine.get_mut().handle_unauthorized(now);
             self.publish(state, now);
             self.inner.wake.notify_one();
@@ -245,7 +264,7 @@ impl Session {
     /// Renews now, whatever the credential's age (a "forced refresh").
     pub async fn refresh(&self) -> Result<Arc<Credential>> {
         let mut state = self.inner.state.lock().await;
-        let now = now();
+        let now = self.now();
         state.machine.get_mut().force_refresh(now);
         self.publish(&mut state, now);
         self.drive_bounded(&mut state).await
@@ -257,7 +276,7 @@ impl Session {
         state.machine.get_mut().logout();
         state.last_failure = None;
         self.inner.current.store(None);
-        let now = now();
+        let now = self.now();
         self.publish(&mut state, now);
     }
 
@@ -317,10 +336,10 @@ impl Session {
             state
                 .machine
                 .get_mut()
-                .handle_transport_error(now(), &error);
+                .handle_transport_error(self.now(), &error);
         }
         loop {
-            let at = now();
+            let at = self.now();
             state.machine.get_mut().handle_timeout(at);
             self.publish(state, at);
             let request = state.machine.get_mut().poll_request(at);
@@ -339,7 +358,7 @@ impl Session {
                     }));
             };
             let sent = self.send(request, None).await;
-            let at = now();
+            let at = self.now();
             let failure = match sent {
                 Ok(response) => state.machine.get_mut().handle_response(at, response).err(),
                 Err(error) => {
@@ -441,6 +460,7 @@ impl Session {
             builder = builder.body(request.body);
         }
         let response = builder.send().await.map_err(transport_error)?;
+        self.observe_date(response.headers());
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -453,6 +473,33 @@ impl Session {
             headers,
             body,
         })
+    }
+
+    /// Measures the venue's clock skew from its `Date` header. The header has whole
+    /// seconds, so its midpoint is used and changes under 2 s are ignored (no flapping).
+    fn observe_date(&self, headers: &reqwest::header::HeaderMap) {
+        let Some(date) = headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+        else {
+            return;
+        };
+        let Ok(server) = date.duration_since(std::time::UNIX_EPOCH) else {
+            return;
+        };
+        let local = Now::capture().unix_ms as i64;
+        let server_ms = server.as_millis() as i64 + 500;
+        let skew = server_ms - local;
+        let previous = self.inner.skew_ms.load(Ordering::Relaxed);
+        if (skew - previous).abs() >= 2_000 {
+            tracing::info!(
+                venue = self.inner.venue.as_str(),
+                skew_ms = skew,
+                "venue clock skew measured"
+            );
+            self.inner.skew_ms.store(skew, Ordering::Relaxed);
+        }
     }
 
     /// Starts an authenticated request to `path` (relative to the base URL).
@@ -496,7 +543,7 @@ impl Session {
     pub(crate) async fn with_machine<T>(&self, f: impl FnOnce(&mut VenueMachine) -> T) -> T {
         let mut state = self.inner.state.lock().await;
         let out = f(&mut state.machine);
-        let at = now();
+        let at = self.now();
         self.publish(&mut state, at);
         out
     }
