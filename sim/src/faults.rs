@@ -441,7 +441,16 @@ pub(crate) async fn venue_layer(
     request: Request,
     next: Next,
 ) -> Response {
-    shared.stats.update(venue, |s| s.requests += 1);
+    shared.stats.update(venue, |s| {
+        s.requests += 1;
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
+    });
+    // Decrements on every exit, including a client that hangs up mid-request.
+    let _in_flight = InFlight {
+        shared: shared.clone(),
+        venue,
+    };
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = match shared.faults.take(venue, &path) {
@@ -464,6 +473,20 @@ pub(crate) async fn venue_layer(
         response.headers_mut().insert(header::DATE, value);
     }
     response
+}
+
+/// Counts one request as in flight for as long as it lives.
+struct InFlight {
+    shared: Arc<Shared>,
+    venue: Venue,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.shared
+            .stats
+            .update(self.venue, |s| s.in_flight = s.in_flight.saturating_sub(1));
+    }
 }
 
 async fn apply(venue: Venue, kind: FaultKind, request: Request, next: Next) -> Response {

@@ -25,6 +25,11 @@ pub struct VenueStats {
     pub ws_auths: u64,
     /// Every HTTP request the venue received (a WebSocket upgrade counts as one).
     pub requests: u64,
+    /// Requests being handled right now.
+    pub in_flight: u64,
+    /// The most requests ever handled at the same time (since start or reset): tests of
+    /// single-flight clients assert it stays 1.
+    pub max_in_flight: u64,
     /// Rejected requests and WebSocket messages by reason (error code or text, or
     /// `fault:<status|drop|malformed>` for injected faults).
     pub rejections: BTreeMap<String, u64>,
