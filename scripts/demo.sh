@@ -3,7 +3,7 @@
 # against it over real TLS from Rust, C and Python, printing each step (never a secret).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-step "building the library, the simulator and the examples (first run: several minutes)"
+step "building the library, the simulator and the Rust example (first run: several minutes)"
 cargo build --locked -p tradeauth-sim -p tradeauth --bin tradeauth-sim --example walkthrough
 
 step "starting the simulator"
@@ -13,11 +13,8 @@ echo "$SIM_JSON"
 step "Rust: core/examples/walkthrough.rs"
 "$CARGO_TARGET_DIR/debug/examples/walkthrough"
 
-for part in c python; do
-  if [ -f "scripts/demo_$part.sh" ]; then
-    bash "scripts/demo_$part.sh"
-  fi
-done
+bash scripts/demo_c.sh
+bash scripts/demo_python.sh
 
 step "what the simulator counted"
 python3 - <<'PY'

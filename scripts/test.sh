@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, Rust unit + integration tests (the simulator over
-# real TLS), and the Python page-fidelity tests against the standalone simulator.
+# real TLS), the Python page-fidelity tests, the C ABI (plain, ASan+UBSan, valgrind), the
+# Python wheel, the shared credential stores, and a bounded fuzzing run.
+# It installs what it needs (cbindgen, cargo-fuzz, pip packages, npm packages, apt
+# packages) and builds once into one target dir that every step reuses.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+started=$SECONDS
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-
 step "cargo build (once; every later step reuses this target dir)"
 cargo build --workspace --all-targets --locked
 
-step "Rust tests"
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Rust tests (machines, sessions and the simulator, over real TLS)"
 cargo test --workspace --locked
 
 step "Python: page-style clients against the standalone simulator"
 ensure_venv
 TRADEAUTH_SIM_BIN="$CARGO_TARGET_DIR/debug/tradeauth-sim" "$PY" -m pytest -q -p no:cacheprovider sim/tests/python
 
-step "all tests passed"
+bash scripts/test_c.sh
+bash scripts/test_python.sh
+if [ -f scripts/test_store.sh ]; then
+  bash scripts/test_store.sh
+fi
+FUZZ_SECS="${FUZZ_SECS:-30}" bash scripts/test_fuzz.sh
+
+step "all tests passed in $((SECONDS - started)) s"

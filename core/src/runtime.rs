@@ -5,22 +5,30 @@
 //! child), so the runtime is leaked and tagged with the pid that built it: a process
 //! whose pid differs from the tag builds a fresh one and leaves the old one untouched.
 
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use tokio::runtime::Runtime;
 
 use crate::error::{Error, ErrorKind, Result};
 
-static RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
-static OWNER_PID: AtomicU32 = AtomicU32::new(0);
+/// A runtime and the process that built it, published together so that a reader can never
+/// pair one process's runtime with another's pid.
+struct Owned {
+    pid: u32,
+    runtime: Runtime,
+}
+
+static RUNTIME: AtomicPtr<Owned> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The shared runtime for this process, built on first use (and again in a forked child).
 pub fn shared() -> Result<&'static Runtime> {
     let pid = std::process::id();
     let current = RUNTIME.load(Ordering::Acquire);
-    if !current.is_null() && OWNER_PID.load(Ordering::Acquire) == pid {
-        // SAFETY: every pointer stored in RUNTIME comes from Box::leak and is never freed.
-        return Ok(unsafe { &*current });
+    // SAFETY: every pointer stored in RUNTIME comes from Box::leak and is never freed.
+    if let Some(owned) = unsafe { current.as_ref() }
+        && owned.pid == pid
+    {
+        return Ok(&owned.runtime);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -33,21 +41,20 @@ pub fn shared() -> Result<&'static Runtime> {
                 format!("cannot start the tokio runtime: {e}"),
             )
         })?;
-    let fresh: &'static mut Runtime = Box::leak(Box::new(runtime));
-    let fresh_ptr: *mut Runtime = fresh;
-    match RUNTIME.compare_exchange(current, fresh_ptr, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => {
-            OWNER_PID.store(pid, Ordering::Release);
-            Ok(fresh)
-        }
+    let fresh: *mut Owned = Box::leak(Box::new(Owned { pid, runtime }));
+    match RUNTIME.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: just leaked above; never freed once published.
+        Ok(_) => Ok(unsafe { &(*fresh).runtime }),
         Err(winner) => {
-            // Another thread of this process built one first; this one was never used,
-            // so shutting it down here joins only its own idle threads.
-            // SAFETY: fresh_ptr came from Box::leak above and was never published.
-            let unused = unsafe { Box::from_raw(fresh_ptr) };
-            unused.shutdown_background();
-            // SAFETY: as above, published pointers are leaked and never freed.
-            Ok(unsafe { &*winner })
+            // Another thread of this process published one first; ours was never used,
+            // so shutting it down joins only its own idle threads.
+            // SAFETY: `fresh` came from Box::leak above and was never published.
+            let unused = unsafe { Box::from_raw(fresh) };
+            unused.runtime.shutdown_background();
+            // SAFETY: published pointers are leaked and never freed. The winner was built
+            // by this process: a forked child has one thread until it starts more, and any
+            // thread it starts runs after the fork.
+            Ok(unsafe { &(*winner).runtime })
         }
     }
 }

@@ -1,10 +1,85 @@
-//! Native module `tradeauth._native`. The Python API lands with the Python wheel issue.
+//! Native module `tradeauth._native`: the venue clients, the pages' free functions and the
+//! exception hierarchy, over the `tradeauth` Rust library. The pure-Python package
+//! `tradeauth` re-exports these names and adds the `requests` / `httpx` adapters.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
 
-/// The `tradeauth._native` module: for now it only reports the library version.
+mod bridge;
+mod client;
+mod errors;
+mod logs;
+mod response;
+mod venues;
+
+use errors::{guard, invalid_argument, to_pyerr};
+
+/// Bytes of a `str` (UTF-8) or `bytes` argument.
+fn bytes_of(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(s) = value.cast::<PyString>() {
+        Ok(s.to_cow()?.as_bytes().to_vec())
+    } else if let Ok(b) = value.cast::<PyBytes>() {
+        Ok(b.as_bytes().to_vec())
+    } else {
+        Err(invalid_argument(py, format!("{name} must be str or bytes")))
+    }
+}
+
+/// The Partner page's `generate_token`: an HS256 JWT `{clientId, iat, exp = iat + ttl}`
+/// signed with `secret_key` (str or bytes), byte for byte what PyJWT gives.
+#[pyfunction]
+#[pyo3(signature = (client_id, secret_key, ttl=900))]
+fn generate_token(
+    py: Python<'_>,
+    client_id: &str,
+    secret_key: &Bound<'_, PyAny>,
+    ttl: u64,
+) -> PyResult<String> {
+    let secret = bytes_of(py, "secret_key", secret_key)?;
+    guard(py, || {
+        let iat = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| invalid_argument(py, "the system clock is before 1970"))?
+            .as_secs();
+        let token =
+            tradeauth::mint_token(client_id, &secret, iat, ttl).map_err(|e| to_pyerr(py, &e))?;
+        Ok(token.expose().to_owned())
+    })
+}
+
+/// EIP-191 `personal_sign` of `message` (str as UTF-8, or bytes) with a hex private key:
+/// `0x` + 130 hex (r, s, v with v = 27/28), as eth_account and viem give.
+#[pyfunction]
+fn eip191_sign(py: Python<'_>, private_key: &str, message: &Bound<'_, PyAny>) -> PyResult<String> {
+    let message = bytes_of(py, "message", message)?;
+    guard(py, || {
+        tradeauth::eip191_sign(private_key, &message).map_err(|e| to_pyerr(py, &e))
+    })
+}
+
+/// The `tradeauth._native` module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", tradeauth::VERSION)?;
+    m.add("CADENZA_URL", tradeauth::CADENZA_PRODUCTION_URL)?;
+    m.add("CADENZA_UAT_URL", tradeauth::CADENZA_UAT_URL)?;
+    m.add("CASCADE_URL", tradeauth::CASCADE_URL)?;
+    m.add("EXCHANGE_URL", tradeauth::EXCHANGE_URL)?;
+    errors::register(m)?;
+    m.add_class::<client::BaseClient>()?;
+    m.add_class::<venues::CadenzaClient>()?;
+    m.add_class::<venues::PartnerClient>()?;
+    m.add_class::<venues::CascadeClient>()?;
+    m.add_class::<venues::ExchangeClient>()?;
+    m.add_class::<response::Response>()?;
+    m.add_class::<response::WsAuthReply>()?;
+    m.add_function(wrap_pyfunction!(generate_token, m)?)?;
+    m.add_function(wrap_pyfunction!(eip191_sign, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge::_after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge::_at_exit, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::_raise_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::_panic, m)?)?;
     Ok(())
 }

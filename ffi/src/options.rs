@@ -1,0 +1,271 @@
+//! `tradeauth_options`: how a session connects (base URL, extra roots, timeouts, refresh).
+
+use std::ffi::c_char;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tradeauth::Options;
+
+use crate::status::{Failure, FfiResult, boundary, tradeauth_status};
+use crate::text::{arg_out, arg_ref, arg_str};
+
+/// Session options: base URL, extra trusted root certificates, timeouts, retries and
+/// refresh behaviour. Made by `tradeauth_options_new`, freed by `tradeauth_options_free`.
+/// Constructors copy it, so it may be reused or freed right after a session is made.
+/// Safe to use from any thread (setters lock an internal mutex).
+pub struct tradeauth_options {
+    inner: Mutex<Options>,
+}
+
+impl tradeauth_options {
+    /// A copy of the current options (what a session constructor takes).
+    pub(crate) fn snapshot(&self) -> Options {
+        // A poisoned lock only means a setter panicked mid-way; the value is still whole.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Options) -> FfiResult) -> FfiResult {
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
+    }
+}
+
+/// Reads an optional options handle: NULL means the defaults.
+///
+/// # Safety
+/// `options` is NULL or a live handle.
+pub(crate) unsafe fn options_or_default(options: *const tradeauth_options) -> Options {
+    // SAFETY: forwarded contract.
+    match unsafe { options.as_ref() } {
+        Some(options) => options.snapshot(),
+        None => Options::default(),
+    }
+}
+
+fn millis(ms: u64, name: &str) -> Result<Duration, Failure> {
+    if ms == 0 {
+        return Err(Failure::invalid(format!(
+            "{name} must be greater than zero"
+        )));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// Makes options with the defaults: the venue's production URL, the bundled Mozilla
+/// roots, 10 s per request, 5 s to connect, 30 s per authentication, 3 retries,
+/// background refresh on, the venue's default refresh window.
+///
+/// On `TRADEAUTH_OK` `*out_options` owns a new handle: free it with
+/// `tradeauth_options_free`. `out_options` NULL gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_new(
+    out_options: *mut *mut tradeauth_options,
+) -> tradeauth_status {
+    boundary("tradeauth_options_new", || {
+        let out = arg_out(out_options, "out_options")?;
+        let handle = Box::new(tradeauth_options {
+            inner: Mutex::new(Options::default()),
+        });
+        // SAFETY: out is non-NULL and writable per the contract.
+        unsafe { out.write(Box::into_raw(handle)) };
+        Ok(())
+    })
+}
+
+/// Frees options made by `tradeauth_options_new`. NULL is a no-op. Sessions made from
+/// them are not affected. Must not race with another call on the same handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_free(options: *mut tradeauth_options) {
+    let _ = boundary("tradeauth_options_free", || {
+        if !options.is_null() {
+            // SAFETY: a non-NULL pointer came from Box::into_raw in tradeauth_options_new
+            // and is freed once, per the contract.
+            drop(unsafe { Box::from_raw(options) });
+        }
+        Ok(())
+    });
+}
+
+/// Sets the venue base URL, e.g. `"https://127.0.0.1:8443"` (Partner's is the venue
+/// root). It must be `https://`; that is checked when a session is made
+/// (`TRADEAUTH_ERR_INSECURE_URL`). NULL `options`/`url` or non-UTF-8 `url` gives
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT`. The string is copied.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_base_url(
+    options: *mut tradeauth_options,
+    url: *const c_char,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_base_url", || {
+        // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let url = unsafe { arg_str(url, "url") }?;
+        options.update(|o| {
+            o.base_url = Some(url.to_owned());
+            Ok(())
+        })
+    })
+}
+
+/// Trusts the root certificate(s) in this PEM text as well as the bundled roots (a
+/// simulator's CA, a corporate proxy). Text without a `CERTIFICATE` block gives
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT` here. NULL/non-UTF-8 gives the same. Copied.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_add_root_pem(
+    options: *mut tradeauth_options,
+    pem: *const c_char,
+) -> tradeauth_status {
+    boundary("tradeauth_options_add_root_pem", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let pem = unsafe { arg_str(pem, "pem") }?;
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(Failure::invalid(
+                "the PEM text holds no -----BEGIN CERTIFICATE----- block",
+            ));
+        }
+        options.update(|o| {
+            o.extra_root_certs_pem.push(pem.to_owned());
+            Ok(())
+        })
+    })
+}
+
+/// Trusts the root certificate(s) in this PEM file as well. The file is read now; an
+/// unreadable file or one without a `CERTIFICATE` block gives
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT` (the message names the path).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_add_root_file(
+    options: *mut tradeauth_options,
+    path: *const c_char,
+) -> tradeauth_status {
+    boundary("tradeauth_options_add_root_file", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let path = unsafe { arg_str(path, "path") }?;
+        let with_file = Options::new().add_root_file(path)?;
+        let pem = with_file.extra_root_certs_pem.concat();
+        if !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(Failure::invalid(format!(
+                "{path} holds no -----BEGIN CERTIFICATE----- block"
+            )));
+        }
+        options.update(|o| {
+            o.extra_root_certs_pem.push(pem);
+            Ok(())
+        })
+    })
+}
+
+/// Sets the bound on one HTTP exchange, in milliseconds (default 10000). 0 gives
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_request_timeout_ms(
+    options: *mut tradeauth_options,
+    timeout_ms: u64,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_request_timeout_ms", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let timeout = millis(timeout_ms, "request timeout")?;
+        options.update(|o| {
+            o.request_timeout = timeout;
+            Ok(())
+        })
+    })
+}
+
+/// Sets the bound on one TCP + TLS connect, in milliseconds (default 5000). 0 gives
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_connect_timeout_ms(
+    options: *mut tradeauth_options,
+    timeout_ms: u64,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_connect_timeout_ms", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let timeout = millis(timeout_ms, "connect timeout")?;
+        options.update(|o| {
+            o.connect_timeout = timeout;
+            Ok(())
+        })
+    })
+}
+
+/// Sets the bound on one whole authentication (login / refresh / challenge, retries
+/// included), in milliseconds (default 30000). This is the longest a blocking call
+/// waits for a credential. 0 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_auth_timeout_ms(
+    options: *mut tradeauth_options,
+    timeout_ms: u64,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_auth_timeout_ms", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let timeout = millis(timeout_ms, "auth timeout")?;
+        options.update(|o| {
+            o.auth_timeout = timeout;
+            Ok(())
+        })
+    })
+}
+
+/// Sets how many times a transport error, 5xx or 429 is retried (default 3; 0 = never).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_max_retries(
+    options: *mut tradeauth_options,
+    retries: u32,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_max_retries", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        options.update(|o| {
+            o.max_retries = retries;
+            Ok(())
+        })
+    })
+}
+
+/// Sets how long before expiry a token is renewed, in milliseconds (default: the
+/// venue's, e.g. 300000 for Cadenza). Always capped at a quarter of the token's
+/// lifetime. 0 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_refresh_window_ms(
+    options: *mut tradeauth_options,
+    window_ms: u64,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_refresh_window_ms", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let window = millis(window_ms, "refresh window")?;
+        options.update(|o| {
+            o.refresh_window = Some(window);
+            Ok(())
+        })
+    })
+}
+
+/// Turns the background refresher on (default) or off. On: a library thread renews
+/// the credential inside the refresh window, so the hot path normally never waits.
+/// Off: renewal happens on demand, inside the call that finds no valid credential.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_background_refresh(
+    options: *mut tradeauth_options,
+    enabled: bool,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_background_refresh", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        options.update(|o| {
+            o.background_refresh = enabled;
+            Ok(())
+        })
+    })
+}

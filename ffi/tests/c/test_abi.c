@@ -1,0 +1,896 @@
+/*
+ * ABI tests of libtradeauth, run against the simulator (scripts/test_c.sh starts it and
+ * exports SIM_CADENZA, SIM_PARTNER, SIM_CASCADE, SIM_EXCHANGE, SIM_CONTROL, SIM_CA).
+ *
+ * Covers: every export with NULL in each pointer argument, non-UTF-8 input, too-small
+ * buffers (size reported, buffer untouched), the event callback, 8 threads reading the
+ * header during forced refreshes, the panic hook, and every status value the public API
+ * can produce. Ends with "N passed, N failed, N skipped"; exits non-zero on a failure.
+ *
+ * TRADEAUTH_TEST_HEADER_READS (default 20000) sets the header reads per thread, so the
+ * valgrind run can use fewer; TRADEAUTH_TEST_SETTLE_MS (default 300) how long to wait at
+ * the end for freed sessions' connections to close (longer under valgrind).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tradeauth.h"
+
+static int passed;
+static int failed;
+static int skipped;
+
+static const char *last_error(void) {
+    static char buf[2048];
+    size_t written = 0;
+    if (tradeauth_last_error_message(buf, sizeof buf, &written) != TRADEAUTH_OK) {
+        return "(could not read the last error)";
+    }
+    return buf;
+}
+
+static void check(int ok, const char *what, const char *file, int line) {
+    if (ok) {
+        passed++;
+    } else {
+        failed++;
+        fprintf(stderr, "FAIL %s:%d: %s (last error: %s)\n", file, line, what, last_error());
+    }
+}
+#define CHECK(cond) check((cond) ? 1 : 0, #cond, __FILE__, __LINE__)
+
+static void expect(tradeauth_status got, tradeauth_status want, const char *call, const char *file,
+                   int line) {
+    if (got == want) {
+        passed++;
+    } else {
+        failed++;
+        fprintf(stderr, "FAIL %s:%d: %s returned %s, expected %s (last error: %s)\n", file, line,
+                call, tradeauth_status_name(got), tradeauth_status_name(want), last_error());
+    }
+}
+#define EXPECT(call, want) expect((call), (want), #call, __FILE__, __LINE__)
+#define OK(call) EXPECT(call, TRADEAUTH_OK)
+#define NULLARG(call) EXPECT(call, TRADEAUTH_ERR_INVALID_ARGUMENT)
+
+static const char *env(const char *name) {
+    const char *value = getenv(name);
+    if (value == NULL || value[0] == '\0') {
+        fprintf(stderr, "%s is not set: run this through scripts/test_c.sh\n", name);
+        exit(2);
+    }
+    return value;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+/* Fresh options for a venue: its sim URL, the sim CA, and no retries (faster failures). */
+static tradeauth_options *options_for(const char *base_url) {
+    tradeauth_options *options = NULL;
+    OK(tradeauth_options_new(&options));
+    OK(tradeauth_options_set_base_url(options, base_url));
+    OK(tradeauth_options_add_root_file(options, env("SIM_CA")));
+    OK(tradeauth_options_set_max_retries(options, 0));
+    return options;
+}
+
+static tradeauth_session *control;
+
+/* Calls the simulator's control API through a public (no credential) session. */
+static void control_call(const char *method, const char *path, const char *body) {
+    tradeauth_response *response = NULL;
+    tradeauth_status st = tradeauth_session_request(control, method, path, body, NULL, &response);
+    EXPECT(st, TRADEAUTH_OK);
+    if (st == TRADEAUTH_OK) {
+        uint16_t code = tradeauth_response_status(response);
+        if (code >= 300) {
+            fprintf(stderr, "control %s %s answered %u\n", method, path, (unsigned)code);
+        }
+        CHECK(code < 300);
+    }
+    tradeauth_response_free(response);
+}
+
+/* Reads one counter of /stats, e.g. ("cadenza", "logins"); -1 if not found. */
+static long stat_counter(const char *venue, const char *counter) {
+    tradeauth_response *response = NULL;
+    long value = -1;
+    if (tradeauth_session_request(control, "GET", "/stats", NULL, NULL, &response) != TRADEAUTH_OK) {
+        return -1;
+    }
+    const uint8_t *body = NULL;
+    size_t len = 0;
+    if (tradeauth_response_body(response, &body, &len) == TRADEAUTH_OK) {
+        char key[64];
+        snprintf(key, sizeof key, "\"%s\":{", venue);
+        const char *at = strstr((const char *)body, key);
+        if (at != NULL) {
+            snprintf(key, sizeof key, "\"%s\":", counter);
+            at = strstr(at, key);
+            if (at != NULL) {
+                value = strtol(at + strlen(key), NULL, 10);
+            }
+        }
+    }
+    tradeauth_response_free(response);
+    return value;
+}
+
+/* ---------------------------------------------------------------- pure functions */
+
+static void test_names_and_version(void) {
+    const char *names[] = {"ok",           "invalid_argument", "insecure_url",
+                           "transport",    "timeout",          "unauthorized",
+                           "api_error",    "protocol",         "signing",
+                           "challenge_expired", "buffer_too_small", "panic"};
+    for (uint32_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        CHECK(strcmp(tradeauth_status_name(i), names[i]) == 0);
+    }
+    CHECK(strcmp(tradeauth_status_name(12), "unknown") == 0);
+    CHECK(strcmp(tradeauth_status_name(UINT32_MAX), "unknown") == 0);
+    CHECK(TRADEAUTH_ERR_PANIC == 11 && TRADEAUTH_ERR_BUFFER_TOO_SMALL == 10);
+    CHECK(tradeauth_version() != NULL && strlen(tradeauth_version()) > 0);
+}
+
+static void test_panic_hook(void) {
+    EXPECT(tradeauth_test_panic(), TRADEAUTH_ERR_PANIC);
+    CHECK(strstr(last_error(), "panic") != NULL);
+    /* The library still works after a caught panic. */
+    tradeauth_options *options = NULL;
+    OK(tradeauth_options_new(&options));
+    tradeauth_options_free(options);
+}
+
+/* ---------------------------------------------------------------- NULL arguments */
+
+static void test_null_arguments(tradeauth_session *session, tradeauth_response *response) {
+    char buf[64];
+    size_t written = 12345;
+    bool found = false;
+    tradeauth_options *options = NULL;
+    OK(tradeauth_options_new(&options));
+    tradeauth_session *out = (tradeauth_session *)&written; /* a sentinel, never dereferenced */
+    tradeauth_session *const sentinel = out;
+
+    NULLARG(tradeauth_options_new(NULL));
+    tradeauth_options_free(NULL);
+    NULLARG(tradeauth_options_set_base_url(NULL, "https://x"));
+    NULLARG(tradeauth_options_set_base_url(options, NULL));
+    NULLARG(tradeauth_options_add_root_pem(NULL, "-----BEGIN CERTIFICATE-----"));
+    NULLARG(tradeauth_options_add_root_pem(options, NULL));
+    NULLARG(tradeauth_options_add_root_file(NULL, "/dev/null"));
+    NULLARG(tradeauth_options_add_root_file(options, NULL));
+    NULLARG(tradeauth_options_set_request_timeout_ms(NULL, 1000));
+    NULLARG(tradeauth_options_set_connect_timeout_ms(NULL, 1000));
+    NULLARG(tradeauth_options_set_auth_timeout_ms(NULL, 1000));
+    NULLARG(tradeauth_options_set_max_retries(NULL, 1));
+    NULLARG(tradeauth_options_set_refresh_window_ms(NULL, 1000));
+    NULLARG(tradeauth_options_set_background_refresh(NULL, false));
+
+    NULLARG(tradeauth_cadenza_new(NULL, "pw", options, &out));
+    NULLARG(tradeauth_cadenza_new("a@b.c", NULL, options, &out));
+    NULLARG(tradeauth_cadenza_new("a@b.c", "pw", options, NULL));
+    NULLARG(tradeauth_partner_new(NULL, "key", 0, options, &out));
+    NULLARG(tradeauth_partner_new("client", NULL, 0, options, &out));
+    NULLARG(tradeauth_partner_new("client", "key", 0, options, NULL));
+    NULLARG(tradeauth_cascade_new(NULL, "0x01", options, &out));
+    NULLARG(tradeauth_cascade_new("0x01", NULL, options, &out));
+    NULLARG(tradeauth_cascade_new("0x01", "0x01", options, NULL));
+    NULLARG(tradeauth_exchange_new(NULL, NULL, options, NULL));
+    NULLARG(tradeauth_cadenza_from_env(options, NULL));
+    NULLARG(tradeauth_partner_from_env(options, NULL));
+    NULLARG(tradeauth_cascade_from_env(options, NULL));
+    NULLARG(tradeauth_exchange_from_env(options, NULL));
+    CHECK(out == sentinel); /* outputs untouched on failure */
+    tradeauth_session_free(NULL);
+
+    char value[4096];
+    size_t value_written = 0;
+    NULLARG(tradeauth_session_header(NULL, buf, sizeof buf, &written, value, sizeof value, &value_written));
+    NULLARG(tradeauth_session_header(session, NULL, sizeof buf, &written, value, sizeof value, &value_written));
+    NULLARG(tradeauth_session_header(session, buf, sizeof buf, NULL, value, sizeof value, &value_written));
+    NULLARG(tradeauth_session_header(session, buf, sizeof buf, &written, NULL, sizeof value, &value_written));
+    NULLARG(tradeauth_session_header(session, buf, sizeof buf, &written, value, sizeof value, NULL));
+    NULLARG(tradeauth_session_invalidate(NULL, NULL));
+    NULLARG(tradeauth_session_refresh(NULL));
+    NULLARG(tradeauth_session_logout(NULL));
+    NULLARG(tradeauth_session_ws_auth_message(NULL, 1, value, sizeof value, &written));
+    NULLARG(tradeauth_session_ws_auth_message(session, 1, NULL, sizeof value, &written));
+    NULLARG(tradeauth_session_ws_auth_message(session, 1, value, sizeof value, NULL));
+    tradeauth_ws_reply reply = TRADEAUTH_WS_UNRELATED;
+    NULLARG(tradeauth_session_ws_handle_reply(NULL, "{}", &reply));
+    NULLARG(tradeauth_session_ws_handle_reply(session, NULL, &reply));
+    NULLARG(tradeauth_session_ws_handle_reply(session, "{}", NULL));
+    NULLARG(tradeauth_session_set_event_callback(NULL, NULL, NULL));
+    CHECK(tradeauth_session_venue(NULL) == NULL);
+    NULLARG(tradeauth_session_account(NULL, buf, sizeof buf, &written));
+    NULLARG(tradeauth_session_account(session, NULL, sizeof buf, &written));
+    NULLARG(tradeauth_session_account(session, buf, sizeof buf, NULL));
+    uint64_t expiry = 0;
+    NULLARG(tradeauth_session_expires_at_ms(NULL, &expiry));
+    NULLARG(tradeauth_session_expires_at_ms(session, NULL));
+
+    tradeauth_response *resp_out = NULL;
+    NULLARG(tradeauth_session_request(NULL, "GET", "/", NULL, NULL, &resp_out));
+    NULLARG(tradeauth_session_request(session, NULL, "/", NULL, NULL, &resp_out));
+    NULLARG(tradeauth_session_request(session, "GET", NULL, NULL, NULL, &resp_out));
+    NULLARG(tradeauth_session_request(session, "GET", "/", NULL, NULL, NULL));
+    CHECK(resp_out == NULL);
+    CHECK(tradeauth_response_status(NULL) == 0);
+    const uint8_t *body = NULL;
+    size_t body_len = 0;
+    NULLARG(tradeauth_response_body(NULL, &body, &body_len));
+    NULLARG(tradeauth_response_body(response, NULL, &body_len));
+    NULLARG(tradeauth_response_body(response, &body, NULL));
+    NULLARG(tradeauth_response_header(NULL, "x", buf, sizeof buf, &written, &found));
+    NULLARG(tradeauth_response_header(response, NULL, buf, sizeof buf, &written, &found));
+    NULLARG(tradeauth_response_header(response, "x", NULL, sizeof buf, &written, &found));
+    NULLARG(tradeauth_response_header(response, "x", buf, sizeof buf, NULL, &found));
+    NULLARG(tradeauth_response_header(response, "x", buf, sizeof buf, &written, NULL));
+    tradeauth_response_free(NULL);
+
+    NULLARG(tradeauth_last_error_message(NULL, 10, &written));
+    NULLARG(tradeauth_last_error_message(buf, sizeof buf, NULL));
+    /* The NULL message names the argument. */
+    NULLARG(tradeauth_session_account(session, buf, sizeof buf, NULL));
+    CHECK(strstr(last_error(), "written") != NULL);
+    tradeauth_options_free(options);
+}
+
+/* ---------------------------------------------------------------- non-UTF-8 input */
+
+static void test_bad_utf8(tradeauth_session *session, tradeauth_response *response) {
+    const char *bad = "caf\xc3\x28-\xff\xfe";
+    char buf[64];
+    size_t written = 0;
+    bool found = false;
+    tradeauth_options *options = NULL;
+    tradeauth_session *out = NULL;
+    tradeauth_response *resp_out = NULL;
+    tradeauth_ws_reply reply = TRADEAUTH_WS_UNRELATED;
+    OK(tradeauth_options_new(&options));
+
+    NULLARG(tradeauth_options_set_base_url(options, bad));
+    CHECK(strstr(last_error(), "UTF-8") != NULL);
+    NULLARG(tradeauth_options_add_root_pem(options, bad));
+    NULLARG(tradeauth_options_add_root_file(options, bad));
+    NULLARG(tradeauth_cadenza_new(bad, "pw", options, &out));
+    NULLARG(tradeauth_cadenza_new("a@b.c", bad, options, &out));
+    CHECK(strstr(last_error(), "password") != NULL && strstr(last_error(), "UTF-8") != NULL);
+    NULLARG(tradeauth_partner_new(bad, "key", 0, options, &out));
+    NULLARG(tradeauth_partner_new("client", bad, 0, options, &out));
+    NULLARG(tradeauth_cascade_new(bad, "0x01", options, &out));
+    NULLARG(tradeauth_cascade_new("0x01", bad, options, &out));
+    NULLARG(tradeauth_exchange_new(bad, NULL, options, &out));
+    NULLARG(tradeauth_exchange_new(NULL, bad, options, &out));
+    CHECK(out == NULL);
+    NULLARG(tradeauth_session_invalidate(session, bad));
+    NULLARG(tradeauth_session_ws_handle_reply(session, bad, &reply));
+    NULLARG(tradeauth_session_request(session, bad, "/", NULL, NULL, &resp_out));
+    NULLARG(tradeauth_session_request(session, "GET", bad, NULL, NULL, &resp_out));
+    NULLARG(tradeauth_session_request(session, "POST", "/", bad, NULL, &resp_out));
+    NULLARG(tradeauth_session_request(session, "GET", "/", NULL, bad, &resp_out));
+    CHECK(resp_out == NULL);
+    NULLARG(tradeauth_response_header(response, bad, buf, sizeof buf, &written, &found));
+    tradeauth_options_free(options);
+}
+
+/* ---------------------------------------------------------------- options and constructors */
+
+static void test_option_and_constructor_errors(void) {
+    tradeauth_options *options = NULL;
+    tradeauth_session *out = NULL;
+    OK(tradeauth_options_new(&options));
+    NULLARG(tradeauth_options_set_request_timeout_ms(options, 0));
+    NULLARG(tradeauth_options_set_connect_timeout_ms(options, 0));
+    NULLARG(tradeauth_options_set_auth_timeout_ms(options, 0));
+    NULLARG(tradeauth_options_set_refresh_window_ms(options, 0));
+    NULLARG(tradeauth_options_add_root_pem(options, "not a certificate"));
+    NULLARG(tradeauth_options_add_root_file(options, "/nonexistent/ca.pem"));
+    CHECK(strstr(last_error(), "/nonexistent/ca.pem") != NULL);
+    OK(tradeauth_options_set_background_refresh(options, false));
+
+    /* NULL options means the defaults; nothing is sent before the first use. */
+    OK(tradeauth_cadenza_new("a@b.c", "pw", NULL, &out));
+    CHECK(out != NULL && strcmp(tradeauth_session_venue(out), "cadenza") == 0);
+    tradeauth_session_free(out);
+    out = NULL;
+
+    NULLARG(tradeauth_exchange_new("exch_1d4208be6fa84b8cb0a2e5cfa9508d5f", "admin", options, &out));
+    NULLARG(tradeauth_exchange_new("exch_123", NULL, options, &out));
+    CHECK(strstr(last_error(), "exch_123") == NULL); /* the key is never echoed */
+    NULLARG(tradeauth_cascade_new("0x1234", "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+                                  options, &out));
+    NULLARG(tradeauth_cascade_new("0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "0xnot-a-key", options, &out));
+    CHECK(strstr(last_error(), "not-a-key") == NULL);
+    /* Partner has no public host: a base URL is required. */
+    NULLARG(tradeauth_partner_new("client", "key", 0, options, &out));
+
+    OK(tradeauth_options_set_base_url(options, "http://127.0.0.1:1"));
+    EXPECT(tradeauth_cadenza_new("a@b.c", "pw", options, &out), TRADEAUTH_ERR_INSECURE_URL);
+    CHECK(out == NULL);
+
+    /* from_env: a missing variable is named in the message. */
+    unsetenv("CADENZA_EMAIL");
+    NULLARG(tradeauth_cadenza_from_env(NULL, &out));
+    CHECK(strstr(last_error(), "CADENZA_EMAIL") != NULL);
+    tradeauth_options_free(options);
+}
+
+/* ---------------------------------------------------------------- buffers */
+
+static void test_buffers(tradeauth_session *session) {
+    char name[64];
+    char value[4096];
+    size_t name_written = 0;
+    size_t value_written = 0;
+    OK(tradeauth_session_header(session, name, sizeof name, &name_written, value, sizeof value,
+                                &value_written));
+    CHECK(strcmp(name, "authorization") == 0 && name_written == strlen(name));
+    CHECK(strncmp(value, "Bearer ", 7) == 0 && value_written == strlen(value));
+    size_t value_len = value_written;
+
+    /* Name buffer too small: both sizes reported, both buffers untouched. */
+    char small_name[4];
+    char big_value[4096];
+    memset(small_name, 'Z', sizeof small_name);
+    memset(big_value, 'Z', sizeof big_value);
+    EXPECT(tradeauth_session_header(session, small_name, sizeof small_name, &name_written, big_value,
+                                    sizeof big_value, &value_written),
+           TRADEAUTH_ERR_BUFFER_TOO_SMALL);
+    CHECK(name_written == strlen("authorization") + 1);
+    CHECK(value_written == value_len + 1);
+    CHECK(small_name[0] == 'Z' && small_name[3] == 'Z' && big_value[0] == 'Z');
+
+    /* Value buffer one byte short (no room for the NUL). */
+    char *short_value = malloc(value_len);
+    memset(short_value, 'Z', value_len);
+    EXPECT(tradeauth_session_header(session, name, sizeof name, &name_written, short_value, value_len,
+                                    &value_written),
+           TRADEAUTH_ERR_BUFFER_TOO_SMALL);
+    CHECK(value_written == value_len + 1);
+    CHECK(short_value[0] == 'Z' && short_value[value_len - 1] == 'Z');
+    free(short_value);
+
+    /* Exactly the size reported works. */
+    char *exact = malloc(value_len + 1);
+    OK(tradeauth_session_header(session, name, 14, &name_written, exact, value_len + 1, &value_written));
+    CHECK(value_written == value_len && exact[value_len] == '\0');
+    free(exact);
+
+    /* Zero-length buffers. */
+    EXPECT(tradeauth_session_header(session, name, 0, &name_written, value, 0, &value_written),
+           TRADEAUTH_ERR_BUFFER_TOO_SMALL);
+
+    /* Account label. */
+    char account[8];
+    size_t written = 0;
+    memset(account, 'Z', sizeof account);
+    EXPECT(tradeauth_session_account(session, account, sizeof account, &written),
+           TRADEAUTH_ERR_BUFFER_TOO_SMALL);
+    CHECK(written == strlen("demo@cadenza.test") + 1 && account[0] == 'Z');
+    char full[64];
+    OK(tradeauth_session_account(session, full, sizeof full, &written));
+    CHECK(strcmp(full, "demo@cadenza.test") == 0);
+
+    /* Last error: too small keeps the message and leaves the buffer alone. */
+    EXPECT(tradeauth_session_account(session, account, sizeof account, &written),
+           TRADEAUTH_ERR_BUFFER_TOO_SMALL);
+    char message[2048];
+    size_t message_len = 0;
+    OK(tradeauth_last_error_message(message, sizeof message, &message_len));
+    CHECK(message_len == strlen(message) && strstr(message, "account") != NULL);
+    char tiny[5];
+    memset(tiny, 'Z', sizeof tiny);
+    size_t needed = 0;
+    EXPECT(tradeauth_last_error_message(tiny, sizeof tiny, &needed), TRADEAUTH_ERR_BUFFER_TOO_SMALL);
+    CHECK(needed == message_len + 1 && tiny[0] == 'Z' && tiny[4] == 'Z');
+    char again[2048];
+    OK(tradeauth_last_error_message(again, sizeof again, &message_len));
+    CHECK(strcmp(again, message) == 0);
+}
+
+/* ---------------------------------------------------------------- requests and responses */
+
+static void test_requests(tradeauth_session *session) {
+    tradeauth_response *response = NULL;
+    OK(tradeauth_session_request(session, "GET", "/api/v3/user/profile", NULL,
+                                 "X-Request-Id: abc-123\r\nAccept: application/json\n", &response));
+    if (response == NULL) {
+        return;
+    }
+    CHECK(tradeauth_response_status(response) == 200);
+    const uint8_t *body = NULL;
+    size_t len = 0;
+    OK(tradeauth_response_body(response, &body, &len));
+    CHECK(len > 0 && body[len] == '\0' && strstr((const char *)body, "demo@cadenza.test") != NULL);
+    char value[256];
+    size_t written = 0;
+    bool found = false;
+    OK(tradeauth_response_header(response, "Content-Type", value, sizeof value, &written, &found));
+    CHECK(found && strstr(value, "json") != NULL && written == strlen(value));
+    OK(tradeauth_response_header(response, "x-not-there", value, sizeof value, &written, &found));
+    CHECK(!found && written == 0 && value[0] == '\0');
+    char tiny[2] = {'Z', 'Z'};
+    EXPECT(tradeauth_response_header(response, "content-type", tiny, sizeof tiny, &written, &found),
+           TRADEAUTH_ERR_BUFFER_TOO_SMALL);
+    CHECK(written > 2 && tiny[0] == 'Z');
+    tradeauth_response_free(response);
+
+    /* Bad input is refused before anything is sent. */
+    response = NULL;
+    NULLARG(tradeauth_session_request(session, "TRACE", "/", NULL, NULL, &response));
+    NULLARG(tradeauth_session_request(session, "POST", "/api/v3/x", "{not json", NULL, &response));
+    NULLARG(tradeauth_session_request(session, "GET", "/", NULL, "no colon here", &response));
+    NULLARG(tradeauth_session_request(session, "GET", "/", NULL, "X-Evil: a\x01" "b", &response));
+    NULLARG(tradeauth_session_request(session, "GET", "https://elsewhere.invalid/x", NULL, NULL, &response));
+    CHECK(response == NULL);
+
+    /* An HTTP error is a response, not a failure. */
+    OK(tradeauth_session_request(session, "GET", "/api/v3/no/such/path", NULL, NULL, &response));
+    CHECK(tradeauth_response_status(response) == 404);
+    tradeauth_response_free(response);
+}
+
+/* ---------------------------------------------------------------- invalidate / refresh / events */
+
+typedef struct {
+    pthread_mutex_t lock;
+    int counts[5];
+    int failed_status;
+    int bad_messages;
+} event_log;
+
+static void on_event(void *userdata, tradeauth_event_kind kind, tradeauth_status error,
+                     const char *message) {
+    event_log *log = (event_log *)userdata;
+    pthread_mutex_lock(&log->lock);
+    if (kind >= 1 && kind <= 4) {
+        log->counts[kind]++;
+    }
+    if (kind == TRADEAUTH_EVENT_FAILED) {
+        log->failed_status = (int)error;
+    }
+    if (message == NULL || strstr(message, "Bearer") != NULL || strstr(message, "demo-password") != NULL) {
+        log->bad_messages++;
+    }
+    pthread_mutex_unlock(&log->lock);
+}
+
+static int event_count(event_log *log, tradeauth_event_kind kind) {
+    pthread_mutex_lock(&log->lock);
+    int n = log->counts[kind];
+    pthread_mutex_unlock(&log->lock);
+    return n;
+}
+
+static int wait_for_event(event_log *log, tradeauth_event_kind kind, int at_least) {
+    for (int i = 0; i < 500; i++) {
+        if (event_count(log, kind) >= at_least) {
+            return 1;
+        }
+        sleep_ms(10);
+    }
+    return 0;
+}
+
+static void header_value(tradeauth_session *session, char *value, size_t len) {
+    char name[64];
+    size_t name_written = 0;
+    size_t value_written = 0;
+    OK(tradeauth_session_header(session, name, sizeof name, &name_written, value, len, &value_written));
+}
+
+static void test_invalidate_refresh_events(void) {
+    event_log log;
+    memset(&log, 0, sizeof log);
+    pthread_mutex_init(&log.lock, NULL);
+    tradeauth_options *options = options_for(env("SIM_CADENZA"));
+    tradeauth_session *session = NULL;
+    OK(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", options, &session));
+    tradeauth_options_free(options);
+    if (session == NULL) {
+        return;
+    }
+    OK(tradeauth_session_set_event_callback(session, on_event, &log));
+
+    char first[4096];
+    char second[4096];
+    header_value(session, first, sizeof first);
+    CHECK(wait_for_event(&log, TRADEAUTH_EVENT_LOGGED_IN, 1));
+    uint64_t expiry = 0;
+    OK(tradeauth_session_expires_at_ms(session, &expiry));
+    CHECK(expiry > 1700000000000ULL);
+
+    /* A stale rejected value is ignored: no new login. */
+    long logins = stat_counter("cadenza", "logins");
+    long refreshes = stat_counter("cadenza", "refreshes");
+    OK(tradeauth_session_invalidate(session, "Bearer some-older-token"));
+    header_value(session, second, sizeof second);
+    CHECK(strcmp(first, second) == 0);
+
+    /* Invalidating the current value makes the next header a new one. */
+    OK(tradeauth_session_invalidate(session, first));
+    header_value(session, second, sizeof second);
+    CHECK(strcmp(first, second) != 0);
+    CHECK(stat_counter("cadenza", "logins") + stat_counter("cadenza", "refreshes") > logins + refreshes);
+
+    /* A forced refresh gives a new value and a Refreshed event. */
+    OK(tradeauth_session_refresh(session));
+    header_value(session, first, sizeof first);
+    CHECK(strcmp(first, second) != 0);
+    CHECK(wait_for_event(&log, TRADEAUTH_EVENT_REFRESHED, 1));
+
+    /* Replacing and removing the callback: nothing is delivered afterwards. */
+    OK(tradeauth_session_set_event_callback(session, on_event, &log));
+    OK(tradeauth_session_set_event_callback(session, NULL, NULL));
+    int before = event_count(&log, TRADEAUTH_EVENT_REFRESHED);
+    OK(tradeauth_session_refresh(session));
+    sleep_ms(100);
+    CHECK(event_count(&log, TRADEAUTH_EVENT_REFRESHED) == before);
+
+    /* Logout wipes the credential; the next header logs in again. */
+    OK(tradeauth_session_set_event_callback(session, on_event, &log));
+    OK(tradeauth_session_logout(session));
+    OK(tradeauth_session_expires_at_ms(session, &expiry));
+    CHECK(expiry == 0);
+    header_value(session, second, sizeof second);
+    CHECK(strncmp(second, "Bearer ", 7) == 0);
+    CHECK(wait_for_event(&log, TRADEAUTH_EVENT_LOGGED_IN, 2));
+    CHECK(log.bad_messages == 0);
+    /* Freed with the callback still registered: free stops it. */
+    tradeauth_session_free(session);
+    pthread_mutex_destroy(&log.lock);
+}
+
+/* ---------------------------------------------------------------- concurrency */
+
+typedef struct {
+    tradeauth_session *session;
+    long reads;
+    long errors;
+    long changes;
+} reader;
+
+/* Set by the main thread when its forced refreshes are done. */
+static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
+static int stop_readers;
+
+static int readers_stopped(void) {
+    pthread_mutex_lock(&stop_lock);
+    int stopped = stop_readers;
+    pthread_mutex_unlock(&stop_lock);
+    return stopped;
+}
+
+static void *read_headers(void *arg) {
+    reader *r = (reader *)arg;
+    char name[64];
+    char value[4096];
+    char previous[4096] = "";
+    size_t name_written = 0;
+    size_t value_written = 0;
+    long done = 0;
+    /* At least `reads` reads, and on until the refreshes are over. */
+    for (long i = 0; i < r->reads || (i % 1024 != 0 || !readers_stopped()); i++) {
+        done++;
+        tradeauth_status st = tradeauth_session_header(r->session, name, sizeof name, &name_written,
+                                                       value, sizeof value, &value_written);
+        if (st != TRADEAUTH_OK || strncmp(value, "Bearer ", 7) != 0 || value_written != strlen(value)) {
+            r->errors++;
+            continue;
+        }
+        if (strcmp(previous, value) != 0) {
+            r->changes++;
+            memcpy(previous, value, value_written + 1);
+        }
+    }
+    r->reads = done;
+    return NULL;
+}
+
+static void test_concurrent_reads(void) {
+    const char *reads_env = getenv("TRADEAUTH_TEST_HEADER_READS");
+    long reads = reads_env != NULL ? strtol(reads_env, NULL, 10) : 20000;
+    tradeauth_options *options = options_for(env("SIM_CADENZA"));
+    tradeauth_session *session = NULL;
+    OK(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", options, &session));
+    tradeauth_options_free(options);
+    if (session == NULL) {
+        return;
+    }
+    enum { THREADS = 8 };
+    pthread_t threads[THREADS];
+    reader readers[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        readers[i].session = session;
+        readers[i].reads = reads;
+        readers[i].errors = 0;
+        readers[i].changes = 0;
+        CHECK(pthread_create(&threads[i], NULL, read_headers, &readers[i]) == 0);
+    }
+    /* Forced refreshes while the readers run. */
+    int refreshes = 0;
+    for (int i = 0; i < 5; i++) {
+        sleep_ms(20);
+        if (tradeauth_session_refresh(session) == TRADEAUTH_OK) {
+            refreshes++;
+        }
+    }
+    pthread_mutex_lock(&stop_lock);
+    stop_readers = 1;
+    pthread_mutex_unlock(&stop_lock);
+    long errors = 0;
+    long changes = 0;
+    long total = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        errors += readers[i].errors;
+        changes += readers[i].changes;
+        total += readers[i].reads;
+    }
+    CHECK(refreshes == 5);
+    CHECK(errors == 0);
+    /* Every reader saw the first value and at least one refreshed one. */
+    CHECK(changes >= 2 * THREADS);
+    printf("concurrency: %d threads, %ld header reads in all, %d forced refreshes, "
+           "%ld value changes seen by readers, %ld errors\n",
+           THREADS, total, refreshes, changes, errors);
+    tradeauth_session_free(session);
+}
+
+/* ---------------------------------------------------------------- WebSocket messages */
+
+static void test_ws(void) {
+    char message[4096];
+    size_t written = 0;
+    tradeauth_ws_reply reply = TRADEAUTH_WS_UNRELATED;
+
+    tradeauth_options *options = options_for(env("SIM_CASCADE"));
+    tradeauth_session *cascade = NULL;
+    OK(tradeauth_cascade_new("0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                             "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80", options,
+                             &cascade));
+    tradeauth_options_free(options);
+    if (cascade != NULL) {
+        OK(tradeauth_session_ws_auth_message(cascade, 7, message, sizeof message, &written));
+        CHECK(strstr(message, "\"method\":\"auth\"") != NULL && strstr(message, "\"id\":7") != NULL);
+        char tiny[8];
+        memset(tiny, 'Z', sizeof tiny);
+        size_t needed = 0;
+        EXPECT(tradeauth_session_ws_auth_message(cascade, 7, tiny, sizeof tiny, &needed),
+               TRADEAUTH_ERR_BUFFER_TOO_SMALL);
+        CHECK(needed == written + 1 && tiny[0] == 'Z');
+        OK(tradeauth_session_ws_handle_reply(
+            cascade, "{\"jsonrpc\":\"2.0\",\"method\":\"orderbook\",\"params\":{}}", &reply));
+        CHECK(reply == TRADEAUTH_WS_UNRELATED);
+        OK(tradeauth_session_ws_handle_reply(
+            cascade, "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"authenticated\":true}}", &reply));
+        CHECK(reply == TRADEAUTH_WS_AUTHENTICATED);
+        OK(tradeauth_session_ws_handle_reply(
+            cascade,
+            "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32001,\"message\":\"Invalid Bearer Token\"}}",
+            &reply));
+        CHECK(reply == TRADEAUTH_WS_REJECTED);
+        CHECK(strstr(last_error(), "Invalid Bearer Token") != NULL);
+        OK(tradeauth_session_ws_handle_reply(cascade, "not json at all", &reply));
+        CHECK(reply == TRADEAUTH_WS_UNRELATED);
+        /* After a rejection the next message carries a fresh token. */
+        char again[4096];
+        OK(tradeauth_session_ws_auth_message(cascade, 8, again, sizeof again, &written));
+        CHECK(strstr(again, "\"id\":8") != NULL);
+        tradeauth_session_free(cascade);
+    }
+
+    options = options_for(env("SIM_EXCHANGE"));
+    tradeauth_session *exchange = NULL;
+    OK(tradeauth_exchange_new("exch_1d4208be6fa84b8cb0a2e5cfa9508d5f", NULL, options, &exchange));
+    tradeauth_options_free(options);
+    if (exchange != NULL) {
+        OK(tradeauth_session_ws_auth_message(exchange, 0, message, sizeof message, &written));
+        CHECK(strstr(message, "\"op\":\"authenticate\"") != NULL);
+        OK(tradeauth_session_ws_handle_reply(
+            exchange, "{\"type\":\"authenticated\",\"trader_id\":\"t\",\"username\":\"team-alpha\"}", &reply));
+        CHECK(reply == TRADEAUTH_WS_AUTHENTICATED);
+        OK(tradeauth_session_ws_handle_reply(exchange, "{\"type\":\"error\",\"message\":\"invalid api key\"}",
+                                             &reply));
+        CHECK(reply == TRADEAUTH_WS_REJECTED);
+        OK(tradeauth_session_ws_handle_reply(exchange, "{\"type\":\"pong\"}", &reply));
+        CHECK(reply == TRADEAUTH_WS_UNRELATED);
+        char name[64];
+        char value[256];
+        size_t name_written = 0;
+        size_t value_written = 0;
+        OK(tradeauth_session_header(exchange, name, sizeof name, &name_written, value, sizeof value,
+                                    &value_written));
+        CHECK(strcmp(name, "x-api-key") == 0);
+        uint64_t expiry = 1;
+        OK(tradeauth_session_expires_at_ms(exchange, &expiry));
+        CHECK(expiry == 0);
+        tradeauth_session_free(exchange);
+    }
+
+    /* Cadenza has no WebSocket auth. */
+    options = options_for(env("SIM_CADENZA"));
+    tradeauth_session *cadenza = NULL;
+    OK(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", options, &cadenza));
+    tradeauth_options_free(options);
+    NULLARG(tradeauth_session_ws_auth_message(cadenza, 1, message, sizeof message, &written));
+    tradeauth_session_free(cadenza);
+}
+
+/* ---------------------------------------------------------------- every status */
+
+/* Makes a Cadenza session with `options` and asks for a header, expecting `want`. */
+static void expect_login(tradeauth_options *options, const char *password, tradeauth_status want,
+                         const char *label) {
+    tradeauth_session *session = NULL;
+    OK(tradeauth_cadenza_new("demo@cadenza.test", password, options, &session));
+    char name[64];
+    char value[4096];
+    size_t name_written = 0;
+    size_t value_written = 0;
+    memset(value, 'Z', sizeof value);
+    tradeauth_status st = tradeauth_session_header(session, name, sizeof name, &name_written, value,
+                                                   sizeof value, &value_written);
+    expect(st, want, label, __FILE__, __LINE__);
+    CHECK(value[0] == 'Z'); /* no output on failure */
+    if (st != TRADEAUTH_OK) {
+        const char *message = last_error();
+        CHECK(strlen(message) > 0 && strstr(message, password) == NULL);
+        printf("  %-18s <- %s: %s\n", tradeauth_status_name(st), label, message);
+    }
+    tradeauth_session_free(session);
+}
+
+static void test_every_status(void) {
+    printf("every status:\n");
+    tradeauth_options *options = options_for(env("SIM_CADENZA"));
+    OK(tradeauth_options_set_background_refresh(options, false));
+
+    /* UNAUTHORIZED: a wrong password. */
+    expect_login(options, "wrong-password-x", TRADEAUTH_ERR_UNAUTHORIZED, "wrong password");
+
+    /* API_ERROR: the venue answers 503 (no retries configured). */
+    control_call("POST", "/faults",
+                 "{\"venue\":\"cadenza\",\"path\":\"/api/v3/auth/login\",\"kind\":\"status\",\"status\":503}");
+    expect_login(options, "demo-password", TRADEAUTH_ERR_API_ERROR, "HTTP 503 on login");
+
+    /* PROTOCOL: a truncated JSON body. */
+    control_call("POST", "/faults", "{\"venue\":\"cadenza\",\"path\":\"/api/v3/auth/login\",\"kind\":\"malformed\"}");
+    expect_login(options, "demo-password", TRADEAUTH_ERR_PROTOCOL, "malformed login answer");
+    control_call("DELETE", "/faults", NULL);
+
+    /* TIMEOUT: the venue takes 800 ms to answer a login given 200 ms. */
+    control_call("POST", "/faults",
+                 "{\"venue\":\"cadenza\",\"path\":\"/api/v3/auth/login\",\"kind\":\"delay\",\"delay_ms\":800}");
+    tradeauth_options *hurried = options_for(env("SIM_CADENZA"));
+    OK(tradeauth_options_set_auth_timeout_ms(hurried, 200));
+    expect_login(hurried, "demo-password", TRADEAUTH_ERR_TIMEOUT, "slow login, 200 ms budget");
+    tradeauth_options_free(hurried);
+    control_call("DELETE", "/faults", NULL);
+
+    /* TRANSPORT: nothing listens on port 1. */
+    tradeauth_options *nowhere = options_for("https://127.0.0.1:1");
+    expect_login(nowhere, "demo-password", TRADEAUTH_ERR_TRANSPORT, "connection refused");
+    tradeauth_options_free(nowhere);
+
+    /* TRANSPORT: a server whose certificate is not trusted (no sim CA). */
+    tradeauth_options *untrusted = NULL;
+    OK(tradeauth_options_new(&untrusted));
+    OK(tradeauth_options_set_base_url(untrusted, env("SIM_CADENZA")));
+    OK(tradeauth_options_set_max_retries(untrusted, 0));
+    expect_login(untrusted, "demo-password", TRADEAUTH_ERR_TRANSPORT, "untrusted certificate");
+    CHECK(strstr(last_error(), "certificate") != NULL);
+    tradeauth_options_free(untrusted);
+
+    /* INSECURE_URL, INVALID_ARGUMENT, BUFFER_TOO_SMALL and PANIC are covered above. */
+    tradeauth_options *plain = NULL;
+    tradeauth_session *session = NULL;
+    OK(tradeauth_options_new(&plain));
+    OK(tradeauth_options_set_base_url(plain, "http://127.0.0.1:1"));
+    EXPECT(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", plain, &session),
+           TRADEAUTH_ERR_INSECURE_URL);
+    tradeauth_options_free(plain);
+
+    /* CHALLENGE_EXPIRED: the sim delays the challenge answer past a 1 s nonce lifetime. */
+    control_call("POST", "/lifetimes", "{\"venue\":\"cascade\",\"nonce_ttl_secs\":1}");
+    control_call("POST", "/faults",
+                 "{\"venue\":\"cascade\",\"path\":\"/auth\",\"kind\":\"delay\",\"delay_ms\":1300,\"count\":2}");
+    tradeauth_options *cascade_options = options_for(env("SIM_CASCADE"));
+    OK(tradeauth_options_set_background_refresh(cascade_options, false));
+    OK(tradeauth_cascade_new("0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                             "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+                             cascade_options, &session));
+    tradeauth_options_free(cascade_options);
+    char name[64];
+    char value[4096];
+    size_t name_written = 0;
+    size_t value_written = 0;
+    EXPECT(tradeauth_session_header(session, name, sizeof name, &name_written, value, sizeof value,
+                                    &value_written),
+           TRADEAUTH_ERR_CHALLENGE_EXPIRED);
+    printf("  %-18s <- nonce outlived: %s\n", "challenge_expired", last_error());
+    tradeauth_session_free(session);
+    control_call("DELETE", "/faults", NULL);
+    control_call("POST", "/lifetimes", "{\"venue\":\"cascade\",\"nonce_ttl_secs\":300}");
+
+    /* SIGNING: every key the constructor accepts signs; no input reaches this status. */
+    printf("  %-18s <- not reachable through the API (any key accepted by the constructor signs)\n",
+           "signing");
+    skipped++;
+    tradeauth_options_free(options);
+}
+
+static void test_from_env(void) {
+    setenv("EXCHANGE_API_KEY", "exch_1d4208be6fa84b8cb0a2e5cfa9508d5f", 1);
+    setenv("EXCHANGE_BASE_URL", env("SIM_EXCHANGE"), 1);
+    setenv("TRADEAUTH_CA_CERT", env("SIM_CA"), 1);
+    unsetenv("EXCHANGE_ADMIN_TOKEN");
+    tradeauth_session *session = NULL;
+    OK(tradeauth_exchange_from_env(NULL, &session));
+    tradeauth_response *response = NULL;
+    OK(tradeauth_session_request(session, "GET", "/api/v1/user", NULL, NULL, &response));
+    CHECK(tradeauth_response_status(response) == 200);
+    tradeauth_response_free(response);
+    tradeauth_session_free(session);
+    unsetenv("EXCHANGE_API_KEY");
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    printf("tradeauth %s ABI tests\n", tradeauth_version());
+    tradeauth_options *control_options = options_for(env("SIM_CONTROL"));
+    OK(tradeauth_exchange_new(NULL, NULL, control_options, &control));
+    tradeauth_options_free(control_options);
+    if (control == NULL) {
+        fprintf(stderr, "cannot reach the simulator's control API\n");
+        return 1;
+    }
+    control_call("POST", "/reset", NULL);
+
+    test_names_and_version();
+    test_panic_hook();
+    test_option_and_constructor_errors();
+
+    tradeauth_options *options = options_for(env("SIM_CADENZA"));
+    tradeauth_session *session = NULL;
+    OK(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", options, &session));
+    tradeauth_options_free(options);
+    tradeauth_response *response = NULL;
+    OK(tradeauth_session_request(session, "GET", "/api/v3/user/profile", NULL, NULL, &response));
+    if (session == NULL || response == NULL) {
+        fprintf(stderr, "cannot log in to the simulator\n");
+        return 1;
+    }
+    test_null_arguments(session, response);
+    test_bad_utf8(session, response);
+    test_buffers(session);
+    test_requests(session);
+    tradeauth_response_free(response);
+    tradeauth_session_free(session);
+
+    test_invalidate_refresh_events();
+    test_concurrent_reads();
+    test_ws();
+    test_from_env();
+    test_every_status();
+
+    tradeauth_session_free(control);
+    /* Freed sessions' pooled connections are closed by tasks on the library's runtime;
+       give them a moment so valgrind sees that memory returned rather than in flight. */
+    const char *settle = getenv("TRADEAUTH_TEST_SETTLE_MS");
+    sleep_ms(settle != NULL ? strtol(settle, NULL, 10) : 300);
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,437 @@
+// tradeauth.hpp: a header-only C++17 RAII wrapper over the C ABI in tradeauth.h.
+//
+// - Unique ownership: Options, Session and Response own their C handle, are movable and
+//   not copyable, and free it in their destructor.
+// - Errors are exceptions: every failed call throws tradeauth::Error, which carries the
+//   tradeauth_status and the library's message (never a secret).
+// - std::string_view in, std::string out; the hot path (Session::header(HeaderBuffer&))
+//   copies into a caller-owned fixed buffer and allocates nothing.
+// - Thread safety is the C library's: a const Session may be used from any number of
+//   threads at once.
+//
+// Link with libtradeauth (pkg-config: tradeauth; CMake: find_package(tradeauth)).
+#ifndef TRADEAUTH_HPP
+#define TRADEAUTH_HPP
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "tradeauth.h"
+
+namespace tradeauth {
+
+/// A failed call: the status (see tradeauth.h) and the library's message.
+class Error : public std::runtime_error {
+  public:
+    Error(tradeauth_status status, const std::string &message)
+        : std::runtime_error(message), status_(status) {}
+
+    /// The C status, e.g. TRADEAUTH_ERR_UNAUTHORIZED.
+    tradeauth_status status() const noexcept { return status_; }
+
+    /// The status' stable name, e.g. "unauthorized".
+    const char *status_name() const noexcept { return tradeauth_status_name(status_); }
+
+  private:
+    tradeauth_status status_;
+};
+
+namespace detail {
+
+/// The calling thread's last error message.
+inline std::string last_error() {
+    std::string message(512, '\0');
+    size_t written = 0;
+    tradeauth_status st = tradeauth_last_error_message(&message[0], message.size(), &written);
+    if (st == TRADEAUTH_ERR_BUFFER_TOO_SMALL) {
+        message.resize(written);
+        st = tradeauth_last_error_message(&message[0], message.size(), &written);
+    }
+    if (st != TRADEAUTH_OK) {
+        return "(no message)";
+    }
+    message.resize(written);
+    return message;
+}
+
+/// Throws Error unless `status` is TRADEAUTH_OK.
+inline void check(tradeauth_status status, const char *what) {
+    if (status != TRADEAUTH_OK) {
+        throw Error(status, std::string(what) + ": " + tradeauth_status_name(status) + ": " +
+                                last_error());
+    }
+}
+
+/// A NUL-terminated copy of a string_view (the C ABI takes C strings).
+inline std::string c_str(std::string_view text) { return std::string(text); }
+
+/// Reads text through a (buf, len, written) C call, growing the buffer once if needed.
+template <typename Call> std::string read_text(Call call, const char *what) {
+    std::string out(256, '\0');
+    size_t written = 0;
+    tradeauth_status st = call(&out[0], out.size(), &written);
+    if (st == TRADEAUTH_ERR_BUFFER_TOO_SMALL) {
+        out.resize(written);
+        st = call(&out[0], out.size(), &written);
+    }
+    check(st, what);
+    out.resize(written);
+    return out;
+}
+
+} // namespace detail
+
+/// The library version, e.g. "0.1.0".
+inline std::string version() { return tradeauth_version(); }
+
+/// Session options (base URL, extra roots, timeouts, refresh). Copied by Session constructors.
+class Options {
+  public:
+    Options() {
+        tradeauth_options *raw = nullptr;
+        detail::check(tradeauth_options_new(&raw), "tradeauth_options_new");
+        handle_.reset(raw);
+    }
+
+    /// The venue base URL (https:// only).
+    Options &base_url(std::string_view url) {
+        detail::check(tradeauth_options_set_base_url(handle_.get(), detail::c_str(url).c_str()),
+                      "tradeauth_options_set_base_url");
+        return *this;
+    }
+    /// Trusts the certificate(s) in this PEM text too.
+    Options &add_root_pem(std::string_view pem) {
+        detail::check(tradeauth_options_add_root_pem(handle_.get(), detail::c_str(pem).c_str()),
+                      "tradeauth_options_add_root_pem");
+        return *this;
+    }
+    /// Trusts the certificate(s) in this PEM file too.
+    Options &add_root_file(std::string_view path) {
+        detail::check(tradeauth_options_add_root_file(handle_.get(), detail::c_str(path).c_str()),
+                      "tradeauth_options_add_root_file");
+        return *this;
+    }
+    /// Bound on one HTTP exchange.
+    Options &request_timeout(std::chrono::milliseconds timeout) {
+        detail::check(tradeauth_options_set_request_timeout_ms(handle_.get(), ms(timeout)),
+                      "tradeauth_options_set_request_timeout_ms");
+        return *this;
+    }
+    /// Bound on one TCP + TLS connect.
+    Options &connect_timeout(std::chrono::milliseconds timeout) {
+        detail::check(tradeauth_options_set_connect_timeout_ms(handle_.get(), ms(timeout)),
+                      "tradeauth_options_set_connect_timeout_ms");
+        return *this;
+    }
+    /// Bound on one whole authentication, retries included.
+    Options &auth_timeout(std::chrono::milliseconds timeout) {
+        detail::check(tradeauth_options_set_auth_timeout_ms(handle_.get(), ms(timeout)),
+                      "tradeauth_options_set_auth_timeout_ms");
+        return *this;
+    }
+    /// Retries on transport errors, 5xx and 429.
+    Options &max_retries(uint32_t retries) {
+        detail::check(tradeauth_options_set_max_retries(handle_.get(), retries),
+                      "tradeauth_options_set_max_retries");
+        return *this;
+    }
+    /// How long before expiry a token is renewed.
+    Options &refresh_window(std::chrono::milliseconds window) {
+        detail::check(tradeauth_options_set_refresh_window_ms(handle_.get(), ms(window)),
+                      "tradeauth_options_set_refresh_window_ms");
+        return *this;
+    }
+    /// Background refresh on (default) or off.
+    Options &background_refresh(bool enabled) {
+        detail::check(tradeauth_options_set_background_refresh(handle_.get(), enabled),
+                      "tradeauth_options_set_background_refresh");
+        return *this;
+    }
+
+    /// The C handle (still owned by this object).
+    const tradeauth_options *get() const noexcept { return handle_.get(); }
+
+  private:
+    static uint64_t ms(std::chrono::milliseconds d) {
+        return d.count() < 0 ? 0 : static_cast<uint64_t>(d.count());
+    }
+    struct Free {
+        void operator()(tradeauth_options *p) const noexcept { tradeauth_options_free(p); }
+    };
+    std::unique_ptr<tradeauth_options, Free> handle_;
+};
+
+/// A venue's HTTP answer.
+class Response {
+  public:
+    explicit Response(tradeauth_response *raw) noexcept : handle_(raw) {}
+
+    /// The HTTP status code.
+    uint16_t status() const noexcept { return tradeauth_response_status(handle_.get()); }
+
+    /// The body, valid as long as this Response.
+    std::string_view body() const {
+        const uint8_t *data = nullptr;
+        size_t len = 0;
+        detail::check(tradeauth_response_body(handle_.get(), &data, &len), "tradeauth_response_body");
+        return std::string_view(reinterpret_cast<const char *>(data), len);
+    }
+
+    /// A header's value (case-insensitive name), or nullopt if absent.
+    std::optional<std::string> header(std::string_view name) const {
+        std::string key = detail::c_str(name);
+        bool found = false;
+        std::string value = detail::read_text(
+            [&](char *buf, size_t len, size_t *written) {
+                return tradeauth_response_header(handle_.get(), key.c_str(), buf, len, written, &found);
+            },
+            "tradeauth_response_header");
+        if (!found) {
+            return std::nullopt;
+        }
+        return value;
+    }
+
+  private:
+    struct Free {
+        void operator()(tradeauth_response *p) const noexcept { tradeauth_response_free(p); }
+    };
+    std::unique_ptr<tradeauth_response, Free> handle_;
+};
+
+/// Caller-owned storage for the hot path: big enough for every supported venue.
+struct HeaderBuffer {
+    char name[64];
+    char value[4096];
+    size_t name_len = 0;
+    size_t value_len = 0;
+
+    std::string_view name_view() const noexcept { return std::string_view(name, name_len); }
+    /// The secret header value: attach it, never log it.
+    std::string_view value_view() const noexcept { return std::string_view(value, value_len); }
+};
+
+/// What a WebSocket message means for authentication.
+enum class WsReply : uint32_t {
+    Unrelated = TRADEAUTH_WS_UNRELATED,
+    Authenticated = TRADEAUTH_WS_AUTHENTICATED,
+    Rejected = TRADEAUTH_WS_REJECTED,
+};
+
+/// An authentication event (no secrets).
+struct Event {
+    tradeauth_event_kind kind;
+    tradeauth_status error; // TRADEAUTH_OK unless kind == TRADEAUTH_EVENT_FAILED
+    std::string message;
+};
+
+/// One authenticated venue account. Movable, not copyable; const methods are thread-safe.
+class Session {
+  public:
+    /// Cadenza: email + password.
+    static Session cadenza(std::string_view email, std::string_view password, const Options &options) {
+        return make("tradeauth_cadenza_new", [&](tradeauth_session **out) {
+            return tradeauth_cadenza_new(detail::c_str(email).c_str(), detail::c_str(password).c_str(),
+                                         options.get(), out);
+        });
+    }
+    /// Partner: client id + HMAC secret; ttl 0 = 900 s.
+    static Session partner(std::string_view client_id, std::string_view secret_key,
+                           std::chrono::seconds ttl, const Options &options) {
+        return make("tradeauth_partner_new", [&](tradeauth_session **out) {
+            return tradeauth_partner_new(detail::c_str(client_id).c_str(), detail::c_str(secret_key).c_str(),
+                                         static_cast<uint64_t>(ttl.count()), options.get(), out);
+        });
+    }
+    /// Cascade: deposit address + delegate private key.
+    static Session cascade(std::string_view deposit_address, std::string_view delegate_private_key,
+                           const Options &options) {
+        return make("tradeauth_cascade_new", [&](tradeauth_session **out) {
+            return tradeauth_cascade_new(detail::c_str(deposit_address).c_str(),
+                                         detail::c_str(delegate_private_key).c_str(), options.get(), out);
+        });
+    }
+    /// Exchange: a trader key, an admin token, or neither (public).
+    static Session exchange(std::optional<std::string_view> api_key,
+                            std::optional<std::string_view> admin_token, const Options &options) {
+        std::optional<std::string> key;
+        std::optional<std::string> admin;
+        if (api_key) key = std::string(*api_key);
+        if (admin_token) admin = std::string(*admin_token);
+        return make("tradeauth_exchange_new", [&](tradeauth_session **out) {
+            return tradeauth_exchange_new(key ? key->c_str() : nullptr, admin ? admin->c_str() : nullptr,
+                                          options.get(), out);
+        });
+    }
+    /// From CADENZA_EMAIL / CADENZA_PASSWORD / CADENZA_BASE_URL / TRADEAUTH_CA_CERT.
+    static Session cadenza_from_env(const Options &options) {
+        return make("tradeauth_cadenza_from_env",
+                    [&](tradeauth_session **out) { return tradeauth_cadenza_from_env(options.get(), out); });
+    }
+    /// From PARTNER_CLIENT_ID / PARTNER_SECRET_KEY / PARTNER_BASE_URL / ...
+    static Session partner_from_env(const Options &options) {
+        return make("tradeauth_partner_from_env",
+                    [&](tradeauth_session **out) { return tradeauth_partner_from_env(options.get(), out); });
+    }
+    /// From CASCADE_DEPOSIT_ADDRESS / CASCADE_DELEGATE_PRIVATE_KEY / CASCADE_BASE_URL / ...
+    static Session cascade_from_env(const Options &options) {
+        return make("tradeauth_cascade_from_env",
+                    [&](tradeauth_session **out) { return tradeauth_cascade_from_env(options.get(), out); });
+    }
+    /// From EXCHANGE_API_KEY or EXCHANGE_ADMIN_TOKEN / EXCHANGE_BASE_URL / ...
+    static Session exchange_from_env(const Options &options) {
+        return make("tradeauth_exchange_from_env",
+                    [&](tradeauth_session **out) { return tradeauth_exchange_from_env(options.get(), out); });
+    }
+
+    Session(Session &&) noexcept = default;
+    Session &operator=(Session &&other) noexcept {
+        if (this != &other) {
+            handle_.reset(); // stop our callback before its function object goes
+            handle_ = std::move(other.handle_);
+            callback_ = std::move(other.callback_);
+        }
+        return *this;
+    }
+    Session(const Session &) = delete;
+    Session &operator=(const Session &) = delete;
+    ~Session() { handle_.reset(); /* stops the callback first; callback_ is destroyed after */ }
+
+    /// The hot path: no allocation, no lock, no blocking while a credential is cached.
+    void header(HeaderBuffer &out) const {
+        detail::check(tradeauth_session_header(handle_.get(), out.name, sizeof out.name, &out.name_len,
+                                               out.value, sizeof out.value, &out.value_len),
+                      "tradeauth_session_header");
+    }
+
+    /// The header as strings (allocates; convenient outside the hot path).
+    std::pair<std::string, std::string> header() const {
+        HeaderBuffer buffer;
+        header(buffer);
+        return {std::string(buffer.name_view()), std::string(buffer.value_view())};
+    }
+
+    /// Our own transport saw a 401 for `rejected_value` (nullopt: whatever is current).
+    void invalidate(std::optional<std::string_view> rejected_value = std::nullopt) const {
+        std::optional<std::string> value;
+        if (rejected_value) value = std::string(*rejected_value);
+        detail::check(tradeauth_session_invalidate(handle_.get(), value ? value->c_str() : nullptr),
+                      "tradeauth_session_invalidate");
+    }
+
+    /// Renews the credential now and waits for it.
+    void refresh() const { detail::check(tradeauth_session_refresh(handle_.get()), "tradeauth_session_refresh"); }
+
+    /// Wipes every credential.
+    void logout() const { detail::check(tradeauth_session_logout(handle_.get()), "tradeauth_session_logout"); }
+
+    /// The venue's WebSocket auth message (holds the secret: send it, do not log it).
+    std::string ws_auth_message(uint64_t id = 1) const {
+        return detail::read_text(
+            [&](char *buf, size_t len, size_t *written) {
+                return tradeauth_session_ws_auth_message(handle_.get(), id, buf, len, written);
+            },
+            "tradeauth_session_ws_auth_message");
+    }
+
+    /// Classifies a WebSocket message received after the auth message.
+    WsReply ws_handle_reply(std::string_view text) const {
+        tradeauth_ws_reply reply = TRADEAUTH_WS_UNRELATED;
+        detail::check(tradeauth_session_ws_handle_reply(handle_.get(), detail::c_str(text).c_str(), &reply),
+                      "tradeauth_session_ws_handle_reply");
+        return static_cast<WsReply>(reply);
+    }
+
+    /// An authenticated request; any HTTP status is a Response, transport failures throw.
+    Response request(std::string_view method, std::string_view path,
+                     std::optional<std::string_view> json_body = std::nullopt,
+                     std::optional<std::string_view> headers = std::nullopt) const {
+        std::optional<std::string> body;
+        std::optional<std::string> extra;
+        if (json_body) body = std::string(*json_body);
+        if (headers) extra = std::string(*headers);
+        tradeauth_response *raw = nullptr;
+        detail::check(tradeauth_session_request(handle_.get(), detail::c_str(method).c_str(),
+                                                detail::c_str(path).c_str(), body ? body->c_str() : nullptr,
+                                                extra ? extra->c_str() : nullptr, &raw),
+                      "tradeauth_session_request");
+        return Response(raw);
+    }
+
+    /// Calls `callback` on a library thread for every event; an empty function removes it.
+    /// The callback must not throw (exceptions are swallowed at the boundary).
+    void on_event(std::function<void(const Event &)> callback) {
+        if (!callback) {
+            detail::check(tradeauth_session_set_event_callback(handle_.get(), nullptr, nullptr),
+                          "tradeauth_session_set_event_callback");
+            callback_.reset();
+            return;
+        }
+        auto fresh = std::make_unique<std::function<void(const Event &)>>(std::move(callback));
+        detail::check(tradeauth_session_set_event_callback(handle_.get(), &Session::trampoline, fresh.get()),
+                      "tradeauth_session_set_event_callback");
+        callback_ = std::move(fresh); // the old one is no longer called once set returned
+    }
+
+    /// "cadenza", "partner", "cascade" or "exchange".
+    std::string venue() const { return tradeauth_session_venue(handle_.get()); }
+
+    /// The account label (never a secret).
+    std::string account() const {
+        return detail::read_text(
+            [&](char *buf, size_t len, size_t *written) {
+                return tradeauth_session_account(handle_.get(), buf, len, written);
+            },
+            "tradeauth_session_account");
+    }
+
+    /// The venue's expiry of the current credential in Unix ms (0: none / never).
+    uint64_t expires_at_ms() const {
+        uint64_t out = 0;
+        detail::check(tradeauth_session_expires_at_ms(handle_.get(), &out), "tradeauth_session_expires_at_ms");
+        return out;
+    }
+
+    /// The C handle (still owned by this object).
+    const tradeauth_session *get() const noexcept { return handle_.get(); }
+
+  private:
+    struct Free {
+        void operator()(tradeauth_session *p) const noexcept { tradeauth_session_free(p); }
+    };
+
+    explicit Session(tradeauth_session *raw) noexcept : handle_(raw) {}
+
+    template <typename Make> static Session make(const char *what, Make make_raw) {
+        tradeauth_session *raw = nullptr;
+        detail::check(make_raw(&raw), what);
+        return Session(raw);
+    }
+
+    static void trampoline(void *userdata, tradeauth_event_kind kind, tradeauth_status error,
+                           const char *message) {
+        auto *callback = static_cast<std::function<void(const Event &)> *>(userdata);
+        try {
+            (*callback)(Event{kind, error, message != nullptr ? message : ""});
+        } catch (...) {
+            // Nothing may unwind into the library's thread.
+        }
+    }
+
+    // Declared before handle_ so it is destroyed after it: the handle's destruction
+    // stops the callback thread, and only then may the function object go.
+    std::unique_ptr<std::function<void(const Event &)>> callback_;
+    std::unique_ptr<tradeauth_session, Free> handle_;
+};
+
+} // namespace tradeauth
+
+#endif // TRADEAUTH_HPP

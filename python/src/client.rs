@@ -1,0 +1,653 @@
+//! `BaseClient`: what every venue client shares (hot-path headers, authenticated requests,
+//! invalidation, async variants, fork safety, repr, no pickling).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
+use tradeauth::{Credential, HttpResponse, Method, Options, Secret, Session, Venue};
+
+use crate::bridge::{block_on, fork_generation, runtime, spawn_awaitable};
+use crate::errors::{guard, invalid_argument, to_pyerr};
+use crate::response::Response;
+
+/// Builds a session from options; kept so a forked child can rebuild its own.
+pub(crate) type Factory = Arc<dyn Fn(Options) -> tradeauth::Result<Session> + Send + Sync>;
+
+/// A session and the process generation it belongs to.
+struct Live {
+    session: Session,
+    generation: u64,
+    pid: u32,
+}
+
+/// The keyword options every client constructor takes.
+pub(crate) struct OptionArgs<'py> {
+    /// Extra CA: a PEM file path (str or os.PathLike) or PEM text.
+    pub ca_cert: Option<Bound<'py, PyAny>>,
+    /// Bound on one HTTP exchange, seconds.
+    pub timeout: Option<f64>,
+    /// Bound on one whole authentication incl. retries, seconds.
+    pub auth_timeout: Option<f64>,
+    /// How long before expiry to renew, seconds.
+    pub refresh_window: Option<f64>,
+    /// Renew in the background before expiry.
+    pub background_refresh: bool,
+    /// Retries on transport errors, 5xx and 429.
+    pub max_retries: Option<u32>,
+}
+
+/// Seconds from Python to a `Duration`, rejecting negative, NaN and infinite values.
+pub(crate) fn seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        invalid_argument(
+            py,
+            format!("{name} must be a finite, non-negative number of seconds"),
+        )
+    })
+}
+
+impl OptionArgs<'_> {
+    /// The core `Options` for these keywords and a base URL (`None`: the venue's default,
+    /// or the environment for `from_env`).
+    pub(crate) fn into_options(self, py: Python<'_>, base_url: Option<&str>) -> PyResult<Options> {
+        let mut options = Options::new().background_refresh(self.background_refresh);
+        if let Some(url) = base_url {
+            options = options.base_url(url);
+        }
+        if let Some(ca) = self.ca_cert {
+            options = match ca.cast::<PyString>() {
+                Ok(text) if text.to_cow()?.contains("-----BEGIN") => {
+                    options.add_root_pem(text.to_cow()?.into_owned())
+                }
+                _ => {
+                    let path: PathBuf = ca.extract().map_err(|_| {
+                        invalid_argument(py, "ca_cert must be a PEM file path or PEM text")
+                    })?;
+                    options.add_root_file(path).map_err(|e| to_pyerr(py, &e))?
+                }
+            };
+        }
+        if let Some(t) = self.timeout {
+            options = options.request_timeout(seconds(py, "timeout", t)?);
+        }
+        if let Some(t) = self.auth_timeout {
+            options = options.auth_timeout(seconds(py, "auth_timeout", t)?);
+        }
+        if let Some(w) = self.refresh_window {
+            options = options.refresh_window(seconds(py, "refresh_window", w)?);
+        }
+        if let Some(n) = self.max_retries {
+            options = options.max_retries(n);
+        }
+        Ok(options)
+    }
+}
+
+/// Common base of the venue clients; not constructible itself.
+#[pyclass(frozen, subclass, module = "tradeauth._native")]
+pub(crate) struct BaseClient {
+    live: ArcSwap<Live>,
+    factory: Factory,
+    options: Options,
+    /// An Exchange client without a key: requests go out unauthenticated.
+    public: bool,
+    venue: Venue,
+    account: String,
+    base_url: String,
+}
+
+/// The header name as the pages write it.
+fn display_name(name: &str) -> &str {
+    if name == "authorization" {
+        "Authorization"
+    } else {
+        name
+    }
+}
+
+impl BaseClient {
+    /// Builds the session on the shared runtime (so its refresher and log forwarder run
+    /// there) and, if `login`, authenticates before returning (GIL released).
+    pub(crate) fn create(
+        py: Python<'_>,
+        factory: Factory,
+        options: Options,
+        public: bool,
+        login: bool,
+    ) -> PyResult<Self> {
+        let live = start(py, &factory, &options)?;
+        let client = BaseClient {
+            venue: live.session.venue(),
+            account: live.session.account().to_owned(),
+            base_url: live.session.base_url().to_owned(),
+            live: ArcSwap::from_pointee(live),
+            factory,
+            options,
+            public,
+        };
+        if login && !public {
+            client.credential(py)?;
+        }
+        Ok(client)
+    }
+
+    /// The session for this process; rebuilt once after a fork, leaving the parent's alone.
+    pub(crate) fn session(&self, py: Python<'_>) -> PyResult<Session> {
+        let live = self.live.load();
+        if live.generation == fork_generation() && live.pid == std::process::id() {
+            return Ok(live.session.clone());
+        }
+        let fresh = Arc::new(start(py, &self.factory, &self.options)?);
+        let previous = self.live.compare_and_swap(&*live, Arc::clone(&fresh));
+        if Arc::ptr_eq(&*previous, &*live) {
+            // The parent's session (its runtime, refresher and connection pool) must not
+            // be dropped in the child: its threads do not exist here. Leak it.
+            std::mem::forget(Arc::clone(&*live));
+            Ok(fresh.session.clone())
+        } else {
+            // Another thread of this child rebuilt it first; ours was never used.
+            Ok(previous.session.clone())
+        }
+    }
+
+    /// A valid credential: the cached one without blocking, else one login/refresh (GIL
+    /// released while it runs).
+    pub(crate) fn credential(&self, py: Python<'_>) -> PyResult<Arc<Credential>> {
+        let session = self.session(py)?;
+        if let Some(credential) = session.current() {
+            return Ok(credential);
+        }
+        block_on(py, async move { session.credential().await })
+    }
+
+    /// Runs an async session call with the GIL released.
+    pub(crate) fn run<T, F, Fut>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        F: FnOnce(Session) -> Fut,
+        Fut: Future<Output = tradeauth::Result<T>> + Send,
+        T: Send,
+    {
+        let session = self.session(py)?;
+        block_on(py, f(session))
+    }
+
+    /// Starts an async session call and returns an asyncio future of its result.
+    pub(crate) fn spawn<'py, T, F, Fut>(
+        &self,
+        py: Python<'py>,
+        f: F,
+        convert: crate::bridge::Convert<T>,
+    ) -> PyResult<Bound<'py, PyAny>>
+    where
+        F: FnOnce(Session) -> Fut,
+        Fut: Future<Output = tradeauth::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let session = self.session(py)?;
+        spawn_awaitable(py, f(session), convert)
+    }
+}
+
+/// Builds a session inside the shared runtime's context and starts its log forwarder.
+fn start(py: Python<'_>, factory: &Factory, options: &Options) -> PyResult<Live> {
+    let rt = runtime(py)?;
+    let session = guard(py, || {
+        let _entered = rt.enter();
+        factory(options.clone()).map_err(|e| to_pyerr(py, &e))
+    })?;
+    crate::logs::forward(rt, &session);
+    Ok(Live {
+        session,
+        generation: fork_generation(),
+        pid: std::process::id(),
+    })
+}
+
+/// `headers()` as a Python dict: `{"Authorization": "Bearer ..."}` or `{"x-api-key": ...}`.
+fn header_dict<'py>(
+    py: Python<'py>,
+    credential: Option<&Credential>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    if let Some(c) = credential {
+        dict.set_item(display_name(c.header_name()), c.header_value())?;
+    }
+    Ok(dict)
+}
+
+/// Converts an optional credential to the `headers()` dict (asyncio path).
+fn convert_headers(py: Python<'_>, credential: Option<Arc<Credential>>) -> PyResult<Py<PyAny>> {
+    Ok(header_dict(py, credential.as_deref())?.into_any().unbind())
+}
+
+/// Converts `()` to `None` (asyncio path).
+fn convert_none(py: Python<'_>, _: ()) -> PyResult<Py<PyAny>> {
+    Ok(py.None())
+}
+
+/// A request copied into owned Rust values before the GIL is released.
+struct RequestArgs {
+    method: Method,
+    path: String,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    timeout: Option<Duration>,
+}
+
+/// The method name (any case) as the core's `Method`.
+fn parse_method(py: Python<'_>, method: &str) -> PyResult<Method> {
+    match method.to_ascii_uppercase().as_str() {
+        "GET" => Ok(Method::Get),
+        "POST" => Ok(Method::Post),
+        "PUT" => Ok(Method::Put),
+        "PATCH" => Ok(Method::Patch),
+        "DELETE" => Ok(Method::Delete),
+        _ => Err(invalid_argument(
+            py,
+            "method must be one of GET, POST, PUT, PATCH, DELETE",
+        )),
+    }
+}
+
+/// `str(value)`, or the text itself for `str`.
+fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    match value.cast::<PyString>() {
+        Ok(s) => Ok(s.to_cow()?.into_owned()),
+        Err(_) => Ok(value.str()?.to_cow()?.into_owned()),
+    }
+}
+
+/// Pairs from a mapping or a sequence of 2-tuples; a list/tuple value repeats the key
+/// (as `requests` does) and `None` values are skipped.
+fn pairs(py: Python<'_>, what: &str, value: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = if let Ok(m) = value.cast::<PyMapping>()
+    {
+        m.items()?.extract()?
+    } else {
+        value.extract().map_err(|_| {
+            invalid_argument(
+                py,
+                format!("{what} must be a mapping or a sequence of pairs"),
+            )
+        })?
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (k, v) in items {
+        let key = text_of(&k)?;
+        if v.is_none() {
+            continue;
+        }
+        if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+            for item in v.try_iter()? {
+                out.push((key.clone(), text_of(&item?)?));
+            }
+        } else {
+            out.push((key, text_of(&v)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Copies `request()`'s Python arguments into owned Rust values (body encoded here).
+#[allow(clippy::too_many_arguments)]
+fn request_args(
+    py: Python<'_>,
+    method: &str,
+    endpoint: &str,
+    params: Option<&Bound<'_, PyAny>>,
+    json: Option<&Bound<'_, PyAny>>,
+    data: Option<&Bound<'_, PyAny>>,
+    headers: Option<&Bound<'_, PyAny>>,
+    timeout: Option<f64>,
+) -> PyResult<RequestArgs> {
+    let method = parse_method(py, method)?;
+    let query = match params {
+        Some(p) if !p.is_none() => pairs(py, "params", p)?,
+        _ => Vec::new(),
+    };
+    let mut header_pairs = match headers {
+        Some(h) if !h.is_none() => pairs(py, "headers", h)?,
+        _ => Vec::new(),
+    };
+    let json = json.filter(|j| !j.is_none());
+    let data = data.filter(|d| !d.is_none());
+    let mut content_type = None;
+    let body = match (json, data) {
+        (Some(_), Some(_)) => {
+            return Err(invalid_argument(py, "pass json= or data=, not both"));
+        }
+        (Some(j), None) => {
+            let text: String = py.import("json")?.call_method1("dumps", (j,))?.extract()?;
+            content_type = Some("application/json");
+            Some(text.into_bytes())
+        }
+        (None, Some(d)) => {
+            if let Ok(b) = d.cast::<PyBytes>() {
+                Some(b.as_bytes().to_vec())
+            } else if let Ok(s) = d.cast::<PyString>() {
+                Some(s.to_cow()?.as_bytes().to_vec())
+            } else {
+                let form = pairs(py, "data", d)?;
+                let encoded: String = py
+                    .import("urllib.parse")?
+                    .call_method1("urlencode", (form,))?
+                    .extract()?;
+                content_type = Some("application/x-www-form-urlencoded");
+                Some(encoded.into_bytes())
+            }
+        }
+        (None, None) => None,
+    };
+    if let Some(ct) = content_type
+        && !header_pairs
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        header_pairs.push(("content-type".to_owned(), ct.to_owned()));
+    }
+    Ok(RequestArgs {
+        method,
+        path: endpoint.to_owned(),
+        query,
+        headers: header_pairs,
+        body,
+        timeout: timeout.map(|t| seconds(py, "timeout", t)).transpose()?,
+    })
+}
+
+/// Sends one authenticated request through the session (401 -> renew + retry once).
+async fn send(
+    session: Session,
+    args: RequestArgs,
+) -> tradeauth::Result<(HttpResponse, Method, String)> {
+    let mut builder = session.request(args.method, args.path.clone());
+    for (k, v) in &args.query {
+        builder = builder.query(k, v);
+    }
+    for (k, v) in &args.headers {
+        builder = builder.header(k, v);
+    }
+    if let Some(body) = args.body {
+        builder = builder.body(body);
+    }
+    if let Some(t) = args.timeout {
+        builder = builder.timeout(t);
+    }
+    let response = builder.send().await?;
+    let url = format!(
+        "{}{}",
+        session.base_url().trim_end_matches('/'),
+        ensure_slash(&args.path)
+    );
+    Ok((response, args.method, url))
+}
+
+/// `path` with a leading slash.
+fn ensure_slash(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    }
+}
+
+/// Wraps a finished request as a `Response` (asyncio path).
+fn convert_response(py: Python<'_>, out: (HttpResponse, Method, String)) -> PyResult<Py<PyAny>> {
+    let (response, method, url) = out;
+    Ok(Py::new(py, Response::new(response, method.as_str(), url))?.into_any())
+}
+
+/// The credential a caller sent, from the headers dict it attached.
+fn sent_credential(py: Python<'_>, sent: &Bound<'_, PyAny>) -> PyResult<Option<Credential>> {
+    for (name, value) in pairs(py, "headers", sent)? {
+        let header: &'static str = if name.eq_ignore_ascii_case("authorization") {
+            "authorization"
+        } else if name.eq_ignore_ascii_case("x-api-key") {
+            "x-api-key"
+        } else {
+            continue;
+        };
+        return Credential::new(header, Secret::from(value), None, None)
+            .map(Some)
+            .map_err(|e| to_pyerr(py, &e));
+    }
+    Ok(None)
+}
+
+#[pymethods]
+impl BaseClient {
+    /// The venue: "cadenza", "partner", "cascade" or "exchange".
+    #[getter(venue)]
+    fn py_venue(&self) -> &'static str {
+        self.venue.as_str()
+    }
+
+    /// The account label (email, client id, deposit address, role); never a secret.
+    #[getter]
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The venue base URL requests go to.
+    #[getter]
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Whether the venue can issue a new credential after a 401 (not Exchange's keys).
+    #[getter]
+    fn renewable(&self) -> bool {
+        self.venue != Venue::Exchange
+    }
+
+    /// The hot path: the current auth header as a dict. Reads the cached credential
+    /// without a lock or I/O; only when none is valid does it authenticate (GIL released).
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        {
+            let live = self.live.load();
+            if live.generation == fork_generation()
+                && let Some(credential) = live.session.current()
+            {
+                return header_dict(py, Some(&credential));
+            }
+        }
+        if self.public {
+            return header_dict(py, None);
+        }
+        let credential = self.credential(py)?;
+        header_dict(py, Some(&credential))
+    }
+
+    /// The current auth header dict if a valid credential is cached, else None; never
+    /// blocks (`{}` for a public Exchange client).
+    fn current_headers<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let live = self.live.load();
+        if live.generation == fork_generation()
+            && let Some(credential) = live.session.current()
+        {
+            return header_dict(py, Some(&credential)).map(Some);
+        }
+        if self.public {
+            return header_dict(py, None).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// `headers()` for asyncio: awaits the login/refresh on the library's runtime.
+    fn aheaders<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let public = self.public;
+        self.spawn(
+            py,
+            move |session| async move {
+                if public && session.current().is_none() {
+                    return Ok(None);
+                }
+                session.credential().await.map(Some)
+            },
+            convert_headers,
+        )
+    }
+
+    /// An authenticated request to `endpoint` (relative to the base URL). On 401 the
+    /// credential is renewed once and the request retried once; GET/PUT/DELETE are also
+    /// retried on network errors, 5xx and 429. Returns a `Response`.
+    #[pyo3(signature = (method, endpoint, *, params=None, json=None, data=None, headers=None, timeout=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        endpoint: &str,
+        params: Option<&Bound<'_, PyAny>>,
+        json: Option<&Bound<'_, PyAny>>,
+        data: Option<&Bound<'_, PyAny>>,
+        headers: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<Response> {
+        let args = request_args(py, method, endpoint, params, json, data, headers, timeout)?;
+        let (response, method, url) = self.run(py, move |session| send(session, args))?;
+        Ok(Response::new(response, method.as_str(), url))
+    }
+
+    /// `request()` for asyncio: runs on the library's runtime, awaitable from the loop.
+    #[pyo3(signature = (method, endpoint, *, params=None, json=None, data=None, headers=None, timeout=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn arequest<'py>(
+        &self,
+        py: Python<'py>,
+        method: &str,
+        endpoint: &str,
+        params: Option<&Bound<'_, PyAny>>,
+        json: Option<&Bound<'_, PyAny>>,
+        data: Option<&Bound<'_, PyAny>>,
+        headers: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = request_args(py, method, endpoint, params, json, data, headers, timeout)?;
+        self.spawn(py, move |session| send(session, args), convert_response)
+    }
+
+    /// Your own transport saw the venue reject the headers you sent (HTTP 401): drop that
+    /// credential so the next `headers()` renews it. Stale reports are ignored.
+    fn invalidate(&self, py: Python<'_>, sent_headers: &Bound<'_, PyAny>) -> PyResult<()> {
+        let Some(credential) = sent_credential(py, sent_headers)? else {
+            return Ok(());
+        };
+        self.run(py, move |session| async move {
+            session.invalidate(&credential).await;
+            Ok(())
+        })
+    }
+
+    /// `invalidate()` for asyncio.
+    fn ainvalidate<'py>(
+        &self,
+        py: Python<'py>,
+        sent_headers: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let credential = sent_credential(py, sent_headers)?;
+        self.spawn(
+            py,
+            move |session| async move {
+                if let Some(credential) = credential {
+                    session.invalidate(&credential).await;
+                }
+                Ok(())
+            },
+            convert_none,
+        )
+    }
+
+    /// Renews the credential now (Cadenza: with the refresh token). No-op for Exchange.
+    fn refresh(&self, py: Python<'_>) -> PyResult<()> {
+        if !self.renewable() {
+            return Ok(());
+        }
+        self.run(
+            py,
+            |session| async move { session.refresh().await.map(|_| ()) },
+        )
+    }
+
+    /// `refresh()` for asyncio.
+    fn arefresh<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let renewable = self.renewable();
+        self.spawn(
+            py,
+            move |session| async move {
+                if renewable {
+                    session.refresh().await?;
+                }
+                Ok(())
+            },
+            convert_none,
+        )
+    }
+
+    /// Wipes every credential held in memory; the next use logs in again.
+    fn logout(&self, py: Python<'_>) -> PyResult<()> {
+        self.run(py, |session| async move {
+            session.logout().await;
+            Ok(())
+        })
+    }
+
+    /// `logout()` for asyncio.
+    fn alogout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.spawn(
+            py,
+            |session| async move {
+                session.logout().await;
+                Ok(())
+            },
+            convert_none,
+        )
+    }
+
+    /// A `requests.auth.AuthBase` that attaches `headers()` and retries once on 401.
+    fn requests_auth<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py()
+            .import("tradeauth.requests")?
+            .getattr("RequestsAuth")?
+            .call1((slf,))
+    }
+
+    /// An `httpx.Auth` that attaches `headers()` and retries once on 401 (sync and async).
+    fn httpx_auth<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py()
+            .import("tradeauth.httpx")?
+            .getattr("HttpxAuth")?
+            .call1((slf,))
+    }
+
+    /// `CadenzaClient(venue='cadenza', account='you@example.com', base_url='https://...')`:
+    /// the venue and the account label, never a secret.
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let this = slf.get();
+        let quoted = |s: &str| -> PyResult<String> {
+            Ok(PyString::new(py, s).repr()?.to_cow()?.into_owned())
+        };
+        Ok(format!(
+            "{}(venue={}, account={}, base_url={})",
+            slf.get_type().name()?,
+            quoted(this.venue.as_str())?,
+            quoted(&this.account)?,
+            quoted(&this.base_url)?
+        ))
+    }
+
+    /// Refuses pickling and copying: a client holds secrets and a live session.
+    fn __reduce__(&self) -> PyResult<()> {
+        Err(PyTypeError::new_err(
+            "tradeauth clients hold secrets and cannot be pickled or copied; build a new \
+             client in the other process (e.g. with from_env())",
+        ))
+    }
+}

@@ -1,0 +1,225 @@
+"""Refresh, single flight, 401 retry, GIL release, fork, logging, secrets, pickling."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import pickle
+import signal
+import threading
+import time
+import warnings
+
+import pytest
+
+import tradeauth
+from conftest import (
+    CADENZA_PASSWORD,
+    CASCADE_DELEGATE_KEY,
+    EXCHANGE_KEY,
+    PARTNER_SECRET,
+    Sim,
+    wait_for,
+)
+
+
+def test_short_lifetime_refresh_without_waiting_callers(sim: Sim) -> None:
+    sim.post("/lifetimes", {"venue": "cadenza", "access_ttl_secs": 3})
+    client = sim.cadenza_client()
+    seen = set()
+    slowest = 0.0
+    deadline = time.monotonic() + 7.0
+    while time.monotonic() < deadline:
+        # current_headers() never blocks: None would mean a caller had to wait.
+        cached = client.current_headers()
+        assert cached is not None, "no valid credential on hand: a caller would have waited"
+        started = time.perf_counter()
+        headers = client.headers()
+        slowest = max(slowest, time.perf_counter() - started)
+        seen.add(headers["Authorization"])
+        time.sleep(0.005)
+    stats = sim.stats("cadenza")
+    # Renewed in the background at least twice; no caller ever waited for it.
+    assert stats["refreshes"] >= 2 and stats["logins"] == 1
+    assert len(seen) >= 3
+    assert slowest < 0.25, f"a headers() call took {slowest:.3f} s"
+    assert client.request("GET", "/api/v3/user/profile").ok
+
+
+def test_401_reauthenticates_and_retries_once(sim: Sim) -> None:
+    client = sim.cadenza_client()
+    old = client.access_token
+    sim.post("/revoke", {"venue": "cadenza", "what": "access_tokens"})
+    response = client.request("GET", "/api/v3/market/venue/list")
+    assert response.status_code == 200
+    assert client.access_token != old
+    stats = sim.stats("cadenza")
+    assert stats["logins"] + stats["refreshes"] == 2  # exactly one re-authentication
+    # Everything revoked (refresh tokens too): still one re-authentication, one retry.
+    sim.post("/revoke", {"venue": "cadenza", "what": "all"})
+    before = sim.stats("cadenza")
+    assert client.request("GET", "/api/v3/user/profile").status_code == 200
+    after = sim.stats("cadenza")
+    assert after["logins"] + after["refreshes"] == before["logins"] + before["refreshes"] + 1
+    assert after["requests"] - before["requests"] == 3  # the rejected one, the login, the retry
+
+
+def test_fifty_threads_on_a_fresh_client_make_one_login(sim: Sim) -> None:
+    sim.fault("cadenza", "/api/v3/auth/login", "delay", delay_ms=300, count=1)
+    client = sim.cadenza_client(login=False)
+    assert client.current_headers() is None
+    barrier = threading.Barrier(50)
+    results: list[dict[str, str]] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            results.append(client.headers())
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert len(results) == 50 and all(r == results[0] for r in results)
+    assert sim.stats("cadenza")["logins"] == 1
+
+
+def test_gil_is_released_during_a_login(sim: Sim) -> None:
+    sim.fault("cadenza", "/api/v3/auth/login", "delay", delay_ms=1500, count=1)
+    ticks = 0
+    stop = threading.Event()
+
+    def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        started = time.monotonic()
+        sim.cadenza_client()
+        elapsed = time.monotonic() - started
+        during = ticks
+    finally:
+        stop.set()
+        thread.join()
+    assert elapsed >= 1.4
+    # ~150 ticks if the thread ran freely; a held GIL would give ~0.
+    assert during >= 50, f"only {during} ticks in {elapsed:.2f} s"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_child_builds_and_authenticates(sim: Sim) -> None:
+    parent = sim.cadenza_client()
+    assert parent.request("GET", "/api/v3/user/profile").ok
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about forking a process that has threads; that is the point.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 1
+        try:
+            fresh = sim.cadenza_client()
+            ok_fresh = fresh.request("GET", "/api/v3/market/venue/list").status_code == 200
+            # The inherited client rebuilds its session on the child's runtime.
+            ok_inherited = parent.request("GET", "/api/v3/user/profile").status_code == 200
+            code = 0 if ok_fresh and ok_inherited else 2
+        except BaseException:  # noqa: BLE001
+            code = 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    # The parent's client is untouched by the child.
+    assert parent.request("GET", "/api/v3/user/profile").ok
+
+
+def test_events_on_the_tradeauth_logger_without_secrets(
+    sim: Sim, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tradeauth")
+    client = sim.cadenza_client()
+    client.refresh()
+    with pytest.raises(tradeauth.Unauthorized):
+        tradeauth.CadenzaClient(
+            "demo@cadenza.test", "wrong-" + CADENZA_PASSWORD, sim.cadenza, ca_cert=sim.ca
+        )
+
+    def events() -> list[str]:
+        return [getattr(r, "tradeauth_event", "") for r in caplog.records if r.name == "tradeauth"]
+
+    assert wait_for(lambda: {"logged_in", "refreshed", "failed"} <= set(events()))
+    secrets = [CADENZA_PASSWORD, client.access_token, client.refresh_token or "?"]
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        for secret in secrets:
+            assert secret not in text
+    failed = [r for r in caplog.records if getattr(r, "tradeauth_event", "") == "failed"]
+    assert failed[0].levelno == logging.WARNING and "unauthorized" in failed[0].getMessage()
+
+
+def test_secrets_absent_from_repr_and_exceptions(sim: Sim) -> None:
+    clients = [
+        (sim.cadenza_client(), CADENZA_PASSWORD),
+        (sim.partner_client(), PARTNER_SECRET),
+        (sim.cascade_client(), CASCADE_DELEGATE_KEY),
+        (sim.exchange_client(api_key=EXCHANGE_KEY), EXCHANGE_KEY),
+    ]
+    for client, secret in clients:
+        token = next(iter(client.headers().values()))
+        for text in (repr(client), str(client)):
+            assert secret not in text and token not in text
+            assert client.venue in text and client.account in text
+    wrong = "hunter2-wrong-password"
+    with pytest.raises(tradeauth.Unauthorized) as info:
+        tradeauth.CadenzaClient("demo@cadenza.test", wrong, sim.cadenza, ca_cert=sim.ca)
+    for text in (str(info.value), repr(info.value)):
+        assert wrong not in text
+    bad_key = "exch_" + "z" * 32
+    with pytest.raises(tradeauth.InvalidArgument) as bad:
+        tradeauth.ExchangeClient(api_key=bad_key, base_url=sim.exchange)
+    assert bad_key not in str(bad.value) and bad_key not in repr(bad.value)
+    bad_wallet = "0x" + "g" * 64
+    with pytest.raises(tradeauth.InvalidArgument) as wallet:
+        tradeauth.eip191_sign(bad_wallet, "x")
+    assert bad_wallet not in str(wallet.value)
+
+
+def test_pickling_and_copying_are_refused(sim: Sim) -> None:
+    client = sim.exchange_client(api_key=EXCHANGE_KEY)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(client)
+    with pytest.raises(TypeError):
+        copy.copy(client)
+
+
+def test_headers_hot_path_is_fast(sim: Sim) -> None:
+    client = sim.cadenza_client()
+    client.headers()
+    n = 20_000
+    started = time.perf_counter()
+    for _ in range(n):
+        client.headers()
+    per_call = (time.perf_counter() - started) / n
+    assert per_call < 20e-6, f"headers() took {per_call * 1e6:.1f} us per call"
+
+
+def test_ctrl_c_interrupts_a_blocking_call(sim: Sim) -> None:
+    sim.fault("cadenza", "/api/v3/auth/login", "delay", delay_ms=3000, count=1)
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sim.cadenza_client()
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 2.0

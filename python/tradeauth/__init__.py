@@ -1,0 +1,94 @@
+"""tradeauth: trading venues' authentication, implemented once in Rust.
+
+Drop-in replacements for the venue pages' code::
+
+    import tradeauth
+
+    client = tradeauth.CadenzaClient("you@example.com", "password")   # logs in
+    venues = client.request("GET", "/api/v3/market/venue/list").json()
+    token = tradeauth.generate_token("client-id", "secret-key")       # Partner JWT
+    signature = tradeauth.eip191_sign(delegate_key, payload)          # Cascade
+
+Every client keeps a valid credential on hand (single-flight login, background refresh,
+one re-authentication on 401), its ``headers()`` is a lock-free read, every blocking call
+releases the GIL, and no secret ever appears in ``repr``, exceptions or logs. Events go
+to the ``tradeauth`` logger. All errors derive from :class:`AuthError`.
+
+asyncio: ``await client.arequest(...)`` (and ``aheaders``, ``arefresh``, ``alogout``,
+``ainvalidate``, ``aws_auth_message``) run on the library's own tokio runtime and settle
+an ``asyncio.Future`` via ``loop.call_soon_threadsafe``; cancelling it aborts the task.
+Integrations: ``auth=client.requests_auth()`` (requests) and ``auth=client.httpx_auth()``
+(httpx, sync and async), both renewing the credential and retrying once on a 401.
+"""
+
+from __future__ import annotations
+
+import atexit as _atexit
+import os as _os
+
+from tradeauth._native import (
+    CADENZA_UAT_URL,
+    CADENZA_URL,
+    CASCADE_URL,
+    EXCHANGE_URL,
+    ApiError,
+    AuthError,
+    BaseClient,
+    CadenzaClient,
+    CascadeClient,
+    ChallengeExpired,
+    ExchangeClient,
+    InsecureUrl,
+    InvalidArgument,
+    PanicError,
+    PartnerClient,
+    ProtocolError,
+    Response,
+    SigningError,
+    Timeout,
+    TransportError,
+    Unauthorized,
+    WsAuthReply,
+    __version__,
+    _after_fork_in_child,
+    _at_exit,
+    eip191_sign,
+    generate_token,
+)
+
+# A forked child rebuilds each client's runtime, refresher and connection pool on first
+# use and never touches (or drops) the parent's.
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
+
+# At exit, the library's runtime threads stop calling into Python (logging, asyncio)
+# before the interpreter finalizes.
+_atexit.register(_at_exit)
+
+__all__ = [
+    "CADENZA_UAT_URL",
+    "CADENZA_URL",
+    "CASCADE_URL",
+    "EXCHANGE_URL",
+    "ApiError",
+    "AuthError",
+    "BaseClient",
+    "CadenzaClient",
+    "CascadeClient",
+    "ChallengeExpired",
+    "ExchangeClient",
+    "InsecureUrl",
+    "InvalidArgument",
+    "PanicError",
+    "PartnerClient",
+    "ProtocolError",
+    "Response",
+    "SigningError",
+    "Timeout",
+    "TransportError",
+    "Unauthorized",
+    "WsAuthReply",
+    "__version__",
+    "eip191_sign",
+    "generate_token",
+]

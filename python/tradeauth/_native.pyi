@@ -1,0 +1,296 @@
+"""Type stubs for the native module ``tradeauth._native`` (checked with mypy.stubtest)."""
+
+import asyncio
+import os
+from collections.abc import Mapping
+from typing import Any, NoReturn, Optional, Union, final
+
+from typing_extensions import disjoint_base
+
+from tradeauth.httpx import HttpxAuth
+from tradeauth.requests import RequestsAuth
+
+__all__ = [
+    "__version__",
+    "CADENZA_URL",
+    "CADENZA_UAT_URL",
+    "CASCADE_URL",
+    "EXCHANGE_URL",
+    "AuthError",
+    "InvalidArgument",
+    "InsecureUrl",
+    "TransportError",
+    "Timeout",
+    "Unauthorized",
+    "ApiError",
+    "ProtocolError",
+    "SigningError",
+    "ChallengeExpired",
+    "PanicError",
+    "BaseClient",
+    "CadenzaClient",
+    "PartnerClient",
+    "CascadeClient",
+    "ExchangeClient",
+    "Response",
+    "WsAuthReply",
+    "generate_token",
+    "eip191_sign",
+    "_after_fork_in_child",
+    "_at_exit",
+    "_raise_kind",
+    "_panic",
+]
+
+__version__: str
+CADENZA_URL: str
+CADENZA_UAT_URL: str
+CASCADE_URL: str
+EXCHANGE_URL: str
+
+_CaCert = Union[str, "os.PathLike[str]"]
+_Pairs = Union[Mapping[str, Any], list[tuple[str, Any]], tuple[tuple[str, Any], ...]]
+
+class AuthError(Exception):
+    """Base of every tradeauth error."""
+
+    kind: str
+    code: int
+    status: Optional[int]
+    retryable: bool
+    retry_after: Optional[float]
+
+class InvalidArgument(AuthError): ...
+class InsecureUrl(AuthError): ...
+class TransportError(AuthError): ...
+class Timeout(AuthError): ...
+class Unauthorized(AuthError): ...
+class ApiError(AuthError): ...
+class ProtocolError(AuthError): ...
+class SigningError(AuthError): ...
+class ChallengeExpired(AuthError): ...
+class PanicError(AuthError): ...
+
+@final
+class Response:
+    """The venue's answer, shaped like ``requests.Response``."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    def json(self) -> Any: ...
+    def raise_for_status(self) -> None: ...
+
+@final
+class WsAuthReply:
+    """What a WebSocket message meant for authentication."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def authenticated(self) -> bool: ...
+    @property
+    def detail(self) -> Any: ...
+    @property
+    def message(self) -> Optional[str]: ...
+    def __bool__(self) -> bool: ...
+
+@disjoint_base
+class BaseClient:
+    """What every venue client shares."""
+
+    @property
+    def venue(self) -> str: ...
+    @property
+    def account(self) -> str: ...
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def renewable(self) -> bool: ...
+    def headers(self) -> dict[str, str]: ...
+    def current_headers(self) -> Optional[dict[str, str]]: ...
+    def aheaders(self) -> asyncio.Future[dict[str, str]]: ...
+    def request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Optional[_Pairs] = None,
+        json: Any = None,
+        data: Union[bytes, str, _Pairs, None] = None,
+        headers: Optional[_Pairs] = None,
+        timeout: Optional[float] = None,
+    ) -> Response: ...
+    def arequest(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Optional[_Pairs] = None,
+        json: Any = None,
+        data: Union[bytes, str, _Pairs, None] = None,
+        headers: Optional[_Pairs] = None,
+        timeout: Optional[float] = None,
+    ) -> asyncio.Future[Response]: ...
+    def invalidate(self, sent_headers: Mapping[str, Any]) -> None: ...
+    def ainvalidate(self, sent_headers: Mapping[str, Any]) -> asyncio.Future[None]: ...
+    def refresh(self) -> None: ...
+    def arefresh(self) -> asyncio.Future[None]: ...
+    def logout(self) -> None: ...
+    def alogout(self) -> asyncio.Future[None]: ...
+    def requests_auth(self) -> RequestsAuth: ...
+    def httpx_auth(self) -> HttpxAuth: ...
+    def __reduce__(self) -> NoReturn: ...
+
+@final
+class CadenzaClient(BaseClient):
+    """Cadenza: email + password login, rotating refresh token."""
+
+    def __new__(
+        cls,
+        email: str,
+        password: str,
+        base_url: str = "https://cadenza-api.algo724.com",
+        *,
+        login: bool = True,
+        ca_cert: Optional[_CaCert] = None,
+        timeout: Optional[float] = None,
+        auth_timeout: Optional[float] = None,
+        refresh_window: Optional[float] = None,
+        background_refresh: bool = True,
+        max_retries: Optional[int] = None,
+    ) -> CadenzaClient: ...
+    @staticmethod
+    def from_env(
+        *,
+        login: bool = True,
+        ca_cert: Optional[_CaCert] = None,
+        timeout: Optional[float] = None,
+        auth_timeout: Optional[float] = None,
+        refresh_window: Optional[float] = None,
+        background_refresh: bool = True,
+        max_retries: Optional[int] = None,
+    ) -> CadenzaClient: ...
+    @property
+    def access_token(self) -> str: ...
+    @property
+    def refresh_token(self) -> Optional[str]: ...
+    @property
+    def expires_at(self) -> Optional[int]: ...
+
+@final
+class PartnerClient(BaseClient):
+    """Partner API: locally minted HS256 JWTs."""
+
+    def __new__(
+        cls,
+        client_id: str,
+        secret_key: str,
+        base_url: str,
+        ttl: int = 900,
+        *,
+        login: bool = True,
+        ca_cert: Optional[_CaCert] = None,
+        timeout: Optional[float] = None,
+        auth_timeout: Optional[float] = None,
+        refresh_window: Optional[float] = None,
+        background_refresh: bool = True,
+        max_retries: Optional[int] = None,
+    ) -> PartnerClient: ...
+    @staticmethod
+    def from_env(
+        *,
+        login: bool = True,
+        ca_cert: Optional[_CaCert] = None,
+        timeout: Optional[float] = None,
+        auth_timeout: Optional[float] = None,
+        refresh_window: Optional[float] = None,
+        background_refresh: bool = True,
+        max_retries: Optional[int] = None,
+    ) -> PartnerClient: ...
+    @property
+    def token(self) -> str: ...
+
+@final
+class CascadeClient(BaseClient):
+    """Cascade matcher: EIP-191 wallet challenge, bearer JWT."""
+
+    def __new__(
+        cls,
+        deposit_address: str,
+        delegate_private_key: str,
+        base_url: str = "https://matcher.cascade.xyz",
+        *,
+        login: bool = True,
+        ca_cert: Optional[_CaCert] = None,
+        timeout: Optional[float] = None,
+        auth_timeout: Optional[float] = None,
+        refresh_window: Optional[float] = None,
+        background_refresh: bool = True,
+        max_retries: Optional[int] = None,
+    ) -> CascadeClient: ...
+    @staticmethod
+    def from_env(
+        *,
+        login: bool = True,
+        ca_cert: Optional[_CaCert] = None,
+        timeout: Optional[float] = None,
+        auth_timeout: Optional[float] = None,
+        refresh_window: Optional[float] = None,
+        background_refresh: bool = True,
+        max_retries: Optional[int] = None,
+    ) -> CascadeClient: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def claims(self) -> Optional[dict[str, Any]]: ...
+    def ws_auth_message(self, id: int = 1) -> str: ...
+    def aws_auth_message(self, id: int = 1) -> asyncio.Future[str]: ...
+    def handle_ws_reply(self, text: str) -> WsAuthReply: ...
+
+@final
+class ExchangeClient(BaseClient):
+    """Exchange: trader API key, admin token, or public."""
+
+    def __new__(
+        cls,
+        api_key: Optional[str] = None,
+        admin_token: Optional[str] = None,
+        base_url: str = "https://exchange.jamesxu.dev",
+        *,
+        ca_cert: Optional[_CaCert] = None,
+        timeout: Optional[float] = None,
+        auth_timeout: Optional[float] = None,
+        refresh_window: Optional[float] = None,
+        background_refresh: bool = True,
+        max_retries: Optional[int] = None,
+    ) -> ExchangeClient: ...
+    @staticmethod
+    def from_env(
+        *,
+        ca_cert: Optional[_CaCert] = None,
+        timeout: Optional[float] = None,
+        auth_timeout: Optional[float] = None,
+        refresh_window: Optional[float] = None,
+        background_refresh: bool = True,
+        max_retries: Optional[int] = None,
+    ) -> ExchangeClient: ...
+    def ws_auth_message(self, id: int = 1) -> str: ...
+    def aws_auth_message(self, id: int = 1) -> asyncio.Future[str]: ...
+    def handle_ws_reply(self, text: str) -> WsAuthReply: ...
+
+def generate_token(client_id: str, secret_key: Union[str, bytes], ttl: int = 900) -> str: ...
+def eip191_sign(private_key: str, message: Union[str, bytes]) -> str: ...
+def _after_fork_in_child() -> None: ...
+def _at_exit() -> None: ...
+def _raise_kind(kind: str, message: str) -> None: ...
+def _panic(message: str) -> None: ...
