@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::clock;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::time::safety_margin;
@@ -21,6 +22,9 @@ pub struct Credential {
     header_name: &'static str,
     header_value: Secret,
     valid_until: Option<Instant>,
+    /// `valid_until` on the raw monotonic clock for the hot path's coarse check (see
+    /// `crate::clock`); 0 if unknown (the precise clock then decides).
+    coarse_until_ns: u64,
     expires_at_ms: Option<u64>,
 }
 
@@ -45,6 +49,7 @@ impl Credential {
             header_name,
             header_value,
             valid_until,
+            coarse_until_ns: valid_until.map_or(0, clock::deadline_ns),
             expires_at_ms,
         })
     }
@@ -98,6 +103,18 @@ impl Credential {
     /// Whether the credential may still be used at `now`.
     pub fn is_valid_at(&self, now: Instant) -> bool {
         self.valid_until.is_none_or(|until| now < until)
+    }
+
+    /// Whether the credential may still be used now: the hot path's check. It is
+    /// `is_valid_at(Instant::now())`, but reads a coarse monotonic clock (a few ns) while
+    /// the deadline is more than 100 ms away, and the precise clock only closer to it, so
+    /// it never says "valid" past `valid_until` (see the `clock` module for why).
+    #[inline]
+    pub fn is_valid_now(&self) -> bool {
+        match self.valid_until {
+            None => true,
+            Some(until) => clock::surely_before(self.coarse_until_ns) || Instant::now() < until,
+        }
     }
 }
 
@@ -163,6 +180,7 @@ mod tests {
         assert!(c.is_valid_at(t0));
         assert!(c.is_valid_at(t0 + Duration::from_millis(4999)));
         assert!(!c.is_valid_at(t0 + Duration::from_secs(5)));
+        assert!(c.is_valid_now());
         assert_eq!(remaining(&c, t0), Some(Duration::from_secs(5)));
         assert!(!format!("{c:?}").contains("eyJ.abc.def"));
     }
@@ -179,6 +197,40 @@ mod tests {
         let c = Credential::new(X_API_KEY, Secret::from("exch_1"), None, None).unwrap();
         assert_eq!(c.token(), "exch_1");
         assert!(c.is_valid_at(Instant::now() + Duration::from_secs(1_000_000)));
+    }
+
+    #[test]
+    fn valid_now_never_past_the_deadline() {
+        let t0 = Instant::now();
+        let make = |until: Option<Instant>| {
+            Credential::bearer(&Secret::from("eyJ.abc.def"), until, None).unwrap()
+        };
+        assert!(make(None).is_valid_now());
+        assert!(make(Some(t0 + Duration::from_secs(3600))).is_valid_now());
+        assert!(!make(Some(t0)).is_valid_now());
+        if let Some(past) = t0.checked_sub(Duration::from_secs(60)) {
+            assert!(!make(Some(past)).is_valid_now());
+        }
+        // A deadline a few ms ahead: valid now, and no longer once it has passed, even
+        // though the coarse clock may still lag behind it (the precise clock decides).
+        let until = Instant::now() + Duration::from_millis(20);
+        let short = make(Some(until));
+        assert!(short.is_valid_now() || Instant::now() >= until);
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!short.is_valid_now());
+        // Agrees with is_valid_at(Instant::now()) either side of a deadline.
+        for ms in [0u64, 1, 5, 50, 99, 100, 101, 150, 1000, 60_000] {
+            let c = make(Some(Instant::now() + Duration::from_millis(ms)));
+            let before = Instant::now();
+            let now_valid = c.is_valid_now();
+            if now_valid {
+                assert!(c.is_valid_at(before), "{ms} ms");
+            } else {
+                assert!(!c.is_valid_at(Instant::now()), "{ms} ms");
+            }
+        }
     }
 
     #[test]

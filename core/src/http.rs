@@ -83,6 +83,20 @@ impl HttpRequest {
     }
 }
 
+/// Request bodies carry passwords and refresh tokens: wipe them when the request is done.
+impl Drop for HttpRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
+}
+
+/// Response bodies carry access and refresh tokens: wipe them when the response is done.
+impl Drop for HttpResponse {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
+}
+
 impl fmt::Debug for HttpRequest {
     /// Prints header names and the body length only: bodies carry passwords and
     /// signatures, and a driver may add an `authorization` header.

@@ -25,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+mod clock;
 pub mod credential;
 pub mod error;
 pub mod event;
@@ -35,6 +36,8 @@ pub mod runtime;
 pub mod secret;
 #[cfg(feature = "client")]
 pub mod session;
+#[cfg(feature = "client")]
+pub mod store;
 pub mod time;
 
 pub use credential::Credential;
@@ -45,7 +48,7 @@ pub use machine::cadenza::{CadenzaConfig, CadenzaMachine};
 pub use machine::cascade::{CascadeConfig, CascadeMachine, eip191_sign};
 pub use machine::exchange::{ExchangeConfig, ExchangeMachine};
 pub use machine::partner::{PartnerConfig, PartnerMachine, mint_token};
-pub use machine::{Machine, Venue, WsAuthReply};
+pub use machine::{Machine, SessionSnapshot, Venue, WsAuthReply};
 pub use secret::Secret;
 pub use time::Now;
 
@@ -54,6 +57,8 @@ pub use session::{
     CADENZA_PRODUCTION_URL, CADENZA_UAT_URL, CASCADE_URL, EXCHANGE_URL, Options, RequestBuilder,
     Session, WsStream,
 };
+#[cfg(feature = "client")]
+pub use store::{CredentialStore, StoreEvent};
 
 /// The crate version, as the C and Python layers report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

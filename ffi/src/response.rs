@@ -107,12 +107,13 @@ pub unsafe extern "C" fn tradeauth_session_request(
         for (name, value) in parse_headers(extra.unwrap_or(""))? {
             request = request.header(&name, &value);
         }
-        let answer = block_on(request.send())??;
-        let mut body = answer.body;
+        let mut answer = block_on(request.send())??;
+        // Taken, not copied: the driver's response wipes whatever it still holds on drop.
+        let mut body = std::mem::take(&mut answer.body);
         body.push(0);
         let response = Box::new(tradeauth_response {
             status: answer.status,
-            headers: answer.headers,
+            headers: std::mem::take(&mut answer.headers),
             body,
         });
         // SAFETY: non-NULL and writable per the contract.

@@ -312,10 +312,46 @@ pub unsafe extern "C" fn tradeauth_session_header(
         let name_written = arg_out(name_written, "name_written")?;
         let value_buf = arg_out(value_buf, "value_buf")?;
         let value_written = arg_out(value_written, "value_written")?;
-        let credential = match handle.session.current() {
-            Some(credential) => credential,
-            None => block_on(handle.session.credential())??,
-        };
+        // The common case: copy straight out of the cached credential, borrowed (no `Arc`
+        // clone, so no shared refcount for threads to contend on).
+        let cached = handle.session.with_current(|credential| {
+            credential.map(|credential| {
+                // SAFETY: the pointers were checked non-NULL above; caller contract for sizes.
+                unsafe {
+                    write_header(
+                        credential,
+                        (name_buf, name_len, name_written),
+                        (value_buf, value_len, value_written),
+                    )
+                }
+            })
+        });
+        if let Some(outcome) = cached {
+            return outcome;
+        }
+        let credential = block_on(handle.session.credential())??;
+        // SAFETY: as above.
+        unsafe {
+            write_header(
+                &credential,
+                (name_buf, name_len, name_written),
+                (value_buf, value_len, value_written),
+            )
+        }
+    })
+}
+
+/// Copies a credential's header name and value into the caller's buffers (or writes the
+/// sizes needed and fails if either is too small, leaving both buffers untouched).
+///
+/// # Safety
+/// Every pointer is non-NULL and each buffer holds the length given with it.
+unsafe fn write_header(
+    credential: &tradeauth::Credential,
+    (name_buf, name_len, name_written): (*mut c_char, usize, *mut usize),
+    (value_buf, value_len, value_written): (*mut c_char, usize, *mut usize),
+) -> FfiResult {
+    {
         let name = credential.header_name().as_bytes();
         let value = credential.header_value().as_bytes();
         if !fits(name, name_len) || !fits(value, value_len) {
@@ -337,7 +373,7 @@ pub unsafe extern "C" fn tradeauth_session_header(
             copy_out(value, value_buf, value_len, value_written, "header value")?;
         }
         Ok(())
-    })
+    }
 }
 
 /// The caller's own transport saw the venue reject a credential (HTTP 401, "Invalid

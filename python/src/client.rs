@@ -215,7 +215,12 @@ fn header_dict<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     if let Some(c) = credential {
-        dict.set_item(display_name(c.header_name()), c.header_value())?;
+        // The two possible names are interned once, not built on every call.
+        match c.header_name() {
+            "authorization" => dict.set_item(pyo3::intern!(py, "Authorization"), c.header_value()),
+            "x-api-key" => dict.set_item(pyo3::intern!(py, "x-api-key"), c.header_value()),
+            other => dict.set_item(display_name(other), c.header_value()),
+        }?;
     }
     Ok(dict)
 }
@@ -450,11 +455,14 @@ impl BaseClient {
     /// without a lock or I/O; only when none is valid does it authenticate (GIL released).
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         {
+            // Borrow the cached credential (no `Arc` clone) and build the dict from it.
             let live = self.live.load();
             if live.generation == fork_generation()
-                && let Some(credential) = live.session.current()
+                && let Some(dict) = live
+                    .session
+                    .with_current(|credential| credential.map(|c| header_dict(py, Some(c))))
             {
-                return header_dict(py, Some(&credential));
+                return dict;
             }
         }
         if self.public {

@@ -19,11 +19,12 @@ pub(crate) struct Response {
 
 impl Response {
     /// Wraps the driver's response to `method url`.
-    pub(crate) fn new(response: HttpResponse, method: &'static str, url: String) -> Self {
+    pub(crate) fn new(mut response: HttpResponse, method: &'static str, url: String) -> Self {
+        // Taken, not copied: the driver's response wipes whatever it still holds on drop.
         Response {
             status: response.status,
-            headers: response.headers,
-            body: response.body,
+            headers: std::mem::take(&mut response.headers),
+            body: std::mem::take(&mut response.body),
             method,
             url,
         }

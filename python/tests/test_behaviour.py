@@ -28,22 +28,19 @@ def test_short_lifetime_refresh_without_waiting_callers(sim: Sim) -> None:
     sim.post("/lifetimes", {"venue": "cadenza", "access_ttl_secs": 3})
     client = sim.cadenza_client()
     seen = set()
-    slowest = 0.0
-    deadline = time.monotonic() + 7.0
-    while time.monotonic() < deadline:
+    # Read until the venue has seen two background refreshes (bounded, in case it never
+    # does): the counter, not a fixed sleep, says when the test has seen enough.
+    deadline = time.monotonic() + 15.0
+    while sim.stats("cadenza")["refreshes"] < 2 and time.monotonic() < deadline:
         # current_headers() never blocks: None would mean a caller had to wait.
         cached = client.current_headers()
         assert cached is not None, "no valid credential on hand: a caller would have waited"
-        started = time.perf_counter()
-        headers = client.headers()
-        slowest = max(slowest, time.perf_counter() - started)
-        seen.add(headers["Authorization"])
+        seen.add(client.headers()["Authorization"])
         time.sleep(0.005)
     stats = sim.stats("cadenza")
     # Renewed in the background at least twice; no caller ever waited for it.
     assert stats["refreshes"] >= 2 and stats["logins"] == 1
-    assert len(seen) >= 3
-    assert slowest < 0.25, f"a headers() call took {slowest:.3f} s"
+    assert len(seen) >= 2
     assert client.request("GET", "/api/v3/user/profile").ok
 
 
@@ -201,15 +198,18 @@ def test_pickling_and_copying_are_refused(sim: Sim) -> None:
         copy.copy(client)
 
 
-def test_headers_hot_path_is_fast(sim: Sim) -> None:
+def test_headers_hot_path_never_touches_the_venue(sim: Sim) -> None:
+    # What makes headers() the hot path is behaviour, not a timing: once a credential is
+    # cached it is served from memory, with no request and no renewal. (Its speed is
+    # measured in python/bench, not asserted here.)
     client = sim.cadenza_client()
-    client.headers()
-    n = 20_000
-    started = time.perf_counter()
-    for _ in range(n):
-        client.headers()
-    per_call = (time.perf_counter() - started) / n
-    assert per_call < 20e-6, f"headers() took {per_call * 1e6:.1f} us per call"
+    first = client.headers()
+    before = sim.stats("cadenza")
+    for _ in range(20_000):
+        assert client.headers() == first
+    after = sim.stats("cadenza")
+    assert after["requests"] == before["requests"]
+    assert (after["logins"], after["refreshes"]) == (before["logins"], before["refreshes"])
 
 
 def test_ctrl_c_interrupts_a_blocking_call(sim: Sim) -> None:

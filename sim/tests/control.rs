@@ -452,7 +452,10 @@ async fn date_header_follows_the_simulated_clock() {
         .send()
         .await
         .expect("answer");
-    let date = response.headers()["date"].to_str().expect("ascii").to_owned();
+    let date = response.headers()["date"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let stated = httpdate::parse_http_date(&date).expect("HTTP date");
     let real = std::time::SystemTime::now();
     let behind = real.duration_since(stated).expect("venue clock is behind");

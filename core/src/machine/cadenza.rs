@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::machine::common::{self, Events};
-use crate::machine::{Machine, Venue};
+use crate::machine::{Machine, SessionSnapshot, Venue};
 use crate::secret::Secret;
 use crate::time::{Now, SplitMix64, deadline_from_unix_ms};
 
@@ -103,6 +103,8 @@ struct Session {
     /// `None` once rejected; the next renewal is then a full login.
     refresh_token: Option<Secret>,
     expires_at_ms: u64,
+    /// When the access token was obtained (Unix ms, venue clock), for snapshots.
+    obtained_at_ms: u64,
     refresh_at: Instant,
 }
 
@@ -411,8 +413,17 @@ impl CadenzaMachine {
     }
 
     fn install(&mut self, now: Now, tokens: Tokens) -> Result<()> {
+        self.install_at(now, tokens, now.unix_ms)
+    }
+
+    /// Installs tokens obtained at `obtained_at_ms` (venue clock; earlier than `now` when
+    /// adopted from a shared store), so the safety margin and refresh window follow the
+    /// token's whole lifetime, as in the process that obtained it.
+    fn install_at(&mut self, now: Now, tokens: Tokens, obtained_at_ms: u64) -> Result<()> {
         let deadline = deadline_from_unix_ms(now, tokens.expires_at_ms);
-        let valid_until = safe_valid_until(now.instant, deadline);
+        let age = Duration::from_millis(now.unix_ms.saturating_sub(obtained_at_ms));
+        let arrived = now.instant.checked_sub(age).unwrap_or(now.instant);
+        let valid_until = safe_valid_until(arrived, deadline);
         let access = Credential::bearer(
             &tokens.access,
             Some(valid_until),
@@ -420,7 +431,7 @@ impl CadenzaMachine {
         )
         .map_err(|_| Error::protocol(format!("{VENUE} access token is not valid header text")))?;
         let refresh_at = common::refresh_at(
-            now.instant,
+            arrived,
             deadline,
             valid_until,
             self.refresh_window,
@@ -430,6 +441,7 @@ impl CadenzaMachine {
             access: Some(access),
             refresh_token: Some(tokens.refresh),
             expires_at_ms: tokens.expires_at_ms,
+            obtained_at_ms: obtained_at_ms.min(now.unix_ms),
             refresh_at,
         });
         self.state = State::Active;
@@ -649,6 +661,55 @@ impl Machine for CadenzaMachine {
 
     fn poll_event(&mut self) -> Option<AuthEvent> {
         self.events.pop()
+    }
+
+    fn snapshot(&self, now: Instant) -> Option<SessionSnapshot> {
+        let session = self.session.as_ref()?;
+        let access = session.access.as_ref().filter(|c| c.is_valid_at(now))?;
+        Some(SessionSnapshot {
+            token: Secret::from(access.token()),
+            expires_at_ms: session.expires_at_ms,
+            obtained_at_ms: session.obtained_at_ms,
+            refresh_token: Some(session.refresh_token.clone()?),
+            claims: None,
+        })
+    }
+
+    fn restore(&mut self, now: Now, snapshot: &SessionSnapshot) -> Result<()> {
+        if self.in_flight.is_some() {
+            return Err(Error::invalid_argument(
+                "Cadenza cannot adopt a shared session while a request is in flight",
+            ));
+        }
+        let Some(refresh) = snapshot.refresh_token.clone() else {
+            return Err(Error::invalid_argument(
+                "a Cadenza snapshot needs a refresh token",
+            ));
+        };
+        if check_token_text(snapshot.token.expose(), "accessToken").is_err()
+            || snapshot.expires_at_ms <= now.unix_ms
+        {
+            return Err(Error::invalid_argument(
+                "the Cadenza snapshot is expired or its token is not valid header text",
+            ));
+        }
+        let previous = (self.session.take(), self.state, self.relogin);
+        let tokens = Tokens {
+            access: snapshot.token.clone(),
+            refresh,
+            expires_at_ms: snapshot.expires_at_ms,
+        };
+        let installed = self.install_at(now, tokens, snapshot.obtained_at_ms);
+        if installed.is_err() || self.credential(now.instant).is_none() {
+            // Too close to expiry to hand out: keep what we had.
+            (self.session, self.state, self.relogin) = previous;
+            return Err(Error::invalid_argument(
+                "the Cadenza snapshot is too close to expiry to use",
+            ));
+        }
+        // Nothing was sent: a pending re-login is satisfied by the adopted session.
+        self.relogin = false;
+        Ok(())
     }
 
     fn is_busy(&self) -> bool {

@@ -26,7 +26,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::machine::common::{self, Events};
-use crate::machine::{Machine, Venue, WsAuthReply};
+use crate::machine::{Machine, SessionSnapshot, Venue, WsAuthReply};
 use crate::secret::Secret;
 use crate::time::{Now, SplitMix64, deadline_from_unix_ms, safety_margin};
 
@@ -335,6 +335,8 @@ enum Sent {
 struct Session {
     credential: Credential,
     claims: Option<Value>,
+    /// When the token was obtained (Unix ms, venue clock), for snapshots.
+    obtained_at_ms: u64,
     refresh_at: Instant,
 }
 
@@ -621,12 +623,35 @@ impl CascadeMachine {
                 now.unix_ms
             )));
         }
+        self.build_session(
+            now,
+            &token,
+            claims.map(Value::Object),
+            expires_at_ms,
+            now.unix_ms,
+        )
+        .map_err(|_| proto(format!("{VENUE} session token is not valid header text")))
+    }
+
+    /// A session for a token obtained at `obtained_at_ms` (venue clock; earlier than `now`
+    /// when adopted from a shared store), so the safety margin and refresh window follow
+    /// the token's whole lifetime.
+    fn build_session(
+        &mut self,
+        now: Now,
+        token: &Secret,
+        claims: Option<Value>,
+        expires_at_ms: u64,
+        obtained_at_ms: u64,
+    ) -> Result<Session> {
+        let obtained_at_ms = obtained_at_ms.min(now.unix_ms);
         let deadline = deadline_from_unix_ms(now, expires_at_ms);
-        let valid_until = safe_valid_until(now.instant, deadline);
-        let credential = Credential::bearer(&token, Some(valid_until), Some(expires_at_ms))
-            .map_err(|_| proto(format!("{VENUE} session token is not valid header text")))?;
+        let age = Duration::from_millis(now.unix_ms - obtained_at_ms);
+        let arrived = now.instant.checked_sub(age).unwrap_or(now.instant);
+        let valid_until = safe_valid_until(arrived, deadline);
+        let credential = Credential::bearer(token, Some(valid_until), Some(expires_at_ms))?;
         let refresh_at = common::refresh_at(
-            now.instant,
+            arrived,
             deadline,
             valid_until,
             self.refresh_window,
@@ -634,7 +659,8 @@ impl CascadeMachine {
         );
         Ok(Session {
             credential,
-            claims: claims.map(Value::Object),
+            claims,
+            obtained_at_ms,
             refresh_at,
         })
     }
@@ -867,6 +893,54 @@ impl Machine for CascadeMachine {
 
     fn poll_event(&mut self) -> Option<AuthEvent> {
         self.events.pop()
+    }
+
+    fn snapshot(&self, now: Instant) -> Option<SessionSnapshot> {
+        let session = self.session.as_ref()?;
+        if !session.credential.is_valid_at(now) {
+            return None;
+        }
+        Some(SessionSnapshot {
+            token: Secret::from(session.credential.token()),
+            expires_at_ms: session.credential.expires_at_ms()?,
+            obtained_at_ms: session.obtained_at_ms,
+            refresh_token: None,
+            claims: session.claims.clone(),
+        })
+    }
+
+    fn restore(&mut self, now: Now, snapshot: &SessionSnapshot) -> Result<()> {
+        if self.in_flight.is_some() {
+            return Err(Error::invalid_argument(
+                "Cascade cannot adopt a shared session while a request is in flight",
+            ));
+        }
+        if check_token_text(snapshot.token.expose(), "token").is_err()
+            || snapshot.expires_at_ms <= now.unix_ms
+        {
+            return Err(Error::invalid_argument(
+                "the Cascade snapshot is expired or its token is not valid header text",
+            ));
+        }
+        let session = self.build_session(
+            now,
+            &snapshot.token,
+            snapshot.claims.clone(),
+            snapshot.expires_at_ms,
+            snapshot.obtained_at_ms,
+        )?;
+        if !session.credential.is_valid_at(now.instant) {
+            return Err(Error::invalid_argument(
+                "the Cascade snapshot is too close to expiry to use",
+            ));
+        }
+        // A pending challenge is dropped: the adopted token makes it unnecessary.
+        self.session = Some(session);
+        self.phase = Phase::Idle;
+        self.had_session = true;
+        self.relogin = false;
+        self.last_error = None;
+        Ok(())
     }
 
     fn is_busy(&self) -> bool {

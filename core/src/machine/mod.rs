@@ -109,6 +109,37 @@ pub enum WsAuthReply {
     Unrelated,
 }
 
+/// What a machine needs to resume a session obtained elsewhere (another process sharing a
+/// credential store): the token, its venue expiry and, for Cadenza, the rotated refresh
+/// token. `Debug` prints no secret.
+#[derive(Clone)]
+pub struct SessionSnapshot {
+    /// The access token / JWT, without the `"Bearer "` prefix.
+    pub token: crate::secret::Secret,
+    /// The venue's expiry of `token`, Unix ms (venue clock).
+    pub expires_at_ms: u64,
+    /// When the token was obtained, Unix ms (venue clock): with `expires_at_ms` it gives
+    /// the token's whole lifetime, so an adopting process schedules its refresh where the
+    /// process that obtained it would have.
+    pub obtained_at_ms: u64,
+    /// Cadenza's current (rotated) refresh token.
+    pub refresh_token: Option<crate::secret::Secret>,
+    /// Cascade's session claims, as the venue sent them (not secret).
+    pub claims: Option<serde_json::Value>,
+}
+
+impl fmt::Debug for SessionSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionSnapshot")
+            .field("token", &"[REDACTED]")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("obtained_at_ms", &self.obtained_at_ms)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("has_claims", &self.claims.is_some())
+            .finish()
+    }
+}
+
 /// One venue's authentication state machine.
 ///
 /// Inputs are `handle_*`, outputs `poll_*`. Time only moves forward; calling a `handle_*`
@@ -172,6 +203,27 @@ pub trait Machine: Send + 'static {
 
     /// Wipe every credential and secret-derived state (logout); the machine may log in again afterwards.
     fn logout(&mut self);
+
+    /// The current session as a [`SessionSnapshot`], if the venue has one worth sharing
+    /// (Cadenza, Cascade) and its credential is valid at `now`. The default has none.
+    fn snapshot(&self, now: Instant) -> Option<SessionSnapshot> {
+        let _ = now;
+        None
+    }
+
+    /// Adopts a session obtained elsewhere (a shared store's record), replacing the current
+    /// one; no event is queued (nothing was sent to the venue). Refused while a request is
+    /// in flight, for an expired snapshot, or by venues with nothing to share (the default).
+    fn restore(&mut self, now: Now, snapshot: &SessionSnapshot) -> Result<()> {
+        let _ = (now, snapshot);
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "{} sessions cannot be restored from a snapshot",
+                self.venue().display_name()
+            ),
+        ))
+    }
 
     /// The WebSocket authentication message for the current credential, if the venue has
     /// one (Cascade, Exchange). `id` is the JSON-RPC id where the venue uses one.

@@ -10,12 +10,13 @@ mod env;
 mod exchange;
 mod options;
 mod partner;
+mod shared;
 pub(crate) mod tls;
 mod ws;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::{Mutex, Notify, broadcast};
@@ -82,6 +83,8 @@ struct State {
     machine: VenueMachine,
     /// Outcome of the last authentication attempt, handed to callers that queued behind it.
     last_failure: Option<Error>,
+    /// Shared-store bookkeeping (unused without a store).
+    sync: shared::SyncState,
 }
 
 /// Shared by every clone of a [`Session`].
@@ -104,6 +107,8 @@ struct Inner {
     /// Wakes the background refresher early (after a login, an invalidation).
     wake: Arc<Notify>,
     refresher: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The shared credential store, if configured (touched only by renewals).
+    shared: Option<shared::Shared>,
 }
 
 impl Drop for Inner {
@@ -159,6 +164,7 @@ impl Session {
         let http = tls::http_client(&tls, options.connect_timeout)?;
         let venue = machine.get().venue();
         let account = machine.get().account().to_owned();
+        let shared = shared::Shared::from_options(&options, venue, base_url.as_str(), &account)?;
         let (events, _) = broadcast::channel(64);
         let inner = Arc::new(Inner {
             venue,
@@ -170,12 +176,14 @@ impl Session {
             state: Mutex::new(State {
                 machine,
                 last_failure: None,
+                sync: shared::SyncState::default(),
             }),
             attempts: AtomicU64::new(0),
             skew_ms: AtomicI64::new(0),
             events,
             wake: Arc::new(Notify::new()),
             refresher: std::sync::Mutex::new(None),
+            shared,
             options,
         });
         let session = Self { inner };
@@ -222,11 +230,22 @@ impl Session {
     pub fn current(&self) -> Option<Arc<Credential>> {
         let guard = self.inner.current.load();
         match guard.as_ref() {
-            Some(credential) if credential.is_valid_at(Instant::now()) => {
-                Some(Arc::clone(credential))
-            }
+            Some(credential) if credential.is_valid_now() => Some(Arc::clone(credential)),
             _ => None,
         }
+    }
+
+    /// The hot path without the `Arc` clone: calls `f` with the current credential if one
+    /// is cached and still valid (else `None`), borrowed for the duration of `f` only. No
+    /// lock, no I/O, no allocation and no write to memory other threads read, so it does
+    /// not slow down as more threads call it. Keep `f` short (copy the header out):
+    /// while it runs, a refresh cannot free the credential it borrows.
+    #[inline]
+    pub fn with_current<R>(&self, f: impl FnOnce(Option<&Credential>) -> R) -> R {
+        let guard = self.inner.current.load();
+        f(guard
+            .as_deref()
+            .filter(|credential| credential.is_valid_now()))
     }
 
     /// A valid credential: the cached one, or the result of the one login/refresh in flight.
@@ -302,7 +321,7 @@ impl Session {
     /// recorded for the callers queued behind it.
     async fn drive_bounded(&self, state: &mut State) -> Result<Arc<Credential>> {
         let budget = self.inner.options.auth_timeout;
-        let outcome = match tokio::time::timeout(budget, self.drive(state, true)).await {
+        let outcome = match tokio::time::timeout(budget, self.drive_shared(state, true)).await {
             Ok(Ok(Some(credential))) => Ok(credential),
             Ok(Ok(None)) => Err(Error::new(
                 ErrorKind::Protocol,
@@ -330,6 +349,9 @@ impl Session {
         want_credential: bool,
     ) -> Result<Option<Arc<Credential>>> {
         let mut retries = 0u32;
+        // Shared store: whether a request went out, and whether the store was re-read
+        // before a fallback login (see `adopt_before_login`).
+        let (mut sent_any, mut reread) = (false, false);
         // A drive cancelled by a timeout leaves its request "in flight" in the machine.
         if state.machine.get().is_busy() {
             let error = Error::new(ErrorKind::Timeout, "previous request was abandoned");
@@ -342,6 +364,9 @@ impl Session {
             let at = self.now();
             state.machine.get_mut().handle_timeout(at);
             self.publish(state, at);
+            if sent_any && self.adopt_before_login(state, &mut reread).await {
+                continue;
+            }
             let request = state.machine.get_mut().poll_request(at);
             let Some(request) = request else {
                 let credential = self.publish(state, at);
@@ -357,6 +382,7 @@ impl Session {
                         Error::new(ErrorKind::Protocol, "no credential and nothing to send")
                     }));
             };
+            sent_any = true;
             let sent = self.send(request, None).await;
             let at = self.now();
             let failure = match sent {
@@ -431,7 +457,11 @@ impl Session {
     }
 
     /// Sends one request to the venue; no credential handling here.
-    async fn send(&self, request: HttpRequest, timeout: Option<Duration>) -> Result<HttpResponse> {
+    async fn send(
+        &self,
+        mut request: HttpRequest,
+        timeout: Option<Duration>,
+    ) -> Result<HttpResponse> {
         let url = self.inner.base_url.join(&request.path).map_err(|e| {
             Error::new(ErrorKind::InvalidArgument, format!("bad request path: {e}"))
         })?;
@@ -457,7 +487,8 @@ impl Session {
             builder = builder.header(name.as_str(), value.as_str());
         }
         if !request.body.is_empty() {
-            builder = builder.body(request.body);
+            // Moved, not copied: the request's own Drop wipes what is left (nothing).
+            builder = builder.body(std::mem::take(&mut request.body));
         }
         let response = builder.send().await.map_err(transport_error)?;
         self.observe_date(response.headers());
@@ -557,7 +588,11 @@ async fn refresher(weak: Weak<Inner>, wake: Arc<Notify>) {
         let deadline = {
             let Some(inner) = weak.upgrade() else { return };
             let state = inner.state.lock().await;
-            state.machine.get().poll_timeout()
+            // A store retry (store unreachable) comes before the machine's own timer.
+            state
+                .sync
+                .retry_at
+                .or_else(|| state.machine.get().poll_timeout())
         };
         match deadline {
             Some(deadline) => {
@@ -576,7 +611,7 @@ async fn refresher(weak: Weak<Inner>, wake: Arc<Notify>) {
         let outcome = {
             let mut state = session.inner.state.lock().await;
             let budget = session.inner.options.auth_timeout;
-            match tokio::time::timeout(budget, session.drive(&mut state, false)).await {
+            match tokio::time::timeout(budget, session.drive_shared(&mut state, false)).await {
                 Ok(result) => result.map(|_| ()),
                 Err(_) => Err(Error::new(
                     ErrorKind::Timeout,

@@ -4,9 +4,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::secret::Secret;
 
 /// How a [`Session`](super::Session) connects and retries; every field has a safe default.
-#[derive(Clone, Debug)]
+/// `Debug` hides the store URL's password and the store key.
+#[derive(Clone)]
 pub struct Options {
     /// The venue's base URL (`https://` only); `None` uses the venue page's production URL.
     pub base_url: Option<String>,
@@ -28,6 +30,54 @@ pub struct Options {
     pub background_refresh: bool,
     /// Overrides the venue's default refresh window (always capped at a quarter of the token lifetime).
     pub refresh_window: Option<Duration>,
+    /// Shared credential store URL (`"memory:"`, `"file:///dir"`, `"redis://…"`,
+    /// `"rediss://…"`); `None` keeps the credential in this session only. Used by Cadenza
+    /// and Cascade sessions; Partner and Exchange need no sharing and ignore it.
+    pub store: Option<String>,
+    /// Key sealing the store's records (32 bytes as 64 hex digits or base64); `None`
+    /// reads `TRADEAUTH_STORE_KEY`.
+    pub store_key: Option<Secret>,
+    /// Store records unencrypted when no key is set (never the default).
+    pub store_plaintext: bool,
+    /// How long a store lease lasts: the longest another process waits for a holder that
+    /// crashed mid-refresh.
+    pub store_lease_ttl: Duration,
+    /// Bound on one store operation (connect included); past it the store counts as
+    /// unreachable.
+    pub store_timeout: Duration,
+    /// Redis key prefix (default `tradeauth:`, or the URL's `?prefix=`).
+    pub store_prefix: Option<String>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A Redis URL may carry a password: print scheme and host only.
+        let store = self.store.as_deref().map(|url| match url.split_once('@') {
+            Some((auth, host)) => {
+                let scheme = auth.split_once("://").map_or("", |(s, _)| s);
+                format!("{scheme}://***@{host}")
+            }
+            None => url.to_owned(),
+        });
+        f.debug_struct("Options")
+            .field("base_url", &self.base_url)
+            .field("extra_root_certs", &self.extra_root_certs_pem.len())
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("auth_timeout", &self.auth_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("retry_base_delay", &self.retry_base_delay)
+            .field("retry_max_delay", &self.retry_max_delay)
+            .field("background_refresh", &self.background_refresh)
+            .field("refresh_window", &self.refresh_window)
+            .field("store", &store)
+            .field("store_key", &self.store_key.as_ref().map(|_| "[REDACTED]"))
+            .field("store_plaintext", &self.store_plaintext)
+            .field("store_lease_ttl", &self.store_lease_ttl)
+            .field("store_timeout", &self.store_timeout)
+            .field("store_prefix", &self.store_prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {
@@ -43,6 +93,12 @@ impl Default for Options {
             retry_max_delay: Duration::from_secs(5),
             background_refresh: true,
             refresh_window: None,
+            store: None,
+            store_key: None,
+            store_plaintext: false,
+            store_lease_ttl: Duration::from_secs(15),
+            store_timeout: Duration::from_secs(2),
+            store_prefix: None,
         }
     }
 }
@@ -115,6 +171,45 @@ impl Options {
         self
     }
 
+    /// Shares the credential through a store: `"memory:"` (sessions of this process),
+    /// `"file:///var/lib/tradeauth"` (processes of one host), `"redis://127.0.0.1:6379/0"`
+    /// or `"rediss://…"` (several hosts). Records are encrypted: set
+    /// [`store_key`](Self::store_key) or `TRADEAUTH_STORE_KEY`.
+    pub fn store(mut self, url: impl Into<String>) -> Self {
+        self.store = Some(url.into());
+        self
+    }
+
+    /// Sets the store encryption key: 32 bytes as 64 hex digits or base64.
+    pub fn store_key(mut self, key: impl Into<Secret>) -> Self {
+        self.store_key = Some(key.into());
+        self
+    }
+
+    /// Allows unencrypted store records when no key is set.
+    pub fn store_plaintext(mut self, plaintext: bool) -> Self {
+        self.store_plaintext = plaintext;
+        self
+    }
+
+    /// Sets the store lease lifetime (default 15 s).
+    pub fn store_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.store_lease_ttl = ttl;
+        self
+    }
+
+    /// Sets the bound on one store operation (default 2 s).
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = timeout;
+        self
+    }
+
+    /// Sets the Redis key prefix (default `tradeauth:`).
+    pub fn store_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.store_prefix = Some(prefix.into());
+        self
+    }
+
     /// Reads `TRADEAUTH_CA_CERT` (a PEM file to trust in addition to the bundled roots).
     pub(crate) fn with_env_roots(self) -> Result<Self> {
         match std::env::var_os("TRADEAUTH_CA_CERT") {
@@ -128,6 +223,8 @@ impl Options {
             ("request_timeout", self.request_timeout),
             ("connect_timeout", self.connect_timeout),
             ("auth_timeout", self.auth_timeout),
+            ("store_lease_ttl", self.store_lease_ttl),
+            ("store_timeout", self.store_timeout),
         ];
         for (name, value) in positive {
             if value.is_zero() {

@@ -1,0 +1,139 @@
+//! CPU-only benchmarks (issue #7): reading the current header (the hot path every order
+//! pays), HS256 mint, EIP-191 sign and one full Cadenza machine step.
+//!
+//! Run: `cargo bench -p tradeauth --bench hot_path`; smoke: add
+//! `-- --warm-up-time 0.1 --measurement-time 0.2`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tradeauth::{
+    CadenzaConfig, CadenzaMachine, Credential, HttpResponse, Machine, Now, Options, Secret,
+    Session, eip191_sign, mint_token,
+};
+use tradeauth_sim::{Sim, SimConfig, Venue, demo};
+
+/// A 1 h JWT-sized bearer token (Cadenza's are ~200 bytes).
+const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZW1vQGNhZGVuemEudGVzdCIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxNzAwMDAzNjAwLCJqdGkiOiIwMTIzNDU2Nzg5YWJjZGVmIn0.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmUtc2ln";
+
+fn hot_path(c: &mut Criterion) {
+    // A real session with a real credential, logged in against the in-process simulator
+    // (the runtime stays up so the background refresher exists, as in production).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (_sim, session) = rt.block_on(async {
+        let sim = Sim::start(SimConfig::default()).await.expect("simulator");
+        let options = Options::new()
+            .base_url(sim.urls().venue(Venue::Cadenza))
+            .add_root_pem(sim.ca_pem());
+        let session = Session::cadenza(
+            CadenzaConfig::new(demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD),
+            options,
+        )
+        .expect("session");
+        session.credential().await.expect("login");
+        (sim, session)
+    });
+    assert!(session.current().is_some());
+
+    let mut g = c.benchmark_group("hot_path");
+    // What the hot path replaced or is built from, for scale.
+    g.bench_function("instant_now", |b| b.iter(|| black_box(Instant::now())));
+    let credential = session.current().expect("credential");
+    g.bench_function("credential_is_valid_at(Instant::now)", |b| {
+        b.iter(|| black_box(&credential).is_valid_at(Instant::now()))
+    });
+    g.bench_function("credential_is_valid_now", |b| {
+        b.iter(|| black_box(&credential).is_valid_now())
+    });
+    // The two public hot paths: an Arc to keep, or a borrow for the duration of a closure.
+    g.bench_function("session_current", |b| {
+        b.iter(|| black_box(black_box(&session).current()))
+    });
+    g.bench_function("session_with_current", |b| {
+        b.iter(|| {
+            black_box(&session).with_current(|c| black_box(c.map(|c| c.header_value().len())))
+        })
+    });
+    // What a Rust engine does per order: read the header and copy it into its request.
+    let mut buf = Vec::with_capacity(4096);
+    g.bench_function("session_with_current+copy_header", |b| {
+        b.iter(|| {
+            black_box(&session).with_current(|c| {
+                buf.clear();
+                if let Some(c) = c {
+                    buf.extend_from_slice(c.header_value().as_bytes());
+                }
+            });
+            black_box(&buf);
+        })
+    });
+    g.finish();
+    drop(session);
+    drop(rt);
+}
+
+fn crypto(c: &mut Criterion) {
+    let mut g = c.benchmark_group("crypto");
+    g.bench_function("hs256_mint_token", |b| {
+        b.iter(|| {
+            mint_token(
+                black_box(demo::PARTNER_CLIENT_ID),
+                black_box(demo::PARTNER_SECRET_KEY.as_bytes()),
+                black_box(1_700_000_000),
+                black_box(30),
+            )
+            .expect("mint")
+        })
+    });
+    let message = b"Sign in to Cascade\nnonce: 6f0c1e2d3b4a59687766554433221100";
+    g.bench_function("eip191_sign", |b| {
+        b.iter(|| {
+            eip191_sign(
+                black_box(demo::CASCADE_DELEGATE_KEY),
+                black_box(&message[..]),
+            )
+            .expect("sign")
+        })
+    });
+    g.finish();
+}
+
+fn machine_step(c: &mut Criterion) {
+    let base = Instant::now();
+    let wall = 1_700_000_000_000u64;
+    let answer = serde_json::json!({"success": true, "data": {
+        "accessToken": TOKEN, "refreshToken": "R1-0123456789abcdef0123456789abcdef",
+        "expiresAt": wall + 3_600_000}})
+    .to_string();
+    let mut g = c.benchmark_group("machine");
+    // One full step of a fresh Cadenza machine: poll the login request, feed it the
+    // venue's canned answer, read the credential and drain the events. No I/O, no clock.
+    g.bench_function("cadenza_login_step", |b| {
+        b.iter(|| {
+            let now = Now::new(base, wall);
+            let mut m = CadenzaMachine::new(
+                CadenzaConfig::new("demo@cadenza.test", Secret::from("demo-password"))
+                    .with_jitter_seed(7),
+            )
+            .expect("machine");
+            let request = m.poll_request(now).expect("login request");
+            black_box(&request);
+            let response = HttpResponse::new(200, answer.clone())
+                .with_header("content-type", "application/json");
+            m.handle_response(now + Duration::from_millis(3), response)
+                .expect("accepted");
+            let credential: Option<Credential> = m.credential(base + Duration::from_millis(3));
+            while m.poll_event().is_some() {}
+            black_box(credential.expect("logged in"))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hot_path, crypto, machine_step);
+criterion_main!(benches);

@@ -1,0 +1,478 @@
+//! The driver's side of the shared credential store (see [`crate::store`]).
+//!
+//! Only renewals touch the store; the hot path ([`Session::current`]) never does. When a
+//! renewal is due: read the record and adopt it if another process already renewed;
+//! otherwise take the lease, read again, renew at the venue, write version + 1 with a
+//! compare-and-swap, release. When the store is unreachable the session keeps its valid
+//! credential, retries the store, and renews on its own only in the second half of the
+//! time it has left ("last resort"), so an outage never costs a request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+use zeroize::Zeroize;
+
+use super::{Options, Session, State, VenueMachine};
+use crate::credential::Credential;
+use crate::error::{Error, ErrorKind, Result};
+use crate::machine::Venue;
+use crate::store::record::{PAYLOAD_VERSION, Payload, writer_label};
+use crate::store::{self, CredentialStore, OpenError, Sealer, StoreEvent, StoreFuture};
+
+/// How often an unreachable store is retried while the cached credential is still good.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// A session's connection to its store.
+pub(super) struct Shared {
+    store: Arc<dyn CredentialStore>,
+    sealer: Sealer,
+    key: String,
+    /// Lease holder id: `pid@host/random`, unique per session.
+    holder: String,
+    lease_ttl: Duration,
+    timeout: Duration,
+    available: AtomicBool,
+    /// The last unreadable version reported, so a bad record is logged once, not per read.
+    reported_unreadable: AtomicU64,
+    events: broadcast::Sender<StoreEvent>,
+}
+
+/// Per-session store bookkeeping, under the session lock.
+#[derive(Default)]
+pub(super) struct SyncState {
+    /// Random id of the record our credential came from (adopted or written), or that we
+    /// saw rejected: such a record is never adopted again.
+    known_rid: Option<u64>,
+    /// Store unreachable during this renewal: past this instant we renew on our own.
+    last_resort_at: Option<Instant>,
+    /// Store unreachable: when the background refresher tries it again.
+    pub(super) retry_at: Option<Instant>,
+}
+
+/// A record as read: its version (for the compare-and-swap) and its content if usable.
+struct Read {
+    version: u64,
+    payload: Option<Payload>,
+}
+
+#[derive(serde::Deserialize)]
+struct PayloadVersion {
+    v: u32,
+}
+
+impl Shared {
+    /// The store the options name, for venues that have something to share.
+    pub(super) fn from_options(
+        options: &Options,
+        venue: Venue,
+        base_url: &str,
+        account: &str,
+    ) -> Result<Option<Self>> {
+        let Some(url) = options.store.as_deref() else {
+            return Ok(None);
+        };
+        if !matches!(venue, Venue::Cadenza | Venue::Cascade) {
+            // Partner tokens are minted locally and Exchange keys never change: every
+            // process can hold its own without any venue cost.
+            tracing::debug!(
+                venue = venue.as_str(),
+                "credential store not needed for this venue"
+            );
+            return Ok(None);
+        }
+        let store = store::open(url, options.store_prefix.as_deref(), options.store_timeout)?;
+        // An in-process store never puts a record at rest, so it needs no key.
+        let in_memory = url.trim().to_ascii_lowercase().starts_with("memory:");
+        let sealer = Sealer::from_options(
+            options.store_key.as_ref(),
+            options.store_plaintext || in_memory,
+        )?;
+        let (events, _) = broadcast::channel(64);
+        Ok(Some(Shared {
+            store,
+            sealer,
+            key: store::record_key(venue, base_url, account),
+            holder: format!("{}/{:016x}", writer_label(), rand::random::<u64>()),
+            lease_ttl: options.store_lease_ttl,
+            timeout: options.store_timeout,
+            available: AtomicBool::new(true),
+            reported_unreadable: AtomicU64::new(u64::MAX),
+            events,
+        }))
+    }
+
+    /// One store call, bounded by the store timeout.
+    async fn op<T>(&self, call: StoreFuture<'_, T>) -> Result<T> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the credential store {} did not answer within {:?}",
+                    self.store.describe(),
+                    self.timeout
+                ),
+            )),
+        }
+    }
+
+    fn emit(&self, event: StoreEvent) {
+        // No receiver is not an error: events are optional.
+        let _ = self.events.send(event);
+    }
+
+    fn healthy(&self) {
+        if !self.available.swap(true, Ordering::AcqRel) {
+            tracing::info!(store = %self.store.describe(), "credential store reachable again");
+            self.emit(StoreEvent::Recovered);
+        }
+    }
+
+    fn failed(&self, error: &Error) {
+        if self.available.swap(false, Ordering::AcqRel) {
+            tracing::warn!(store = %self.store.describe(), kind = error.kind().as_str(),
+                message = error.message(), "credential store unavailable; serving the cached credential");
+            self.emit(StoreEvent::Unavailable {
+                message: error.message().to_owned(),
+            });
+        }
+    }
+
+    /// Reads and opens the record; an unusable one reads as "no record" (logged once).
+    async fn read(&self, venue: Venue, account: &str) -> Result<Read> {
+        let Some(record) = self.op(self.store.read(&self.key)).await? else {
+            return Ok(Read {
+                version: 0,
+                payload: None,
+            });
+        };
+        let version = record.version;
+        let payload = match self.sealer.open(&self.key, version, &record.data) {
+            Ok(mut bytes) => {
+                let parsed = match serde_json::from_slice::<PayloadVersion>(&bytes) {
+                    Ok(v) if v.v > PAYLOAD_VERSION => Err(OpenError::NewerFormat.describe()),
+                    Ok(_) => serde_json::from_slice::<Payload>(&bytes)
+                        .map_err(|_| "the stored record's content is not a credential record"),
+                    Err(_) => Err("the stored record's content is not a credential record"),
+                };
+                bytes.zeroize();
+                match parsed {
+                    Ok(p) if p.venue == venue.as_str() && p.account == account => Ok(p),
+                    Ok(_) => Err("the stored record belongs to another venue or account"),
+                    Err(why) => Err(why),
+                }
+            }
+            Err(error) => Err(error.describe()),
+        };
+        match payload {
+            Ok(p) => Ok(Read {
+                version,
+                payload: Some(p),
+            }),
+            Err(why) => {
+                if self.reported_unreadable.swap(version, Ordering::AcqRel) != version {
+                    tracing::warn!(store = %self.store.describe(), version, "{why}; treating it as absent");
+                    self.emit(StoreEvent::Unreadable {
+                        message: why.to_owned(),
+                    });
+                }
+                Ok(Read {
+                    version,
+                    payload: None,
+                })
+            }
+        }
+    }
+}
+
+/// Whether the machine is about to send something (login, refresh, challenge).
+fn wants_request(machine: &VenueMachine) -> bool {
+    match machine {
+        VenueMachine::Cadenza(m) => {
+            matches!(m.state_name(), "logged_out" | "logging_in" | "refreshing")
+        }
+        VenueMachine::Cascade(m) => matches!(
+            m.state_name(),
+            "no_token" | "awaiting_challenge" | "awaiting_session"
+        ),
+        VenueMachine::Partner(_) | VenueMachine::Exchange(_) => false,
+    }
+}
+
+/// Whether the machine fell back to a full login (Cadenza) or a new challenge (Cascade).
+fn needs_login(machine: &VenueMachine) -> bool {
+    match machine {
+        VenueMachine::Cadenza(m) => m.state_name() == "logging_in",
+        VenueMachine::Cascade(m) => m.state_name() == "awaiting_challenge",
+        VenueMachine::Partner(_) | VenueMachine::Exchange(_) => false,
+    }
+}
+
+impl Session {
+    /// Subscribes to the shared store's events (unavailable, recovered, adopted, written,
+    /// unreadable); they carry no secret. Without a store the receiver never yields.
+    pub fn subscribe_store(&self) -> broadcast::Receiver<StoreEvent> {
+        match &self.inner.shared {
+            Some(shared) => shared.events.subscribe(),
+            None => broadcast::channel(1).1,
+        }
+    }
+
+    /// Whether the shared store answered the last time it was used; `None` without one.
+    pub fn store_available(&self) -> Option<bool> {
+        self.inner
+            .shared
+            .as_ref()
+            .map(|s| s.available.load(Ordering::Acquire))
+    }
+
+    /// The shared store this session uses (no password), if any.
+    pub fn store_description(&self) -> Option<String> {
+        self.inner.shared.as_ref().map(|s| s.store.describe())
+    }
+
+    /// [`Session::drive`] with the shared store around it (plain `drive` without a store).
+    pub(super) async fn drive_shared(
+        &self,
+        state: &mut State,
+        want_credential: bool,
+    ) -> Result<Option<Arc<Credential>>> {
+        let Some(shared) = self.inner.shared.as_ref() else {
+            return self.drive(state, want_credential).await;
+        };
+        state.sync.retry_at = None;
+        if state.machine.get().is_busy() {
+            // A drive cancelled by a timeout; forget its request so a record can be adopted.
+            let error = Error::new(ErrorKind::Timeout, "previous request was abandoned");
+            let at = self.now();
+            state.machine.get_mut().handle_transport_error(at, &error);
+        }
+        let at = self.now();
+        state.machine.get_mut().handle_timeout(at);
+        self.publish(state, at);
+        if !wants_request(&state.machine) {
+            return self.drive(state, want_credential).await;
+        }
+        // Another process may have renewed already: take theirs, no lease needed.
+        match shared.read(self.inner.venue, &self.inner.account).await {
+            Ok(read) => {
+                shared.healthy();
+                if self.adopt(shared, state, &read) && !wants_request(&state.machine) {
+                    return Ok(self.current());
+                }
+            }
+            Err(error) => return self.degraded(shared, state, want_credential, error).await,
+        }
+        let leased = match self.take_lease(shared, state).await {
+            Ok(Some(leased)) => leased,
+            Ok(None) => return Ok(self.current()),
+            Err(error) => return self.degraded(shared, state, want_credential, error).await,
+        };
+        let outcome = self.renew_under_lease(shared, state, want_credential).await;
+        if leased
+            && let Err(error) = shared
+                .op(shared.store.release(&shared.key, &shared.holder))
+                .await
+        {
+            // It expires on its own; the others wait at most the lease ttl.
+            tracing::debug!(kind = error.kind().as_str(), "store lease not released");
+        }
+        outcome
+    }
+
+    /// Waits for the lease, adopting what its holder writes meanwhile. `Some(true)`: taken;
+    /// `Some(false)`: never freed within 1.5 lease ttls (renew without it: the write is
+    /// still a compare-and-swap); `None`: a record made renewing unnecessary.
+    async fn take_lease(&self, shared: &Shared, state: &mut State) -> Result<Option<bool>> {
+        let give_up = Instant::now() + shared.lease_ttl + shared.lease_ttl / 2;
+        loop {
+            let call = shared
+                .store
+                .try_lease(&shared.key, &shared.holder, shared.lease_ttl);
+            if shared.op(call).await? {
+                return Ok(Some(true));
+            }
+            let pause = Duration::from_millis(20 + rand::random::<u64>() % 40);
+            tokio::time::sleep(pause).await;
+            let read = shared.read(self.inner.venue, &self.inner.account).await?;
+            if self.adopt(shared, state, &read) && !wants_request(&state.machine) {
+                return Ok(None);
+            }
+            if Instant::now() >= give_up {
+                tracing::warn!(venue = self.inner.venue.as_str(), account = %self.inner.account,
+                    "store lease held past its ttl; renewing without it");
+                return Ok(Some(false));
+            }
+        }
+    }
+
+    /// Under the lease: read again, adopt if someone renewed, else renew and write.
+    async fn renew_under_lease(
+        &self,
+        shared: &Shared,
+        state: &mut State,
+        want_credential: bool,
+    ) -> Result<Option<Arc<Credential>>> {
+        let read = match shared.read(self.inner.venue, &self.inner.account).await {
+            Ok(read) => read,
+            Err(error) => return self.degraded(shared, state, want_credential, error).await,
+        };
+        if self.adopt(shared, state, &read) && !wants_request(&state.machine) {
+            return Ok(self.current());
+        }
+        let before = self.current();
+        let known = state.sync.known_rid;
+        let outcome = self.drive(state, want_credential).await;
+        let renewed = match (&before, self.current()) {
+            (Some(old), Some(new)) => old.header_value() != new.header_value(),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        // Written only if this drive renewed at the venue (not if it adopted a record).
+        if outcome.is_ok()
+            && renewed
+            && state.sync.known_rid == known
+            && let Err(error) = self.write(shared, state, read.version).await
+        {
+            shared.failed(&error);
+        }
+        outcome
+    }
+
+    /// Writes the machine's session as version `expected + 1`; if another writer got there
+    /// first, adopts theirs when it is at least as fresh.
+    async fn write(&self, shared: &Shared, state: &mut State, expected: u64) -> Result<()> {
+        let now = self.now();
+        let Some(snapshot) = state.machine.get().snapshot(now.instant) else {
+            return Ok(());
+        };
+        let rid = rand::random::<u64>();
+        let payload = Payload::new(
+            self.inner.venue.as_str(),
+            &self.inner.account,
+            rid,
+            &snapshot,
+        );
+        let mut json = serde_json::to_vec(&payload).map_err(|_| {
+            Error::new(
+                ErrorKind::Protocol,
+                "the credential record could not be encoded",
+            )
+        })?;
+        drop(payload);
+        let sealed = shared.sealer.seal(&shared.key, expected + 1, &json);
+        json.zeroize();
+        let blob = sealed?;
+        if shared
+            .op(shared.store.compare_and_swap(&shared.key, expected, &blob))
+            .await?
+        {
+            state.sync.known_rid = Some(rid);
+            tracing::debug!(venue = self.inner.venue.as_str(), account = %self.inner.account,
+                version = expected + 1, "credential record written");
+            shared.emit(StoreEvent::Written {
+                version: expected + 1,
+            });
+        } else {
+            tracing::info!(venue = self.inner.venue.as_str(), account = %self.inner.account,
+                "another process wrote the credential record first");
+            let read = shared.read(self.inner.venue, &self.inner.account).await?;
+            self.adopt(shared, state, &read);
+        }
+        Ok(())
+    }
+
+    /// Adopts the record if it is another valid credential, at least as fresh as ours.
+    fn adopt(&self, shared: &Shared, state: &mut State, read: &Read) -> bool {
+        let Some(payload) = &read.payload else {
+            return false;
+        };
+        if state.sync.known_rid == Some(payload.rid) {
+            return false;
+        }
+        let now = self.now();
+        if payload.expires_at_ms <= now.unix_ms {
+            return false;
+        }
+        let machine = state.machine.get_mut();
+        if machine
+            .snapshot(now.instant)
+            .is_some_and(|ours| ours.expires_at_ms > payload.expires_at_ms)
+        {
+            return false;
+        }
+        if let Err(error) = machine.restore(now, &payload.snapshot()) {
+            tracing::debug!(venue = self.inner.venue.as_str(), account = %self.inner.account,
+                reason = error.message(), "stored credential not adopted");
+            return false;
+        }
+        // An adopted record already in its refresh window is renewed right away.
+        machine.handle_timeout(now);
+        state.sync.known_rid = Some(payload.rid);
+        state.sync.last_resort_at = None;
+        self.publish(state, now);
+        tracing::debug!(venue = self.inner.venue.as_str(), account = %self.inner.account,
+            version = read.version, "adopted the shared credential");
+        shared.emit(StoreEvent::Adopted {
+            version: read.version,
+        });
+        true
+    }
+
+    /// The store failed: keep the valid credential and retry the store until the second
+    /// half of its remaining life, then renew on our own (the last resort).
+    async fn degraded(
+        &self,
+        shared: &Shared,
+        state: &mut State,
+        want_credential: bool,
+        error: Error,
+    ) -> Result<Option<Arc<Credential>>> {
+        shared.failed(&error);
+        let now = Instant::now();
+        if let Some(current) = self.current()
+            && let Some(until) = current.valid_until()
+        {
+            let last_resort = *state
+                .sync
+                .last_resort_at
+                .get_or_insert_with(|| now + until.saturating_duration_since(now) / 2);
+            if now < last_resort {
+                let pause = (last_resort - now)
+                    .min(STORE_RETRY)
+                    .max(Duration::from_millis(20));
+                state.sync.retry_at = Some(now + pause);
+                return Ok(Some(current));
+            }
+        }
+        state.sync.last_resort_at = None;
+        tracing::warn!(venue = self.inner.venue.as_str(), account = %self.inner.account,
+            "credential store unreachable; renewing without it");
+        self.drive(state, want_credential).await
+    }
+
+    /// Called by [`Session::drive`] when a sent request left the machine needing a full
+    /// login (a refresh rejected because another process rotated the token): read the
+    /// store once before logging in. Returns whether a record was adopted.
+    pub(super) async fn adopt_before_login(&self, state: &mut State, done: &mut bool) -> bool {
+        let Some(shared) = self.inner.shared.as_ref() else {
+            return false;
+        };
+        if *done || !needs_login(&state.machine) {
+            return false;
+        }
+        *done = true;
+        match shared.read(self.inner.venue, &self.inner.account).await {
+            Ok(read) => {
+                shared.healthy();
+                self.adopt(shared, state, &read)
+            }
+            Err(error) => {
+                shared.failed(&error);
+                false
+            }
+        }
+    }
+}

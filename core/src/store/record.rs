@@ -1,0 +1,84 @@
+//! The shared record's content: what another process needs to use and renew the
+//! credential. Serialised with serde_json, then sealed (see `crypto`).
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::machine::SessionSnapshot;
+use crate::secret::Secret;
+
+/// The payload format this build writes and the newest it reads.
+pub(crate) const PAYLOAD_VERSION: u32 = 1;
+
+/// One record. Token fields are wiped on drop; `Debug` is not derived on purpose.
+#[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct Payload {
+    /// Payload format version.
+    pub v: u32,
+    /// `cadenza` / `cascade`.
+    pub venue: String,
+    /// The account label (never a secret).
+    pub account: String,
+    /// A random id of this record, so "the record I already have" is recognised even
+    /// if a store lost its data and versions start over.
+    pub rid: u64,
+    /// The access token / JWT.
+    pub token: String,
+    /// Venue expiry, Unix ms (venue clock).
+    pub expires_at_ms: u64,
+    /// When the token was obtained, Unix ms (venue clock).
+    pub obtained_at_ms: u64,
+    /// Cadenza's rotated refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Cascade's claims (not secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[zeroize(skip)]
+    pub claims: Option<serde_json::Value>,
+    /// Who wrote it (pid and host; for operators, not used by the logic).
+    #[serde(default)]
+    pub writer: String,
+}
+
+impl Payload {
+    /// A record for a machine snapshot.
+    pub(crate) fn new(venue: &str, account: &str, rid: u64, snapshot: &SessionSnapshot) -> Self {
+        Payload {
+            v: PAYLOAD_VERSION,
+            venue: venue.to_owned(),
+            account: account.to_owned(),
+            rid,
+            token: snapshot.token.expose().to_owned(),
+            expires_at_ms: snapshot.expires_at_ms,
+            obtained_at_ms: snapshot.obtained_at_ms,
+            refresh_token: snapshot
+                .refresh_token
+                .as_ref()
+                .map(|s| s.expose().to_owned()),
+            claims: snapshot.claims.clone(),
+            writer: writer_label(),
+        }
+    }
+
+    /// The snapshot a machine restores from.
+    pub(crate) fn snapshot(&self) -> SessionSnapshot {
+        SessionSnapshot {
+            token: Secret::from(self.token.as_str()),
+            expires_at_ms: self.expires_at_ms,
+            obtained_at_ms: self.obtained_at_ms,
+            refresh_token: self.refresh_token.as_deref().map(Secret::from),
+            claims: self.claims.clone(),
+        }
+    }
+}
+
+/// `pid@host`, for operators looking at a store.
+pub(crate) fn writer_label() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{}@{host}", std::process::id())
+}

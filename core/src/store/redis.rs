@@ -1,0 +1,247 @@
+//! The Redis store (`redis://` / `rediss://`): several hosts.
+//!
+//! Per record key (named by a hash of the key, under a configurable prefix): a hash
+//! `PREFIX NAME` with fields `version` and `data` (the sealed blob), and a string
+//! `PREFIX NAME:lease` holding the lease holder, set with `SET NX PX` so Redis expires
+//! it. Compare-and-swap and release are Lua scripts, atomic on the server.
+//! Connections go through redis-rs's `ConnectionManager`, which reconnects by itself
+//! after the server comes back; every call is also bounded by the session's store
+//! timeout, so an unreachable server costs at most that.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script};
+use tokio::sync::OnceCell;
+
+use super::crypto::storage_name;
+use super::{CredentialStore, StoreFuture, StoredRecord};
+use crate::error::{Error, ErrorKind, Result};
+
+/// The key prefix unless configured (`?prefix=` in the URL, or the options).
+pub const DEFAULT_PREFIX: &str = "tradeauth:";
+
+const CAS: &str = r"
+local v = redis.call('HGET', KEYS[1], 'version')
+if (v == false and ARGV[1] == '0') or v == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'version', ARGV[2], 'data', ARGV[3])
+  return 1
+end
+return 0";
+
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// Re-entrant lease: extend it if we already hold it (a release that was lost).
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0";
+
+/// A [`CredentialStore`] on a Redis server shared by several hosts.
+pub struct RedisStore {
+    client: Client,
+    prefix: String,
+    timeout: Duration,
+    described: String,
+    connection: OnceCell<ConnectionManager>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.described)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store on `url` (`redis://[user][:password@]host[:port][/db]`, or `rediss://`
+    /// for TLS); `prefix` overrides a `?prefix=` query parameter and the default
+    /// `tradeauth:`. Nothing is connected until first use.
+    pub fn open(url: &str, prefix: Option<&str>, timeout: Duration) -> Result<Self> {
+        let mut parsed = reqwest::Url::parse(url).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "the Redis store URL is not a valid URL",
+            )
+        })?;
+        let mut url_prefix = None;
+        let kept: Vec<(String, String)> = parsed
+            .query_pairs()
+            .filter_map(|(k, v)| {
+                if k == "prefix" {
+                    url_prefix = Some(v.into_owned());
+                    None
+                } else {
+                    Some((k.into_owned(), v.into_owned()))
+                }
+            })
+            .collect();
+        if kept.is_empty() {
+            parsed.set_query(None);
+        } else {
+            parsed.query_pairs_mut().clear().extend_pairs(kept);
+        }
+        let prefix = prefix
+            .map(str::to_owned)
+            .or(url_prefix)
+            .unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+        let mut described = parsed.clone();
+        if described.password().is_some() {
+            let _ = described.set_password(Some("***"));
+        }
+        let client = Client::open(parsed.as_str()).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("the Redis store URL is not usable ({})", e.category()),
+            )
+        })?;
+        Ok(RedisStore {
+            client,
+            prefix,
+            timeout,
+            described: described.to_string(),
+            connection: OnceCell::new(),
+        })
+    }
+
+    /// The key prefix in use.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The Redis key of the record hash for `key`.
+    pub fn record_key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, storage_name(key))
+    }
+
+    fn lease_key(&self, key: &str) -> String {
+        format!("{}{}:lease", self.prefix, storage_name(key))
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(self.timeout);
+        let manager = self
+            .connection
+            .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
+            .await
+            .map_err(redis_error)?;
+        Ok(manager.clone())
+    }
+}
+
+impl CredentialStore for RedisStore {
+    fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredRecord>> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let (version, data): (Option<String>, Option<Vec<u8>>) = redis::cmd("HMGET")
+                .arg(self.record_key(key))
+                .arg("version")
+                .arg("data")
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            Ok(match (version, data) {
+                (None, None) => None,
+                // Unparseable versions are treated like the file store's corrupted files:
+                // version 0, so opening fails and a writer's CAS on 0 replaces them.
+                (version, data) => Some(StoredRecord {
+                    version: version.and_then(|v| v.parse().ok()).unwrap_or(0),
+                    data: data.unwrap_or_default(),
+                }),
+            })
+        })
+    }
+
+    fn try_lease<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let lease = self.lease_key(key);
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&lease)
+                .arg(holder)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            if set.is_some() {
+                return Ok(true);
+            }
+            let renewed: i64 = Script::new(RENEW)
+                .key(&lease)
+                .arg(holder)
+                .arg(ttl_ms)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            Ok(renewed == 1)
+        })
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        key: &'a str,
+        expected: u64,
+        data: &'a [u8],
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let written: i64 = Script::new(CAS)
+                .key(self.record_key(key))
+                .arg(expected.to_string())
+                .arg((expected + 1).to_string())
+                .arg(data)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            Ok(written == 1)
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let _: i64 = Script::new(RELEASE)
+                .key(self.lease_key(key))
+                .arg(holder)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            Ok(())
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+}
+
+/// A Redis failure as a transport error; redis-rs messages name the server, never the
+/// password or the data.
+fn redis_error(error: redis::RedisError) -> Error {
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Transport
+    };
+    Error::new(kind, format!("Redis credential store: {error}"))
+}

@@ -1,0 +1,108 @@
+//! Lease and compare-and-swap semantics, the same for every store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+
+async fn lease_and_cas(store: Arc<dyn CredentialStore>) {
+    let key = format!("cadenza|https://h/|{}", rand::random::<u64>());
+    assert_eq!(store.read(&key).await.unwrap(), None);
+    // CAS: only against the version read.
+    assert!(!store.compare_and_swap(&key, 1, b"x").await.unwrap());
+    assert!(store.compare_and_swap(&key, 0, b"one").await.unwrap());
+    assert!(!store.compare_and_swap(&key, 0, b"again").await.unwrap());
+    let r = store.read(&key).await.unwrap().unwrap();
+    assert_eq!((r.version, r.data.as_slice()), (1, b"one".as_slice()));
+    assert!(store.compare_and_swap(&key, 1, b"two").await.unwrap());
+    assert!(!store.compare_and_swap(&key, 1, b"stale").await.unwrap());
+    assert_eq!(store.read(&key).await.unwrap().unwrap().version, 2);
+    // Lease: exclusive, re-entrant for its holder, released only by its holder.
+    let ttl = Duration::from_millis(300);
+    assert!(store.try_lease(&key, "a", ttl).await.unwrap());
+    assert!(!store.try_lease(&key, "b", ttl).await.unwrap());
+    assert!(store.try_lease(&key, "a", ttl).await.unwrap());
+    store.release(&key, "b").await.unwrap();
+    assert!(!store.try_lease(&key, "b", ttl).await.unwrap());
+    store.release(&key, "a").await.unwrap();
+    assert!(store.try_lease(&key, "b", ttl).await.unwrap());
+    // Expiry: a holder that never releases blocks others only until the ttl.
+    assert!(!store.try_lease(&key, "c", ttl).await.unwrap());
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert!(store.try_lease(&key, "c", ttl).await.unwrap());
+    store.release(&key, "c").await.unwrap();
+}
+
+#[tokio::test]
+async fn memory_store_semantics() {
+    lease_and_cas(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn file_store_semantics_and_permissions() {
+    let dir = std::env::temp_dir().join(format!("tradeauth-store-unit-{}", rand::random::<u64>()));
+    let store = FileStore::open(dir.join("nested")).unwrap();
+    lease_and_cas(Arc::new(store.clone())).await;
+    let key = "cascade|https://h/|0xabc";
+    assert!(store.compare_and_swap(key, 0, b"sealed").await.unwrap());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(store.dir()), 0o700);
+        assert_eq!(mode(&store.record_path(key)), 0o600);
+    }
+    // A corrupted file reads as version 0 with its raw bytes, and CAS on 0 replaces it.
+    std::fs::write(store.record_path(key), b"\x00not json").unwrap();
+    let r = store.read(key).await.unwrap().unwrap();
+    assert_eq!(r.version, 0);
+    assert!(store.compare_and_swap(key, 0, b"fresh").await.unwrap());
+    assert_eq!(store.read(key).await.unwrap().unwrap().version, 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn file_store_cas_is_atomic_across_tasks() {
+    let dir = std::env::temp_dir().join(format!("tradeauth-store-race-{}", rand::random::<u64>()));
+    let store: Arc<dyn CredentialStore> = Arc::new(FileStore::open(&dir).unwrap());
+    let key = "cadenza|https://h/|race";
+    let mut tasks = Vec::new();
+    for i in 0..16u8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store.compare_and_swap(key, 0, &[i]).await.unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1, "exactly one writer wins version 1");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn urls() {
+    let t = Duration::from_secs(1);
+    assert_eq!(open("memory:", None, t).unwrap().describe(), "memory:");
+    let dir = std::env::temp_dir().join(format!("tradeauth store {}", rand::random::<u32>()));
+    let url = format!("file://{}", dir.display()).replace(' ', "%20");
+    assert_eq!(
+        open(&url, None, t).unwrap().describe(),
+        format!("file://{}", dir.display())
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let redis = RedisStore::open("redis://:hunter2@127.0.0.1:6390/1?prefix=app:", None, t).unwrap();
+    assert_eq!(redis.prefix(), "app:");
+    assert!(!redis.describe().contains("hunter2"));
+    assert!(!format!("{redis:?}").contains("hunter2"));
+    let redis = RedisStore::open("rediss://127.0.0.1:6390/1", Some("x:"), t).unwrap();
+    assert_eq!(redis.prefix(), "x:");
+    for bad in ["", "ftp://x", "file://host/x", "file:", "redis://[::1"] {
+        assert_eq!(
+            open(bad, None, t).unwrap_err().kind(),
+            ErrorKind::InvalidArgument,
+            "{bad}"
+        );
+    }
+}

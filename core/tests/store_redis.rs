@@ -1,0 +1,229 @@
+//! The Redis store against a real `redis-server` (started by `scripts/test_store.sh`,
+//! which exports `TRADEAUTH_TEST_REDIS_URL`) and the simulator over TLS. Without the
+//! variable every test prints a notice and passes without running.
+
+mod store_support;
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use store_support::*;
+use tradeauth::store::{CredentialStore, RedisStore};
+use tradeauth_sim::{LifetimeUpdate, Sim, SimConfig, Venue};
+
+/// Not a test: the body of the worker processes the tests spawn (see store_support).
+#[test]
+fn store_worker_entry() {
+    worker_main();
+}
+
+/// The server URL, or a printed notice and `None`.
+fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("TRADEAUTH_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            println!(
+                "SKIPPED {test}: TRADEAUTH_TEST_REDIS_URL is not set (run scripts/test_store.sh)"
+            );
+            None
+        }
+    }
+}
+
+/// `url` with a key prefix of its own, so tests sharing one server do not meet.
+fn with_prefix(url: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}prefix=ta-test-{:08x}:", rand::random::<u32>())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_lease_and_cas_semantics() {
+    let Some(url) = redis_url("redis_lease_and_cas_semantics") else {
+        return;
+    };
+    let store: Arc<dyn CredentialStore> =
+        Arc::new(RedisStore::open(&with_prefix(&url), None, Duration::from_secs(2)).expect("url"));
+    assert!(!store.describe().contains("@") || store.describe().contains("***"));
+    let key = "cadenza|https://h/|redis-unit";
+    assert_eq!(store.read(key).await.expect("read"), None);
+    assert!(!store.compare_and_swap(key, 1, b"x").await.expect("cas"));
+    assert!(store.compare_and_swap(key, 0, b"one").await.expect("cas"));
+    assert!(!store.compare_and_swap(key, 0, b"again").await.expect("cas"));
+    let r = store.read(key).await.expect("read").expect("record");
+    assert_eq!((r.version, r.data.as_slice()), (1, b"one".as_slice()));
+    assert!(store.compare_and_swap(key, 1, b"two").await.expect("cas"));
+    let ttl = Duration::from_millis(300);
+    assert!(store.try_lease(key, "a", ttl).await.expect("lease"));
+    assert!(!store.try_lease(key, "b", ttl).await.expect("lease"));
+    assert!(store.try_lease(key, "a", ttl).await.expect("re-entrant"));
+    store.release(key, "b").await.expect("release");
+    assert!(!store.try_lease(key, "b", ttl).await.expect("lease"));
+    store.release(key, "a").await.expect("release");
+    assert!(store.try_lease(key, "b", ttl).await.expect("lease"));
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert!(store.try_lease(key, "c", ttl).await.expect("expired lease"));
+    // Wrong password: an error, not a hang or a panic.
+    if let Some((scheme_and_auth, rest)) = url.split_once('@') {
+        let wrong = format!("{}x@{rest}", scheme_and_auth);
+        let bad = RedisStore::open(&wrong, None, Duration::from_secs(2)).expect("url");
+        let err = bad.read(key).await.expect_err("auth fails");
+        assert!(
+            !err.message()
+                .contains(scheme_and_auth.rsplit(':').next().unwrap_or(""))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_processes_share_one_cadenza_login_over_redis() {
+    let Some(url) = redis_url("eight_processes_share_one_cadenza_login_over_redis") else {
+        return;
+    };
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(3))
+        .expect("lifetime");
+    let run = Duration::from_millis(cycles() * 2250 + 1500);
+    let workers = spawn_workers(8, "cadenza", &sim, &with_prefix(&url), run, &[]);
+    let summaries = collect_all(workers).await;
+    assert_no_failures(&summaries);
+    let stats = sim.stats().cadenza;
+    assert_eq!(stats.logins, 1, "one login for 8 processes");
+    assert!(stats.refreshes >= cycles(), "{} refreshes", stats.refreshes);
+    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 0);
+    assert_eq!(stats.total_rejections(), 0);
+    let expiries = distinct_expiries(&summaries);
+    assert_eq!(expiries.len() as u64, stats.logins + stats.refreshes);
+    assert_spaced(&expiries, Duration::from_millis(1500));
+}
+
+/// A redis-server of the test's own, so it can be stopped and started again.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Option<OwnRedis> {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(OwnRedis {
+            port,
+            child: Some(child),
+        })
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_longer_than_a_refresh_window_costs_no_request() {
+    if redis_url("redis_outage_longer_than_a_refresh_window_costs_no_request").is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let Some(mut redis) = OwnRedis::start(port) else {
+        println!("SKIPPED redis outage test: redis-server is not on PATH");
+        return;
+    };
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(3))
+        .expect("lifetime");
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let extra = [("TA_STORE_TIMEOUT_MS", "300".to_owned())];
+    let started = Instant::now();
+    let workers = spawn_workers(8, "cadenza", &sim, &url, Duration::from_secs(20), &extra);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = sim.stats().cadenza;
+    assert_eq!(before.logins, 1);
+    // Down for 5 s: more than two 3 s tokens' refresh windows.
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut redis = OwnRedis::start(port).expect("restart");
+    let restarted = started.elapsed();
+    // Two cycles to converge, then every cycle is one refresh again.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let converged_at = unix_ms();
+    let t1 = sim.stats().cadenza;
+    let summaries = collect_all(workers).await;
+    let t2 = sim.stats().cadenza;
+    redis.stop();
+    // No process ever failed a request: the cached credential carried the outage.
+    assert_no_failures(&summaries);
+    for s in &summaries {
+        assert!(
+            s.events.get("unavailable").copied().unwrap_or(0) >= 1,
+            "outage seen"
+        );
+        assert!(
+            s.events.get("recovered").copied().unwrap_or(0) >= 1,
+            "recovery seen"
+        );
+    }
+    assert_eq!(t2.logins, t1.logins, "no login after convergence");
+    assert_eq!(
+        t2.total_rejections(),
+        t1.total_rejections(),
+        "nothing rejected after convergence"
+    );
+    let cycles_left = (20_000 - (restarted.as_millis() as u64 + 4500)) / 2250 + 1;
+    assert!(
+        t2.refreshes - t1.refreshes <= cycles_left,
+        "{} refreshes in ~{cycles_left} cycles after convergence",
+        t2.refreshes - t1.refreshes
+    );
+    // One record: every credential that appeared after convergence was held by all 8.
+    let end = summaries
+        .iter()
+        .flat_map(|s| s.timeline.last().map(|(t, _)| *t))
+        .max()
+        .unwrap_or(0);
+    for exp in distinct_expiries(&summaries) {
+        let first_seen = summaries
+            .iter()
+            .flat_map(|s| {
+                s.timeline
+                    .iter()
+                    .filter(|(_, e)| *e == exp)
+                    .map(|(t, _)| *t)
+            })
+            .min()
+            .unwrap_or(0);
+        if first_seen < converged_at || first_seen + 1000 > end {
+            continue;
+        }
+        let holders = summaries
+            .iter()
+            .filter(|s| s.timeline.iter().any(|(_, e)| *e == exp))
+            .count();
+        assert_eq!(
+            holders, 8,
+            "credential {exp} was not adopted by every process"
+        );
+    }
+}

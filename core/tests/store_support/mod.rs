@@ -1,0 +1,256 @@
+//! Shared by the store tests: a worker process (this same test binary re-invoked with
+//! `TA_WORKER` set) and the parent-side helpers that spawn and read workers.
+//!
+//! Each worker opens its own session on the shared store, then until its deadline makes
+//! a protected call every 50 ms, and prints one `TA_SUMMARY {json}` line at the end.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tradeauth::{Method, Options, Session, StoreEvent};
+use tradeauth_sim::{Sim, demo};
+
+/// A fixed test key (64 hex): the tests' records are encrypted like real ones.
+pub const KEY: &str = "6b8f0c3e2a1d4f5e6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c";
+
+/// What a worker reports.
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct Summary {
+    pub ok: u64,
+    pub failed: u64,
+    pub failures: Vec<String>,
+    /// (unix ms when first seen, venue expiry) for every credential the worker held.
+    pub timeline: Vec<(u64, u64)>,
+    pub events: BTreeMap<String, u64>,
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The worker's body; returns at once unless this process is a worker.
+pub fn worker_main() {
+    let Ok(venue) = std::env::var("TA_VENUE") else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(worker(venue));
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set for workers"))
+}
+
+fn env_ms(name: &str, default: u64) -> Duration {
+    Duration::from_millis(
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+async fn worker(venue: String) {
+    let options = Options::new()
+        .base_url(env("TA_URL"))
+        .add_root_file(env("TA_CA"))
+        .expect("CA file")
+        .store(env("TA_STORE"))
+        .store_lease_ttl(env_ms("TA_LEASE_MS", 2000))
+        .store_timeout(env_ms("TA_STORE_TIMEOUT_MS", 500))
+        .retry_delays(Duration::from_millis(20), Duration::from_millis(200))
+        .request_timeout(Duration::from_secs(10));
+    let (session, path) = match venue.as_str() {
+        "cadenza" => (
+            Session::cadenza(
+                tradeauth::CadenzaConfig::new(demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD),
+                options,
+            ),
+            "/api/v3/user/profile",
+        ),
+        _ => (
+            Session::cascade(
+                tradeauth::CascadeConfig::new(demo::CASCADE_ACCOUNT, demo::CASCADE_DELEGATE_KEY),
+                options,
+            ),
+            "/account/orders",
+        ),
+    };
+    let session = session.expect("session");
+    let mut store_events = session.subscribe_store();
+    let end = unix_ms() + env_ms("TA_RUN_MS", 5000).as_millis() as u64;
+    let mut summary = Summary::default();
+    let mut last_exp = 0;
+    while unix_ms() < end {
+        match session.request(Method::Get, path).send().await {
+            Ok(r) if r.status == 200 => summary.ok += 1,
+            Ok(r) => {
+                summary.failed += 1;
+                summary.failures.push(format!("HTTP {}", r.status));
+            }
+            Err(e) => {
+                summary.failed += 1;
+                summary.failures.push(e.to_string());
+            }
+        }
+        if let Some(exp) = session.current().and_then(|c| c.expires_at_ms())
+            && exp != last_exp
+        {
+            last_exp = exp;
+            summary.timeline.push((unix_ms(), exp));
+        }
+        while let Ok(event) = store_events.try_recv() {
+            let name = match event {
+                StoreEvent::Unavailable { .. } => "unavailable",
+                StoreEvent::Recovered => "recovered",
+                StoreEvent::Adopted { .. } => "adopted",
+                StoreEvent::Written { .. } => "written",
+                StoreEvent::Unreadable { .. } => "unreadable",
+                _ => "other",
+            };
+            *summary.events.entry(name.to_owned()).or_default() += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    summary.failures.truncate(5);
+    println!(
+        "TA_SUMMARY {}",
+        serde_json::to_string(&summary).expect("summary")
+    );
+}
+
+/// Spawns `n` workers of this test binary.
+pub fn spawn_workers(
+    n: usize,
+    venue: &str,
+    sim: &Sim,
+    store: &str,
+    run: Duration,
+    extra: &[(&str, String)],
+) -> Vec<Child> {
+    let exe = std::env::current_exe().expect("test binary path");
+    let url = sim.urls().venue(match venue {
+        "cadenza" => tradeauth_sim::Venue::Cadenza,
+        _ => tradeauth_sim::Venue::Cascade,
+    });
+    (0..n)
+        .map(|_| {
+            let mut cmd = Command::new(&exe);
+            cmd.args([
+                "store_worker_entry",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("TA_VENUE", venue)
+            .env("TA_URL", url)
+            .env("TA_CA", sim.ca_path())
+            .env("TA_STORE", store)
+            .env("TA_RUN_MS", run.as_millis().to_string())
+            .env("TRADEAUTH_STORE_KEY", KEY)
+            .env("RUST_LOG", "off")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+            for (k, v) in extra {
+                cmd.env(k, v);
+            }
+            cmd.spawn().expect("worker starts")
+        })
+        .collect()
+}
+
+/// Waits for a worker (blocking; call from spawn_blocking) and parses its summary.
+pub fn collect(child: Child) -> Summary {
+    let pid = child.id();
+    let output = child.wait_with_output().expect("worker output");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|l| l.split_once("TA_SUMMARY ").map(|(_, json)| json))
+        .map(|json| serde_json::from_str(json).expect("summary JSON"))
+        .unwrap_or_else(|| panic!("worker {pid} printed no summary: {text}"))
+}
+
+pub async fn collect_all(children: Vec<Child>) -> Vec<Summary> {
+    tokio::task::spawn_blocking(move || children.into_iter().map(collect).collect())
+        .await
+        .expect("collect")
+}
+
+/// Every worker made calls and none failed.
+pub fn assert_no_failures(summaries: &[Summary]) {
+    for (i, s) in summaries.iter().enumerate() {
+        assert!(s.ok > 0, "worker {i} made no successful call");
+        assert_eq!(s.failed, 0, "worker {i} failures: {:?}", s.failures);
+    }
+}
+
+/// The distinct credentials (by venue expiry) seen by all workers, in order.
+pub fn distinct_expiries(summaries: &[Summary]) -> Vec<u64> {
+    let mut all: Vec<u64> = summaries
+        .iter()
+        .flat_map(|s| s.timeline.iter().map(|(_, e)| *e))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// One renewal per cycle: consecutive credentials are at least `min_gap` apart.
+pub fn assert_spaced(expiries: &[u64], min_gap: Duration) {
+    for pair in expiries.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= min_gap.as_millis() as u64,
+            "two renewals within one cycle: expiries {} and {} ({:?})",
+            pair[0],
+            pair[1],
+            expiries
+        );
+    }
+}
+
+/// A fresh store directory under the temp dir.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tradeauth-{tag}-{}", rand::random::<u64>()))
+}
+
+/// The `.lease` / `.rec` files of a file store directory.
+pub fn files_with(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The version of the one record in a file store directory (0 if none).
+pub fn file_record_version(dir: &Path) -> u64 {
+    files_with(dir, "rec")
+        .first()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["version"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Test length knob: `TRADEAUTH_STORE_TEST_CYCLES` (default 10).
+pub fn cycles() -> u64 {
+    std::env::var("TRADEAUTH_STORE_TEST_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}

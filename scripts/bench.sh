@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Runs every benchmark of issue #7 (see BENCHMARKS.md for the figures and the targets):
+#   1. Rust (criterion): hot-path header read, HS256 mint, EIP-191 sign, one machine step
+#      (core/benches/hot_path.rs) and Cadenza/Cascade login round trips against the
+#      in-process simulator (core/benches/login.rs);
+#   2. C: tradeauth_session_header through the C ABI, 1 and 8 threads
+#      (ffi/benches/header_bench.c);
+#   3. Python: python/bench/bench.py (tradeauth vs PyJWT, eth_account, a page-style
+#      requests client; import time, RSS, wheel size) — one table of ratios.
+#
+# Usage: scripts/bench.sh [--smoke]
+#   (full)   release builds (cargo bench, libtradeauth, a release wheel in its own venv
+#            target/pyvenv-bench); takes ~15 min after the first release build.
+#   --smoke  checks every bench runs, not how fast (CI): criterion in test mode (each
+#            bench once, dev profile), the C bench with a few thousand calls against the
+#            debug library, the Python bench with tiny N against the wheel that
+#            scripts/test_python.sh installed (target/pyvenv-wheel). Under 2 minutes once
+#            the workspace, the C library and the wheel are built.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+SMOKE=0
+case "${1:-}" in
+  --smoke) SMOKE=1 ;;
+  "") ;;
+  *) echo "usage: scripts/bench.sh [--smoke]" >&2; exit 2 ;;
+esac
+
+# Nothing secret is printed by any bench, but keep library logs quiet.
+export RUST_LOG="${RUST_LOG:-warn}"
+BENCH_WORK="$(mktemp -d "${TMPDIR:-/tmp}/tradeauth-bench.XXXXXX")"
+
+if [ "$SMOKE" = 1 ]; then
+  PROFILE_DIR="$CARGO_TARGET_DIR/debug"
+  step "Rust benches (criterion, test mode: each bench runs once)"
+  cargo test -p tradeauth --benches
+  step "C ABI bench: build against the debug libtradeauth"
+  cargo build -p tradeauth-ffi
+  [ -x "$CARGO_TARGET_DIR/debug/tradeauth-sim" ] || cargo build -p tradeauth-sim
+  BENCH_PY_VENV="$CARGO_TARGET_DIR/pyvenv-wheel"
+  C_ITER=20000
+  PY_ARGS=(--smoke)
+  if [ ! -x "$BENCH_PY_VENV/bin/python" ]; then
+    source "$REPO/python/wheel.sh"
+    build_wheel
+    fresh_venv_with_wheel "$BENCH_PY_VENV"
+  fi
+else
+  PROFILE_DIR="$CARGO_TARGET_DIR/release"
+  step "Rust benches (criterion, release)"
+  echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  cargo bench -p tradeauth
+  step "C ABI bench: build the release libtradeauth"
+  cargo build --release -p tradeauth-ffi
+  [ -x "$CARGO_TARGET_DIR/debug/tradeauth-sim" ] || cargo build -p tradeauth-sim
+  step "Python: release wheel into target/pyvenv-bench"
+  source "$REPO/python/wheel.sh"
+  ensure_maturin
+  rm -rf "$BENCH_WORK/wheel"
+  "$TOOLS_VENV/bin/maturin" build --quiet --release -m "$PY_DIR/Cargo.toml" \
+    --out "$BENCH_WORK/wheel" --interpreter python3 --strip --locked
+  WHEEL="$(ls "$BENCH_WORK"/wheel/tradeauth-*-cp39-abi3-*.whl)"
+  BENCH_PY_VENV="$CARGO_TARGET_DIR/pyvenv-bench"
+  rm -rf "$BENCH_PY_VENV"
+  python3 -m venv "$BENCH_PY_VENV"
+  "$BENCH_PY_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    -r python/bench/requirements.txt "$WHEEL"
+  C_ITER=2000000
+  PY_ARGS=(--wheel "$WHEEL")
+fi
+
+start_sim
+
+step "C ABI bench: tradeauth_session_header, 1 and 8 threads"
+cc -O2 -std=c11 -Wall -Wextra -Werror -I"$REPO/include" ffi/benches/header_bench.c \
+  -L"$PROFILE_DIR" -ltradeauth -Wl,-rpath,"$PROFILE_DIR" -lpthread -o "$BENCH_WORK/header_bench"
+"$BENCH_WORK/header_bench" "$C_ITER" 8
+
+step "Python bench (python/bench/bench.py)"
+"$BENCH_PY_VENV/bin/python" python/bench/bench.py "${PY_ARGS[@]}"
+
+rm -rf "$BENCH_WORK"
+step "benchmarks ran"
