@@ -285,6 +285,29 @@ tradeauth_status tradeauth_options_set_refresh_window_ms(struct tradeauth_option
 tradeauth_status tradeauth_options_set_request_timeout_ms(struct tradeauth_options *options,
                                                           uint64_t timeout_ms);
 
+// Shares the credential between processes through a store: `"memory:"` (default, this
+// process only), `"file:///var/lib/tradeauth"` (one host), or
+// `"redis://[:password@]host:6379/0"` / `"rediss://..."` (several hosts). One process
+// renews, the others adopt its result; the hot path never touches the store. Records
+// are encrypted at rest with the key from `tradeauth_options_set_store_key` or the
+// `TRADEAUTH_STORE_KEY` environment variable (64 hex chars); without a key, making the
+// session fails unless `tradeauth_options_set_store_plaintext(options, true)`. The URL
+// is checked when a session is made. NULL or non-UTF-8 arguments give
+// `TRADEAUTH_ERR_INVALID_ARGUMENT`. The string is copied.
+tradeauth_status tradeauth_options_set_store(struct tradeauth_options *options, const char *url);
+
+// Sets the key that encrypts store records at rest: 32 bytes as 64 hex characters (or
+// base64). It is a secret: copied into memory that is wiped when the options are freed,
+// and never printed. NULL or non-UTF-8 `key` gives `TRADEAUTH_ERR_INVALID_ARGUMENT`; a
+// malformed key is reported when a session is made.
+tradeauth_status tradeauth_options_set_store_key(struct tradeauth_options *options,
+                                                 const char *key);
+
+// Allows store records without encryption (for a store that is itself protected).
+// Off by default: a store without a key is an error rather than plaintext by accident.
+tradeauth_status tradeauth_options_set_store_plaintext(struct tradeauth_options *options,
+                                                       bool plaintext);
+
 // Makes a Partner session from `PARTNER_CLIENT_ID`, `PARTNER_SECRET_KEY`,
 // `PARTNER_BASE_URL` and optionally `PARTNER_TOKEN_TTL_SECS` and `TRADEAUTH_CA_CERT`.
 // As `tradeauth_cadenza_from_env` otherwise.

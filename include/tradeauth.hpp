@@ -107,6 +107,24 @@ class Options {
                       "tradeauth_options_set_base_url");
         return *this;
     }
+    /// Shares the credential between processes: "memory:", "file:///dir", "redis://...".
+    Options &store(std::string_view url) {
+        detail::check(tradeauth_options_set_store(handle_.get(), detail::c_str(url).c_str()),
+                      "tradeauth_options_set_store");
+        return *this;
+    }
+    /// The key (64 hex chars) that encrypts store records at rest.
+    Options &store_key(std::string_view key) {
+        detail::check(tradeauth_options_set_store_key(handle_.get(), detail::c_str(key).c_str()),
+                      "tradeauth_options_set_store_key");
+        return *this;
+    }
+    /// Allows unencrypted store records (off by default).
+    Options &store_plaintext(bool plaintext) {
+        detail::check(tradeauth_options_set_store_plaintext(handle_.get(), plaintext),
+                      "tradeauth_options_set_store_plaintext");
+        return *this;
+    }
     /// Trusts the certificate(s) in this PEM text too.
     Options &add_root_pem(std::string_view pem) {
         detail::check(tradeauth_options_add_root_pem(handle_.get(), detail::c_str(pem).c_str()),

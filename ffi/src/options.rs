@@ -269,3 +269,65 @@ pub unsafe extern "C" fn tradeauth_options_set_background_refresh(
         })
     })
 }
+
+/// Shares the credential between processes through a store: `"memory:"` (default, this
+/// process only), `"file:///var/lib/tradeauth"` (one host), or
+/// `"redis://[:password@]host:6379/0"` / `"rediss://..."` (several hosts). One process
+/// renews, the others adopt its result; the hot path never touches the store. Records
+/// are encrypted at rest with the key from `tradeauth_options_set_store_key` or the
+/// `TRADEAUTH_STORE_KEY` environment variable (64 hex chars); without a key, making the
+/// session fails unless `tradeauth_options_set_store_plaintext(options, true)`. The URL
+/// is checked when a session is made. NULL or non-UTF-8 arguments give
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT`. The string is copied.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_store(
+    options: *mut tradeauth_options,
+    url: *const c_char,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_store", || {
+        // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let url = unsafe { arg_str(url, "url") }?;
+        options.update(|o| {
+            o.store = Some(url.to_owned());
+            Ok(())
+        })
+    })
+}
+
+/// Sets the key that encrypts store records at rest: 32 bytes as 64 hex characters (or
+/// base64). It is a secret: copied into memory that is wiped when the options are freed,
+/// and never printed. NULL or non-UTF-8 `key` gives `TRADEAUTH_ERR_INVALID_ARGUMENT`; a
+/// malformed key is reported when a session is made.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_store_key(
+    options: *mut tradeauth_options,
+    key: *const c_char,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_store_key", || {
+        // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let key = unsafe { arg_str(key, "key") }?;
+        options.update(|o| {
+            o.store_key = Some(tradeauth::Secret::new(key));
+            Ok(())
+        })
+    })
+}
+
+/// Allows store records without encryption (for a store that is itself protected).
+/// Off by default: a store without a key is an error rather than plaintext by accident.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_store_plaintext(
+    options: *mut tradeauth_options,
+    plaintext: bool,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_store_plaintext", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        options.update(|o| {
+            o.store_plaintext = plaintext;
+            Ok(())
+        })
+    })
+}

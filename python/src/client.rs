@@ -39,6 +39,12 @@ pub(crate) struct OptionArgs<'py> {
     pub background_refresh: bool,
     /// Retries on transport errors, 5xx and 429.
     pub max_retries: Option<u32>,
+    /// Shared credential store URL ("memory:", "file:///dir", "redis://...").
+    pub store: Option<String>,
+    /// The store's encryption key (64 hex chars); else `TRADEAUTH_STORE_KEY`.
+    pub store_key: Option<String>,
+    /// Allow unencrypted store records.
+    pub store_plaintext: bool,
 }
 
 /// Seconds from Python to a `Duration`, rejecting negative, NaN and infinite values.
@@ -84,7 +90,13 @@ impl OptionArgs<'_> {
         if let Some(n) = self.max_retries {
             options = options.max_retries(n);
         }
-        Ok(options)
+        if let Some(url) = self.store {
+            options = options.store(url);
+        }
+        if let Some(key) = self.store_key {
+            options = options.store_key(Secret::new(key));
+        }
+        Ok(options.store_plaintext(self.store_plaintext))
     }
 }
 

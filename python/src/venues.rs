@@ -45,7 +45,7 @@ pub(crate) struct CadenzaClient;
 impl CadenzaClient {
     /// Builds the client (see the class docstring); `login=True` authenticates now.
     #[new]
-    #[pyo3(signature = (email, password, base_url="https://cadenza-api.algo724.com", *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None))]
+    #[pyo3(signature = (email, password, base_url="https://cadenza-api.algo724.com", *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -59,6 +59,9 @@ impl CadenzaClient {
         refresh_window: Option<f64>,
         background_refresh: bool,
         max_retries: Option<u32>,
+        store: Option<String>,
+        store_key: Option<String>,
+        store_plaintext: bool,
     ) -> PyResult<(Self, BaseClient)> {
         let args = OptionArgs {
             ca_cert,
@@ -67,6 +70,9 @@ impl CadenzaClient {
             refresh_window,
             background_refresh,
             max_retries,
+            store,
+            store_key,
+            store_plaintext,
         };
         let options = args.into_options(py, Some(base_url))?;
         let config = CadenzaConfig::new(email, Secret::new(password));
@@ -80,7 +86,7 @@ impl CadenzaClient {
     /// From `CADENZA_EMAIL`, `CADENZA_PASSWORD`, optional `CADENZA_BASE_URL` and
     /// `TRADEAUTH_CA_CERT`.
     #[staticmethod]
-    #[pyo3(signature = (*, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None))]
+    #[pyo3(signature = (*, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false))]
     #[allow(clippy::too_many_arguments)]
     fn from_env(
         py: Python<'_>,
@@ -91,6 +97,9 @@ impl CadenzaClient {
         refresh_window: Option<f64>,
         background_refresh: bool,
         max_retries: Option<u32>,
+        store: Option<String>,
+        store_key: Option<String>,
+        store_plaintext: bool,
     ) -> PyResult<Py<Self>> {
         let args = OptionArgs {
             ca_cert,
@@ -99,6 +108,9 @@ impl CadenzaClient {
             refresh_window,
             background_refresh,
             max_retries,
+            store,
+            store_key,
+            store_plaintext,
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::cadenza_from_env);
@@ -165,6 +177,9 @@ impl PartnerClient {
             refresh_window,
             background_refresh,
             max_retries,
+            store: None,
+            store_key: None,
+            store_plaintext: false,
         };
         let options = args.into_options(py, Some(base_url))?;
         let config = PartnerConfig::new(client_id, Secret::new(secret_key))
@@ -198,6 +213,9 @@ impl PartnerClient {
             refresh_window,
             background_refresh,
             max_retries,
+            store: None,
+            store_key: None,
+            store_plaintext: false,
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::partner_from_env);
@@ -222,7 +240,7 @@ pub(crate) struct CascadeClient;
 impl CascadeClient {
     /// Builds the client (see the class docstring); `login=True` authenticates now.
     #[new]
-    #[pyo3(signature = (deposit_address, delegate_private_key, base_url="https://matcher.cascade.xyz", *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None))]
+    #[pyo3(signature = (deposit_address, delegate_private_key, base_url="https://matcher.cascade.xyz", *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -236,6 +254,9 @@ impl CascadeClient {
         refresh_window: Option<f64>,
         background_refresh: bool,
         max_retries: Option<u32>,
+        store: Option<String>,
+        store_key: Option<String>,
+        store_plaintext: bool,
     ) -> PyResult<(Self, BaseClient)> {
         let args = OptionArgs {
             ca_cert,
@@ -244,6 +265,9 @@ impl CascadeClient {
             refresh_window,
             background_refresh,
             max_retries,
+            store,
+            store_key,
+            store_plaintext,
         };
         let options = args.into_options(py, Some(base_url))?;
         let config = CascadeConfig::new(deposit_address, Secret::new(delegate_private_key));
@@ -257,7 +281,7 @@ impl CascadeClient {
     /// From `CASCADE_DEPOSIT_ADDRESS`, `CASCADE_DELEGATE_PRIVATE_KEY`, optional
     /// `CASCADE_BASE_URL` and `TRADEAUTH_CA_CERT`.
     #[staticmethod]
-    #[pyo3(signature = (*, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None))]
+    #[pyo3(signature = (*, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false))]
     #[allow(clippy::too_many_arguments)]
     fn from_env(
         py: Python<'_>,
@@ -268,6 +292,9 @@ impl CascadeClient {
         refresh_window: Option<f64>,
         background_refresh: bool,
         max_retries: Option<u32>,
+        store: Option<String>,
+        store_key: Option<String>,
+        store_plaintext: bool,
     ) -> PyResult<Py<Self>> {
         let args = OptionArgs {
             ca_cert,
@@ -276,6 +303,9 @@ impl CascadeClient {
             refresh_window,
             background_refresh,
             max_retries,
+            store,
+            store_key,
+            store_plaintext,
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::cascade_from_env);
@@ -355,6 +385,9 @@ impl ExchangeClient {
             refresh_window,
             background_refresh,
             max_retries,
+            store: None,
+            store_key: None,
+            store_plaintext: false,
         };
         let options = args.into_options(py, Some(base_url))?;
         let config = match (api_key, admin_token) {
@@ -396,6 +429,9 @@ impl ExchangeClient {
             refresh_window,
             background_refresh,
             max_retries,
+            store: None,
+            store_key: None,
+            store_plaintext: false,
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::exchange_from_env);

@@ -7,14 +7,18 @@ import logging
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 
 import tradeauth
 from conftest import (
+    CADENZA_EMAIL,
     CADENZA_PASSWORD,
     CASCADE_DELEGATE_KEY,
     EXCHANGE_KEY,
@@ -223,3 +227,27 @@ def test_ctrl_c_interrupts_a_blocking_call(sim: Sim) -> None:
     finally:
         timer.cancel()
     assert time.monotonic() - started < 2.0
+
+
+def test_processes_share_one_login_through_a_file_store(sim: Sim, tmp_path: Path) -> None:
+    store = f"file://{tmp_path}"
+    key = "00" * 32
+    first = sim.cadenza_client(store=store, store_key=key)
+    header = first.headers()
+    code = (
+        "import sys, tradeauth;"
+        "c = tradeauth.CadenzaClient(sys.argv[1], sys.argv[2], sys.argv[3], ca_cert=sys.argv[4],"
+        " store=sys.argv[5], store_key=sys.argv[6]);"
+        "print(c.headers()['Authorization'] == sys.argv[7])"
+    )
+    for _ in range(3):
+        run = subprocess.run(
+            [sys.executable, "-c", code, CADENZA_EMAIL, CADENZA_PASSWORD, sim.cadenza, sim.ca,
+             store, key, header["Authorization"]],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip() == "True", "the child adopted the stored session"
+    assert sim.stats("cadenza")["logins"] == 1
+    with pytest.raises(tradeauth.InvalidArgument):
+        sim.cadenza_client(store=store)  # no key, no TRADEAUTH_STORE_KEY: refused

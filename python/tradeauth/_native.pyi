@@ -168,6 +168,9 @@ class CadenzaClient(BaseClient):
         refresh_window: Optional[float] = None,
         background_refresh: bool = True,
         max_retries: Optional[int] = None,
+        store: Optional[str] = None,
+        store_key: Optional[str] = None,
+        store_plaintext: bool = False,
     ) -> CadenzaClient: ...
     @staticmethod
     def from_env(
@@ -179,6 +182,9 @@ class CadenzaClient(BaseClient):
         refresh_window: Optional[float] = None,
         background_refresh: bool = True,
         max_retries: Optional[int] = None,
+        store: Optional[str] = None,
+        store_key: Optional[str] = None,
+        store_plaintext: bool = False,
     ) -> CadenzaClient: ...
     @property
     def access_token(self) -> str: ...
@@ -237,6 +243,9 @@ class CascadeClient(BaseClient):
         refresh_window: Optional[float] = None,
         background_refresh: bool = True,
         max_retries: Optional[int] = None,
+        store: Optional[str] = None,
+        store_key: Optional[str] = None,
+        store_plaintext: bool = False,
     ) -> CascadeClient: ...
     @staticmethod
     def from_env(
@@ -248,6 +257,9 @@ class CascadeClient(BaseClient):
         refresh_window: Optional[float] = None,
         background_refresh: bool = True,
         max_retries: Optional[int] = None,
+        store: Optional[str] = None,
+        store_key: Optional[str] = None,
+        store_plaintext: bool = False,
     ) -> CascadeClient: ...
     @property
     def token(self) -> str: ...

@@ -166,6 +166,11 @@ static void test_null_arguments(tradeauth_session *session, tradeauth_response *
     tradeauth_options_free(NULL);
     NULLARG(tradeauth_options_set_base_url(NULL, "https://x"));
     NULLARG(tradeauth_options_set_base_url(options, NULL));
+    NULLARG(tradeauth_options_set_store(NULL, "memory:"));
+    NULLARG(tradeauth_options_set_store(options, NULL));
+    NULLARG(tradeauth_options_set_store_key(NULL, "00"));
+    NULLARG(tradeauth_options_set_store_key(options, NULL));
+    NULLARG(tradeauth_options_set_store_plaintext(NULL, true));
     NULLARG(tradeauth_options_add_root_pem(NULL, "-----BEGIN CERTIFICATE-----"));
     NULLARG(tradeauth_options_add_root_pem(options, NULL));
     NULLARG(tradeauth_options_add_root_file(NULL, "/dev/null"));
@@ -262,6 +267,8 @@ static void test_bad_utf8(tradeauth_session *session, tradeauth_response *respon
 
     NULLARG(tradeauth_options_set_base_url(options, bad));
     CHECK(strstr(last_error(), "UTF-8") != NULL);
+    NULLARG(tradeauth_options_set_store(options, bad));
+    NULLARG(tradeauth_options_set_store_key(options, bad));
     NULLARG(tradeauth_options_add_root_pem(options, bad));
     NULLARG(tradeauth_options_add_root_file(options, bad));
     NULLARG(tradeauth_cadenza_new(bad, "pw", options, &out));
@@ -832,6 +839,43 @@ static void test_every_status(void) {
     tradeauth_options_free(options);
 }
 
+/* Two sessions on one account sharing a file store: one login between them. */
+static void test_store(void) {
+    char dir[] = "/tmp/tradeauth-store-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char url[sizeof dir + 16];
+    snprintf(url, sizeof url, "file://%s", dir);
+    control_call("POST", "/reset", NULL);
+
+    /* A store without a key is refused unless plaintext is asked for. */
+    tradeauth_options *keyless = options_for(env("SIM_CADENZA"));
+    OK(tradeauth_options_set_store(keyless, url));
+    unsetenv("TRADEAUTH_STORE_KEY");
+    tradeauth_session *refused = NULL;
+    EXPECT(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", keyless, &refused),
+           TRADEAUTH_ERR_INVALID_ARGUMENT);
+    CHECK(refused == NULL);
+    tradeauth_options_free(keyless);
+
+    tradeauth_options *options = options_for(env("SIM_CADENZA"));
+    OK(tradeauth_options_set_store(options, url));
+    OK(tradeauth_options_set_store_key(options,
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
+    tradeauth_session *first = NULL;
+    tradeauth_session *second = NULL;
+    OK(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", options, &first));
+    OK(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", options, &second));
+    tradeauth_options_free(options);
+    char a[4096];
+    char b[4096];
+    header_value(first, a, sizeof a);
+    header_value(second, b, sizeof b);
+    CHECK(strcmp(a, b) == 0);
+    CHECK(stat_counter("cadenza", "logins") == 1);
+    tradeauth_session_free(first);
+    tradeauth_session_free(second);
+}
+
 static void test_from_env(void) {
     setenv("EXCHANGE_API_KEY", "exch_1d4208be6fa84b8cb0a2e5cfa9508d5f", 1);
     setenv("EXCHANGE_BASE_URL", env("SIM_EXCHANGE"), 1);
@@ -884,6 +928,7 @@ int main(void) {
     test_concurrent_reads();
     test_ws();
     test_from_env();
+    test_store();
     test_every_status();
 
     tradeauth_session_free(control);
