@@ -16,6 +16,12 @@ cargo build --workspace --all-targets --locked
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# The TLS-floor test runs OpenSSL's s_server as a TLS 1.0/1.1-only peer.
+if ! command -v openssl >/dev/null; then
+  step "installing openssl (the old-TLS test peer)"
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends openssl
+fi
+
 step "Rust tests (machines, sessions and the simulator, over real TLS)"
 cargo test --workspace --locked
 
