@@ -12,7 +12,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
 use tradeauth::{Credential, HttpResponse, Method, Options, Secret, Session, Venue};
 
 use crate::bridge::{block_on, fork_generation, runtime, spawn_awaitable};
-use crate::errors::{guard, invalid_argument, to_pyerr};
+use crate::errors::{Count, guard, invalid_argument, to_pyerr};
 use crate::response::Response;
 
 /// Builds a session from options; kept so a forked child can rebuild its own.
@@ -38,7 +38,7 @@ pub(crate) struct OptionArgs<'py> {
     /// Renew in the background before expiry.
     pub background_refresh: bool,
     /// Retries on transport errors, 5xx and 429.
-    pub max_retries: Option<u32>,
+    pub max_retries: Option<Count<u32>>,
     /// Shared credential store URL ("memory:", "file:///dir", "redis://...").
     pub store: Option<String>,
     /// The store's encryption key (64 hex chars); else `TRADEAUTH_STORE_KEY`.
@@ -88,7 +88,7 @@ impl OptionArgs<'_> {
             options = options.refresh_window(seconds(py, "refresh_window", w)?);
         }
         if let Some(n) = self.max_retries {
-            options = options.max_retries(n);
+            options = options.max_retries(n.0);
         }
         if let Some(url) = self.store {
             options = options.store(url);

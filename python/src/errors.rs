@@ -185,3 +185,50 @@ pub(crate) fn _panic(py: Python<'_>, message: &str) -> PyResult<()> {
     let message = message.to_owned();
     guard(py, move || -> PyResult<()> { panic!("{message}") })
 }
+
+/// A whole number from Python for a count, a lifetime or an id. Not an `int` gives
+/// `TypeError` (as pyo3 would); negative or too large gives `tradeauth.InvalidArgument`
+/// rather than pyo3's `OverflowError`, so a bad value is one of our errors.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Count<T>(pub T);
+
+impl<'a, 'py, T> FromPyObject<'a, 'py> for Count<T>
+where
+    T: TryFrom<i128> + Bounded,
+{
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        use pyo3::types::{PyBool, PyInt};
+        let py = obj.py();
+        if !obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyBool>() {
+            let name = obj
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "expected an int, got {name}"
+            )));
+        }
+        let range = || format!("must be a whole number from 0 to {}", T::MAX_TEXT);
+        let wide: i128 = obj.extract().map_err(|_| invalid_argument(py, range()))?;
+        T::try_from(wide)
+            .map(Count)
+            .map_err(|_| invalid_argument(py, range()))
+    }
+}
+
+/// The largest value of a `Count`, as text for its error message.
+pub(crate) trait Bounded {
+    /// `MAX`, written out.
+    const MAX_TEXT: &'static str;
+}
+
+impl Bounded for u32 {
+    const MAX_TEXT: &'static str = "4294967295";
+}
+
+impl Bounded for u64 {
+    const MAX_TEXT: &'static str = "18446744073709551615";
+}

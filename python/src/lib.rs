@@ -14,7 +14,7 @@ mod logs;
 mod response;
 mod venues;
 
-use errors::{guard, invalid_argument, to_pyerr};
+use errors::{Count, guard, invalid_argument, to_pyerr};
 
 /// Bytes of a `str` (UTF-8) or `bytes` argument.
 fn bytes_of(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
@@ -30,12 +30,12 @@ fn bytes_of(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<Ve
 /// The Partner page's `generate_token`: an HS256 JWT `{clientId, iat, exp = iat + ttl}`
 /// signed with `secret_key` (str or bytes), byte for byte what PyJWT gives.
 #[pyfunction]
-#[pyo3(signature = (client_id, secret_key, ttl=900))]
+#[pyo3(signature = (client_id, secret_key, ttl=Count(900)), text_signature = "(client_id, secret_key, ttl=900)")]
 fn generate_token(
     py: Python<'_>,
     client_id: &str,
     secret_key: &Bound<'_, PyAny>,
-    ttl: u64,
+    ttl: Count<u64>,
 ) -> PyResult<String> {
     let secret = bytes_of(py, "secret_key", secret_key)?;
     guard(py, || {
@@ -44,7 +44,7 @@ fn generate_token(
             .map_err(|_| invalid_argument(py, "the system clock is before 1970"))?
             .as_secs();
         let token =
-            tradeauth::mint_token(client_id, &secret, iat, ttl).map_err(|e| to_pyerr(py, &e))?;
+            tradeauth::mint_token(client_id, &secret, iat, ttl.0).map_err(|e| to_pyerr(py, &e))?;
         Ok(token.expose().to_owned())
     })
 }

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use tradeauth::{CadenzaConfig, CascadeConfig, ExchangeConfig, PartnerConfig, Secret, Session};
 
 use crate::client::{BaseClient, Factory, OptionArgs};
-use crate::errors::invalid_argument;
+use crate::errors::{Count, invalid_argument};
 use crate::response::WsAuthReply;
 
 /// A JSON value as the equivalent Python object (via `json.loads`).
@@ -22,9 +22,9 @@ fn convert_string(py: Python<'_>, text: String) -> PyResult<Py<PyAny>> {
 }
 
 /// `ws_auth_message` shared by Cascade and Exchange.
-fn ws_message(py: Python<'_>, base: &BaseClient, id: u64) -> PyResult<String> {
+fn ws_message(py: Python<'_>, base: &BaseClient, id: Count<u64>) -> PyResult<String> {
     base.run(py, move |session| async move {
-        session.ws_auth_message(id).await
+        session.ws_auth_message(id.0).await
     })
 }
 
@@ -58,7 +58,7 @@ impl CadenzaClient {
         auth_timeout: Option<f64>,
         refresh_window: Option<f64>,
         background_refresh: bool,
-        max_retries: Option<u32>,
+        max_retries: Option<Count<u32>>,
         store: Option<String>,
         store_key: Option<String>,
         store_plaintext: bool,
@@ -96,7 +96,7 @@ impl CadenzaClient {
         auth_timeout: Option<f64>,
         refresh_window: Option<f64>,
         background_refresh: bool,
-        max_retries: Option<u32>,
+        max_retries: Option<Count<u32>>,
         store: Option<String>,
         store_key: Option<String>,
         store_plaintext: bool,
@@ -151,22 +151,23 @@ pub(crate) struct PartnerClient;
 impl PartnerClient {
     /// Builds the client (see the class docstring); `login=True` authenticates now.
     #[new]
-    #[pyo3(signature = (client_id, secret_key, base_url, ttl=900, *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None))]
+    #[pyo3(signature = (client_id, secret_key, base_url, ttl=Count(900), *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None), text_signature = "(client_id, secret_key, base_url, ttl=900, *, login=True, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=True, max_retries=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         client_id: String,
         secret_key: String,
         base_url: &str,
-        ttl: u64,
+        ttl: Count<u64>,
         login: bool,
         ca_cert: Option<Bound<'_, PyAny>>,
         timeout: Option<f64>,
         auth_timeout: Option<f64>,
         refresh_window: Option<f64>,
         background_refresh: bool,
-        max_retries: Option<u32>,
+        max_retries: Option<Count<u32>>,
     ) -> PyResult<(Self, BaseClient)> {
+        let Count(ttl) = ttl;
         if ttl == 0 {
             return Err(invalid_argument(py, "ttl must be at least 1 second"));
         }
@@ -204,7 +205,7 @@ impl PartnerClient {
         auth_timeout: Option<f64>,
         refresh_window: Option<f64>,
         background_refresh: bool,
-        max_retries: Option<u32>,
+        max_retries: Option<Count<u32>>,
     ) -> PyResult<Py<Self>> {
         let args = OptionArgs {
             ca_cert,
@@ -253,7 +254,7 @@ impl CascadeClient {
         auth_timeout: Option<f64>,
         refresh_window: Option<f64>,
         background_refresh: bool,
-        max_retries: Option<u32>,
+        max_retries: Option<Count<u32>>,
         store: Option<String>,
         store_key: Option<String>,
         store_plaintext: bool,
@@ -291,7 +292,7 @@ impl CascadeClient {
         auth_timeout: Option<f64>,
         refresh_window: Option<f64>,
         background_refresh: bool,
-        max_retries: Option<u32>,
+        max_retries: Option<Count<u32>>,
         store: Option<String>,
         store_key: Option<String>,
         store_plaintext: bool,
@@ -333,17 +334,20 @@ impl CascadeClient {
     }
 
     /// The JSON-RPC `auth` message for the WebSocket, with request id `id`.
-    #[pyo3(signature = (id=1))]
-    fn ws_auth_message(slf: &Bound<'_, Self>, id: u64) -> PyResult<String> {
+    #[pyo3(signature = (id=Count(1)), text_signature = "($self, id=1)")]
+    fn ws_auth_message(slf: &Bound<'_, Self>, id: Count<u64>) -> PyResult<String> {
         ws_message(slf.py(), slf.as_super().get(), id)
     }
 
     /// `ws_auth_message()` for asyncio.
-    #[pyo3(signature = (id=1))]
-    fn aws_auth_message<'py>(slf: &Bound<'py, Self>, id: u64) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (id=Count(1)), text_signature = "($self, id=1)")]
+    fn aws_auth_message<'py>(
+        slf: &Bound<'py, Self>,
+        id: Count<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         slf.as_super().get().spawn(
             slf.py(),
-            move |session| async move { session.ws_auth_message(id).await },
+            move |session| async move { session.ws_auth_message(id.0).await },
             convert_string,
         )
     }
@@ -376,7 +380,7 @@ impl ExchangeClient {
         auth_timeout: Option<f64>,
         refresh_window: Option<f64>,
         background_refresh: bool,
-        max_retries: Option<u32>,
+        max_retries: Option<Count<u32>>,
     ) -> PyResult<(Self, BaseClient)> {
         let args = OptionArgs {
             ca_cert,
@@ -420,7 +424,7 @@ impl ExchangeClient {
         auth_timeout: Option<f64>,
         refresh_window: Option<f64>,
         background_refresh: bool,
-        max_retries: Option<u32>,
+        max_retries: Option<Count<u32>>,
     ) -> PyResult<Py<Self>> {
         let args = OptionArgs {
             ca_cert,
@@ -440,17 +444,20 @@ impl ExchangeClient {
     }
 
     /// The WebSocket `{"op":"authenticate","api_key":...}` message (`id` is ignored).
-    #[pyo3(signature = (id=1))]
-    fn ws_auth_message(slf: &Bound<'_, Self>, id: u64) -> PyResult<String> {
+    #[pyo3(signature = (id=Count(1)), text_signature = "($self, id=1)")]
+    fn ws_auth_message(slf: &Bound<'_, Self>, id: Count<u64>) -> PyResult<String> {
         ws_message(slf.py(), slf.as_super().get(), id)
     }
 
     /// `ws_auth_message()` for asyncio.
-    #[pyo3(signature = (id=1))]
-    fn aws_auth_message<'py>(slf: &Bound<'py, Self>, id: u64) -> PyResult<Bound<'py, PyAny>> {
+    #[pyo3(signature = (id=Count(1)), text_signature = "($self, id=1)")]
+    fn aws_auth_message<'py>(
+        slf: &Bound<'py, Self>,
+        id: Count<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         slf.as_super().get().spawn(
             slf.py(),
-            move |session| async move { session.ws_auth_message(id).await },
+            move |session| async move { session.ws_auth_message(id.0).await },
             convert_string,
         )
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pytest
 
 import tradeauth
@@ -114,3 +116,34 @@ def test_messages_never_echo_the_password(sim: Sim) -> None:
     with pytest.raises(tradeauth.AuthError) as info:
         tradeauth.CadenzaClient("demo@cadenza.test", CADENZA_PASSWORD + "x", sim.cadenza, ca_cert=sim.ca)
     assert CADENZA_PASSWORD not in str(info.value)
+
+
+def test_wrong_types_and_values_are_type_errors_or_invalid_argument(sim: Sim) -> None:
+    type_errors: list[Callable[[], object]] = [
+        lambda: tradeauth.CadenzaClient(123, "pw", login=False),  # type: ignore[arg-type]
+        lambda: tradeauth.generate_token(None, "k"),  # type: ignore[arg-type]
+        lambda: tradeauth.generate_token("c", "k", ttl=1.5),  # type: ignore[arg-type]
+        lambda: tradeauth.generate_token("c", "k", ttl=True),
+        lambda: tradeauth.eip191_sign(b"0x00", "m"),  # type: ignore[arg-type]
+        lambda: tradeauth.ExchangeClient(api_key=b"exch_"),  # type: ignore[arg-type]
+        lambda: sim.exchange_client(api_key=EXCHANGE_KEY).ws_auth_message(id="1"),  # type: ignore[arg-type]
+    ]
+    for call in type_errors:
+        with pytest.raises(TypeError):
+            call()
+    invalid: list[Callable[[], object]] = [
+        lambda: tradeauth.generate_token("c", "k", ttl=-1),
+        lambda: tradeauth.generate_token("c", "k", ttl=2**70),
+        lambda: tradeauth.generate_token("c", "k", ttl=0),
+        lambda: tradeauth.eip191_sign("0xzz", "m"),
+        lambda: tradeauth.eip191_sign("0x" + "11" * 32, 5),  # type: ignore[arg-type]
+        lambda: tradeauth.CadenzaClient("a\0b@c", "pw", login=False),
+        lambda: tradeauth.CadenzaClient("a@b.c", "pw", timeout=float("nan"), login=False),
+        lambda: tradeauth.CadenzaClient("a@b.c", "pw", max_retries=-1, login=False),
+        lambda: tradeauth.CascadeClient("0x12", "0x" + "11" * 32, login=False),
+        lambda: tradeauth.CadenzaClient("a@b.c", "pw", store="ftp://x", store_plaintext=True, login=False),
+        lambda: sim.exchange_client(api_key=EXCHANGE_KEY).ws_auth_message(id=-5),
+    ]
+    for call in invalid:
+        with pytest.raises(tradeauth.InvalidArgument):
+            call()

@@ -77,6 +77,12 @@ pub fn mint_token(client_id: &str, secret_key: &[u8], iat: u64, ttl_secs: u64) -
     if secret_key.is_empty() {
         return Err(Error::invalid_argument("Partner secret key is empty"));
     }
+    if ttl_secs == 0 {
+        // exp == iat: the venue would refuse the token the moment it arrives.
+        return Err(Error::invalid_argument(
+            "Partner token ttl must be at least 1 second",
+        ));
+    }
     let exp = iat.checked_add(ttl_secs).ok_or_else(|| {
         Error::invalid_argument("Partner token iat + ttl overflows; use a realistic ttl")
     })?;
