@@ -14,6 +14,8 @@ import time
 import warnings
 from pathlib import Path
 
+from typing import Any
+
 import pytest
 
 import tradeauth
@@ -251,3 +253,29 @@ def test_processes_share_one_login_through_a_file_store(sim: Sim, tmp_path: Path
     assert sim.stats("cadenza")["logins"] == 1
     with pytest.raises(tradeauth.InvalidArgument):
         sim.cadenza_client(store=store)  # no key, no TRADEAUTH_STORE_KEY: refused
+
+
+def _child_login(cadenza: str, ca: str, inherited: tradeauth.CadenzaClient, results: Any) -> None:
+    fresh = tradeauth.CadenzaClient(CADENZA_EMAIL, CADENZA_PASSWORD, cadenza, ca_cert=ca)
+    ok = fresh.request("GET", "/api/v3/user/profile").ok
+    results.put(ok and inherited.request("GET", "/api/v3/market/venue/list").ok)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs the fork start method")
+def test_multiprocessing_fork_child_authenticates_within_5_s(sim: Sim) -> None:
+    import multiprocessing
+
+    parent = sim.cadenza_client()
+    assert parent.request("GET", "/api/v3/user/profile").ok
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = context.Process(target=_child_login, args=(sim.cadenza, sim.ca, parent, results))
+        started = time.monotonic()
+        child.start()
+    child.join(timeout=5)
+    assert child.exitcode == 0, "the child did not finish within 5 s"
+    assert time.monotonic() - started < 5
+    assert results.get(timeout=1) is True
+    assert parent.request("GET", "/api/v3/user/profile").ok, "the parent keeps working"
