@@ -32,7 +32,8 @@ BENCH_WORK="$(mktemp -d "${TMPDIR:-/tmp}/tradeauth-bench.XXXXXX")"
 if [ "$SMOKE" = 1 ]; then
   PROFILE_DIR="$CARGO_TARGET_DIR/debug"
   step "Rust benches (criterion, test mode: each bench runs once)"
-  cargo test -p tradeauth --benches
+  # Named targets only: the library's own libtest harness would reject criterion flags.
+  cargo test -p tradeauth --bench hot_path --bench login
   step "C ABI bench: build against the debug libtradeauth"
   cargo build -p tradeauth-ffi
   [ -x "$CARGO_TARGET_DIR/debug/tradeauth-sim" ] || cargo build -p tradeauth-sim
@@ -48,7 +49,7 @@ else
   PROFILE_DIR="$CARGO_TARGET_DIR/release"
   step "Rust benches (criterion, release)"
   echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  cargo bench -p tradeauth
+  cargo bench -p tradeauth --bench hot_path --bench login
   step "C ABI bench: build the release libtradeauth"
   cargo build --release -p tradeauth-ffi
   [ -x "$CARGO_TARGET_DIR/debug/tradeauth-sim" ] || cargo build -p tradeauth-sim

@@ -135,5 +135,87 @@ fn machine_step(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hot_path, crypto, machine_step);
+/// Prototypes of leaner mint and sign paths (issue #7's "fix what can be fixed"; the
+/// library's own `mint_token` / `eip191_sign` live in files this bench does not own).
+/// Each is checked to give byte-for-byte the library's output before it is timed.
+mod lean {
+    use alloy_signer::k256::Scalar;
+    use alloy_signer::k256::ecdsa::hazmat::SignPrimitive;
+    use alloy_signer::k256::elliptic_curve::PrimeField;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    /// HS256 with aws-lc-rs' HMAC directly, into one preallocated string.
+    pub fn mint(client_id: &str, secret: &[u8], iat: u64, ttl: u64) -> String {
+        use std::fmt::Write;
+        let mut claims = String::with_capacity(96);
+        // Demo ids are plain ASCII without quotes; the library escapes like json.dumps.
+        let _ = write!(
+            claims,
+            r#"{{"clientId":"{client_id}","iat":{iat},"exp":{}}}"#,
+            iat + ttl
+        );
+        let mut out = String::with_capacity(256);
+        out.push_str("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.");
+        URL_SAFE_NO_PAD.encode_string(claims.as_bytes(), &mut out);
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        let tag = aws_lc_rs::hmac::sign(&key, out.as_bytes());
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut out);
+        out
+    }
+
+    /// EIP-191 with the secret scalar directly: no public key / address derivation (one
+    /// of the two scalar multiplications `PrivateKeySigner::from_slice` + sign pay).
+    pub fn sign(key_hex: &str, message: &[u8]) -> String {
+        let mut bytes = [0u8; 32];
+        alloy_primitives::hex::decode_to_slice(key_hex.trim_start_matches("0x"), &mut bytes)
+            .expect("hex key");
+        let scalar = Option::<Scalar>::from(Scalar::from_repr(bytes.into())).expect("scalar");
+        let hash = alloy_primitives::eip191_hash_message(message);
+        let (signature, recid) = scalar
+            .try_sign_prehashed_rfc6979::<alloy_signer::k256::sha2::Sha256>(&hash.0.into(), &[])
+            .expect("sign");
+        let mut raw = [0u8; 65];
+        raw[..64].copy_from_slice(&signature.to_bytes());
+        raw[64] = 27 + u8::from(recid.expect("recovery id").is_y_odd());
+        format!("0x{}", alloy_primitives::hex::encode(raw))
+    }
+}
+
+fn prototypes(c: &mut Criterion) {
+    let key = demo::PARTNER_SECRET_KEY.as_bytes();
+    let reference = mint_token(demo::PARTNER_CLIENT_ID, key, 1_700_000_000, 900).expect("mint");
+    assert_eq!(
+        lean::mint(demo::PARTNER_CLIENT_ID, key, 1_700_000_000, 900),
+        reference.expose()
+    );
+    let message = b"Sign in to Cascade\nnonce: 6f0c1e2d3b4a59687766554433221100";
+    assert_eq!(
+        lean::sign(demo::CASCADE_DELEGATE_KEY, message),
+        eip191_sign(demo::CASCADE_DELEGATE_KEY, message).expect("sign")
+    );
+    let mut g = c.benchmark_group("prototype");
+    g.bench_function("hs256_mint_lean", |b| {
+        b.iter(|| {
+            lean::mint(
+                black_box(demo::PARTNER_CLIENT_ID),
+                black_box(key),
+                black_box(1_700_000_000),
+                black_box(900),
+            )
+        })
+    });
+    g.bench_function("eip191_sign_lean", |b| {
+        b.iter(|| {
+            lean::sign(
+                black_box(demo::CASCADE_DELEGATE_KEY),
+                black_box(&message[..]),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hot_path, crypto, machine_step, prototypes);
 criterion_main!(benches);

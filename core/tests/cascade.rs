@@ -628,3 +628,40 @@ fn nothing_prints_a_secret() {
     }
     assert!(format!("{m:?}").contains(DELEGATE));
 }
+
+/// `eip191_sign` signs with the bare scalar (no public-key derivation); it must give
+/// byte for byte what alloy's `PrivateKeySigner` gives, for any key and message, and
+/// recover to the key's address.
+#[test]
+fn eip191_sign_matches_alloy_signer_for_many_keys_and_messages() {
+    use alloy_signer::SignerSync;
+    use alloy_signer_local::PrivateKeySigner;
+
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for round in 0..300 {
+        let mut key = [0u8; 32];
+        for chunk in key.chunks_mut(8) {
+            chunk.copy_from_slice(&next().to_le_bytes());
+        }
+        key[0] &= 0x7f; // below the curve order
+        let key_hex = format!("0x{}", alloy_primitives::hex::encode(key));
+        let message: Vec<u8> = (0..(next() % 300)).map(|_| next() as u8).collect();
+        let ours = tradeauth::eip191_sign(&key_hex, &message).expect("signs");
+        let signer = PrivateKeySigner::from_slice(&key).expect("valid key");
+        let theirs = signer.sign_message_sync(&message).expect("alloy signs");
+        let expected = format!("0x{}", alloy_primitives::hex::encode(theirs.as_bytes()));
+        assert_eq!(ours, expected, "round {round}");
+        let recovered = theirs.recover_address_from_msg(&message).expect("recovers");
+        assert_eq!(recovered, signer.address());
+    }
+    // Zero is not a key.
+    let zero = format!("0x{}", "0".repeat(64));
+    assert!(tradeauth::eip191_sign(&zero, b"m").is_err());
+}

@@ -227,3 +227,46 @@ fn config_is_validated_and_redacted() {
         Some(clock.base + Duration::from_secs(870))
     );
 }
+
+/// Every minted token verifies with an independent HS256 implementation (jsonwebtoken)
+/// and carries exactly the claims given, whatever the client id holds.
+#[test]
+fn minted_tokens_verify_with_jsonwebtoken() {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Claims {
+        client_id: String,
+        iat: u64,
+        exp: u64,
+    }
+    let secret = b"demo-partner-secret-key-0123456789abcdef";
+    for client_id in [
+        "demo-client",
+        "quote\"and\\slash",
+        "tab\tnew\nline\u{1}",
+        "caf\u{e9}-\u{1f511}",
+    ] {
+        let token = tradeauth::mint_token(client_id, secret, 1_700_000_000, 900).expect("mint");
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        let decoded = decode::<Claims>(
+            token.expose(),
+            &DecodingKey::from_secret(secret),
+            &validation,
+        )
+        .expect("verifies");
+        assert_eq!(decoded.claims.client_id, client_id);
+        assert_eq!(
+            (decoded.claims.iat, decoded.claims.exp),
+            (1_700_000_000, 1_700_000_900)
+        );
+        let wrong = decode::<Claims>(
+            token.expose(),
+            &DecodingKey::from_secret(b"other"),
+            &validation,
+        );
+        assert!(wrong.is_err(), "a wrong key does not verify");
+    }
+}

@@ -141,6 +141,19 @@ fn check_address(address: &str, what: &str) -> Result<()> {
 /// Parse a 32-byte secp256k1 private key given as hex, with or without `0x`. Errors name
 /// the problem (length, non-hex, out of range) and never the key.
 fn parse_private_key(key: &str) -> Result<PrivateKeySigner> {
+    let bytes = parse_key_bytes(key)?;
+    PrivateKeySigner::from_slice(bytes.as_slice()).map_err(|_| invalid_scalar())
+}
+
+fn invalid_scalar() -> Error {
+    Error::invalid_argument(
+        "delegate private key is not a valid secp256k1 key (zero or not below the curve order)",
+    )
+}
+
+/// The 32 key bytes of a hex private key (with or without `0x`), wiped when dropped.
+/// Messages name what is wrong and never echo the key.
+fn parse_key_bytes(key: &str) -> Result<zeroize::Zeroizing<[u8; 32]>> {
     let key = key.trim();
     let hex_part = key
         .strip_prefix("0x")
@@ -163,29 +176,45 @@ fn parse_private_key(key: &str) -> Result<PrivateKeySigner> {
             "delegate private key contains a character that is not a hex digit",
         ));
     }
-    let mut bytes = [0u8; 32];
-    let decoded = hex::decode_to_slice(hex_part, &mut bytes);
-    let signer = match decoded {
-        Ok(()) => PrivateKeySigner::from_slice(&bytes).map_err(|_| {
-            Error::invalid_argument(
-                "delegate private key is not a valid secp256k1 key (zero or not below the \
-                 curve order)",
-            )
-        }),
-        Err(_) => Err(Error::invalid_argument(
-            "delegate private key is not valid hex",
-        )),
-    };
-    bytes.zeroize();
-    signer
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(hex_part, bytes.as_mut_slice())
+        .map_err(|_| Error::invalid_argument("delegate private key is not valid hex"))?;
+    Ok(bytes)
 }
 
 /// EIP-191 `personal_sign` of `message` with a hex private key: `0x` + 130 hex (r, s,
 /// v with v = 27/28), what eth_account's `Account.sign_message(encode_defunct(..))` and
 /// viem's `signMessage` give.
 pub fn eip191_sign(private_key_hex: &str, message: &[u8]) -> Result<String> {
-    let signer = parse_private_key(private_key_hex)?;
-    sign_with(&signer, message)
+    use alloy_signer::k256::Scalar;
+    use alloy_signer::k256::ecdsa::hazmat::SignPrimitive;
+    use alloy_signer::k256::elliptic_curve::PrimeField;
+
+    let bytes = parse_key_bytes(private_key_hex)?;
+    // Signing needs only the secret scalar. A PrivateKeySigner would also derive the
+    // public key and address (a second scalar multiplication: about 45% of the cost of
+    // a one-off signature, which is this function's use). The machine keeps its signer.
+    let scalar = Option::<Scalar>::from(Scalar::from_repr((*bytes).into()))
+        .filter(|s| !bool::from(s.is_zero()))
+        .ok_or_else(invalid_scalar)?;
+    let hash = alloy_primitives::eip191_hash_message(message);
+    let signing_error = || {
+        Error::new(
+            ErrorKind::Signing,
+            "the private key could not sign the message (RFC 6979 nonce failure)",
+        )
+    };
+    let (signature, recovery) = scalar
+        .try_sign_prehashed_rfc6979::<alloy_signer::k256::sha2::Sha256>(&hash.0.into(), &[])
+        .map_err(|_| signing_error())?;
+    let recovery = recovery.ok_or_else(signing_error)?;
+    let mut raw = [0u8; 65];
+    raw[..64].copy_from_slice(&signature.to_bytes());
+    raw[64] = 27 + u8::from(recovery.is_y_odd());
+    let mut out = String::with_capacity(132);
+    out.push_str("0x");
+    out.push_str(&hex::encode(raw));
+    Ok(out)
 }
 
 fn sign_with(signer: &PrivateKeySigner, message: &[u8]) -> Result<String> {
