@@ -359,7 +359,9 @@ async fn stats_are_exact_and_reset_restores_the_start() {
             keys,
             [
                 "challenges",
+                "in_flight",
                 "logins",
+                "max_in_flight",
                 "refreshes",
                 "rejections",
                 "requests",
