@@ -25,18 +25,22 @@ fn hot_path(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (_sim, session) = rt.block_on(async {
+    // The same account once more with a file credential store: the store is touched only
+    // when a renewal is due, so its hot path must cost what the in-memory one does.
+    let store_dir = std::env::temp_dir().join(format!("tradeauth-bench-{}", std::process::id()));
+    let (_sim, session, stored) = rt.block_on(async {
         let sim = Sim::start(SimConfig::default()).await.expect("simulator");
         let options = Options::new()
             .base_url(sim.urls().venue(Venue::Cadenza))
             .add_root_pem(sim.ca_pem());
-        let session = Session::cadenza(
-            CadenzaConfig::new(demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD),
-            options,
-        )
-        .expect("session");
+        let config = CadenzaConfig::new(demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD);
+        let session = Session::cadenza(config.clone(), options.clone()).expect("session");
         session.credential().await.expect("login");
-        (sim, session)
+        let store_url = format!("file://{}", store_dir.display());
+        let stored = Session::cadenza(config, options.store(store_url).store_plaintext(true))
+            .expect("session with a store");
+        stored.credential().await.expect("login through the store");
+        (sim, session, stored)
     });
     assert!(session.current().is_some());
 
@@ -59,6 +63,12 @@ fn hot_path(c: &mut Criterion) {
             black_box(&session).with_current(|c| black_box(c.map(|c| c.header_value().len())))
         })
     });
+    g.bench_function("session_current_with_file_store", |b| {
+        b.iter(|| black_box(black_box(&stored).current()))
+    });
+    g.bench_function("session_with_current_with_file_store", |b| {
+        b.iter(|| black_box(&stored).with_current(|c| black_box(c.map(|c| c.header_value().len()))))
+    });
     // What a Rust engine does per order: read the header and copy it into its request.
     let mut buf = Vec::with_capacity(4096);
     g.bench_function("session_with_current+copy_header", |b| {
@@ -73,8 +83,9 @@ fn hot_path(c: &mut Criterion) {
         })
     });
     g.finish();
-    drop(session);
+    drop((session, stored));
     drop(rt);
+    let _ = std::fs::remove_dir_all(&store_dir);
 }
 
 fn crypto(c: &mut Criterion) {
