@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
-use zeroize::Zeroize;
 
 use crate::credential::{Credential, check_token_text, safe_valid_until};
 use crate::error::{Error, ErrorKind, Result};
@@ -585,9 +584,9 @@ impl Machine for CadenzaMachine {
         }
     }
 
-    fn handle_response(&mut self, now: Now, mut response: HttpResponse) -> Result<()> {
+    fn handle_response(&mut self, now: Now, response: HttpResponse) -> Result<()> {
+        // The body holds tokens: HttpResponse wipes it when dropped, on every path here.
         let Some(sent) = self.in_flight.take() else {
-            response.body.zeroize();
             return Err(Error::invalid_argument(
                 "Cadenza got a response but no request is in flight; it was ignored",
             ));
@@ -596,8 +595,6 @@ impl Machine for CadenzaMachine {
             Sent::Login => self.on_login(now, &response),
             Sent::Refresh => self.on_refresh(now, &response),
         };
-        // The body held tokens; wipe our copy.
-        response.body.zeroize();
         result
     }
 

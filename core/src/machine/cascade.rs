@@ -857,9 +857,9 @@ impl Machine for CascadeMachine {
         }
     }
 
-    fn handle_response(&mut self, now: Now, mut response: HttpResponse) -> Result<()> {
+    fn handle_response(&mut self, now: Now, response: HttpResponse) -> Result<()> {
+        // The body holds tokens: HttpResponse wipes it when dropped, on every path here.
         let Some(sent) = self.in_flight.take() else {
-            response.body.zeroize();
             return Err(Error::invalid_argument(
                 "Cascade got a response but no request is in flight; it was ignored",
             ));
@@ -868,7 +868,6 @@ impl Machine for CascadeMachine {
             Sent::Challenge => self.on_challenge(now, &response),
             Sent::Answer => self.on_answer(now, &response),
         };
-        response.body.zeroize();
         result
     }
 
