@@ -32,7 +32,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # core/src/runtime.rs) and its threads still hold connection tasks that are closing when
 # the process exits; valgrind sees their interior pointers as "possibly lost", and how
 # many depends on timing. LeakSanitizer (the ASan runs) checks reachability as well.
-VALGRIND=(valgrind --quiet --leak-check=full --error-exitcode=1
+VALGRIND=(valgrind --quiet --leak-check=full --error-exitcode=1 --fair-sched=yes
   --errors-for-leak-kinds=definite --show-leak-kinds=definite
   --suppressions="$REPO/ffi/tests/valgrind.supp")
 
@@ -124,7 +124,7 @@ NODE_EXTRA_CA_CERTS="$SIM_CA" node examples/node/example.js
 
 step "valgrind: C ABI test and the partner example"
 reset_sim
-TRADEAUTH_TEST_HEADER_READS=200 TRADEAUTH_TEST_SETTLE_MS=1500 "${VALGRIND[@]}" "$WORK/test_abi"
+TRADEAUTH_TEST_HEADER_READS=200 TRADEAUTH_TEST_READERS_YIELD=1 TRADEAUTH_TEST_SETTLE_MS=1500 "${VALGRIND[@]}" "$WORK/test_abi"
 "${VALGRIND[@]}" "$WORK/partner" >/dev/null
 echo "valgrind: 0 memory errors, 0 definite leaks"
 

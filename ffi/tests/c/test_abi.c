@@ -13,6 +13,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -567,6 +568,7 @@ typedef struct {
     long reads;
     long errors;
     long changes;
+    int yield; /* give the CPU away after each read (valgrind runs one thread at a time) */
 } reader;
 
 /* Set by the main thread when its forced refreshes are done. */
@@ -601,6 +603,9 @@ static void *read_headers(void *arg) {
             r->changes++;
             memcpy(previous, value, value_written + 1);
         }
+        if (r->yield) {
+            sched_yield();
+        }
     }
     r->reads = done;
     return NULL;
@@ -609,6 +614,9 @@ static void *read_headers(void *arg) {
 static void test_concurrent_reads(void) {
     const char *reads_env = getenv("TRADEAUTH_TEST_HEADER_READS");
     long reads = reads_env != NULL ? strtol(reads_env, NULL, 10) : 20000;
+    /* Under valgrind every thread shares one CPU: spinning readers would starve the
+       library's runtime threads and the refreshes would time out. */
+    int yield = getenv("TRADEAUTH_TEST_READERS_YIELD") != NULL;
     tradeauth_options *options = options_for(env("SIM_CADENZA"));
     tradeauth_session *session = NULL;
     OK(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", options, &session));
@@ -624,6 +632,7 @@ static void test_concurrent_reads(void) {
         readers[i].reads = reads;
         readers[i].errors = 0;
         readers[i].changes = 0;
+        readers[i].yield = yield;
         CHECK(pthread_create(&threads[i], NULL, read_headers, &readers[i]) == 0);
     }
     /* Forced refreshes while the readers run. */
