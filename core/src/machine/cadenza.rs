@@ -591,11 +591,10 @@ impl Machine for CadenzaMachine {
                 "Cadenza got a response but no request is in flight; it was ignored",
             ));
         };
-        let result = match sent {
+        match sent {
             Sent::Login => self.on_login(now, &response),
             Sent::Refresh => self.on_refresh(now, &response),
-        };
-        result
+        }
     }
 
     fn handle_transport_error(&mut self, now: Now, error: &Error) {

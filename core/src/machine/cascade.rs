@@ -864,11 +864,10 @@ impl Machine for CascadeMachine {
                 "Cascade got a response but no request is in flight; it was ignored",
             ));
         };
-        let result = match sent {
+        match sent {
             Sent::Challenge => self.on_challenge(now, &response),
             Sent::Answer => self.on_answer(now, &response),
-        };
-        result
+        }
     }
 
     fn handle_transport_error(&mut self, now: Now, error: &Error) {
