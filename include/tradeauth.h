@@ -10,7 +10,18 @@
  * Conventions:
  * - Names are tradeauth_<object>_<verb>. Handles are opaque; _new makes one, _free frees
  *   it (NULL is a no-op). No function consumes a handle except _free. Every handle may
- *   be used from any thread; _free must not race with other calls on the same handle.
+ *   be used from any thread.
+ * - Lifetime: _free may be called while other threads are inside calls on the same
+ *   handle. Those calls return promptly, with their own result or TRADEAUTH_ERR_CLOSED
+ *   (a login or request in flight is abandoned), and _free returns only once none of
+ *   them uses the handle any more. A call that starts after _free has returned uses a
+ *   freed pointer (undefined, as for any freed memory): free each handle once, after
+ *   the last call that may start on it.
+ * - Fork: a session made before fork() works in the child. On first use there it builds
+ *   its own runtime, refresher, connection pool and store connection (the parent's are
+ *   never touched), serves the credential it inherited while that is valid, and logs in
+ *   on its own before it expires; the parent's refresh token is never reused. Event
+ *   callbacks registered in the parent are not called in the child: register again.
  * - Fallible functions return tradeauth_status. Outputs come last and are written only
  *   on TRADEAUTH_OK, except the *written size on TRADEAUTH_ERR_BUFFER_TOO_SMALL. A NULL
  *   pointer gives TRADEAUTH_ERR_INVALID_ARGUMENT unless documented as optional.
@@ -64,6 +75,9 @@ enum tradeauth_status
     TRADEAUTH_ERR_BUFFER_TOO_SMALL = 10,
     // A bug inside tradeauth was caught at the C boundary; nothing unwound into C.
     TRADEAUTH_ERR_PANIC = 11,
+    // C only: the handle was freed (`_free` began) while this call was starting or
+    // running on another thread. The call did nothing more and wrote no output.
+    TRADEAUTH_ERR_CLOSED = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -121,18 +135,22 @@ typedef uint32_t tradeauth_ws_reply;
 // Session options: base URL, extra trusted root certificates, timeouts, retries and
 // refresh behaviour. Made by `tradeauth_options_new`, freed by `tradeauth_options_free`.
 // Constructors copy it, so it may be reused or freed right after a session is made.
-// Safe to use from any thread (setters lock an internal mutex).
+// Safe to use from any thread (setters lock an internal mutex), and
+// `tradeauth_options_free` may run while other threads use it (see the header's
+// lifetime rule).
 typedef struct tradeauth_options tradeauth_options;
 
 // A venue's HTTP answer: status, headers and body. Made by `tradeauth_session_request`,
-// freed by `tradeauth_response_free`; immutable, so safe to read from any thread.
+// freed by `tradeauth_response_free`; immutable, so safe to read from any thread, and
+// `tradeauth_response_free` may run while other threads read it (see the header's
+// lifetime rule).
 typedef struct tradeauth_response tradeauth_response;
 
 // An authenticated session with one venue account (Cadenza, Partner, Cascade or
 // Exchange). Made by a `tradeauth_<venue>_new` or `tradeauth_<venue>_from_env`
 // constructor, freed by `tradeauth_session_free`. Every function taking a
-// `const tradeauth_session *` may be called from any number of threads at once;
-// `tradeauth_session_free` must not race with them.
+// `const tradeauth_session *` may be called from any number of threads at once, and
+// `tradeauth_session_free` may run while they do: see the header's lifetime rule.
 typedef struct tradeauth_session tradeauth_session;
 
 // An event callback.
@@ -236,7 +254,8 @@ tradeauth_status tradeauth_options_add_root_file(struct tradeauth_options *optio
 tradeauth_status tradeauth_options_add_root_pem(struct tradeauth_options *options, const char *pem);
 
 // Frees options made by `tradeauth_options_new`. NULL is a no-op. Sessions made from
-// them are not affected. Must not race with another call on the same handle.
+// them are not affected. Calls using them on other threads finish first (later ones
+// get `TRADEAUTH_ERR_CLOSED`).
 void tradeauth_options_free(struct tradeauth_options *options);
 
 // Makes options with the defaults: the venue's production URL, the bundled Mozilla
@@ -333,7 +352,9 @@ tradeauth_status tradeauth_response_body(const struct tradeauth_response *respon
                                          const uint8_t **out_body,
                                          size_t *out_len);
 
-// Frees a response and its body. NULL is a no-op. Must not race with reads of it.
+// Frees a response and its body. NULL is a no-op. Reads running on other threads
+// finish first (later ones get `TRADEAUTH_ERR_CLOSED` / 0); a body pointer from
+// `tradeauth_response_body` is invalid once this returns.
 void tradeauth_response_free(struct tradeauth_response *response);
 
 // Copies the value of header `name` (case-insensitive; the first if repeated) into
@@ -348,7 +369,7 @@ tradeauth_status tradeauth_response_header(const struct tradeauth_response *resp
                                            size_t *written,
                                            bool *out_found);
 
-// The HTTP status code (e.g. 200, 401); 0 if `response` is NULL.
+// The HTTP status code (e.g. 200, 401); 0 if `response` is NULL or being freed.
 uint16_t tradeauth_response_status(const struct tradeauth_response *response);
 
 // Copies the account label (email, client id, deposit address, or the Exchange role)
@@ -366,8 +387,14 @@ tradeauth_status tradeauth_session_expires_at_ms(const struct tradeauth_session 
 
 // Frees a session: stops its event callback (waiting for a running call to return,
 // unless called from inside that callback) and its background refresher, and wipes its
-// secrets. NULL is a no-op. Calls still running on other threads keep what they need
-// alive, but no call may start on `session` once this has begun.
+// secrets. NULL is a no-op.
+//
+// It may be called while other threads are inside calls on `session`: those calls
+// return promptly — with their own result if they had it, else with
+// `TRADEAUTH_ERR_CLOSED` (a login or request in flight is abandoned) — and this
+// function returns only after every such call has stopped using the handle. A call that
+// *starts* after this has returned uses freed memory, as with any freed pointer; call
+// it once per session.
 void tradeauth_session_free(struct tradeauth_session *session);
 
 // The hot path: copies the header to put on the next request into caller buffers,

@@ -74,6 +74,8 @@ step "build the ABI test and the examples (plain and ASan+UBSan)"
 C_EXAMPLES=(cadenza partner cascade exchange)
 gcc "${CFLAGS[@]}" ffi/tests/c/test_abi.c "${LINK[@]}" -o "$WORK/test_abi"
 gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_abi.c "${LINK[@]}" -o "$WORK/test_abi_asan"
+gcc "${CFLAGS[@]}" ffi/tests/c/test_lifecycle.c "${LINK[@]}" -o "$WORK/test_lifecycle"
+gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_lifecycle.c "${LINK[@]}" -o "$WORK/test_lifecycle_asan"
 for ex in "${C_EXAMPLES[@]}"; do
   gcc "${CFLAGS[@]}" "examples/c/$ex.c" "${LINK[@]}" -o "$WORK/$ex"
   gcc "${CFLAGS[@]}" "${SAN[@]}" "examples/c/$ex.c" "${LINK[@]}" -o "$WORK/${ex}_asan"
@@ -104,6 +106,12 @@ step "C ABI test (ASan + UBSan)"
 reset_sim
 "$WORK/test_abi_asan"
 
+step "C lifecycle test: free during calls, fork mid-refresh (plain, ASan + UBSan)"
+reset_sim
+"$WORK/test_lifecycle"
+reset_sim
+"$WORK/test_lifecycle_asan"
+
 step "C examples (ASan + UBSan)"
 for ex in "${C_EXAMPLES[@]}"; do
   echo "--- $ex"
@@ -126,6 +134,8 @@ step "valgrind: C ABI test and the partner example"
 reset_sim
 TRADEAUTH_TEST_HEADER_READS=200 TRADEAUTH_TEST_READERS_YIELD=1 TRADEAUTH_TEST_SETTLE_MS=1500 "${VALGRIND[@]}" "$WORK/test_abi"
 "${VALGRIND[@]}" "$WORK/partner" >/dev/null
+reset_sim
+TRADEAUTH_TEST_SETTLE_MS=1500 "${VALGRIND[@]}" "$WORK/test_lifecycle"
 echo "valgrind: 0 memory errors, 0 definite leaks"
 
 step "C++ engine example (ASan + UBSan; background refresh under hot-path readers)"

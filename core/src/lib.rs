@@ -32,6 +32,8 @@ pub mod event;
 pub mod http;
 pub mod machine;
 #[cfg(feature = "client")]
+pub mod process;
+#[cfg(feature = "client")]
 pub mod runtime;
 pub mod secret;
 #[cfg(feature = "client")]

@@ -85,6 +85,8 @@ struct Hub {
 pub(crate) struct Dispatcher {
     hub: Arc<Hub>,
     thread: JoinHandle<()>,
+    /// The process generation that started the thread (see `tradeauth::process`).
+    generation: u64,
 }
 
 impl Dispatcher {
@@ -136,7 +138,11 @@ impl Dispatcher {
                     format!("cannot start the event thread: {e}"),
                 )
             })?;
-        Ok(Dispatcher { hub, thread })
+        Ok(Dispatcher {
+            hub,
+            thread,
+            generation: tradeauth::process::generation(),
+        })
     }
 
     /// Stops delivery. After it returns no callback is running or will run, except when
@@ -144,6 +150,12 @@ impl Dispatcher {
     /// other follows.
     pub(crate) fn stop(self) {
         self.hub.stopped.store(true, Ordering::Release);
+        if self.generation != tradeauth::process::generation() {
+            // Started by a parent process: the thread does not exist in this forked child,
+            // and joining (or detaching) it would be undefined. Keep it untouched.
+            tradeauth::process::keep_forever(self);
+            return;
+        }
         self.hub.stop.notify_one();
         let on_own_thread = DISPATCHER_ID.try_with(|id| id.get() == self.hub.id);
         if on_own_thread.unwrap_or(false) {

@@ -16,6 +16,13 @@
 //!   the calling thread.
 //! - Blocking calls run on one lazily built tokio runtime owned by the library (rebuilt
 //!   in a forked child); they must not be called from a thread running a tokio runtime.
+//! - Lifetime: `_free` may be called while other threads are inside calls on the same
+//!   handle. Those calls return promptly (their own result, or `TRADEAUTH_ERR_CLOSED`)
+//!   and `_free` returns only once none of them uses the handle; a call that starts after
+//!   `_free` returned uses a freed pointer.
+//! - Fork: sessions made before `fork()` work in the child; on first use there each
+//!   builds its own runtime-bound parts (the parent's are left untouched). Event callbacks
+//!   registered in the parent are not called in the child: register them again there.
 
 #![deny(missing_docs)]
 #![allow(non_camel_case_types)]
@@ -25,6 +32,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod events;
+mod handle;
 mod options;
 mod response;
 mod session;

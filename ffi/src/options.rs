@@ -6,28 +6,35 @@ use std::time::Duration;
 
 use tradeauth::Options;
 
+use crate::handle::Gate;
 use crate::status::{Failure, FfiResult, boundary, tradeauth_status};
 use crate::text::{arg_out, arg_ref, arg_str};
 
 /// Session options: base URL, extra trusted root certificates, timeouts, retries and
 /// refresh behaviour. Made by `tradeauth_options_new`, freed by `tradeauth_options_free`.
 /// Constructors copy it, so it may be reused or freed right after a session is made.
-/// Safe to use from any thread (setters lock an internal mutex).
+/// Safe to use from any thread (setters lock an internal mutex), and
+/// `tradeauth_options_free` may run while other threads use it (see the header's
+/// lifetime rule).
 pub struct tradeauth_options {
+    gate: Gate,
     inner: Mutex<Options>,
 }
 
 impl tradeauth_options {
     /// A copy of the current options (what a session constructor takes).
-    pub(crate) fn snapshot(&self) -> Options {
+    pub(crate) fn snapshot(&self) -> Result<Options, Failure> {
+        let _inside = self.gate.enter("options")?;
         // A poisoned lock only means a setter panicked mid-way; the value is still whole.
-        self.inner
+        Ok(self
+            .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+            .clone())
     }
 
     fn update(&self, f: impl FnOnce(&mut Options) -> FfiResult) -> FfiResult {
+        let _inside = self.gate.enter("options")?;
         let mut guard = self
             .inner
             .lock()
@@ -40,11 +47,13 @@ impl tradeauth_options {
 ///
 /// # Safety
 /// `options` is NULL or a live handle.
-pub(crate) unsafe fn options_or_default(options: *const tradeauth_options) -> Options {
+pub(crate) unsafe fn options_or_default(
+    options: *const tradeauth_options,
+) -> Result<Options, Failure> {
     // SAFETY: forwarded contract.
     match unsafe { options.as_ref() } {
         Some(options) => options.snapshot(),
-        None => Options::default(),
+        None => Ok(Options::default()),
     }
 }
 
@@ -70,6 +79,7 @@ pub unsafe extern "C" fn tradeauth_options_new(
     boundary("tradeauth_options_new", || {
         let out = arg_out(out_options, "out_options")?;
         let handle = Box::new(tradeauth_options {
+            gate: Gate::new(),
             inner: Mutex::new(Options::default()),
         });
         // SAFETY: out is non-NULL and writable per the contract.
@@ -79,13 +89,19 @@ pub unsafe extern "C" fn tradeauth_options_new(
 }
 
 /// Frees options made by `tradeauth_options_new`. NULL is a no-op. Sessions made from
-/// them are not affected. Must not race with another call on the same handle.
+/// them are not affected. Calls using them on other threads finish first (later ones
+/// get `TRADEAUTH_ERR_CLOSED`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tradeauth_options_free(options: *mut tradeauth_options) {
     let _ = boundary("tradeauth_options_free", || {
         if !options.is_null() {
             // SAFETY: a non-NULL pointer came from Box::into_raw in tradeauth_options_new
-            // and is freed once, per the contract.
+            // and is freed once, per the contract; until the box is rebuilt only shared
+            // references to it exist.
+            let shared = unsafe { &*options };
+            shared.gate.close();
+            shared.gate.wait_empty();
+            // SAFETY: no call is inside and none can enter.
             drop(unsafe { Box::from_raw(options) });
         }
         Ok(())

@@ -4,13 +4,17 @@ use std::ffi::c_char;
 
 use tradeauth::Method;
 
-use crate::session::{block_on, tradeauth_session};
+use crate::handle::Gate;
+use crate::session::tradeauth_session;
 use crate::status::{Failure, boundary, boundary_value, tradeauth_status};
 use crate::text::{arg_out, arg_ref, arg_str, copy_out, opt_str};
 
 /// A venue's HTTP answer: status, headers and body. Made by `tradeauth_session_request`,
-/// freed by `tradeauth_response_free`; immutable, so safe to read from any thread.
+/// freed by `tradeauth_response_free`; immutable, so safe to read from any thread, and
+/// `tradeauth_response_free` may run while other threads read it (see the header's
+/// lifetime rule).
 pub struct tradeauth_response {
+    gate: Gate,
     status: u16,
     headers: Vec<(String, String)>,
     /// The body followed by one NUL, so text bodies can be used as C strings.
@@ -98,7 +102,8 @@ pub unsafe extern "C" fn tradeauth_session_request(
         let body = unsafe { opt_str(json_body, "json_body") }?;
         let extra = unsafe { opt_str(headers, "headers") }?;
         let out = arg_out(out_response, "out_response")?;
-        let mut request = handle.session.request(method, path);
+        let held = handle.hold()?;
+        let mut request = held.session().request(method, path);
         if let Some(body) = body {
             let value: serde_json::Value = serde_json::from_str(body)
                 .map_err(|e| Failure::invalid(format!("`json_body` is not JSON: {e}")))?;
@@ -107,11 +112,12 @@ pub unsafe extern "C" fn tradeauth_session_request(
         for (name, value) in parse_headers(extra.unwrap_or(""))? {
             request = request.header(&name, &value);
         }
-        let mut answer = block_on(request.send())??;
+        let mut answer = held.block_on(|_| request.send())??;
         // Taken, not copied: the driver's response wipes whatever it still holds on drop.
         let mut body = std::mem::take(&mut answer.body);
         body.push(0);
         let response = Box::new(tradeauth_response {
+            gate: Gate::new(),
             status: answer.status,
             headers: std::mem::take(&mut answer.headers),
             body,
@@ -122,12 +128,15 @@ pub unsafe extern "C" fn tradeauth_session_request(
     })
 }
 
-/// The HTTP status code (e.g. 200, 401); 0 if `response` is NULL.
+/// The HTTP status code (e.g. 200, 401); 0 if `response` is NULL or being freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tradeauth_response_status(response: *const tradeauth_response) -> u16 {
     boundary_value("tradeauth_response_status", 0, || {
         // SAFETY: caller contract.
-        unsafe { response.as_ref() }.map_or(0, |r| r.status)
+        unsafe { response.as_ref() }.map_or(0, |r| match r.gate.enter("response") {
+            Ok(_inside) => r.status,
+            Err(_) => 0,
+        })
     })
 }
 
@@ -146,6 +155,7 @@ pub unsafe extern "C" fn tradeauth_response_body(
         let response = unsafe { arg_ref(response, "response") }?;
         let out_body = arg_out(out_body, "out_body")?;
         let out_len = arg_out(out_len, "out_len")?;
+        let _inside = response.gate.enter("response")?;
         // SAFETY: both non-NULL and writable per the contract.
         unsafe {
             out_body.write(response.body.as_ptr());
@@ -176,6 +186,7 @@ pub unsafe extern "C" fn tradeauth_response_header(
         let buf = arg_out(buf, "buf")?;
         let written = arg_out(written, "written")?;
         let out_found = arg_out(out_found, "out_found")?;
+        let _inside = response.gate.enter("response")?;
         let value = response
             .headers
             .iter()
@@ -196,12 +207,19 @@ pub unsafe extern "C" fn tradeauth_response_header(
     })
 }
 
-/// Frees a response and its body. NULL is a no-op. Must not race with reads of it.
+/// Frees a response and its body. NULL is a no-op. Reads running on other threads
+/// finish first (later ones get `TRADEAUTH_ERR_CLOSED` / 0); a body pointer from
+/// `tradeauth_response_body` is invalid once this returns.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tradeauth_response_free(response: *mut tradeauth_response) {
     let _ = boundary("tradeauth_response_free", || {
         if !response.is_null() {
             // SAFETY: came from Box::into_raw in tradeauth_session_request; freed once.
+            // Until the box is rebuilt only shared references to it exist.
+            let shared = unsafe { &*response };
+            shared.gate.close();
+            shared.gate.wait_empty();
+            // SAFETY: no call is inside and none can enter.
             drop(unsafe { Box::from_raw(response) });
         }
         Ok(())

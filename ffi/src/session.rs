@@ -10,7 +10,10 @@ use tradeauth::{
     CadenzaConfig, CascadeConfig, ExchangeConfig, PartnerConfig, Session, WsAuthReply,
 };
 
+use tokio::sync::watch;
+
 use crate::events::{Dispatcher, tradeauth_event_callback};
+use crate::handle::{Entered, Gate, closed};
 use crate::options::{options_or_default, tradeauth_options};
 use crate::status::{
     Failure, FfiResult, boundary, boundary_value, set_last_error, tradeauth_status,
@@ -20,11 +23,63 @@ use crate::text::{arg_out, arg_ref, arg_str, copy_out, fits, opt_str, too_small}
 /// An authenticated session with one venue account (Cadenza, Partner, Cascade or
 /// Exchange). Made by a `tradeauth_<venue>_new` or `tradeauth_<venue>_from_env`
 /// constructor, freed by `tradeauth_session_free`. Every function taking a
-/// `const tradeauth_session *` may be called from any number of threads at once;
-/// `tradeauth_session_free` must not race with them.
+/// `const tradeauth_session *` may be called from any number of threads at once, and
+/// `tradeauth_session_free` may run while they do: see the header's lifetime rule.
 pub struct tradeauth_session {
-    pub(crate) session: Session,
+    gate: Gate,
+    session: Session,
+    /// Set to `true` when `_free` begins: blocking calls stop waiting and return
+    /// `TRADEAUTH_ERR_CLOSED`.
+    closing: watch::Sender<bool>,
     events: Mutex<Option<Dispatcher>>,
+}
+
+/// What a call keeps of a session once it has left the handle: its own strong reference
+/// and the close signal, so the handle can be freed while the call runs.
+pub(crate) struct Held {
+    session: Session,
+    closing: watch::Receiver<bool>,
+}
+
+impl tradeauth_session {
+    /// Enters the handle (failing with `TRADEAUTH_ERR_CLOSED` once `_free` has begun).
+    fn enter(&self) -> Result<Entered<'_>, Failure> {
+        self.gate.enter("session")
+    }
+
+    /// Takes this call's own references. After this the handle must not be touched.
+    pub(crate) fn hold(&self) -> Result<Held, Failure> {
+        let _inside = self.enter()?;
+        Ok(Held {
+            session: self.session.clone(),
+            closing: self.closing.subscribe(),
+        })
+    }
+}
+
+impl Held {
+    /// The session, for non-blocking reads.
+    pub(crate) fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Runs `work` on the library's runtime from the caller's thread, unless the handle is
+    /// freed first: then `TRADEAUTH_ERR_CLOSED` (the work is dropped where it stands).
+    pub(crate) fn block_on<F: Future>(
+        &self,
+        work: impl FnOnce(Session) -> F,
+    ) -> Result<F::Output, Failure> {
+        let mut closing = self.closing.clone();
+        let work = work(self.session.clone());
+        block_on(async move {
+            tokio::select! {
+                biased;
+                // An error means the sender is gone: freed as well.
+                _ = closing.wait_for(|closed| *closed) => Err(closed("session")),
+                out = work => Ok(out),
+            }
+        })?
+    }
 }
 
 /// What a venue's WebSocket message means for authentication.
@@ -41,16 +96,10 @@ pub enum tradeauth_ws_reply {
     TRADEAUTH_WS_REJECTED = 2,
 }
 
-/// Runs a future to completion on the library's runtime from the caller's thread.
+/// Runs a future to completion on the library's runtime from the caller's thread (core
+/// refuses a call from a thread that is inside a runtime).
 pub(crate) fn block_on<F: Future>(future: F) -> Result<F::Output, Failure> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        // A nested block_on would panic: say why instead.
-        return Err(Failure::invalid(
-            "a blocking tradeauth call was made from a thread that runs a tokio runtime; \
-             call it from a plain thread",
-        ));
-    }
-    Ok(tradeauth::runtime::shared()?.block_on(future))
+    Ok(tradeauth::runtime::block_on(future)?)
 }
 
 /// Builds a session inside the shared runtime (its background refresher is spawned on
@@ -68,7 +117,9 @@ unsafe fn make_session(
         build()?
     };
     let handle = Box::new(tradeauth_session {
+        gate: Gate::new(),
         session,
+        closing: watch::Sender::new(false),
         events: Mutex::new(None),
     });
     // SAFETY: per the contract.
@@ -97,7 +148,7 @@ pub unsafe extern "C" fn tradeauth_cadenza_new(
         let email = unsafe { arg_str(email, "email") }?;
         let password = unsafe { arg_str(password, "password") }?;
         let out = arg_out(out_session, "out_session")?;
-        let options = unsafe { options_or_default(options) };
+        let options = unsafe { options_or_default(options) }?;
         let config = CadenzaConfig::new(email, password);
         unsafe { make_session(out, || Session::cadenza(config, options)) }
     })
@@ -121,7 +172,7 @@ pub unsafe extern "C" fn tradeauth_partner_new(
         let client_id = unsafe { arg_str(client_id, "client_id") }?;
         let secret_key = unsafe { arg_str(secret_key, "secret_key") }?;
         let out = arg_out(out_session, "out_session")?;
-        let options = unsafe { options_or_default(options) };
+        let options = unsafe { options_or_default(options) }?;
         let mut config = PartnerConfig::new(client_id, secret_key);
         if ttl_secs > 0 {
             config = config.with_ttl(Duration::from_secs(ttl_secs));
@@ -148,7 +199,7 @@ pub unsafe extern "C" fn tradeauth_cascade_new(
         let deposit = unsafe { arg_str(deposit_address, "deposit_address") }?;
         let key = unsafe { arg_str(delegate_private_key, "delegate_private_key") }?;
         let out = arg_out(out_session, "out_session")?;
-        let options = unsafe { options_or_default(options) };
+        let options = unsafe { options_or_default(options) }?;
         let config = CascadeConfig::new(deposit, key);
         unsafe { make_session(out, || Session::cascade(config, options)) }
     })
@@ -171,7 +222,7 @@ pub unsafe extern "C" fn tradeauth_exchange_new(
         let api_key = unsafe { opt_str(api_key, "api_key") }?;
         let admin_token = unsafe { opt_str(admin_token, "admin_token") }?;
         let out = arg_out(out_session, "out_session")?;
-        let options = unsafe { options_or_default(options) };
+        let options = unsafe { options_or_default(options) }?;
         let config = match (api_key, admin_token) {
             (Some(key), None) => ExchangeConfig::trader(key),
             (None, Some(token)) => ExchangeConfig::admin(token),
@@ -199,7 +250,7 @@ pub unsafe extern "C" fn tradeauth_cadenza_from_env(
     boundary("tradeauth_cadenza_from_env", || {
         let out = arg_out(out_session, "out_session")?;
         // SAFETY: caller contract.
-        let options = unsafe { options_or_default(options) };
+        let options = unsafe { options_or_default(options) }?;
         unsafe { make_session(out, || Session::cadenza_from_env(options)) }
     })
 }
@@ -215,7 +266,7 @@ pub unsafe extern "C" fn tradeauth_partner_from_env(
     boundary("tradeauth_partner_from_env", || {
         let out = arg_out(out_session, "out_session")?;
         // SAFETY: caller contract.
-        let options = unsafe { options_or_default(options) };
+        let options = unsafe { options_or_default(options) }?;
         unsafe { make_session(out, || Session::partner_from_env(options)) }
     })
 }
@@ -231,7 +282,7 @@ pub unsafe extern "C" fn tradeauth_cascade_from_env(
     boundary("tradeauth_cascade_from_env", || {
         let out = arg_out(out_session, "out_session")?;
         // SAFETY: caller contract.
-        let options = unsafe { options_or_default(options) };
+        let options = unsafe { options_or_default(options) }?;
         unsafe { make_session(out, || Session::cascade_from_env(options)) }
     })
 }
@@ -247,15 +298,21 @@ pub unsafe extern "C" fn tradeauth_exchange_from_env(
     boundary("tradeauth_exchange_from_env", || {
         let out = arg_out(out_session, "out_session")?;
         // SAFETY: caller contract.
-        let options = unsafe { options_or_default(options) };
+        let options = unsafe { options_or_default(options) }?;
         unsafe { make_session(out, || Session::exchange_from_env(options)) }
     })
 }
 
 /// Frees a session: stops its event callback (waiting for a running call to return,
 /// unless called from inside that callback) and its background refresher, and wipes its
-/// secrets. NULL is a no-op. Calls still running on other threads keep what they need
-/// alive, but no call may start on `session` once this has begun.
+/// secrets. NULL is a no-op.
+///
+/// It may be called while other threads are inside calls on `session`: those calls
+/// return promptly — with their own result if they had it, else with
+/// `TRADEAUTH_ERR_CLOSED` (a login or request in flight is abandoned) — and this
+/// function returns only after every such call has stopped using the handle. A call that
+/// *starts* after this has returned uses freed memory, as with any freed pointer; call
+/// it once per session.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tradeauth_session_free(session: *mut tradeauth_session) {
     let _ = boundary("tradeauth_session_free", || {
@@ -263,9 +320,16 @@ pub unsafe extern "C" fn tradeauth_session_free(session: *mut tradeauth_session)
             return Ok(());
         }
         // SAFETY: a non-NULL pointer came from Box::into_raw in a constructor and is
-        // freed once, per the contract.
-        let handle = unsafe { Box::from_raw(session) };
-        let dispatcher = handle
+        // freed once, per the contract; until the box is rebuilt below only shared
+        // references to it exist (other threads' calls).
+        let shared = unsafe { &*session };
+        shared.gate.close();
+        shared.closing.send_replace(true);
+        // Calls inside hold the handle only while they copy (long work runs on their own
+        // references and has just been told to stop), so this wait is short.
+        shared.gate.wait_empty();
+        // No call is inside and none can enter: the callback slot is ours alone now.
+        let dispatcher = shared
             .events
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -273,7 +337,8 @@ pub unsafe extern "C" fn tradeauth_session_free(session: *mut tradeauth_session)
         if let Some(dispatcher) = dispatcher {
             dispatcher.stop();
         }
-        drop(handle);
+        // SAFETY: as above; no other thread can reach the handle any more.
+        drop(unsafe { Box::from_raw(session) });
         Ok(())
     });
 }
@@ -312,6 +377,7 @@ pub unsafe extern "C" fn tradeauth_session_header(
         let name_written = arg_out(name_written, "name_written")?;
         let value_buf = arg_out(value_buf, "value_buf")?;
         let value_written = arg_out(value_written, "value_written")?;
+        let inside = handle.enter()?;
         // The common case: copy straight out of the cached credential, borrowed (no `Arc`
         // clone, so no shared refcount for threads to contend on).
         let cached = handle.session.with_current(|credential| {
@@ -329,7 +395,9 @@ pub unsafe extern "C" fn tradeauth_session_header(
         if let Some(outcome) = cached {
             return outcome;
         }
-        let credential = block_on(handle.session.credential())??;
+        drop(inside);
+        let held = handle.hold()?;
+        let credential = held.block_on(|s| async move { s.credential().await })??;
         // SAFETY: as above.
         unsafe {
             write_header(
@@ -393,13 +461,14 @@ pub unsafe extern "C" fn tradeauth_session_invalidate(
         // SAFETY: caller contract.
         let handle = unsafe { arg_ref(session, "session") }?;
         let rejected = unsafe { opt_str(rejected_value, "rejected_value") }?;
-        let Some(current) = handle.session.current() else {
+        let held = handle.hold()?;
+        let Some(current) = held.session().current() else {
             return Ok(());
         };
         if rejected.is_some_and(|value| value != current.header_value()) {
             return Ok(());
         }
-        block_on(handle.session.invalidate(&current))?;
+        held.block_on(|s| async move { s.invalidate(&current).await })?;
         Ok(())
     })
 }
@@ -415,7 +484,8 @@ pub unsafe extern "C" fn tradeauth_session_refresh(
     boundary("tradeauth_session_refresh", || {
         // SAFETY: caller contract.
         let handle = unsafe { arg_ref(session, "session") }?;
-        block_on(handle.session.refresh())??;
+        let held = handle.hold()?;
+        held.block_on(|s| async move { s.refresh().await })??;
         Ok(())
     })
 }
@@ -429,7 +499,8 @@ pub unsafe extern "C" fn tradeauth_session_logout(
     boundary("tradeauth_session_logout", || {
         // SAFETY: caller contract.
         let handle = unsafe { arg_ref(session, "session") }?;
-        block_on(handle.session.logout())?;
+        let held = handle.hold()?;
+        held.block_on(|s| async move { s.logout().await })?;
         Ok(())
     })
 }
@@ -454,7 +525,8 @@ pub unsafe extern "C" fn tradeauth_session_ws_auth_message(
         let handle = unsafe { arg_ref(session, "session") }?;
         let buf = arg_out(buf, "buf")?;
         let written = arg_out(written, "written")?;
-        let message = block_on(handle.session.ws_auth_message(id))??;
+        let held = handle.hold()?;
+        let message = held.block_on(|s| async move { s.ws_auth_message(id).await })??;
         // SAFETY: non-NULL; the caller promises buf holds len bytes.
         unsafe { copy_out(message.as_bytes(), buf, len, written, "WebSocket message") }
     })
@@ -477,7 +549,9 @@ pub unsafe extern "C" fn tradeauth_session_ws_handle_reply(
         let handle = unsafe { arg_ref(session, "session") }?;
         let text = unsafe { arg_str(text, "text") }?;
         let out = arg_out(out_result, "out_result")?;
-        let reply = block_on(handle.session.handle_ws_reply(text))?;
+        let held = handle.hold()?;
+        let text = text.to_owned();
+        let reply = held.block_on(|s| async move { s.handle_ws_reply(&text).await })?;
         let result = match reply {
             WsAuthReply::Authenticated { .. } => tradeauth_ws_reply::TRADEAUTH_WS_AUTHENTICATED,
             WsAuthReply::Rejected { message } => {
@@ -511,6 +585,9 @@ pub unsafe extern "C" fn tradeauth_session_set_event_callback(
     boundary("tradeauth_session_set_event_callback", || {
         // SAFETY: caller contract.
         let handle = unsafe { arg_ref(session, "session") }?;
+        // Inside for the whole call: it touches the handle's callback slot throughout.
+        // `_free` waits for it (bounded by a running callback's return, as documented).
+        let _inside = handle.enter()?;
         let lock = || {
             handle
                 .events
@@ -546,6 +623,9 @@ pub unsafe extern "C" fn tradeauth_session_venue(
         match unsafe { session.as_ref() } {
             None => std::ptr::null(),
             Some(handle) => {
+                let Ok(_inside) = handle.enter() else {
+                    return std::ptr::null();
+                };
                 let name: &'static [u8] = match handle.session.venue() {
                     tradeauth::Venue::Cadenza => b"cadenza\0",
                     tradeauth::Venue::Partner => b"partner\0",
@@ -572,6 +652,7 @@ pub unsafe extern "C" fn tradeauth_session_account(
         let handle = unsafe { arg_ref(session, "session") }?;
         let buf = arg_out(buf, "buf")?;
         let written = arg_out(written, "written")?;
+        let _inside = handle.enter()?;
         // SAFETY: non-NULL; the caller promises buf holds len bytes.
         unsafe {
             copy_out(
@@ -597,7 +678,10 @@ pub unsafe extern "C" fn tradeauth_session_expires_at_ms(
         // SAFETY: caller contract.
         let handle = unsafe { arg_ref(session, "session") }?;
         let out = arg_out(out_unix_ms, "out_unix_ms")?;
-        let expiry = handle.session.expires_at_ms().unwrap_or(0);
+        let expiry = {
+            let _inside = handle.enter()?;
+            handle.session.expires_at_ms().unwrap_or(0)
+        };
         // SAFETY: non-NULL and writable per the contract.
         unsafe { out.write(expiry) };
         Ok(())

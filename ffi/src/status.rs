@@ -44,6 +44,9 @@ pub enum tradeauth_status {
     TRADEAUTH_ERR_BUFFER_TOO_SMALL = 10,
     /// A bug inside tradeauth was caught at the C boundary; nothing unwound into C.
     TRADEAUTH_ERR_PANIC = 11,
+    /// C only: the handle was freed (`_free` began) while this call was starting or
+    /// running on another thread. The call did nothing more and wrote no output.
+    TRADEAUTH_ERR_CLOSED = 12,
 }
 
 impl tradeauth_status {
@@ -203,6 +206,7 @@ pub unsafe extern "C" fn tradeauth_last_error_message(
 pub extern "C" fn tradeauth_status_name(status: u32) -> *const c_char {
     let name: &'static [u8] = match ErrorKind::from_code(status) {
         _ if status == 0 => b"ok\0",
+        _ if status == tradeauth_status::TRADEAUTH_ERR_CLOSED as u32 => b"closed\0",
         Some(ErrorKind::InvalidArgument) => b"invalid_argument\0",
         Some(ErrorKind::InsecureUrl) => b"insecure_url\0",
         Some(ErrorKind::Transport) => b"transport\0",

@@ -1,9 +1,10 @@
 //! Running the library's futures from Python: blocking calls (GIL released, Ctrl-C
-//! honoured) and asyncio awaitables, both on the one shared, fork-aware runtime.
+//! honoured) and asyncio awaitables, both on the one shared runtime (core rebuilds it in a
+//! forked child).
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
@@ -11,11 +12,7 @@ use pyo3::sync::PyOnceLock;
 use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
-use crate::errors::{invalid_argument, panic_error, to_pyerr};
-
-/// Bumped in a child process after `os.fork()` (see `_after_fork_in_child`); a client
-/// whose session was built in another generation rebuilds it before use.
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+use crate::errors::{panic_error, to_pyerr};
 
 /// How often a blocking call wakes to let Python deliver signals (Ctrl-C).
 const SIGNAL_POLL: Duration = Duration::from_millis(200);
@@ -56,19 +53,6 @@ pub(crate) fn _at_exit(py: Python<'_>) {
     });
 }
 
-/// The current fork generation (one atomic load).
-#[inline]
-pub(crate) fn fork_generation() -> u64 {
-    FORK_GENERATION.load(Ordering::Acquire)
-}
-
-/// Called by `os.register_at_fork(after_in_child=...)`: the child's clients rebuild their
-/// sessions on the child's own runtime and leave the parent's untouched.
-#[pyfunction]
-pub(crate) fn _after_fork_in_child() {
-    FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
-}
-
 /// The shared runtime of this process (rebuilt lazily in a forked child).
 pub(crate) fn runtime(py: Python<'_>) -> PyResult<&'static Runtime> {
     tradeauth::runtime::shared().map_err(|e| to_pyerr(py, &e))
@@ -82,24 +66,20 @@ where
     F: Future<Output = tradeauth::Result<T>> + Send,
     T: Send,
 {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(invalid_argument(
-            py,
-            "a blocking tradeauth call was made from the library's own runtime thread \
-             (e.g. inside a logging handler); use the async variant there instead",
-        ));
-    }
-    let rt = runtime(py)?;
     let outcome = py.detach(|| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut future = pin!(future);
             loop {
-                // The timer is made inside block_on: it needs the runtime's context.
-                let slice =
-                    rt.block_on(async { tokio::time::timeout(SIGNAL_POLL, future.as_mut()).await });
+                // Core's block_on refuses a nested call (a thread inside a runtime, e.g. a
+                // logging handler on a worker) instead of panicking. The timer is made
+                // inside it: it needs the runtime's context.
+                let slice = tradeauth::runtime::block_on(async {
+                    tokio::time::timeout(SIGNAL_POLL, future.as_mut()).await
+                });
                 match slice {
-                    Ok(done) => return Ok(done),
-                    Err(_) => {
+                    Err(refused) => return Ok(Err(refused)),
+                    Ok(Ok(done)) => return Ok(done),
+                    Ok(Err(_)) => {
                         // Ctrl-C (KeyboardInterrupt) cancels the call. Skipped once the
                         // interpreter is exiting (attaching then could end this thread).
                         if !CLOSED.load(Ordering::SeqCst) {

@@ -1,29 +1,22 @@
 //! `BaseClient`: what every venue client shares (hot-path headers, authenticated requests,
-//! invalidation, async variants, fork safety, repr, no pickling).
+//! invalidation, async variants, repr, no pickling). Fork safety is the core session's
+//! own (a client inherited by a forked child rebuilds its runtime-bound parts there).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
 use tradeauth::{Credential, HttpResponse, Method, Options, Secret, Session, Venue};
 
-use crate::bridge::{block_on, fork_generation, runtime, spawn_awaitable};
+use crate::bridge::{block_on, runtime, spawn_awaitable};
 use crate::errors::{Count, guard, invalid_argument, to_pyerr};
 use crate::response::Response;
 
-/// Builds a session from options; kept so a forked child can rebuild its own.
+/// Builds a venue's session from options.
 pub(crate) type Factory = Arc<dyn Fn(Options) -> tradeauth::Result<Session> + Send + Sync>;
-
-/// A session and the process generation it belongs to.
-struct Live {
-    session: Session,
-    generation: u64,
-    pid: u32,
-}
 
 /// The keyword options every client constructor takes.
 pub(crate) struct OptionArgs<'py> {
@@ -103,9 +96,7 @@ impl OptionArgs<'_> {
 /// Common base of the venue clients; not constructible itself.
 #[pyclass(frozen, subclass, module = "tradeauth._native")]
 pub(crate) struct BaseClient {
-    live: ArcSwap<Live>,
-    factory: Factory,
-    options: Options,
+    session: Session,
     /// An Exchange client without a key: requests go out unauthenticated.
     public: bool,
     venue: Venue,
@@ -132,14 +123,12 @@ impl BaseClient {
         public: bool,
         login: bool,
     ) -> PyResult<Self> {
-        let live = start(py, &factory, &options)?;
+        let session = start(py, &factory, options)?;
         let client = BaseClient {
-            venue: live.session.venue(),
-            account: live.session.account().to_owned(),
-            base_url: live.session.base_url().to_owned(),
-            live: ArcSwap::from_pointee(live),
-            factory,
-            options,
+            venue: session.venue(),
+            account: session.account().to_owned(),
+            base_url: session.base_url().to_owned(),
+            session,
             public,
         };
         if login && !public {
@@ -148,23 +137,9 @@ impl BaseClient {
         Ok(client)
     }
 
-    /// The session for this process; rebuilt once after a fork, leaving the parent's alone.
-    pub(crate) fn session(&self, py: Python<'_>) -> PyResult<Session> {
-        let live = self.live.load();
-        if live.generation == fork_generation() && live.pid == std::process::id() {
-            return Ok(live.session.clone());
-        }
-        let fresh = Arc::new(start(py, &self.factory, &self.options)?);
-        let previous = self.live.compare_and_swap(&*live, Arc::clone(&fresh));
-        if Arc::ptr_eq(&*previous, &*live) {
-            // The parent's session (its runtime, refresher and connection pool) must not
-            // be dropped in the child: its threads do not exist here. Leak it.
-            std::mem::forget(Arc::clone(&*live));
-            Ok(fresh.session.clone())
-        } else {
-            // Another thread of this child rebuilt it first; ours was never used.
-            Ok(previous.session.clone())
-        }
+    /// The client's session (an `Arc` clone).
+    pub(crate) fn session(&self, _py: Python<'_>) -> PyResult<Session> {
+        Ok(self.session.clone())
     }
 
     /// A valid credential: the cached one without blocking, else one login/refresh (GIL
@@ -205,19 +180,17 @@ impl BaseClient {
     }
 }
 
-/// Builds a session inside the shared runtime's context and starts its log forwarder.
-fn start(py: Python<'_>, factory: &Factory, options: &Options) -> PyResult<Live> {
+/// Builds a session inside the shared runtime's context and forwards its events to the
+/// `tradeauth` logger in every process that uses it (core re-runs the hook in a forked
+/// child, where the session has new parts and the runtime is new).
+fn start(py: Python<'_>, factory: &Factory, options: Options) -> PyResult<Session> {
     let rt = runtime(py)?;
     let session = guard(py, || {
         let _entered = rt.enter();
-        factory(options.clone()).map_err(|e| to_pyerr(py, &e))
+        factory(options).map_err(|e| to_pyerr(py, &e))
     })?;
-    crate::logs::forward(rt, &session);
-    Ok(Live {
-        session,
-        generation: fork_generation(),
-        pid: std::process::id(),
-    })
+    session.on_each_process(crate::logs::forward);
+    Ok(session)
 }
 
 /// `headers()` as a Python dict: `{"Authorization": "Bearer ..."}` or `{"x-api-key": ...}`.
@@ -468,11 +441,9 @@ impl BaseClient {
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         {
             // Borrow the cached credential (no `Arc` clone) and build the dict from it.
-            let live = self.live.load();
-            if live.generation == fork_generation()
-                && let Some(dict) = live
-                    .session
-                    .with_current(|credential| credential.map(|c| header_dict(py, Some(c))))
+            if let Some(dict) = self
+                .session
+                .with_current(|credential| credential.map(|c| header_dict(py, Some(c))))
             {
                 return dict;
             }
@@ -487,10 +458,7 @@ impl BaseClient {
     /// The current auth header dict if a valid credential is cached, else None; never
     /// blocks (`{}` for a public Exchange client).
     fn current_headers<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let live = self.live.load();
-        if live.generation == fork_generation()
-            && let Some(credential) = live.session.current()
-        {
+        if let Some(credential) = self.session.current() {
             return header_dict(py, Some(&credential)).map(Some);
         }
         if self.public {

@@ -77,7 +77,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<response::WsAuthReply>()?;
     m.add_function(wrap_pyfunction!(generate_token, m)?)?;
     m.add_function(wrap_pyfunction!(eip191_sign, m)?)?;
-    m.add_function(wrap_pyfunction!(bridge::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::_at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_raise_kind, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_panic, m)?)?;

@@ -6,7 +6,6 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use tokio::runtime::Runtime;
 use tokio::sync::broadcast::error::RecvError;
 use tradeauth::{AuthEvent, Session};
 
@@ -15,8 +14,13 @@ const INFO: u8 = 20;
 /// `logging.WARNING`.
 const WARNING: u8 = 30;
 
-/// Starts forwarding `session`'s events to `logging.getLogger("tradeauth")`.
-pub(crate) fn forward(rt: &Runtime, session: &Session) {
+/// Starts forwarding `session`'s events to `logging.getLogger("tradeauth")`, on this
+/// process's runtime (called again by core in a forked child).
+pub(crate) fn forward(session: &Session) {
+    let Ok(rt) = tradeauth::runtime::shared() else {
+        // No runtime, no events to forward either: the session cannot run without one.
+        return;
+    };
     let mut events = session.subscribe();
     let venue = session.venue().as_str();
     let account = session.account().to_owned();

@@ -24,7 +24,6 @@ Integrations: ``auth=client.requests_auth()`` (requests) and ``auth=client.httpx
 from __future__ import annotations
 
 import atexit as _atexit
-import os as _os
 
 from tradeauth._native import (
     CADENZA_UAT_URL,
@@ -50,16 +49,14 @@ from tradeauth._native import (
     Unauthorized,
     WsAuthReply,
     __version__,
-    _after_fork_in_child,
     _at_exit,
     eip191_sign,
     generate_token,
 )
 
-# A forked child rebuilds each client's runtime, refresher and connection pool on first
-# use and never touches (or drops) the parent's.
-if hasattr(_os, "register_at_fork"):
-    _os.register_at_fork(after_in_child=_after_fork_in_child)
+# Fork needs nothing here: a client inherited by a forked child rebuilds its runtime,
+# refresher and connection pool on first use there (the native core notices the fork)
+# and never touches (or drops) the parent's.
 
 # At exit, the library's runtime threads stop calling into Python (logging, asyncio)
 # before the interpreter finalizes.

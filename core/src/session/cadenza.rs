@@ -17,9 +17,8 @@ impl Session {
             config.refresh_window = window;
         }
         config.jitter_seed = rand::random();
-        let machine = CadenzaMachine::new(config)?;
         Self::from_machine(
-            VenueMachine::Cadenza(machine),
+            move || Ok(VenueMachine::Cadenza(CadenzaMachine::new(config.clone())?)),
             Some(CADENZA_PRODUCTION_URL),
             options,
         )
@@ -41,6 +40,8 @@ impl Session {
             _ => None,
         })
         .await
+        .ok()
+        .flatten()
     }
 
     /// The venue's wall-clock expiry of the current token, in Unix milliseconds.

@@ -15,8 +15,11 @@ impl Session {
             config.refresh_window = window;
         }
         config.jitter_seed = rand::random();
-        let machine = CascadeMachine::new(config)?;
-        Self::from_machine(VenueMachine::Cascade(machine), Some(CASCADE_URL), options)
+        Self::from_machine(
+            move || Ok(VenueMachine::Cascade(CascadeMachine::new(config.clone())?)),
+            Some(CASCADE_URL),
+            options,
+        )
     }
 
     /// A Cascade session from `CASCADE_DEPOSIT_ADDRESS`, `CASCADE_DELEGATE_PRIVATE_KEY` and
@@ -35,5 +38,7 @@ impl Session {
             _ => None,
         })
         .await
+        .ok()
+        .flatten()
     }
 }

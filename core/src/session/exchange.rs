@@ -11,8 +11,15 @@ pub const EXCHANGE_URL: &str = "https://exchange.jamesxu.dev";
 impl Session {
     /// An Exchange session; the key's format is checked here, before anything is sent.
     pub fn exchange(config: ExchangeConfig, options: Options) -> Result<Self> {
-        let machine = ExchangeMachine::new(config)?;
-        Self::from_machine(VenueMachine::Exchange(machine), Some(EXCHANGE_URL), options)
+        Self::from_machine(
+            move || {
+                Ok(VenueMachine::Exchange(ExchangeMachine::new(
+                    config.clone(),
+                )?))
+            },
+            Some(EXCHANGE_URL),
+            options,
+        )
     }
 
     /// An Exchange session from `EXCHANGE_API_KEY` (trader) or `EXCHANGE_ADMIN_TOKEN`

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::{Mutex, Notify, broadcast};
 use tokio::task::JoinHandle;
 
@@ -85,6 +85,87 @@ struct State {
     last_failure: Option<Error>,
     /// Shared-store bookkeeping (unused without a store).
     sync: shared::SyncState,
+    /// In a forked child: the credential inherited from the parent, served while valid
+    /// until this process's own machine (built fresh, see [`Local`]) has one.
+    inherited: Option<Arc<Credential>>,
+    /// Handles to this process's parts that work under the lock needs (cheap clones).
+    ctx: Ctx,
+}
+
+/// The [`Local`] parts that code holding the state lock uses.
+struct Ctx {
+    http: reqwest::Client,
+    events: broadcast::Sender<AuthEvent>,
+    wake: Arc<Notify>,
+    shared: Option<Arc<shared::Shared>>,
+}
+
+impl Local {
+    /// Builds the runtime-bound parts for the current process around `machine`.
+    fn build(
+        options: &Options,
+        venue: Venue,
+        base_url: &reqwest::Url,
+        account: &str,
+        machine: VenueMachine,
+        inherited: Option<Arc<Credential>>,
+    ) -> Result<Self> {
+        let generation = crate::process::generation();
+        let tls = tls::client_config(&options.extra_root_certs_pem)?;
+        let http = tls::http_client(&tls, options.connect_timeout)?;
+        let shared =
+            shared::Shared::from_options(options, venue, base_url.as_str(), account)?.map(Arc::new);
+        let (events, _) = broadcast::channel(64);
+        let wake = Arc::new(Notify::new());
+        let ctx = Ctx {
+            http: http.clone(),
+            events: events.clone(),
+            wake: Arc::clone(&wake),
+            shared: shared.clone(),
+        };
+        Ok(Local {
+            generation,
+            tls,
+            http,
+            state: Mutex::new(State {
+                machine,
+                last_failure: None,
+                sync: shared::SyncState::default(),
+                inherited,
+                ctx,
+            }),
+            events,
+            wake,
+            refresher: std::sync::Mutex::new(None),
+            shared,
+        })
+    }
+}
+
+/// Builds the session's machine: once when the session is made, again in a forked child.
+type MachineFactory = Box<dyn Fn() -> Result<VenueMachine> + Send + Sync>;
+
+/// Runs for the session in every process that uses it (see [`Session::on_each_process`]).
+type ProcessHook = Arc<dyn Fn(&Session) + Send + Sync>;
+
+/// What a session owns that belongs to the process that built it: the machine's lock,
+/// the refresher task, the connection pool and TLS session cache, the event channel and
+/// the store connection. A forked child builds its own on first use (see
+/// [`crate::process`]) and never drops, joins or awaits its parent's: those may hold a
+/// lock that a thread of the parent held at fork time, or tasks of a runtime whose
+/// threads do not exist in the child.
+struct Local {
+    /// The [`crate::process::generation`] that built these.
+    generation: u64,
+    tls: Arc<rustls::ClientConfig>,
+    http: reqwest::Client,
+    state: Mutex<State>,
+    events: broadcast::Sender<AuthEvent>,
+    /// Wakes the background refresher early (after a login, an invalidation).
+    wake: Arc<Notify>,
+    refresher: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The shared credential store, if configured (touched only by renewals).
+    shared: Option<Arc<shared::Shared>>,
 }
 
 /// Shared by every clone of a [`Session`].
@@ -93,30 +174,37 @@ struct Inner {
     account: String,
     base_url: reqwest::Url,
     options: Options,
-    http: reqwest::Client,
-    tls: Arc<rustls::ClientConfig>,
-    /// The hot path: the credential the machine last produced, swapped in whole.
+    make_machine: MachineFactory,
+    /// The hot path: the credential the machine last produced, swapped in whole. Plain
+    /// data, so a forked child may keep serving it while it is valid.
     current: ArcSwapOption<Credential>,
-    state: Mutex<State>,
     /// Bumped after every authentication attempt; callers that waited on the lock compare
     /// it to know an attempt finished while they queued (single flight, shared failure).
     attempts: AtomicU64,
     /// The venue's clock minus ours (ms), from the last `Date` header it sent.
     skew_ms: AtomicI64,
-    events: broadcast::Sender<AuthEvent>,
-    /// Wakes the background refresher early (after a login, an invalidation).
-    wake: Arc<Notify>,
-    refresher: std::sync::Mutex<Option<JoinHandle<()>>>,
-    /// The shared credential store, if configured (touched only by renewals).
-    shared: Option<shared::Shared>,
+    /// This process's parts; `None` only while the session is being dropped.
+    local: ArcSwapOption<Local>,
+    /// The generation of `local`, for the hot path's one-load fork check.
+    local_generation: AtomicU64,
+    hooks: ArcSwap<Vec<ProcessHook>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Ok(mut slot) = self.refresher.lock()
-            && let Some(task) = slot.take()
-        {
-            task.abort();
+        let Some(local) = self.local.swap(None) else {
+            return;
+        };
+        if local.generation == crate::process::generation() {
+            if let Ok(mut slot) = local.refresher.lock()
+                && let Some(task) = slot.take()
+            {
+                task.abort();
+            }
+        } else {
+            // Built by a parent process: its refresher, pool and locks are not this
+            // process's to touch. Kept, never dropped (once per fork).
+            crate::process::keep_forever(local);
         }
     }
 }
@@ -126,6 +214,14 @@ impl Drop for Inner {
 /// Reading the current credential ([`Session::current`]) is one atomic load; getting one
 /// when none is valid ([`Session::credential`]) runs exactly one login or refresh however
 /// many callers ask at once.
+///
+/// Fork: a session made before `fork()` keeps working in the child. On its first use
+/// there it builds its own machine, refresher, connection pool and store connection from
+/// its configuration (the parent's are left untouched: leaked, never dropped), serves
+/// the credential it inherited while that is valid, and logs in on its own before it
+/// expires. The child never reuses the parent's refresh token. Use it in the child from
+/// a plain thread (the library's runtime is rebuilt there) or from a runtime built in the
+/// child.
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<Inner>,
@@ -142,12 +238,14 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// Wraps a machine; must be called inside a tokio runtime when background refresh is on.
+    /// Wraps the machine `make_machine` builds (it is called again in a forked child);
+    /// must be called inside a tokio runtime when background refresh is on.
     pub(crate) fn from_machine(
-        machine: VenueMachine,
+        make_machine: impl Fn() -> Result<VenueMachine> + Send + Sync + 'static,
         default_base_url: Option<&str>,
         options: Options,
     ) -> Result<Self> {
+        crate::process::register();
         options.validate()?;
         let raw_url = options
             .base_url
@@ -160,37 +258,127 @@ impl Session {
                 )
             })?;
         let base_url = tls::parse_base_url(raw_url)?;
-        let tls = tls::client_config(&options.extra_root_certs_pem)?;
-        let http = tls::http_client(&tls, options.connect_timeout)?;
+        let machine = make_machine()?;
         let venue = machine.get().venue();
         let account = machine.get().account().to_owned();
-        let shared = shared::Shared::from_options(&options, venue, base_url.as_str(), &account)?;
-        let (events, _) = broadcast::channel(64);
+        let local = Local::build(&options, venue, &base_url, &account, machine, None)?;
+        let generation = local.generation;
         let inner = Arc::new(Inner {
             venue,
             account,
             base_url,
-            http,
-            tls,
+            make_machine: Box::new(make_machine),
             current: ArcSwapOption::empty(),
-            state: Mutex::new(State {
-                machine,
-                last_failure: None,
-                sync: shared::SyncState::default(),
-            }),
             attempts: AtomicU64::new(0),
             skew_ms: AtomicI64::new(0),
-            events,
-            wake: Arc::new(Notify::new()),
-            refresher: std::sync::Mutex::new(None),
-            shared,
+            local: ArcSwapOption::from_pointee(local),
+            local_generation: AtomicU64::new(generation),
+            hooks: ArcSwap::from_pointee(Vec::new()),
             options,
         });
         let session = Self { inner };
         if session.inner.options.background_refresh {
-            session.spawn_refresher()?;
+            let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidArgument,
+                    "background refresh needs a tokio runtime: build the session inside one, or turn background_refresh off",
+                )
+            })?;
+            session.spawn_refresher(&session.local()?, &handle);
         }
         Ok(session)
+    }
+
+    /// This process's parts of the session, built on first use in a forked child.
+    fn local(&self) -> Result<Arc<Local>> {
+        let generation = crate::process::generation();
+        let stale = self.inner.local.load_full();
+        match stale {
+            Some(local) if local.generation == generation => Ok(local),
+            _ => self.rebuild_local(stale, generation),
+        }
+    }
+
+    /// The slow path of [`Session::local`]: this is a forked child using the session for
+    /// the first time. Builds fresh parts, installs them unless another thread of this
+    /// child did first, and leaks the parent's.
+    #[cold]
+    fn rebuild_local(&self, stale: Option<Arc<Local>>, generation: u64) -> Result<Arc<Local>> {
+        let inner = &self.inner;
+        let machine = (inner.make_machine)()?;
+        // The parent's credential is plain data: keep serving it while it is valid.
+        let inherited = inner
+            .current
+            .load_full()
+            .filter(|credential| credential.is_valid_now());
+        let fresh = Arc::new(Local::build(
+            &inner.options,
+            inner.venue,
+            &inner.base_url,
+            &inner.account,
+            machine,
+            inherited,
+        )?);
+        debug_assert_eq!(fresh.generation, generation);
+        let previous = inner
+            .local
+            .compare_and_swap(&stale, Some(Arc::clone(&fresh)));
+        let previous = arc_swap::Guard::into_inner(previous);
+        let won = match (&previous, &stale) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !won {
+            // Another thread of this child installed its parts first; ours never ran.
+            return previous.ok_or_else(|| {
+                Error::new(ErrorKind::InvalidArgument, "the session is being dropped")
+            });
+        }
+        // The parent's parts: never dropped here (see `Local`).
+        crate::process::keep_forever((previous, stale));
+        inner.local_generation.store(generation, Ordering::Release);
+        tracing::debug!(
+            venue = inner.venue.as_str(),
+            account = %inner.account,
+            "session rebuilt its runtime-bound parts in a forked child"
+        );
+        if inner.options.background_refresh {
+            let handle = match tokio::runtime::Handle::try_current() {
+                Ok(handle) => handle,
+                Err(_) => crate::runtime::shared()?.handle().clone(),
+            };
+            self.spawn_refresher(&fresh, &handle);
+        }
+        for hook in inner.hooks.load().iter() {
+            hook(self);
+        }
+        Ok(fresh)
+    }
+
+    /// Runs `hook` for this session now and again in every forked child where the session
+    /// is used (after it has rebuilt its parts there), e.g. to forward its events to a
+    /// logger: [`Session::subscribe`] in the hook subscribes to that process's events.
+    /// The hook must not keep a clone of the session (that would keep it alive forever).
+    pub fn on_each_process(&self, hook: impl Fn(&Session) + Send + Sync + 'static) {
+        let hook: ProcessHook = Arc::new(hook);
+        self.inner.hooks.rcu(|hooks| {
+            let mut hooks = Vec::clone(hooks);
+            hooks.push(Arc::clone(&hook));
+            hooks
+        });
+        hook(self);
+    }
+
+    /// On the hot path: whether this is a forked child that has not rebuilt yet. One
+    /// relaxed load of a global and one of the session; on a mismatch the parts are
+    /// rebuilt (so background refresh resumes even if the child only reads headers).
+    #[inline]
+    fn check_process(&self) {
+        if self.inner.local_generation.load(Ordering::Relaxed) != crate::process::generation() {
+            // A failure here is reported by the next call that needs the parts.
+            let _ = self.local();
+        }
     }
 
     /// Both clocks, with the venue's measured skew applied to the wall clock.
@@ -220,14 +408,20 @@ impl Session {
     }
 
     /// Subscribes to authentication events (`LoggedIn`, `Refreshed`, ...); they carry no secret.
+    /// In a forked child it subscribes to the child's own events (see [`Session`]).
     pub fn subscribe(&self) -> broadcast::Receiver<AuthEvent> {
-        self.inner.events.subscribe()
+        match self.local() {
+            Ok(local) => local.events.subscribe(),
+            // Cannot happen short of running out of resources; a closed receiver says so.
+            Err(_) => broadcast::channel(1).1,
+        }
     }
 
     /// The hot path: the current credential if one is cached and still valid. No lock, no
     /// I/O, no allocation beyond the `Arc` clone; never an expired credential.
     #[inline]
     pub fn current(&self) -> Option<Arc<Credential>> {
+        self.check_process();
         let guard = self.inner.current.load();
         match guard.as_ref() {
             Some(credential) if credential.is_valid_now() => Some(Arc::clone(credential)),
@@ -242,6 +436,7 @@ impl Session {
     /// while it runs, a refresh cannot free the credential it borrows.
     #[inline]
     pub fn with_current<R>(&self, f: impl FnOnce(Option<&Credential>) -> R) -> R {
+        self.check_process();
         let guard = self.inner.current.load();
         f(guard
             .as_deref()
@@ -261,7 +456,8 @@ impl Session {
     /// Rejections of an already replaced credential are ignored, so N callers reporting the
     /// same 401 cause one re-authentication.
     pub async fn invalidate(&self, rejected: &Credential) {
-        let mut state = self.inner.state.lock().await;
+        let Ok(local) = self.local() else { return };
+        let mut state = local.state.lock().await;
         self.invalidate_locked(&mut state, rejected);
     }
 
@@ -273,16 +469,19 @@ impl Session {
             .as_ref()
             .is_some_and(|c| c.header_value() == rejected.header_value());
         if is_current {
+            // An inherited credential the venue rejected is not served again either.
+            state.inherited = None;
             let now = self.now();
             state.machine.get_mut().handle_unauthorized(now);
             self.publish(state, now);
-            self.inner.wake.notify_one();
+            state.ctx.wake.notify_one();
         }
     }
 
     /// Renews now, whatever the credential's age (a "forced refresh").
     pub async fn refresh(&self) -> Result<Arc<Credential>> {
-        let mut state = self.inner.state.lock().await;
+        let local = self.local()?;
+        let mut state = local.state.lock().await;
         let now = self.now();
         state.machine.get_mut().force_refresh(now);
         self.publish(&mut state, now);
@@ -291,9 +490,14 @@ impl Session {
 
     /// Wipes every credential; the next use logs in again.
     pub async fn logout(&self) {
-        let mut state = self.inner.state.lock().await;
+        let Ok(local) = self.local() else {
+            self.inner.current.store(None);
+            return;
+        };
+        let mut state = local.state.lock().await;
         state.machine.get_mut().logout();
         state.last_failure = None;
+        state.inherited = None;
         self.inner.current.store(None);
         let now = self.now();
         self.publish(&mut state, now);
@@ -302,7 +506,8 @@ impl Session {
     /// Single flight: one authentication runs; callers that queued behind it take its result.
     async fn authenticate(&self, rejected: Option<&Credential>) -> Result<Arc<Credential>> {
         let seen = self.inner.attempts.load(Ordering::Acquire);
-        let mut state = self.inner.state.lock().await;
+        let local = self.local()?;
+        let mut state = local.state.lock().await;
         if let Some(rejected) = rejected {
             self.invalidate_locked(&mut state, rejected);
         }
@@ -338,7 +543,7 @@ impl Session {
         };
         state.last_failure = outcome.as_ref().err().cloned();
         self.inner.attempts.fetch_add(1, Ordering::AcqRel);
-        self.inner.wake.notify_one();
+        state.ctx.wake.notify_one();
         outcome
     }
 
@@ -383,7 +588,8 @@ impl Session {
                     }));
             };
             sent_any = true;
-            let sent = self.send(request, None).await;
+            let http = state.ctx.http.clone();
+            let sent = self.send(&http, request, None).await;
             let at = self.now();
             let failure = match sent {
                 Ok(response) => state.machine.get_mut().handle_response(at, response).err(),
@@ -426,7 +632,16 @@ impl Session {
     /// that order, so a subscriber woken by `Refreshed` reads the new credential).
     fn publish(&self, state: &mut State, at: Now) -> Option<Arc<Credential>> {
         let machine = state.machine.get_mut();
-        let fresh = machine.credential(at.instant);
+        let mut fresh = machine.credential(at.instant).map(Arc::new);
+        if fresh.is_some() {
+            // This process's machine has its own: the parent's is no longer needed.
+            state.inherited = None;
+        } else if let Some(inherited) = state.inherited.take() {
+            if inherited.is_valid_at(at.instant) {
+                fresh = Some(Arc::clone(&inherited));
+                state.inherited = Some(inherited);
+            }
+        }
         let unchanged = {
             let current = self.inner.current.load();
             match (current.as_ref(), &fresh) {
@@ -439,8 +654,9 @@ impl Session {
             }
         };
         if !unchanged {
-            self.inner.current.store(fresh.map(Arc::new));
+            self.inner.current.store(fresh);
         }
+        let machine = state.machine.get_mut();
         while let Some(event) = machine.poll_event() {
             match &event {
                 AuthEvent::Failed { kind, message } => tracing::warn!(
@@ -451,7 +667,7 @@ impl Session {
                     event = ?other, "authentication event"),
             }
             // No receiver is not an error: events are optional.
-            let _ = self.inner.events.send(event);
+            let _ = state.ctx.events.send(event);
         }
         self.current()
     }
@@ -459,6 +675,7 @@ impl Session {
     /// Sends one request to the venue; no credential handling here.
     async fn send(
         &self,
+        http: &reqwest::Client,
         mut request: HttpRequest,
         timeout: Option<Duration>,
     ) -> Result<HttpResponse> {
@@ -478,9 +695,7 @@ impl Session {
             Method::Patch => reqwest::Method::PATCH,
             Method::Delete => reqwest::Method::DELETE,
         };
-        let mut builder = self
-            .inner
-            .http
+        let mut builder = http
             .request(method, url)
             .timeout(timeout.unwrap_or(self.inner.options.request_timeout));
         for (name, value) in &request.headers {
@@ -549,51 +764,53 @@ impl Session {
         }
     }
 
-    fn spawn_refresher(&self) -> Result<()> {
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                "background refresh needs a tokio runtime: build the session inside one, or turn background_refresh off",
-            )
-        })?;
+    /// Starts `local`'s background refresher on `runtime`.
+    fn spawn_refresher(&self, local: &Arc<Local>, runtime: &tokio::runtime::Handle) {
         let weak = Arc::downgrade(&self.inner);
-        let wake = Arc::clone(&self.inner.wake);
-        let task = handle.spawn(refresher(weak, wake));
-        if let Ok(mut slot) = self.inner.refresher.lock() {
+        let task = runtime.spawn(refresher(weak, Arc::downgrade(local)));
+        if let Ok(mut slot) = local.refresher.lock() {
             *slot = Some(task);
         }
-        Ok(())
     }
 
     /// The rustls configuration this session trusts, for WebSocket connections.
-    pub(crate) fn tls_config(&self) -> Arc<rustls::ClientConfig> {
-        Arc::clone(&self.inner.tls)
+    pub(crate) fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
+        Ok(Arc::clone(&self.local()?.tls))
     }
 
     /// Runs `f` on the machine under the session lock (venue accessors).
-    pub(crate) async fn with_machine<T>(&self, f: impl FnOnce(&mut VenueMachine) -> T) -> T {
-        let mut state = self.inner.state.lock().await;
+    pub(crate) async fn with_machine<T>(
+        &self,
+        f: impl FnOnce(&mut VenueMachine) -> T,
+    ) -> Result<T> {
+        let local = self.local()?;
+        let mut state = local.state.lock().await;
         let out = f(&mut state.machine);
         let at = self.now();
         self.publish(&mut state, at);
-        out
+        Ok(out)
     }
 }
 
 /// The background task: sleeps until the machine's next timeout, then drives it. Holds
-/// only a `Weak`, so dropping the last `Session` ends it.
-async fn refresher(weak: Weak<Inner>, wake: Arc<Notify>) {
+/// only `Weak`s, so dropping the last `Session` ends it; it belongs to the process (the
+/// [`Local`]) that started it.
+async fn refresher(weak: Weak<Inner>, local: Weak<Local>) {
     let mut failures = 0u32;
     loop {
+        let Some(parts) = local.upgrade() else { return };
+        let wake = Arc::clone(&parts.wake);
         let deadline = {
-            let Some(inner) = weak.upgrade() else { return };
-            let state = inner.state.lock().await;
-            // A store retry (store unreachable) comes before the machine's own timer.
+            let state = parts.state.lock().await;
+            // A store retry (store unreachable) comes before the machine's own timer; in
+            // a forked child, a login before the inherited credential expires.
             state
                 .sync
                 .retry_at
                 .or_else(|| state.machine.get().poll_timeout())
+                .or_else(|| state.inherited.as_deref().and_then(inherited_renewal_at))
         };
+        drop(parts);
         match deadline {
             Some(deadline) => {
                 tokio::select! {
@@ -606,10 +823,12 @@ async fn refresher(weak: Weak<Inner>, wake: Arc<Notify>) {
                 continue;
             }
         }
-        let Some(inner) = weak.upgrade() else { return };
+        let (Some(inner), Some(parts)) = (weak.upgrade(), local.upgrade()) else {
+            return;
+        };
         let session = Session { inner };
         let outcome = {
-            let mut state = session.inner.state.lock().await;
+            let mut state = parts.state.lock().await;
             let budget = session.inner.options.auth_timeout;
             match tokio::time::timeout(budget, session.drive_shared(&mut state, false)).await {
                 Ok(result) => result.map(|_| ()),
@@ -619,6 +838,7 @@ async fn refresher(weak: Weak<Inner>, wake: Arc<Notify>) {
                 )),
             }
         };
+        drop(parts);
         match outcome {
             Ok(()) => failures = 0,
             Err(error) => {
@@ -636,6 +856,15 @@ async fn refresher(weak: Weak<Inner>, wake: Arc<Notify>) {
             }
         }
     }
+}
+
+/// When a forked child logs in on its own, while the credential it inherited is still
+/// good: a minute before that expires, or halfway through what is left if that is sooner.
+fn inherited_renewal_at(credential: &Credential) -> Option<std::time::Instant> {
+    let until = credential.valid_until()?;
+    let now = std::time::Instant::now();
+    let left = until.saturating_duration_since(now);
+    Some(now + left.saturating_sub(Duration::from_secs(60).min(left / 2)))
 }
 
 fn transport_error(error: reqwest::Error) -> Error {
@@ -755,7 +984,8 @@ impl RequestBuilder {
                     credential.header_value().to_owned(),
                 ));
             }
-            let outcome = session.send(attempt, self.timeout).await;
+            let http = session.local()?.http.clone();
+            let outcome = session.send(&http, attempt, self.timeout).await;
             match outcome {
                 Ok(response) if response.status == 401 && !reauthenticated => {
                     let Some(rejected) = credential else {
@@ -799,7 +1029,8 @@ impl Session {
             return Ok(Some(credential));
         }
         if self.inner.venue == Venue::Exchange {
-            let state = self.inner.state.lock().await;
+            let local = self.local()?;
+            let state = local.state.lock().await;
             if let VenueMachine::Exchange(machine) = &state.machine
                 && machine.role() == "public"
             {

@@ -13,8 +13,11 @@ impl Session {
         if let Some(window) = options.refresh_window {
             config.refresh_window = window;
         }
-        let machine = PartnerMachine::new(config)?;
-        Self::from_machine(VenueMachine::Partner(machine), None, options)
+        Self::from_machine(
+            move || Ok(VenueMachine::Partner(PartnerMachine::new(config.clone())?)),
+            None,
+            options,
+        )
     }
 
     /// A Partner session from `PARTNER_CLIENT_ID`, `PARTNER_SECRET_KEY`, `PARTNER_BASE_URL`

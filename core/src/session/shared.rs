@@ -214,7 +214,7 @@ impl Session {
     /// Subscribes to the shared store's events (unavailable, recovered, adopted, written,
     /// unreadable); they carry no secret. Without a store the receiver never yields.
     pub fn subscribe_store(&self) -> broadcast::Receiver<StoreEvent> {
-        match &self.inner.shared {
+        match self.local().ok().and_then(|local| local.shared.clone()) {
             Some(shared) => shared.events.subscribe(),
             None => broadcast::channel(1).1,
         }
@@ -222,7 +222,8 @@ impl Session {
 
     /// Whether the shared store answered the last time it was used; `None` without one.
     pub fn store_available(&self) -> Option<bool> {
-        self.inner
+        self.local()
+            .ok()?
             .shared
             .as_ref()
             .map(|s| s.available.load(Ordering::Acquire))
@@ -230,7 +231,11 @@ impl Session {
 
     /// The shared store this session uses (no password), if any.
     pub fn store_description(&self) -> Option<String> {
-        self.inner.shared.as_ref().map(|s| s.store.describe())
+        self.local()
+            .ok()?
+            .shared
+            .as_ref()
+            .map(|s| s.store.describe())
     }
 
     /// [`Session::drive`] with the shared store around it (plain `drive` without a store).
@@ -239,9 +244,10 @@ impl Session {
         state: &mut State,
         want_credential: bool,
     ) -> Result<Option<Arc<Credential>>> {
-        let Some(shared) = self.inner.shared.as_ref() else {
+        let Some(shared) = state.ctx.shared.clone() else {
             return self.drive(state, want_credential).await;
         };
+        let shared = &*shared;
         state.sync.retry_at = None;
         if state.machine.get().is_busy() {
             // A drive cancelled by a timeout; forget its request so a record can be adopted.
@@ -457,9 +463,10 @@ impl Session {
     /// login (a refresh rejected because another process rotated the token): read the
     /// store once before logging in. Returns whether a record was adopted.
     pub(super) async fn adopt_before_login(&self, state: &mut State, done: &mut bool) -> bool {
-        let Some(shared) = self.inner.shared.as_ref() else {
+        let Some(shared) = state.ctx.shared.clone() else {
             return false;
         };
+        let shared = &*shared;
         if *done || !needs_login(&state.machine) {
             return false;
         }

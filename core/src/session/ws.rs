@@ -65,7 +65,7 @@ impl Session {
             )
         })?;
         // HTTP/2 must not be offered: the WebSocket upgrade is an HTTP/1.1 handshake.
-        let mut tls = (*self.tls_config()).clone();
+        let mut tls = (*self.tls_config()?).clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let connect = tokio_tungstenite::connect_async_tls_with_config(
             url.as_str(),

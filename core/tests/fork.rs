@@ -1,0 +1,171 @@
+//! A session inherited by a forked child works there: fork while another thread of the
+//! parent is inside a forced refresh (so the session's lock is held at fork time and its
+//! refresher and connection pool belong to threads the child does not have).
+//!
+//! One test in its own binary: `fork()` copies only the calling thread, so no other test
+//! may be running threads of its own in this process image when it forks.
+
+mod support;
+
+use std::time::Duration;
+
+use tradeauth::{AuthEvent, Method, Session};
+use tradeauth_sim::{Fault, LifetimeUpdate, Venue};
+
+/// Writes a line to stderr without Rust's stderr lock (a parent thread may have held it
+/// at fork time).
+fn say(text: &str) {
+    let line = format!("fork child: {text}\n");
+    // SAFETY: writes a buffer we own to fd 2.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
+/// Everything the child checks; the exit code says which step failed.
+fn child(session: Session, fresh: impl FnOnce() -> Session) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(_) => return 10,
+    };
+    runtime.block_on(async move {
+        let mut events = session.subscribe();
+        // 1. The hot path serves the credential inherited from the parent, still valid.
+        if session.current().is_none() {
+            say("the inherited credential is not served");
+            return 11;
+        }
+        // 2. An authenticated request goes out from the child (its own pool and lock).
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            session
+                .request(Method::Get, "/api/v3/market/venue/list")
+                .send(),
+        )
+        .await;
+        match answer {
+            Ok(Ok(response)) if response.status == 200 => {}
+            Ok(Ok(response)) => {
+                say(&format!("request answered {}", response.status));
+                return 12;
+            }
+            Ok(Err(error)) => {
+                say(&format!("request failed: {error}"));
+                return 12;
+            }
+            Err(_) => {
+                say("request hung (a lock held at fork time?)");
+                return 13;
+            }
+        }
+        // 3. A session made in the child authenticates.
+        let made_here = fresh();
+        match tokio::time::timeout(Duration::from_secs(10), made_here.credential()).await {
+            Ok(Ok(_)) => {}
+            _ => {
+                say("a new session in the child did not authenticate");
+                return 14;
+            }
+        }
+        // 4. Background renewal runs in the child: its own login before the inherited
+        //    credential expires, then a refresh of its own token.
+        let renewed = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match events.recv().await {
+                    Ok(AuthEvent::Refreshed) => return true,
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return false,
+                }
+            }
+        })
+        .await;
+        if renewed != Ok(true) {
+            say("no background refresh in the child");
+            return 15;
+        }
+        if session.current().is_none() {
+            say("no credential after the child's refresh");
+            return 16;
+        }
+        0
+    })
+}
+
+#[test]
+fn a_session_inherited_across_fork_mid_refresh_keeps_working_in_both_processes() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sim = runtime.block_on(support::sim());
+    // Short lifetimes so renewals happen within the test: refreshed ~3 s after each login.
+    sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(4))
+        .expect("ttl");
+    let options = support::options(&sim, Venue::Cadenza);
+    let session = runtime.block_on(async { support::cadenza(&sim, options.clone()) });
+    runtime
+        .block_on(session.credential())
+        .expect("the parent logs in");
+    // The parent's forced refresh hangs 1.5 s at the venue, holding the session's lock.
+    sim.arm_fault(Fault::delay(Venue::Cadenza, 1_500).on_path("/api/v3/auth/token/refresh"));
+    let refreshing = {
+        let session = session.clone();
+        let handle = runtime.handle().clone();
+        std::thread::spawn(move || handle.block_on(session.refresh()))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+
+    // SAFETY: the child only runs `child` (which builds its own runtime) and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // A watchdog: a child stuck on a lock held at fork time must not hang the test.
+        // SAFETY: arms SIGALRM (default action: terminate) for this process only.
+        unsafe { libc::alarm(40) };
+        let fresh_options = options.clone();
+        let code = child(session, || support::cadenza(&sim, fresh_options));
+        // SAFETY: ends the child without running the parent's destructors or atexit.
+        unsafe { libc::_exit(code) };
+    }
+
+    // The parent: its forced refresh finishes, and it keeps working.
+    let refreshed = refreshing.join().expect("refresh thread");
+    assert!(
+        refreshed.is_ok(),
+        "the parent's refresh failed: {refreshed:?}"
+    );
+    let response = runtime
+        .block_on(
+            session
+                .request(Method::Get, "/api/v3/market/venue/list")
+                .send(),
+        )
+        .expect("the parent's request");
+    assert_eq!(response.status, 200);
+
+    let mut status = 0;
+    // SAFETY: waits for the child made above.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status),
+        "the child did not exit normally (status {status:#x}; SIGALRM = it hung)"
+    );
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child failed a step (see its stderr line)"
+    );
+    // The venue saw the child's own login (the inherited refresh token was not reused).
+    let stats = sim.stats().cadenza;
+    assert!(
+        stats.logins >= 3,
+        "parent login, child login, child's new session: {stats:?}"
+    );
+    drop(session);
+    drop(sim);
+}
