@@ -309,10 +309,11 @@ pub unsafe extern "C" fn tradeauth_exchange_from_env(
 ///
 /// It may be called while other threads are inside calls on `session`: those calls
 /// return promptly — with their own result if they had it, else with
-/// `TRADEAUTH_ERR_CLOSED` (a login or request in flight is abandoned) — and this
-/// function returns only after every such call has stopped using the handle. A call that
-/// *starts* after this has returned uses freed memory, as with any freed pointer; call
-/// it once per session.
+/// `TRADEAUTH_ERR_CLOSED` (a login or request in flight is abandoned; as after a
+/// timeout, whether an abandoned POST reached the venue is unknown) — and this function
+/// returns only after every such call has stopped using the handle. A call that *starts*
+/// after this has returned uses freed memory, as with any freed pointer; call it once
+/// per session.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tradeauth_session_free(session: *mut tradeauth_session) {
     let _ = boundary("tradeauth_session_free", || {

@@ -145,6 +145,57 @@ def test_fork_child_builds_and_authenticates(sim: Sim) -> None:
     assert parent.request("GET", "/api/v3/user/profile").ok
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_another_thread_is_inside_a_forced_refresh(sim: Sim) -> None:
+    # The parent's forced refresh hangs 1.5 s at the venue, so at fork time the session's
+    # lock is held by a thread the child does not have, and its refresher and pool
+    # belong to the parent's runtime. The child must not wait on any of them.
+    sim.post("/lifetimes", {"venue": "cadenza", "access_ttl_secs": 4})
+    parent = sim.cadenza_client(auth_timeout=10.0)
+    assert parent.request("GET", "/api/v3/user/profile").ok
+    sim.fault("cadenza", "/api/v3/auth/token/refresh", "delay", delay_ms=1500)
+    outcome: list[BaseException | None] = []
+
+    def forced_refresh() -> None:
+        try:
+            parent.refresh()
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001
+            outcome.append(error)
+
+    refreshing = threading.Thread(target=forced_refresh)
+    refreshing.start()
+    time.sleep(0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 1
+        try:
+            signal.alarm(40)  # a child stuck on a lock held at fork time ends, not hangs
+            started = time.monotonic()
+            assert parent.current_headers() is not None, "inherited credential not served"
+            assert parent.request("GET", "/api/v3/user/profile").status_code == 200
+            fresh = sim.cadenza_client()
+            assert fresh.request("GET", "/api/v3/market/venue/list").status_code == 200
+            code = 4 if time.monotonic() - started > 10 else 5
+            # Background renewal in the child: a new token without anyone asking (its
+            # own login before the inherited one expires, then a refresh of its own).
+            first = parent.headers()["Authorization"]
+            if wait_for(lambda: parent.headers()["Authorization"] != first, timeout=15):
+                code = 0 if time.monotonic() - started <= 30 else 6
+        except BaseException:  # noqa: BLE001
+            code = 3
+        finally:
+            os._exit(code)
+    refreshing.join()
+    assert outcome == [None], f"the parent's forced refresh failed: {outcome}"
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status), f"the child was killed (status {status:#x}; SIGALRM: it hung)"
+    assert os.WEXITSTATUS(status) == 0, f"the child failed step {os.WEXITSTATUS(status)}"
+    assert parent.request("GET", "/api/v3/user/profile").ok, "the parent keeps working"
+
+
 def test_events_on_the_tradeauth_logger_without_secrets(
     sim: Sim, caplog: pytest.LogCaptureFixture
 ) -> None:
