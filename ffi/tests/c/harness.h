@@ -122,4 +122,31 @@ static inline long stat_counter(const char *venue, const char *counter) {
     return value;
 }
 
+/* Starts a test program: unbuffered stdout, its banner, the control session, a reset
+   simulator. Returns 0, or 1 if the simulator cannot be reached. */
+static inline int harness_start(const char *what) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    printf("tradeauth %s %s\n", tradeauth_version(), what);
+    tradeauth_options *control_options = options_for(env("SIM_CONTROL"));
+    OK(tradeauth_exchange_new(NULL, NULL, control_options, &control));
+    tradeauth_options_free(control_options);
+    if (control == NULL) {
+        fprintf(stderr, "cannot reach the simulator's control API\n");
+        return 1;
+    }
+    control_call("POST", "/reset", NULL);
+    return 0;
+}
+
+/* Ends a test program: frees the control session, waits TRADEAUTH_TEST_SETTLE_MS
+   (default 300) for freed sessions' pooled connections to close (so valgrind sees that
+   memory returned rather than in flight), prints the closing line, gives the exit code. */
+static inline int harness_finish(void) {
+    tradeauth_session_free(control);
+    const char *settle = getenv("TRADEAUTH_TEST_SETTLE_MS");
+    sleep_ms(settle != NULL ? strtol(settle, NULL, 10) : 300);
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    return failed == 0 ? 0 : 1;
+}
+
 #endif

@@ -790,16 +790,9 @@ static void test_from_env(void) {
 }
 
 int main(void) {
-    setvbuf(stdout, NULL, _IONBF, 0);
-    printf("tradeauth %s ABI tests\n", tradeauth_version());
-    tradeauth_options *control_options = options_for(env("SIM_CONTROL"));
-    OK(tradeauth_exchange_new(NULL, NULL, control_options, &control));
-    tradeauth_options_free(control_options);
-    if (control == NULL) {
-        fprintf(stderr, "cannot reach the simulator's control API\n");
+    if (harness_start("ABI tests") != 0) {
         return 1;
     }
-    control_call("POST", "/reset", NULL);
 
     test_names_and_version();
     test_panic_hook();
@@ -829,11 +822,5 @@ int main(void) {
     test_store();
     test_every_status();
 
-    tradeauth_session_free(control);
-    /* Freed sessions' pooled connections are closed by tasks on the library's runtime;
-       give them a moment so valgrind sees that memory returned rather than in flight. */
-    const char *settle = getenv("TRADEAUTH_TEST_SETTLE_MS");
-    sleep_ms(settle != NULL ? strtol(settle, NULL, 10) : 300);
-    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
-    return failed == 0 ? 0 : 1;
+    return harness_finish();
 }

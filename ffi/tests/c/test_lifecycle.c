@@ -273,7 +273,6 @@ static void test_fork_mid_refresh(void) {
     pthread_t thread;
     CHECK(pthread_create(&thread, NULL, forced_refresh, &call) == 0);
     sleep_ms(300);
-    int before_passed = passed, before_failed = failed;
     fflush(stdout);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -282,8 +281,6 @@ static void test_fork_mid_refresh(void) {
         failed = 0;
         _exit(fork_child(session));
     }
-    (void)before_passed;
-    (void)before_failed;
     /* The parent: its refresh finishes and it keeps working. */
     CHECK(pthread_join(thread, NULL) == 0);
     EXPECT(call.status, TRADEAUTH_OK);
@@ -305,24 +302,13 @@ static void test_fork_mid_refresh(void) {
 }
 
 int main(void) {
-    setvbuf(stdout, NULL, _IONBF, 0);
-    printf("tradeauth %s lifecycle tests\n", tradeauth_version());
-    tradeauth_options *control_options = options_for(env("SIM_CONTROL"));
-    OK(tradeauth_exchange_new(NULL, NULL, control_options, &control));
-    tradeauth_options_free(control_options);
-    if (control == NULL) {
-        fprintf(stderr, "cannot reach the simulator's control API\n");
+    if (harness_start("lifecycle tests") != 0) {
         return 1;
     }
-    control_call("POST", "/reset", NULL);
 
     test_free_during_calls();
     test_free_during_callback();
     test_fork_mid_refresh();
 
-    tradeauth_session_free(control);
-    const char *settle = getenv("TRADEAUTH_TEST_SETTLE_MS");
-    sleep_ms(settle != NULL ? strtol(settle, NULL, 10) : 300);
-    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
-    return failed == 0 ? 0 : 1;
+    return harness_finish();
 }
