@@ -87,6 +87,10 @@ impl HttpRequest {
 impl Drop for HttpRequest {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.body);
+        // Header values too: a driver attaches the bearer or API key here.
+        for (_, value) in &mut self.headers {
+            zeroize::Zeroize::zeroize(value);
+        }
     }
 }
 

@@ -699,13 +699,15 @@ impl Session {
             .request(method, url)
             .timeout(timeout.unwrap_or(self.inner.options.request_timeout));
         for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_str());
+            builder = builder.header(name.as_str(), wiped_header_value(name, value)?);
         }
         if !request.body.is_empty() {
-            // Moved, not copied: the request's own Drop wipes what is left (nothing).
-            builder = builder.body(std::mem::take(&mut request.body));
+            // Moved, not copied, into memory that is wiped when reqwest drops it (login
+            // bodies carry passwords, refresh bodies refresh tokens).
+            let body = zeroize::Zeroizing::new(std::mem::take(&mut request.body));
+            builder = builder.body(bytes::Bytes::from_owner(body));
         }
-        let response = builder.send().await.map_err(transport_error)?;
+        let mut response = builder.send().await.map_err(transport_error)?;
         self.observe_date(response.headers());
         let status = response.status().as_u16();
         let headers = response
@@ -713,7 +715,14 @@ impl Session {
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let body = response.bytes().await.map_err(transport_error)?.to_vec();
+        // Read chunk by chunk into one buffer that is wiped whenever it grows (answers
+        // carry tokens); each chunk is wiped too when nothing else shares its memory.
+        let hint = response.content_length().unwrap_or(0).min(1 << 20) as usize;
+        let mut body = Vec::with_capacity(hint);
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            append_wiping(&mut body, &chunk);
+            wipe_if_unique(chunk);
+        }
         Ok(HttpResponse {
             status,
             headers,
@@ -865,6 +874,45 @@ fn inherited_renewal_at(credential: &Credential) -> Option<std::time::Instant> {
     let now = std::time::Instant::now();
     let left = until.saturating_duration_since(now);
     Some(now + left.saturating_sub(Duration::from_secs(60).min(left / 2)))
+}
+
+/// A header value for reqwest in memory that is wiped when the HTTP stack drops it; the
+/// auth headers are also marked sensitive (never HPACK-indexed, redacted in `Debug`).
+fn wiped_header_value(name: &str, value: &str) -> Result<reqwest::header::HeaderValue> {
+    let owned = zeroize::Zeroizing::new(value.as_bytes().to_vec());
+    let mut header = reqwest::header::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(
+        owned,
+    ))
+    .map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("the value of header {name} is not valid header text"),
+        )
+    })?;
+    if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("x-api-key") {
+        header.set_sensitive(true);
+    }
+    Ok(header)
+}
+
+/// Appends `chunk` to `body`; when `body` must grow, its old buffer is wiped first.
+fn append_wiping(body: &mut Vec<u8>, chunk: &[u8]) {
+    if body.capacity() - body.len() < chunk.len() {
+        let wanted = (body.len() + chunk.len()).max(body.capacity().saturating_mul(2));
+        let mut grown = Vec::with_capacity(wanted);
+        grown.extend_from_slice(body);
+        zeroize::Zeroize::zeroize(body);
+        *body = grown;
+    }
+    body.extend_from_slice(chunk);
+}
+
+/// Wipes a received chunk if its memory is this chunk's alone (not still shared with
+/// the HTTP stack's read buffer, which the library cannot touch).
+fn wipe_if_unique(chunk: bytes::Bytes) {
+    if let Ok(mut unique) = chunk.try_into_mut() {
+        zeroize::Zeroize::zeroize(&mut unique[..]);
+    }
 }
 
 fn transport_error(error: reqwest::Error) -> Error {
