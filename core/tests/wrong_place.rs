@@ -54,7 +54,10 @@ async fn connect_ws_refuses_paths_that_leave_the_origin() {
         .expect("own origin");
     assert_eq!(detail["authenticated"], true);
     let own = format!("wss://{}/ws", authority(&sim.urls().cascade));
-    assert!(session.connect_ws(&own).await.is_err(), "wss:// is not the https origin");
+    assert!(
+        session.connect_ws(&own).await.is_err(),
+        "wss:// is not the https origin"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +67,12 @@ async fn cascade_ws_rejection_echoing_the_bearer_is_redacted() {
         &sim,
         support::options(&sim, Venue::Cascade).background_refresh(false),
     );
-    let first = session.credential().await.expect("login").token().to_owned();
+    let first = session
+        .credential()
+        .await
+        .expect("login")
+        .token()
+        .to_owned();
     sim.arm_fault(Fault::echo_credential(Venue::Cascade).on_path("/ws"));
     let error = session
         .connect_ws_authenticated("/ws")
@@ -74,12 +82,26 @@ async fn cascade_ws_rejection_echoing_the_bearer_is_redacted() {
     let second = session.current().map(|c| c.token().to_owned());
     let shown = format!("{error} {error:?}");
     // No `{shown}` in these messages: on failure it would print the token.
-    assert!(shown.contains("Invalid Bearer Token"), "not the venue's rejection");
-    assert!(shown.contains("[REDACTED]"), "the echoed bearer was not redacted");
+    assert!(
+        shown.contains("Invalid Bearer Token"),
+        "not the venue's rejection"
+    );
+    assert!(
+        shown.contains("[REDACTED]"),
+        "the echoed bearer was not redacted"
+    );
+    // Whichever token the venue echoed (the second login's, here), no JWT is left.
+    assert!(!shown.contains("eyJ"), "a JWT appeared in the error");
     // Compared by hand: an assert that printed the token would leak it into test output.
-    assert!(!shown.contains(&first), "the first bearer appeared in the error");
+    assert!(
+        !shown.contains(&first),
+        "the first bearer appeared in the error"
+    );
     if let Some(second) = second {
-        assert!(!shown.contains(&second), "the second bearer appeared in the error");
+        assert!(
+            !shown.contains(&second),
+            "the second bearer appeared in the error"
+        );
     }
 }
 
@@ -93,8 +115,14 @@ async fn exchange_ws_rejection_echoing_the_key_is_redacted() {
         .await
         .expect_err("rejected");
     let shown = format!("{error} {error:?}");
-    assert!(shown.contains("invalid api key"), "not the venue's rejection");
-    assert!(!shown.contains(demo::EXCHANGE_API_KEY), "the API key appeared in the error");
+    assert!(
+        shown.contains("invalid api key"),
+        "not the venue's rejection"
+    );
+    assert!(
+        !shown.contains(demo::EXCHANGE_API_KEY),
+        "the API key appeared in the error"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,7 +140,12 @@ async fn handle_ws_reply_redacts_the_credential_even_past_the_length_cap() {
     for prefix in ["Invalid Bearer Token ", pad.as_str()] {
         // As on a real connection, the reply answers the token just sent (a rejection
         // drops it, so each round logs in again).
-        let token = cascade.credential().await.expect("login").token().to_owned();
+        let token = cascade
+            .credential()
+            .await
+            .expect("login")
+            .token()
+            .to_owned();
         let reply = serde_json::json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32001, "message": format!("{prefix}{token}")}});
         assert_redacted(cascade.handle_ws_reply(&reply.to_string()).await, &token);
     }
@@ -128,7 +161,10 @@ async fn handle_ws_reply_redacts_the_credential_even_past_the_length_cap() {
 fn assert_redacted(reply: WsAuthReply, secret: &str) {
     match reply {
         WsAuthReply::Rejected { message } => {
-            assert!(!message.contains(secret), "the secret appeared in the message");
+            assert!(
+                !message.contains(secret),
+                "the secret appeared in the message"
+            );
             assert!(
                 !message.contains(&secret[..12]),
                 "part of the secret appeared in the message"
@@ -148,7 +184,10 @@ fn machine_ws_reply_is_redacted_against_its_key() {
     );
     match machine.handle_ws_reply(Now::capture(), &text) {
         WsAuthReply::Rejected { message } => {
-            assert!(!message.contains(demo::EXCHANGE_API_KEY), "key in the message");
+            assert!(
+                !message.contains(demo::EXCHANGE_API_KEY),
+                "key in the message"
+            );
             assert!(message.contains("[REDACTED]"), "not redacted");
         }
         other => panic!("expected a rejection, got {other:?}"),

@@ -199,7 +199,9 @@ pub(crate) fn _raise_kind(py: Python<'_>, kind: &str, message: &str) -> PyResult
 #[pyfunction]
 pub(crate) fn _panic(py: Python<'_>, message: &str) -> PyResult<()> {
     let message = message.to_owned();
-    guard_in(py, "_panic", move || -> PyResult<()> { panic!("{message}") })
+    guard_in(py, "_panic", move || -> PyResult<()> {
+        panic!("{message}")
+    })
 }
 
 /// A whole number from Python for a count, a lifetime or an id. Not an `int` gives

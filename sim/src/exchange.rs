@@ -453,7 +453,9 @@ async fn ws_session(shared: Arc<Shared>, mut socket: WebSocket, echo: bool) {
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let replies = match message {
-            Some(Ok(Message::Text(text))) => handle_op(&shared, &mut trader_id, text.as_str(), echo),
+            Some(Ok(Message::Text(text))) => {
+                handle_op(&shared, &mut trader_id, text.as_str(), echo)
+            }
             Some(Ok(Message::Binary(_))) => vec![ws_error("expected a text frame")],
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Close(_)) | Err(_)) | None => break,

@@ -443,9 +443,7 @@ impl CascadeMachine {
     /// and without `0x`), so a venue text that echoes one is redacted; the key's hex copies
     /// are wiped when `f` returns.
     fn with_secrets<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
-        let key = Zeroizing::new(hex::encode(
-            self.signer.credential().to_bytes(),
-        ));
+        let key = Zeroizing::new(hex::encode(self.signer.credential().to_bytes()));
         let prefixed = Zeroizing::new(format!("0x{}", key.as_str()));
         let mut secrets: Vec<&str> = vec![prefixed.as_str(), key.as_str()];
         if let Some(session) = &self.session {

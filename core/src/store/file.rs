@@ -375,7 +375,10 @@ mod tests {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
             let err = FileStore::open(&dir).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{mode:o}");
-            assert!(err.message().contains("writable by group or others"), "{err}");
+            assert!(
+                err.message().contains("writable by group or others"),
+                "{err}"
+            );
             let _ = std::fs::remove_dir_all(dir);
         }
     }
@@ -407,10 +410,22 @@ mod tests {
         let dir = temp("store-ok");
         let store = FileStore::open(&dir).unwrap();
         let key = "cadenza|https://h/|me";
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        assert!(rt.block_on(store.compare_and_swap(key, 0, b"sealed")).unwrap());
-        assert!(rt.block_on(store.try_lease(key, "me", std::time::Duration::from_secs(5))).unwrap());
-        for path in [store.record_path(key), store.lease_path(key), store.lock_path(key)] {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(
+            rt.block_on(store.compare_and_swap(key, 0, b"sealed"))
+                .unwrap()
+        );
+        assert!(
+            rt.block_on(store.try_lease(key, "me", std::time::Duration::from_secs(5)))
+                .unwrap()
+        );
+        for path in [
+            store.record_path(key),
+            store.lease_path(key),
+            store.lock_path(key),
+        ] {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", path.display());
         }
@@ -424,8 +439,13 @@ mod tests {
         let key = "cascade|https://h/|0xabc";
         let target = dir.join("victim");
         std::os::unix::fs::symlink(&target, store.lock_path(key)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        assert!(rt.block_on(store.compare_and_swap(key, 0, b"sealed")).is_err());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(
+            rt.block_on(store.compare_and_swap(key, 0, b"sealed"))
+                .is_err()
+        );
         assert!(!target.exists(), "the symlink was followed");
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -439,13 +459,23 @@ mod tests {
         let planted = dir.join("planted");
         std::fs::write(&planted, br#"{"version":7,"data":"c2VhbGVk"}"#).unwrap();
         std::os::unix::fs::symlink(&planted, store.record_path(key)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        assert!(rt.block_on(store.read(key)).is_err(), "a linked record must not be read");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(
+            rt.block_on(store.read(key)).is_err(),
+            "a linked record must not be read"
+        );
         let lease = dir.join("lease-elsewhere");
-        std::fs::write(&lease, br#"{"holder":"evil","until_ms":18446744073709551615}"#).unwrap();
+        std::fs::write(
+            &lease,
+            br#"{"holder":"evil","until_ms":18446744073709551615}"#,
+        )
+        .unwrap();
         std::os::unix::fs::symlink(&lease, store.lease_path(key)).unwrap();
         assert!(
-            rt.block_on(store.try_lease(key, "me", std::time::Duration::from_secs(5))).unwrap(),
+            rt.block_on(store.try_lease(key, "me", std::time::Duration::from_secs(5)))
+                .unwrap(),
             "a linked lease must not hold the store"
         );
         let _ = std::fs::remove_dir_all(dir);
