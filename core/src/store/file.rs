@@ -400,7 +400,7 @@ mod tests {
         let err = FileStore::open(&dir).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         assert!(err.message().contains("not by this user"), "{err}");
-        if dir != PathBuf::from("/") {
+        if dir != std::path::Path::new("/") {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
