@@ -15,6 +15,9 @@ const PASSWORD: &str = "PLANTED-password-5be1f0";
 const PARTNER_SECRET: &str = "PLANTED-partner-secret-0c9d2e7a41b3";
 const API_KEY: &str = "exch_0123456789abcdef0123456789abcdef";
 const ADMIN_TOKEN: &str = "PLANTED-admin-token-77aa31";
+/// A store password with `@` in it, and a base URL's userinfo password (issue #12).
+const STORE_PASSWORD: &str = "PLANTED@store@pw-91c3";
+const BASE_URL_PASSWORD: &str = "PLANTED-base-url-pw-3d0e";
 
 /// Everything the test binary's tracing subscriber writes.
 #[derive(Clone, Default)]
@@ -171,6 +174,48 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         .expect("call");
     tokens.push(cascade.current().expect("token").token().to_owned());
     let (_ws, _) = cascade.connect_ws_authenticated("/ws").await.expect("ws");
+    // A venue that echoes the bearer in its WebSocket rejection (twice: the session logs
+    // in again and retries once), a path off the origin, and an echo handled directly.
+    sim.arm_fault(tradeauth_sim::Fault::echo_credential(Venue::Cascade).on_path("/ws"));
+    let error = cascade
+        .connect_ws_authenticated("/ws")
+        .await
+        .expect_err("echoed rejection");
+    keep(&mut printed, format!("{error} {error:?}"));
+    tokens.push(
+        cascade
+            .credential()
+            .await
+            .expect("token")
+            .token()
+            .to_owned(),
+    );
+    let echoed = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"error":{{"code":-32001,"message":"Invalid Bearer Token: {}"}}}}"#,
+        cascade.current().expect("token").token()
+    );
+    keep(
+        &mut printed,
+        format!("{:?}", cascade.handle_ws_reply(&echoed).await),
+    );
+    tokens.push(
+        cascade
+            .credential()
+            .await
+            .expect("token")
+            .token()
+            .to_owned(),
+    );
+    let other = sim
+        .urls()
+        .exchange
+        .trim_start_matches("https://")
+        .to_owned();
+    let error = cascade
+        .connect_ws_authenticated(&format!("//{other}/ws"))
+        .await
+        .expect_err("off-origin path");
+    keep(&mut printed, format!("{error} {error:?}"));
     keep(
         &mut printed,
         format!(
@@ -204,6 +249,12 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         .await
         .expect("call");
     let (_ws, _) = exchange.connect_ws_authenticated("/ws").await.expect("ws");
+    sim.arm_fault(tradeauth_sim::Fault::echo_credential(Venue::Exchange).on_path("/ws"));
+    let error = exchange
+        .connect_ws_authenticated("/ws")
+        .await
+        .expect_err("echoed rejection");
+    keep(&mut printed, format!("{error} {error:?}"));
     let admin = Session::exchange(
         ExchangeConfig::admin(ADMIN_TOKEN),
         support::options(&sim, Venue::Exchange),
@@ -243,6 +294,25 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
     keep(&mut printed, format!("{error} {error:?}"));
     keep(&mut printed, format!("{:?}", sim.audit()));
 
+    // Options' Debug with userinfo in the store URL (a password containing '@') and in
+    // the base URL; a file store refused for its directory's mode.
+    let options = tradeauth::Options::new()
+        .store(format!("redis://app:{STORE_PASSWORD}@127.0.0.1:6390/0"))
+        .base_url(format!("https://trader:{BASE_URL_PASSWORD}@venue.example"));
+    keep(&mut printed, format!("{options:?}"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("tradeauth-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        // Refusing is asserted in wrong_place.rs; here only its message is scanned.
+        if let Err(error) = tradeauth::store::FileStore::open(&dir) {
+            keep(&mut printed, format!("{error} {error:?}"));
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     drop((cadenza, partner, cascade, exchange, admin, session));
     sim.shutdown().await;
     let logs = String::from_utf8_lossy(&captured.0.lock().expect("logs")).into_owned();
@@ -256,6 +326,9 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         PARTNER_SECRET.into(),
         API_KEY.into(),
         ADMIN_TOKEN.into(),
+        STORE_PASSWORD.into(),
+        "store@pw".into(),
+        BASE_URL_PASSWORD.into(),
         demo::CASCADE_DELEGATE_KEY.into(),
         demo::CASCADE_DELEGATE_KEY.trim_start_matches("0x").into(),
         demo::CASCADE_STRANGER_KEY.trim_start_matches("0x").into(),

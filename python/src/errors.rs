@@ -142,19 +142,26 @@ pub(crate) fn invalid_argument(py: Python<'_>, message: impl Into<String>) -> Py
     to_pyerr(py, &Error::invalid_argument(message))
 }
 
-/// A caught panic as `PanicError`. The payload is a message written by Rust code
-/// (`panic!`/`expect` texts), which never formats a secret.
+/// A caught panic as `PanicError`, naming no function (callers that know theirs use
+/// [`panic_error_in`]).
 pub(crate) fn panic_error(py: Python<'_>, payload: Box<dyn Any + Send>) -> PyErr {
-    let detail = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned());
+    panic_error_in(py, "tradeauth", payload)
+}
+
+/// A caught panic in `function` as `PanicError`: "internal error in <function>", as the C
+/// ABI says it. The payload is dropped unread: a panic message (an `expect` text, a
+/// formatted value) is not vetted for secrets.
+pub(crate) fn panic_error_in(
+    py: Python<'_>,
+    function: &str,
+    payload: Box<dyn Any + Send>,
+) -> PyErr {
+    drop(payload);
     to_pyerr(
         py,
         &Error::new(
             ErrorKind::Panic,
-            format!("internal error in tradeauth (please report it): {detail}"),
+            format!("internal error in {function} (please report this bug)"),
         ),
     )
 }
@@ -162,9 +169,18 @@ pub(crate) fn panic_error(py: Python<'_>, payload: Box<dyn Any + Send>) -> PyErr
 /// Runs `f`, turning a Rust panic into `PanicError` instead of pyo3's `PanicException`
 /// (a `BaseException`).
 pub(crate) fn guard<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    guard_in(py, "tradeauth", f)
+}
+
+/// [`guard`] for a named function: its `PanicError` says "internal error in <function>".
+pub(crate) fn guard_in<T>(
+    py: Python<'_>,
+    function: &str,
+    f: impl FnOnce() -> PyResult<T>,
+) -> PyResult<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(result) => result,
-        Err(payload) => Err(panic_error(py, payload)),
+        Err(payload) => Err(panic_error_in(py, function, payload)),
     }
 }
 
@@ -183,7 +199,9 @@ pub(crate) fn _raise_kind(py: Python<'_>, kind: &str, message: &str) -> PyResult
 #[pyfunction]
 pub(crate) fn _panic(py: Python<'_>, message: &str) -> PyResult<()> {
     let message = message.to_owned();
-    guard(py, move || -> PyResult<()> { panic!("{message}") })
+    guard_in(py, "_panic", move || -> PyResult<()> {
+        panic!("{message}")
+    })
 }
 
 /// A whole number from Python for a count, a lifetime or an id. Not an `int` gives

@@ -109,7 +109,16 @@ def test_panic_is_an_auth_error() -> None:
     with pytest.raises(tradeauth.PanicError) as info:
         _native._panic("boom")
     assert isinstance(info.value, Exception) and info.value.kind == "panic"
-    assert "boom" in str(info.value)
+    # Like C: the function is named, the panic payload (unvetted text) never shown.
+    assert str(info.value) == "internal error in _panic (please report this bug)"
+
+
+def test_panic_payload_is_never_shown() -> None:
+    planted = "sekret-in-a-panic-0123456789"
+    with pytest.raises(tradeauth.PanicError) as info:
+        _native._panic(f"bearer {planted}")
+    assert planted not in str(info.value) and planted not in repr(info.value)
+    assert "internal error in _panic" in str(info.value)
 
 
 def test_messages_never_echo_the_password(sim: Sim) -> None:

@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Query, State as AxState};
+use axum::extract::{Extension, FromRequestParts, Query, State as AxState};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
@@ -30,7 +30,7 @@ use time::macros::format_description;
 use crate::Venue;
 use crate::common::{bearer, error_text, invalid_body, json_response, lock, parse_json};
 use crate::config::{CascadeConfig, parse_address};
-use crate::faults::venue_layer;
+use crate::faults::{EchoCredential, venue_layer};
 use crate::state::Shared;
 
 const INVALID_BEARER: &str = "Invalid Bearer Token";
@@ -403,15 +403,19 @@ async fn positions(session: Session) -> Response {
 
 async fn websocket(
     AxState(shared): AxState<Arc<Shared>>,
+    echo: Option<Extension<EchoCredential>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let echo = echo.is_some();
     match upgrade {
-        Ok(upgrade) => upgrade.on_upgrade(move |socket| ws_session(shared, socket)),
+        Ok(upgrade) => upgrade.on_upgrade(move |socket| ws_session(shared, socket, echo)),
         Err(rejection) => error_text(rejection.status(), "expected a WebSocket upgrade"),
     }
 }
 
-async fn ws_session(shared: Arc<Shared>, mut socket: WebSocket) {
+/// `echo`: an `echo_credential` fault armed on the upgrade; every auth is rejected, quoting
+/// the token.
+async fn ws_session(shared: Arc<Shared>, mut socket: WebSocket, echo: bool) {
     let mut shutdown = shared.shutdown.clone();
     let mut session: Option<Session> = None;
     loop {
@@ -435,7 +439,7 @@ async fn ws_session(shared: Arc<Shared>, mut socket: WebSocket) {
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Close(_)) | Err(_)) | None => break,
         };
-        for reply in handle_rpc(&shared, &mut session, text.as_str()) {
+        for reply in handle_rpc(&shared, &mut session, text.as_str(), echo) {
             if socket
                 .send(Message::Text(reply.to_string().into()))
                 .await
@@ -470,7 +474,12 @@ fn orderbook_snapshot(market: &str) -> Value {
 }
 
 /// Handles one JSON-RPC 2.0 message; returns the reply and any notifications after it.
-fn handle_rpc(shared: &Shared, session: &mut Option<Session>, text: &str) -> Vec<Value> {
+fn handle_rpc(
+    shared: &Shared,
+    session: &mut Option<Session>,
+    text: &str,
+    echo: bool,
+) -> Vec<Value> {
     let Ok(request) = serde_json::from_str::<Value>(text) else {
         return vec![rpc_error(Value::Null, -32700, "Parse error")];
     };
@@ -493,6 +502,14 @@ fn handle_rpc(shared: &Shared, session: &mut Option<Session>, text: &str) -> Vec
                     "Invalid params: expected {\"bearer\": TOKEN}",
                 )];
             };
+            if echo {
+                reject(INVALID_BEARER);
+                return vec![rpc_error(
+                    id,
+                    -32001,
+                    &format!("{INVALID_BEARER}: {token} is not accepted here"),
+                )];
+            }
             match verify(shared, token) {
                 Some(verified) => {
                     shared.stats.update(Venue::Cascade, |s| s.ws_auths += 1);

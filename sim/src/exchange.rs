@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Path, State as AxState};
+use axum::extract::{Extension, FromRequestParts, Path, State as AxState};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
@@ -24,7 +24,7 @@ use time::macros::format_description;
 use crate::Venue;
 use crate::common::{error_text, invalid_body, json_response, lock, parse_json};
 use crate::config::ExchangeConfig;
-use crate::faults::venue_layer;
+use crate::faults::{EchoCredential, venue_layer};
 use crate::state::Shared;
 
 /// The page's error texts.
@@ -432,15 +432,19 @@ async fn orderbook(market: Result<Path<String>, PathRejection>) -> Response {
 
 async fn websocket(
     AxState(shared): AxState<Arc<Shared>>,
+    echo: Option<Extension<EchoCredential>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let echo = echo.is_some();
     match upgrade {
-        Ok(upgrade) => upgrade.on_upgrade(move |socket| ws_session(shared, socket)),
+        Ok(upgrade) => upgrade.on_upgrade(move |socket| ws_session(shared, socket, echo)),
         Err(rejection) => error_text(rejection.status(), "expected a WebSocket upgrade"),
     }
 }
 
-async fn ws_session(shared: Arc<Shared>, mut socket: WebSocket) {
+/// `echo`: an `echo_credential` fault armed on the upgrade; every authenticate is
+/// rejected, quoting the key.
+async fn ws_session(shared: Arc<Shared>, mut socket: WebSocket, echo: bool) {
     let mut shutdown = shared.shutdown.clone();
     let mut trader_id: Option<String> = None;
     loop {
@@ -449,7 +453,9 @@ async fn ws_session(shared: Arc<Shared>, mut socket: WebSocket) {
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let replies = match message {
-            Some(Ok(Message::Text(text))) => handle_op(&shared, &mut trader_id, text.as_str()),
+            Some(Ok(Message::Text(text))) => {
+                handle_op(&shared, &mut trader_id, text.as_str(), echo)
+            }
             Some(Ok(Message::Binary(_))) => vec![ws_error("expected a text frame")],
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Close(_)) | Err(_)) | None => break,
@@ -471,7 +477,12 @@ fn ws_error(message: &str) -> Value {
 }
 
 /// Handles one WebSocket message; returns the messages to send back, in order.
-fn handle_op(shared: &Shared, trader_id: &mut Option<String>, text: &str) -> Vec<Value> {
+fn handle_op(
+    shared: &Shared,
+    trader_id: &mut Option<String>,
+    text: &str,
+    echo: bool,
+) -> Vec<Value> {
     let Ok(request) = serde_json::from_str::<Value>(text) else {
         return vec![ws_error("invalid JSON")];
     };
@@ -517,6 +528,10 @@ fn handle_op(shared: &Shared, trader_id: &mut Option<String>, text: &str) -> Vec
             let Some(key) = request.get("api_key").and_then(Value::as_str) else {
                 return reject(MISSING_AUTH);
             };
+            if echo {
+                shared.stats.reject(Venue::Exchange, INVALID_KEY);
+                return vec![ws_error(&format!("{INVALID_KEY}: {key}"))];
+            }
             let Some(trader) = lock(&shared.exchange).trader_by_key(key).cloned() else {
                 return reject(INVALID_KEY);
             };

@@ -70,7 +70,16 @@ pub enum FaultKind {
         /// The `Location` header value.
         location: String,
     },
+    /// On a WebSocket upgrade (Cascade, Exchange): every auth message on that connection
+    /// is rejected with the presented credential echoed in the error text, as a careless
+    /// venue might. Other requests are handled normally.
+    EchoCredential,
 }
+
+/// Put on a WebSocket upgrade request by an `echo_credential` fault: the connection
+/// rejects every auth message, quoting the credential it was given.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EchoCredential;
 
 impl Fault {
     /// A fault of this kind on every path of `venue`, for the next request.
@@ -127,6 +136,11 @@ impl Fault {
                 location: location.into(),
             },
         )
+    }
+
+    /// Reject the WebSocket auth messages of the next upgrade, echoing the credential.
+    pub fn echo_credential(venue: Venue) -> Self {
+        Self::new(venue, FaultKind::EchoCredential)
     }
 
     /// Only match requests to exactly this path.
@@ -244,16 +258,16 @@ impl TryFrom<FaultSpec> for Fault {
                 };
                 FaultKind::Delay { delay_ms }
             }
-            "drop" | "malformed" => {
+            "drop" | "malformed" | "echo_credential" => {
                 unexpected("location", location.is_some())?;
                 unexpected("status", status.is_some())?;
                 unexpected("retry_after_secs", retry_after_secs.is_some())?;
                 unexpected("delay_ms", delay_ms.is_some())?;
                 unexpected("field", field.is_some())?;
-                if kind == "drop" {
-                    FaultKind::Drop
-                } else {
-                    FaultKind::Malformed
+                match kind.as_str() {
+                    "drop" => FaultKind::Drop,
+                    "malformed" => FaultKind::Malformed,
+                    _ => FaultKind::EchoCredential,
                 }
             }
             "missing_field" => {
@@ -282,7 +296,7 @@ impl TryFrom<FaultSpec> for Fault {
             }
             other => {
                 return bad(format!(
-                    "unknown fault kind {other:?} (expected status, delay, drop, malformed, missing_field or redirect)"
+                    "unknown fault kind {other:?} (expected status, delay, drop, malformed, missing_field, redirect or echo_credential)"
                 ));
             }
         };
@@ -323,6 +337,7 @@ impl From<Fault> for FaultSpec {
             }
             FaultKind::Drop => "drop",
             FaultKind::Malformed => "malformed",
+            FaultKind::EchoCredential => "echo_credential",
             FaultKind::MissingField { field } => {
                 spec.field = Some(field);
                 "missing_field"
@@ -489,7 +504,7 @@ impl Drop for InFlight {
     }
 }
 
-async fn apply(venue: Venue, kind: FaultKind, request: Request, next: Next) -> Response {
+async fn apply(venue: Venue, kind: FaultKind, mut request: Request, next: Next) -> Response {
     match kind {
         FaultKind::Status {
             status,
@@ -531,6 +546,10 @@ async fn apply(venue: Venue, kind: FaultKind, request: Request, next: Next) -> R
         FaultKind::MissingField { field } => {
             let response = next.run(request).await;
             remove_field_from_response(response, &field).await
+        }
+        FaultKind::EchoCredential => {
+            request.extensions_mut().insert(EchoCredential);
+            next.run(request).await
         }
         FaultKind::Redirect { location } => {
             let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();

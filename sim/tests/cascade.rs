@@ -578,3 +578,22 @@ async fn websocket_json_rpc() {
     assert_eq!(stats.ws_auths, 2);
     assert_eq!(stats.rejected("Not authenticated"), 3);
 }
+
+#[tokio::test]
+async fn echo_credential_fault_quotes_the_bearer_in_the_ws_rejection() {
+    let sim = start().await;
+    let http = client(&sim);
+    let (token, _) = login(&http, &sim).await;
+    sim.arm_fault(tradeauth_sim::Fault::echo_credential(Venue::Cascade).on_path("/ws"));
+    let mut ws = ws_connect(&sim, &sim.urls().cascade).await;
+    let reply = ws_call(
+        &mut ws,
+        json!({ "jsonrpc": "2.0", "id": 7, "method": "auth", "params": { "bearer": token } }),
+    )
+    .await;
+    assert_eq!(reply["id"], 7);
+    assert_eq!(reply["error"]["code"], -32001);
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("Invalid Bearer Token"), "{message}");
+    assert!(message.contains(&token), "{message}");
+}

@@ -358,3 +358,43 @@ async fn websocket() {
     assert_eq!(stats.rejected("invalid api key"), 1);
     assert_eq!(stats.rejected("missing authentication"), 1);
 }
+
+#[tokio::test]
+async fn echo_credential_fault_quotes_the_key_in_the_ws_rejection() {
+    let sim = start().await;
+    sim.arm_fault(tradeauth_sim::Fault::echo_credential(Venue::Exchange).on_path("/ws"));
+    let mut ws = ws_connect(&sim, &sim.urls().exchange).await;
+    let reply = ws_call(
+        &mut ws,
+        json!({ "op": "authenticate", "api_key": demo::EXCHANGE_API_KEY }),
+    )
+    .await;
+    assert_eq!(reply["type"], "error");
+    let message = reply["message"].as_str().unwrap();
+    assert!(message.starts_with("invalid api key"), "{message}");
+    assert!(message.contains(demo::EXCHANGE_API_KEY), "{message}");
+    assert!(sim.armed_faults().is_empty(), "consumed by the upgrade");
+    // The next connection is a normal one again.
+    let mut ws = ws_connect(&sim, &sim.urls().exchange).await;
+    let reply = ws_call(
+        &mut ws,
+        json!({ "op": "authenticate", "api_key": demo::EXCHANGE_API_KEY }),
+    )
+    .await;
+    assert_eq!(reply["type"], "authenticated", "{reply}");
+    // The text and JSON forms parse to the same fault.
+    let text: tradeauth_sim::Fault = "exchange:/ws=echo_credential".parse().unwrap();
+    assert_eq!(
+        text,
+        tradeauth_sim::Fault::echo_credential(Venue::Exchange).on_path("/ws")
+    );
+    let json: tradeauth_sim::Fault =
+        serde_json::from_value(json!({"venue": "exchange", "kind": "echo_credential"})).unwrap();
+    assert_eq!(json.kind, tradeauth_sim::FaultKind::EchoCredential);
+    assert!(
+        serde_json::from_value::<tradeauth_sim::Fault>(
+            json!({"venue": "exchange", "kind": "echo_credential", "status": 401})
+        )
+        .is_err()
+    );
+}

@@ -208,10 +208,15 @@ impl CadenzaMachine {
         }
     }
 
+    /// Every secret the machine holds (password, refresh and access tokens), to redact
+    /// from venue texts that reach an error.
     fn secrets(&self) -> Vec<&str> {
         let mut s = vec![self.password.expose()];
         if let Some(rt) = self.refresh_token() {
             s.push(rt.expose());
+        }
+        if let Some(access) = self.session.as_ref().and_then(|s| s.access.as_ref()) {
+            s.push(access.token());
         }
         s
     }

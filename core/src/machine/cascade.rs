@@ -19,7 +19,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::credential::{AUTHORIZATION, Credential, check_token_text, safe_valid_until};
 use crate::error::{Error, ErrorKind, Result};
@@ -271,16 +271,22 @@ pub fn ws_auth_message(credential: &Credential, id: impl Into<Value>) -> Result<
 /// Any `result` counts, so call it while awaiting the auth reply, or use
 /// [`parse_ws_reply_with_id`] to match the id.
 pub fn parse_ws_reply(text: &str) -> WsAuthReply {
-    parse_rpc(text, None)
+    parse_rpc(text, None, &[])
+}
+
+/// Like [`parse_ws_reply`], with every one of `secrets` (the bearer sent, say) blotted out
+/// of the rejection message before it is capped, in case the venue echoed it.
+pub fn parse_ws_reply_redacting(text: &str, secrets: &[&str]) -> WsAuthReply {
+    parse_rpc(text, None, secrets)
 }
 
 /// Like [`parse_ws_reply`] but only for the reply whose `id` equals the auth call's; every
 /// error with that id is a rejection.
 pub fn parse_ws_reply_with_id(text: &str, id: &Value) -> WsAuthReply {
-    parse_rpc(text, Some(id))
+    parse_rpc(text, Some(id), &[])
 }
 
-fn parse_rpc(text: &str, id: Option<&Value>) -> WsAuthReply {
+fn parse_rpc(text: &str, id: Option<&Value>, secrets: &[&str]) -> WsAuthReply {
     let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(text) else {
         return WsAuthReply::Unrelated;
     };
@@ -307,7 +313,7 @@ fn parse_rpc(text: &str, id: Option<&Value>) -> WsAuthReply {
                 .any(|k| lower.contains(k));
         return if (id.is_some() && id_matches) || (id.is_none() && about_auth) {
             WsAuthReply::Rejected {
-                message: common::sanitize(&message, &[]),
+                message: common::sanitize(&message, secrets),
             }
         } else {
             WsAuthReply::Unrelated
@@ -433,6 +439,19 @@ impl CascadeMachine {
         })
     }
 
+    /// Runs `f` with every secret this machine holds (the JWT, the delegate key as hex with
+    /// and without `0x`), so a venue text that echoes one is redacted; the key's hex copies
+    /// are wiped when `f` returns.
+    fn with_secrets<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
+        let key = Zeroizing::new(hex::encode(self.signer.credential().to_bytes()));
+        let prefixed = Zeroizing::new(format!("0x{}", key.as_str()));
+        let mut secrets: Vec<&str> = vec![prefixed.as_str(), key.as_str()];
+        if let Some(session) = &self.session {
+            secrets.push(session.credential.token());
+        }
+        f(&secrets)
+    }
+
     /// The deposit address (the account), as configured.
     pub fn address(&self) -> &str {
         &self.address
@@ -553,7 +572,7 @@ impl CascadeMachine {
             return Err(proto(format!(
                 "{VENUE} challenge is for account {}, not the configured deposit address {}; \
                  check the base URL and the deposit address",
-                common::sanitize(&account, &[]),
+                self.with_secrets(|secrets| common::sanitize(&account, secrets)),
                 self.address
             )));
         }
@@ -570,7 +589,7 @@ impl CascadeMachine {
             return Err(proto(format!(
                 "{VENUE} challenge asks to sign for account {}, not the configured deposit \
                  address {}; refusing to sign it",
-                common::sanitize(&payload_account, &[]),
+                self.with_secrets(|secrets| common::sanitize(&payload_account, secrets)),
                 self.address
             )));
         }
@@ -696,7 +715,7 @@ impl CascadeMachine {
 
     fn on_challenge(&mut self, now: Now, response: &HttpResponse) -> Result<()> {
         if !response.is_success() {
-            let detail = common::error_detail(&response.body, &[]);
+            let detail = self.with_secrets(|secrets| common::error_detail(&response.body, secrets));
             let e = common::classify_status(
                 VENUE,
                 "challenge request",
@@ -722,7 +741,7 @@ impl CascadeMachine {
 
     fn on_answer(&mut self, now: Now, response: &HttpResponse) -> Result<()> {
         if !response.is_success() {
-            let detail = common::error_detail(&response.body, &[]);
+            let detail = self.with_secrets(|secrets| common::error_detail(&response.body, secrets));
             let lower = detail.as_deref().unwrap_or("").to_ascii_lowercase();
             let status = response.status;
             let nonce_problem = (lower.contains("nonce") || lower.contains("challenge"))
@@ -998,7 +1017,7 @@ impl Machine for CascadeMachine {
     }
 
     fn handle_ws_reply(&mut self, now: Now, text: &str) -> WsAuthReply {
-        let reply = parse_ws_reply(text);
+        let reply = self.with_secrets(|secrets| parse_ws_reply_redacting(text, secrets));
         if let WsAuthReply::Rejected { message } = &reply
             && is_invalid_bearer(text, message)
         {

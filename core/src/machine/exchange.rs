@@ -119,6 +119,12 @@ pub fn ws_auth_message(credential: &Credential) -> Result<String> {
 /// `Authenticated` (the whole object as detail), `{"type":"error","message":M}` is
 /// `Rejected`, anything else `Unrelated`.
 pub fn parse_ws_reply(text: &str) -> WsAuthReply {
+    parse_ws_reply_redacting(text, &[])
+}
+
+/// Like [`parse_ws_reply`], with every one of `secrets` (the API key sent, say) blotted out
+/// of the rejection message before it is capped, in case the venue echoed it.
+pub fn parse_ws_reply_redacting(text: &str, secrets: &[&str]) -> WsAuthReply {
     let Ok(value @ Value::Object(_)) = serde_json::from_str::<Value>(text) else {
         return WsAuthReply::Unrelated;
     };
@@ -127,7 +133,7 @@ pub fn parse_ws_reply(text: &str) -> WsAuthReply {
         Some("error") => WsAuthReply::Rejected {
             message: common::sanitize(
                 value.get("message").and_then(Value::as_str).unwrap_or(""),
-                &[],
+                secrets,
             ),
         },
         _ => WsAuthReply::Unrelated,
@@ -292,11 +298,12 @@ impl Machine for ExchangeMachine {
     }
 
     fn handle_ws_reply(&mut self, now: Now, text: &str) -> WsAuthReply {
-        let reply = parse_ws_reply(text);
+        let secrets: Vec<&str> = self.credential.iter().map(Credential::token).collect();
+        let reply = parse_ws_reply_redacting(text, &secrets);
         match &reply {
             WsAuthReply::Authenticated { detail } => {
                 if let Some(name) = detail.get("username").and_then(Value::as_str) {
-                    let name = common::sanitize(name, &[]);
+                    let name = common::sanitize(name, &secrets);
                     if !name.is_empty() {
                         self.account = name;
                     }

@@ -7,7 +7,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 
 /// How a [`Session`](super::Session) connects and retries; every field has a safe default.
-/// `Debug` hides the store URL's password and the store key.
+/// `Debug` hides any userinfo (user and password) in the store and base URLs, and the store key.
 #[derive(Clone)]
 pub struct Options {
     /// The venue's base URL (`https://` only); `None` uses the venue page's production URL.
@@ -51,16 +51,11 @@ pub struct Options {
 
 impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // A Redis URL may carry a password: print scheme and host only.
-        let store = self.store.as_deref().map(|url| match url.split_once('@') {
-            Some((auth, host)) => {
-                let scheme = auth.split_once("://").map_or("", |(s, _)| s);
-                format!("{scheme}://***@{host}")
-            }
-            None => url.to_owned(),
-        });
+        // A store URL (Redis) or a base URL may carry a password in its userinfo.
+        let store = self.store.as_deref().map(redact_url);
+        let base_url = self.base_url.as_deref().map(redact_url);
         f.debug_struct("Options")
-            .field("base_url", &self.base_url)
+            .field("base_url", &base_url)
             .field("extra_root_certs", &self.extra_root_certs_pem.len())
             .field("request_timeout", &self.request_timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -77,6 +72,30 @@ impl std::fmt::Debug for Options {
             .field("store_timeout", &self.store_timeout)
             .field("store_prefix", &self.store_prefix)
             .finish_non_exhaustive()
+    }
+}
+
+/// A URL for `Debug`: its userinfo replaced with `[REDACTED]`. The URL parser splits the
+/// userinfo at the last `@` before the host, so a password containing `@` is hidden whole;
+/// an `@` the parser left elsewhere (a password containing `/`, say) or a text that does not
+/// parse could hold part of a secret, so then nothing but the scheme is printed.
+fn redact_url(raw: &str) -> String {
+    let Ok(mut url) = reqwest::Url::parse(raw) else {
+        return "[REDACTED: not a URL]".to_owned();
+    };
+    let scheme = url.scheme().to_owned();
+    let had_userinfo = !url.username().is_empty() || url.password().is_some();
+    if had_userinfo && (url.set_username("").is_err() || url.set_password(None).is_err()) {
+        return format!("{scheme}:[REDACTED]");
+    }
+    let clean = url.as_str();
+    if clean.contains('@') || clean.contains("%40") || (!had_userinfo && raw.contains('@')) {
+        return format!("{scheme}:[REDACTED]");
+    }
+    match (had_userinfo, clean.strip_prefix(&format!("{scheme}://"))) {
+        (true, Some(rest)) => format!("{scheme}://[REDACTED]@{rest}"),
+        (true, None) => format!("{scheme}:[REDACTED]"),
+        (false, _) => clean.to_owned(),
     }
 }
 
@@ -235,5 +254,72 @@ impl Options {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Options;
+
+    fn debug(options: &Options) -> String {
+        format!("{options:?}")
+    }
+
+    #[test]
+    fn store_password_with_at_is_hidden_whole() {
+        let shown = debug(&Options::new().store("redis://user:p@ss@w0rd@redis.example:6379/0"));
+        assert!(!shown.contains("p@ss"), "{shown}");
+        assert!(!shown.contains("w0rd"), "{shown}");
+        assert!(!shown.contains("ss@"), "{shown}");
+        assert!(
+            shown.contains("redis://[REDACTED]@redis.example:6379/0"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn store_password_only_is_hidden() {
+        let shown = debug(&Options::new().store("rediss://:hunter2secret@cache:6380"));
+        assert!(!shown.contains("hunter2secret"), "{shown}");
+        assert!(shown.contains("rediss://[REDACTED]@cache:6380"), "{shown}");
+    }
+
+    #[test]
+    fn base_url_userinfo_is_hidden() {
+        let shown = debug(&Options::new().base_url("https://alice:s3cr3t-pw@venue.example/api"));
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert!(!shown.contains("alice"), "{shown}");
+        assert!(
+            shown.contains("https://[REDACTED]@venue.example/api"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn password_the_parser_splits_elsewhere_is_hidden() {
+        // "user:12/ss@host" parses as host "user", port 12, path "/ss@host".
+        for raw in [
+            "redis://user:12/ss@host:6379",
+            "redis://:pa/ss@host",
+            "redis://:nohost-secret",
+            "https://x.example/?token=a@b",
+        ] {
+            let shown = debug(&Options::new().store(raw).base_url(raw));
+            for part in ["12/ss", "pa/ss", "nohost-secret", "a@b", "ss@host"] {
+                assert!(!shown.contains(part), "{raw}: {shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn urls_without_userinfo_are_shown() {
+        let shown = debug(
+            &Options::new()
+                .store("file:///var/lib/tradeauth")
+                .base_url("https://venue.example:8443"),
+        );
+        assert!(shown.contains("file:///var/lib/tradeauth"), "{shown}");
+        assert!(shown.contains("https://venue.example:8443/"), "{shown}");
+        assert!(debug(&Options::new().store("memory:")).contains("memory:"));
     }
 }

@@ -36,9 +36,12 @@ impl Session {
     /// Parses the venue's answer to the auth message. A rejection of a renewable token
     /// ("Invalid Bearer Token") drops it, so the next auth message carries a fresh one.
     pub async fn handle_ws_reply(&self, text: &str) -> WsAuthReply {
+        // A venue may echo the credential it was sent in its rejection text.
+        let sent = self.current();
+        let secrets: Vec<&str> = sent.iter().map(|c| c.token()).collect();
         let reply = match self.venue() {
-            Venue::Cascade => crate::machine::cascade::parse_ws_reply(text),
-            Venue::Exchange => crate::machine::exchange::parse_ws_reply(text),
+            Venue::Cascade => crate::machine::cascade::parse_ws_reply_redacting(text, &secrets),
+            Venue::Exchange => crate::machine::exchange::parse_ws_reply_redacting(text, &secrets),
             _ => WsAuthReply::Unrelated,
         };
         if matches!(reply, WsAuthReply::Rejected { .. })
@@ -51,6 +54,9 @@ impl Session {
     }
 
     /// Opens `wss://<venue host><path>` with the session's trust roots; no auth is sent.
+    /// A path that leaves the venue's origin (`//other.host/ws`, `wss://other/ws`) is
+    /// refused, as [`RequestBuilder::send`](super::RequestBuilder::send) refuses it: the
+    /// auth message that follows would hand the credential to that host.
     pub async fn connect_ws(&self, path: &str) -> Result<WsStream> {
         let mut url = self.inner.base_url.join(path).map_err(|e| {
             Error::new(
@@ -58,6 +64,12 @@ impl Session {
                 format!("bad WebSocket path: {e}"),
             )
         })?;
+        if url.origin() != self.inner.base_url.origin() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "WebSocket path must stay on the session's venue host",
+            ));
+        }
         url.set_scheme("wss").map_err(|()| {
             Error::new(
                 ErrorKind::InvalidArgument,

@@ -7,7 +7,11 @@
 //! held for microseconds; the lease itself is a file with a wall-clock expiry, so a
 //! holder that crashed or hangs blocks the others at most until then. Records and leases
 //! are replaced by write-to-temp + fsync + rename, so a reader never sees half a file.
-//! Files are created 0600 and the directory 0700 (Unix).
+//! Files are created 0600 and the directory 0700 (Unix). Another local user must not be
+//! able to plant a lease that never expires or replay an old record, so an existing
+//! directory owned by someone else or writable by group/others is refused, and every file
+//! is opened with `O_NOFOLLOW` (a symlink planted where a file goes is refused, not
+//! followed).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind as IoKind, Write};
@@ -41,7 +45,8 @@ struct LeaseFile {
 }
 
 impl FileStore {
-    /// Opens (creating it 0700 if missing) the store directory.
+    /// Opens (creating it 0700 if missing) the store directory; refuses one that is not
+    /// owned by the current user or is writable by group or others (Unix).
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         if !dir.is_dir() {
@@ -62,6 +67,7 @@ impl FileStore {
                 )
             })?;
         }
+        check_private_dir(&dir)?;
         Ok(FileStore { dir })
     }
 
@@ -111,7 +117,7 @@ impl FileStore {
     }
 
     fn read_record(&self, key: &str) -> Result<Option<StoredRecord>> {
-        let bytes = match fs::read(self.record_path(key)) {
+        let bytes = match read_private(&self.record_path(key)) {
             Ok(b) => b,
             Err(e) if e.kind() == IoKind::NotFound => return Ok(None),
             Err(e) => {
@@ -140,7 +146,7 @@ impl FileStore {
     }
 
     fn read_lease(&self, key: &str) -> Option<LeaseFile> {
-        let bytes = fs::read(self.lease_path(key)).ok()?;
+        let bytes = read_private(&self.lease_path(key)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 
@@ -247,7 +253,8 @@ impl CredentialStore for FileStore {
     }
 }
 
-/// Opens (creating 0600) a file; `truncate` for temp files, not for the lock file.
+/// Opens (creating 0600) a file, never through a symlink; `truncate` for temp files, not
+/// for the lock file.
 fn create_private(path: &Path, truncate: bool) -> Result<File> {
     let mut options = OpenOptions::new();
     options
@@ -255,14 +262,84 @@ fn create_private(path: &Path, truncate: bool) -> Result<File> {
         .write(true)
         .create(true)
         .truncate(truncate);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
+    no_follow(&mut options);
     options
         .open(path)
         .map_err(|e| store_error(format!("cannot open {}: {e}", path.display())))
+}
+
+/// Reads a whole file, never through a symlink (a planted link fails with `ELOOP`).
+fn read_private(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    no_follow(&mut options);
+    let mut file = options.open(path)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// Files are created 0600 and opened with `O_NOFOLLOW` (Unix).
+fn no_follow(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
+/// Refuses a store directory another local user could write to: not owned by the
+/// effective user, or writable by group or others (Unix; elsewhere the OS ACLs decide).
+fn check_private_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(dir).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "cannot read the credential store directory {}: {e}",
+                    dir.display()
+                ),
+            )
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "the credential store path {} is not a directory",
+                    dir.display()
+                ),
+            ));
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "the credential store directory {} is owned by uid {}, not by this user (uid {me}); \
+                     another user could plant or replay records there",
+                    dir.display(),
+                    meta.uid()
+                ),
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "the credential store directory {} is writable by group or others (mode {:o}); \
+                     make it 0700 (chmod go-w)",
+                    dir.display(),
+                    meta.mode() & 0o7777
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn unix_ms() -> u64 {
@@ -273,4 +350,134 @@ fn unix_ms() -> u64 {
 
 fn store_error(message: String) -> Error {
     Error::new(ErrorKind::Transport, message)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    use super::FileStore;
+    use crate::error::ErrorKind;
+    use crate::store::CredentialStore;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tradeauth-{name}-{}", rand::random::<u64>()));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn group_or_world_writable_directory_is_refused() {
+        for mode in [0o770, 0o707, 0o777, 0o1777, 0o720] {
+            let dir = temp("store-mode");
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = FileStore::open(&dir).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{mode:o}");
+            assert!(
+                err.message().contains("writable by group or others"),
+                "{err}"
+            );
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    #[test]
+    fn directory_of_another_user_is_refused() {
+        // SAFETY: geteuid has no preconditions.
+        let dir = if unsafe { libc::geteuid() } == 0 {
+            // As root, hand a fresh 0700 directory to `nobody`.
+            let dir = temp("store-owner");
+            let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+            dir
+        } else {
+            // The filesystem root belongs to root, never to this user.
+            PathBuf::from("/")
+        };
+        let err = FileStore::open(&dir).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.message().contains("not by this user"), "{err}");
+        if dir != std::path::Path::new("/") {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    #[test]
+    fn private_directory_is_accepted_and_files_are_0600() {
+        let dir = temp("store-ok");
+        let store = FileStore::open(&dir).unwrap();
+        let key = "cadenza|https://h/|me";
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(
+            rt.block_on(store.compare_and_swap(key, 0, b"sealed"))
+                .unwrap()
+        );
+        assert!(
+            rt.block_on(store.try_lease(key, "me", std::time::Duration::from_secs(5)))
+                .unwrap()
+        );
+        for path in [
+            store.record_path(key),
+            store.lease_path(key),
+            store.lock_path(key),
+        ] {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", path.display());
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn symlink_planted_at_the_lock_file_is_refused_not_followed() {
+        let dir = temp("store-link");
+        let store = FileStore::open(&dir).unwrap();
+        let key = "cascade|https://h/|0xabc";
+        let target = dir.join("victim");
+        std::os::unix::fs::symlink(&target, store.lock_path(key)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(
+            rt.block_on(store.compare_and_swap(key, 0, b"sealed"))
+                .is_err()
+        );
+        assert!(!target.exists(), "the symlink was followed");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn symlinked_record_and_lease_are_not_read() {
+        let dir = temp("store-link-read");
+        let store = FileStore::open(&dir).unwrap();
+        let key = "cadenza|https://h/|me";
+        // An old record (or a never-expiring lease) elsewhere, linked into place.
+        let planted = dir.join("planted");
+        std::fs::write(&planted, br#"{"version":7,"data":"c2VhbGVk"}"#).unwrap();
+        std::os::unix::fs::symlink(&planted, store.record_path(key)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(
+            rt.block_on(store.read(key)).is_err(),
+            "a linked record must not be read"
+        );
+        let lease = dir.join("lease-elsewhere");
+        std::fs::write(
+            &lease,
+            br#"{"holder":"evil","until_ms":18446744073709551615}"#,
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&lease, store.lease_path(key)).unwrap();
+        assert!(
+            rt.block_on(store.try_lease(key, "me", std::time::Duration::from_secs(5)))
+                .unwrap(),
+            "a linked lease must not hold the store"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
