@@ -74,6 +74,8 @@ step "build the ABI test and the examples (plain and ASan+UBSan)"
 C_EXAMPLES=(cadenza partner cascade exchange)
 gcc "${CFLAGS[@]}" ffi/tests/c/test_abi.c "${LINK[@]}" -o "$WORK/test_abi"
 gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_abi.c "${LINK[@]}" -o "$WORK/test_abi_asan"
+gcc "${CFLAGS[@]}" ffi/tests/c/test_redaction.c "${LINK[@]}" -o "$WORK/test_redaction"
+gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_redaction.c "${LINK[@]}" -o "$WORK/test_redaction_asan"
 gcc "${CFLAGS[@]}" ffi/tests/c/test_lifecycle.c "${LINK[@]}" -o "$WORK/test_lifecycle"
 gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_lifecycle.c "${LINK[@]}" -o "$WORK/test_lifecycle_asan"
 for ex in "${C_EXAMPLES[@]}"; do
@@ -105,6 +107,10 @@ step "C ABI test (plain)"
 step "C ABI test (ASan + UBSan)"
 reset_sim
 "$WORK/test_abi_asan"
+
+step "C last-error redaction: an echoed key never reaches the last error (plain, ASan + UBSan)"
+"$WORK/test_redaction"
+"$WORK/test_redaction_asan"
 
 step "C lifecycle test: free during calls, fork mid-refresh (plain, ASan + UBSan)"
 reset_sim

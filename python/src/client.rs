@@ -12,7 +12,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyString, PyTuple};
 use tradeauth::{Credential, HttpResponse, Method, Options, Secret, Session, Venue};
 
 use crate::bridge::{block_on, runtime, spawn_awaitable};
-use crate::errors::{Count, guard, invalid_argument, to_pyerr};
+use crate::errors::{Count, guard_in, invalid_argument, to_pyerr};
 use crate::response::Response;
 
 /// Builds a venue's session from options.
@@ -185,7 +185,7 @@ impl BaseClient {
 /// child, where the session has new parts and the runtime is new).
 fn start(py: Python<'_>, factory: &Factory, options: Options) -> PyResult<Session> {
     let rt = runtime(py)?;
-    let session = guard(py, || {
+    let session = guard_in(py, "the client constructor", || {
         let _entered = rt.enter();
         factory(options).map_err(|e| to_pyerr(py, &e))
     })?;

@@ -166,13 +166,8 @@ pub(crate) fn panic_error_in(
     )
 }
 
-/// Runs `f`, turning a Rust panic into `PanicError` instead of pyo3's `PanicException`
-/// (a `BaseException`).
-pub(crate) fn guard<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
-    guard_in(py, "tradeauth", f)
-}
-
-/// [`guard`] for a named function: its `PanicError` says "internal error in <function>".
+/// Runs `f`, turning a Rust panic into `PanicError` (instead of pyo3's `PanicException`, a
+/// `BaseException`) that says only "internal error in <function>".
 pub(crate) fn guard_in<T>(
     py: Python<'_>,
     function: &str,

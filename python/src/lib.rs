@@ -14,7 +14,7 @@ mod logs;
 mod response;
 mod venues;
 
-use errors::{Count, guard, invalid_argument, to_pyerr};
+use errors::{Count, guard_in, invalid_argument, to_pyerr};
 
 /// Bytes of a `str` (UTF-8) or `bytes` argument.
 fn bytes_of(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
@@ -38,7 +38,7 @@ fn generate_token(
     ttl: Count<u64>,
 ) -> PyResult<String> {
     let secret = bytes_of(py, "secret_key", secret_key)?;
-    guard(py, || {
+    guard_in(py, "generate_token", || {
         let iat = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_err(|_| invalid_argument(py, "the system clock is before 1970"))?
@@ -54,7 +54,7 @@ fn generate_token(
 #[pyfunction]
 fn eip191_sign(py: Python<'_>, private_key: &str, message: &Bound<'_, PyAny>) -> PyResult<String> {
     let message = bytes_of(py, "message", message)?;
-    guard(py, || {
+    guard_in(py, "eip191_sign", || {
         tradeauth::eip191_sign(private_key, &message).map_err(|e| to_pyerr(py, &e))
     })
 }

@@ -18,7 +18,9 @@ asyncio: ``await client.arequest(...)`` (and ``aheaders``, ``arefresh``, ``alogo
 ``ainvalidate``, ``aws_auth_message``) run on the library's own tokio runtime and settle
 an ``asyncio.Future`` via ``loop.call_soon_threadsafe``; cancelling it aborts the task.
 Integrations: ``auth=client.requests_auth()`` (requests) and ``auth=client.httpx_auth()``
-(httpx, sync and async), both renewing the credential and retrying once on a 401.
+(httpx, sync and async), both renewing the credential and retrying once on a 401. They
+attach credentials only to ``https://`` URLs on the client's own origin (anything else
+raises ``InsecureUrl``) and strip them from any redirect hop that leaves it.
 """
 
 from __future__ import annotations
