@@ -391,10 +391,11 @@ tradeauth_status tradeauth_session_expires_at_ms(const struct tradeauth_session 
 //
 // It may be called while other threads are inside calls on `session`: those calls
 // return promptly — with their own result if they had it, else with
-// `TRADEAUTH_ERR_CLOSED` (a login or request in flight is abandoned) — and this
-// function returns only after every such call has stopped using the handle. A call that
-// *starts* after this has returned uses freed memory, as with any freed pointer; call
-// it once per session.
+// `TRADEAUTH_ERR_CLOSED` (a login or request in flight is abandoned; as after a
+// timeout, whether an abandoned POST reached the venue is unknown) — and this function
+// returns only after every such call has stopped using the handle. A call that *starts*
+// after this has returned uses freed memory, as with any freed pointer; call it once
+// per session.
 void tradeauth_session_free(struct tradeauth_session *session);
 
 // The hot path: copies the header to put on the next request into caller buffers,
