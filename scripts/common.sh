@@ -44,3 +44,38 @@ start_sim() {
   eval "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("\n".join(f"export SIM_{k.upper()}={v!r}" for k, v in d.items()))' "$SIM_JSON")"
   export SIM_CA="$SIM_CA_CERT"
 }
+
+# Installs redis-server from the distribution's packages if missing, starts one on
+# 127.0.0.1 (a free port, a random password, no persistence) that stops when the calling
+# script exits, and exports TRADEAUTH_TEST_REDIS_URL for the Redis store tests.
+start_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    step "installing redis-server"
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  fi
+  step "starting redis-server on 127.0.0.1"
+  REDIS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tradeauth-redis.XXXXXX")"
+  REDIS_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  local pass
+  pass="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --requirepass "$pass" \
+    --save '' --appendonly no --dir "$REDIS_DIR" > "$REDIS_DIR/redis.log" 2>&1 &
+  REDIS_PID=$!
+  trap 'kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; rm -rf "$REDIS_DIR"' EXIT
+  local _
+  for _ in $(seq 100); do
+    if redis-cli -p "$REDIS_PORT" -a "$pass" --no-auth-warning ping 2>/dev/null | grep -q PONG; then
+      break
+    fi
+    sleep 0.1
+  done
+  redis-cli -p "$REDIS_PORT" -a "$pass" --no-auth-warning ping | grep -q PONG || {
+    echo "redis-server did not start; its log:" >&2
+    cat "$REDIS_DIR/redis.log" >&2
+    exit 1
+  }
+  export TRADEAUTH_TEST_REDIS_URL="redis://:$pass@127.0.0.1:$REDIS_PORT/0"
+}

@@ -234,6 +234,47 @@ mod tests {
     }
 
     #[test]
+    fn a_long_lived_credential_expires_in_real_time_on_the_coarse_path() {
+        // A deadline well beyond the coarse clock's slack: the hot path answers from the
+        // coarse clock alone at first. A stuck or wrong coarse clock would keep vouching
+        // for it after the deadline has passed in real time; this waits for that moment.
+        let until = Instant::now() + clock::SLACK + Duration::from_millis(150);
+        let c = Credential::bearer(&Secret::from("eyJ.abc.def"), Some(until), None).unwrap();
+        assert!(c.is_valid_now());
+        assert!(
+            clock::surely_before(c.coarse_until_ns),
+            "the coarse clock should vouch for a deadline 250 ms ahead"
+        );
+        while Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!c.is_valid_now(), "valid after its deadline passed");
+        assert!(!clock::surely_before(c.coarse_until_ns));
+        assert!(!c.is_valid_at(Instant::now()));
+    }
+
+    #[test]
+    fn accessors_report_what_the_credential_was_built_with() {
+        let t0 = Instant::now();
+        let until = t0 + Duration::from_secs(90);
+        let c = Credential::bearer(
+            &Secret::from("eyJ.abc.def"),
+            Some(until),
+            Some(1_700_000_000_123),
+        )
+        .unwrap();
+        assert_eq!(c.valid_until(), Some(until));
+        assert_eq!(c.expires_at_ms(), Some(1_700_000_000_123));
+        assert_eq!(remaining(&c, t0), Some(Duration::from_secs(90)));
+        assert_eq!(remaining(&c, until + Duration::from_secs(1)), Some(Duration::ZERO));
+        let forever = Credential::new(X_API_KEY, Secret::from("exch_1"), None, None).unwrap();
+        assert_eq!(forever.valid_until(), None);
+        assert_eq!(forever.expires_at_ms(), None);
+        assert_eq!(remaining(&forever, t0), None);
+        assert_eq!(forever.header_name(), "x-api-key");
+    }
+
+    #[test]
     fn margin_applied() {
         let t0 = Instant::now();
         assert_eq!(

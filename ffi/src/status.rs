@@ -258,4 +258,76 @@ mod tests {
         assert!(!text.contains("boom"));
         assert_eq!(written, text.len());
     }
+
+    fn last_error() -> String {
+        let mut buf = [0 as c_char; 512];
+        let mut written = 0usize;
+        // SAFETY: buf holds 512 bytes.
+        let st = unsafe { tradeauth_last_error_message(buf.as_mut_ptr(), buf.len(), &mut written) };
+        assert_eq!(st, tradeauth_status::TRADEAUTH_OK);
+        // SAFETY: copy_out NUL-terminates.
+        unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap().to_owned()
+    }
+
+    fn name(status: u32) -> &'static str {
+        // SAFETY: tradeauth_status_name returns a static NUL-terminated string.
+        unsafe { CStr::from_ptr(tradeauth_status_name(status)) }.to_str().unwrap()
+    }
+
+    #[test]
+    fn the_c_only_statuses_have_their_names() {
+        assert_eq!(name(0), "ok");
+        assert_eq!(name(tradeauth_status::TRADEAUTH_ERR_CLOSED as u32), "closed");
+        assert_eq!(name(13), "unknown");
+        assert_eq!(name(u32::MAX), "unknown");
+    }
+
+    #[test]
+    fn a_failure_sets_its_status_and_message_and_success_keeps_the_last_one() {
+        let st = boundary("t", || Err(Failure::invalid("first")));
+        assert_eq!(st, tradeauth_status::TRADEAUTH_ERR_INVALID_ARGUMENT);
+        assert_eq!(last_error(), "first");
+        // Success leaves the message alone (read it right after the failure).
+        assert_eq!(boundary("t", || Ok(())), tradeauth_status::TRADEAUTH_OK);
+        assert_eq!(last_error(), "first");
+        // A core error keeps its kind's number and its message.
+        let st = boundary("t", || {
+            Err(Failure::from(Error::new(ErrorKind::Timeout, "no answer in 5 s")))
+        });
+        assert_eq!(st, tradeauth_status::TRADEAUTH_ERR_TIMEOUT);
+        assert_eq!(last_error(), "no answer in 5 s");
+        assert_eq!(
+            Failure::null("opts").message,
+            "`opts` must not be NULL",
+            "the NULL message names the argument"
+        );
+    }
+
+    #[test]
+    fn boundary_value_gives_the_fallback_on_a_panic_only() {
+        assert_eq!(boundary_value("t", 7u32, || 3), 3);
+        assert_eq!(boundary_value("tradeauth_x", 7u32, || panic!("secret")), 7);
+        let message = last_error();
+        assert!(message.contains("tradeauth_x"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn reading_the_message_into_a_small_buffer_keeps_it() {
+        set_last_error("twenty-one characters".to_owned());
+        let mut small = [0 as c_char; 4];
+        let mut written = 0usize;
+        // SAFETY: small holds 4 bytes.
+        let st = unsafe { tradeauth_last_error_message(small.as_mut_ptr(), 4, &mut written) };
+        assert_eq!(st, tradeauth_status::TRADEAUTH_ERR_BUFFER_TOO_SMALL);
+        assert_eq!(written, 22);
+        assert_eq!(last_error(), "twenty-one characters");
+        // SAFETY: NULL outputs are rejected before any write.
+        let st = unsafe { tradeauth_last_error_message(std::ptr::null_mut(), 4, &mut written) };
+        assert_eq!(st, tradeauth_status::TRADEAUTH_ERR_INVALID_ARGUMENT);
+        // SAFETY: as above.
+        let st = unsafe { tradeauth_last_error_message(small.as_mut_ptr(), 4, std::ptr::null_mut()) };
+        assert_eq!(st, tradeauth_status::TRADEAUTH_ERR_INVALID_ARGUMENT);
+        assert_eq!(last_error(), "twenty-one characters");
+    }
 }

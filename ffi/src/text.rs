@@ -94,3 +94,85 @@ pub(crate) unsafe fn copy_out(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A buffer the size a careless caller would pass, pre-filled so a write shows.
+    fn buffer(len: usize) -> Vec<c_char> {
+        vec![b'#' as c_char; len]
+    }
+
+    #[test]
+    fn copy_out_fits_exactly_with_the_nul_and_not_one_byte_less() {
+        let text = b"Bearer eyJ";
+        // Exactly text + NUL: copied, NUL-terminated, length without the NUL.
+        let mut buf = buffer(text.len() + 1);
+        let mut written = 77usize;
+        // SAFETY: buf has buf.len() writable bytes; written is a valid usize.
+        unsafe { copy_out(text, buf.as_mut_ptr(), buf.len(), &mut written, "header") }.unwrap();
+        assert_eq!(written, text.len());
+        let copied: Vec<u8> = buf.iter().map(|&c| c as u8).collect();
+        assert_eq!(&copied[..text.len()], text);
+        assert_eq!(copied[text.len()], 0);
+
+        // One byte short (no room for the NUL): the size needed, the buffer untouched.
+        let mut short = buffer(text.len());
+        let mut written = 77usize;
+        // SAFETY: as above.
+        let err = unsafe { copy_out(text, short.as_mut_ptr(), short.len(), &mut written, "header") }
+            .unwrap_err();
+        assert_eq!(err.status, tradeauth_status::TRADEAUTH_ERR_BUFFER_TOO_SMALL);
+        assert_eq!(written, text.len() + 1);
+        assert!(short.iter().all(|&c| c == b'#' as c_char), "buffer was written");
+        assert!(err.message.contains("10 bytes but 11"), "{}", err.message);
+        assert!(!err.message.contains("Bearer"), "the text leaked into the error");
+
+        // The empty text needs one byte and fits in one.
+        let mut one = buffer(1);
+        let mut written = 77usize;
+        // SAFETY: as above.
+        unsafe { copy_out(b"", one.as_mut_ptr(), 1, &mut written, "header") }.unwrap();
+        assert_eq!((written, one[0]), (0, 0));
+        assert!(!fits(b"", 0));
+        assert!(fits(b"ab", 3));
+        assert!(!fits(b"ab", 2));
+    }
+
+    #[test]
+    fn inputs_are_checked_and_never_echoed() {
+        // SAFETY: NULL is allowed by the contract.
+        let null = unsafe { arg_str(std::ptr::null(), "password") }.unwrap_err();
+        assert_eq!(null.status, tradeauth_status::TRADEAUTH_ERR_INVALID_ARGUMENT);
+        assert_eq!(null.message, "`password` must not be NULL");
+
+        let bad = c"hunter2\xff";
+        // SAFETY: a NUL-terminated literal.
+        let err = unsafe { arg_str(bad.as_ptr(), "password") }.unwrap_err();
+        assert_eq!(err.status, tradeauth_status::TRADEAUTH_ERR_INVALID_ARGUMENT);
+        assert!(err.message.contains("`password` is not valid UTF-8"));
+        assert!(!err.message.contains("hunter2"));
+
+        // SAFETY: as above.
+        assert_eq!(unsafe { arg_str(c"ok".as_ptr(), "x") }.unwrap(), "ok");
+        // SAFETY: as above.
+        assert_eq!(unsafe { opt_str(std::ptr::null(), "x") }.unwrap(), None);
+        // SAFETY: as above.
+        assert_eq!(unsafe { opt_str(c"ok".as_ptr(), "x") }.unwrap(), Some("ok"));
+        // SAFETY: as above.
+        assert!(unsafe { opt_str(bad.as_ptr(), "x") }.is_err());
+
+        let value = 5u32;
+        // SAFETY: a live value.
+        assert_eq!(unsafe { arg_ref(&value as *const u32, "h") }.copied().unwrap(), 5);
+        // SAFETY: NULL is allowed.
+        let err = unsafe { arg_ref(std::ptr::null::<u32>(), "session") }.unwrap_err();
+        assert_eq!(err.message, "`session` must not be NULL");
+
+        let mut out = 0u32;
+        assert!(arg_out(&mut out as *mut u32, "out").is_ok());
+        let err = arg_out(std::ptr::null_mut::<u32>(), "out").unwrap_err();
+        assert_eq!(err.message, "`out` must not be NULL");
+    }
+}

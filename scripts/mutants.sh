@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Mutation testing (issue #20) of the code that decides validity, renewal and sharing:
+# `cargo mutants` changes one operator or return value at a time and reruns the tests
+# that matter for that file; a mutant no test notices is a test still missing.
+#
+#   bash scripts/mutants.sh                      full run, every group (hours on 2 cores)
+#   bash scripts/mutants.sh --group clock        one group (repeatable): see MUTANT_GROUPS below
+#   bash scripts/mutants.sh --shard 1/4          a quarter of each group's mutants
+#   bash scripts/mutants.sh --in-diff            only mutants on lines changed since the
+#                                                commit of the last full run (what CI runs)
+#   bash scripts/mutants.sh --record             after a full run with nothing missed:
+#                                                record its commit and figures
+#
+# A mutant that no test can kill (equivalent behaviour, or compiled out on this platform)
+# is listed in core/mutants-equivalent.txt with why; any other missed or timed-out mutant
+# fails the run. Results: target/mutants/<group>/mutants.out, and a per-file table.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+MUTANTS_VERSION=27.1.0
+EQUIVALENT=core/mutants-equivalent.txt
+FULL_RUN=core/mutants-full-run.txt
+
+# group | package | files (space separated globs) | cargo test arguments
+# The tests are the ones that exercise that code: unit tests always; machine KATs and
+# property tests for the machines; the simulator over real TLS for sessions and stores.
+MUTANT_GROUPS=(
+  "clock|tradeauth|core/src/credential.rs core/src/clock.rs core/src/time.rs|--lib --test machines --test cadenza --test partner --test cascade --test exchange --test session_renewal"
+  "machine|tradeauth|core/src/machine/*.rs|--lib --test machines --test cadenza --test partner --test cascade --test exchange --test proptest_machines"
+  "store|tradeauth|core/src/store/*.rs|--lib --test store_file --test store_redis"
+  "session|tradeauth|core/src/session/*.rs|--lib --test session_cadenza --test session_others --test session_renewal --test wrong_place --test store_file"
+  "ffi|tradeauth-ffi|ffi/src/status.rs ffi/src/text.rs|--lib"
+)
+
+groups=()
+shard=""
+in_diff=0
+record=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --group) groups+=("$2"); shift 2 ;;
+    --shard) shard="$2"; shift 2 ;;
+    --in-diff) in_diff=1; shift ;;
+    --record) record=1; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(cargo mutants --version 2>/dev/null || true)" != "cargo-mutants $MUTANTS_VERSION" ]; then
+  step "installing cargo-mutants $MUTANTS_VERSION"
+  cargo install --locked --quiet "cargo-mutants@$MUTANTS_VERSION"
+fi
+
+# The mutants are built in copies of the tree; sharing the target dir keeps the
+# dependencies built once. The full run uses its own profile (no debug info: quicker
+# rebuilds); --in-diff uses the dev profile so CI reuses what scripts/test.sh built.
+if [ "$in_diff" = 1 ]; then
+  profile=dev
+else
+  profile=mutants
+fi
+OUT_ROOT="$CARGO_TARGET_DIR/mutants-out"
+mkdir -p "$OUT_ROOT"
+
+base=""
+if [ "$in_diff" = 1 ]; then
+  base="$(sed -n 's/^commit: *//p' "$FULL_RUN" 2>/dev/null || true)"
+  if [ -z "$base" ] || ! git cat-file -e "$base^{commit}" 2>/dev/null; then
+    echo "mutants: the commit of the last full run ($FULL_RUN) is not in this clone" >&2
+    exit 1
+  fi
+fi
+
+# Equivalent mutants as regexes on the mutant's name with its line:col left out, so an
+# entry survives edits elsewhere in the file.
+exclude_args=()
+while IFS= read -r line; do
+  case "$line" in ''|'#'*) continue ;; esac
+  name="${line%%  #*}"
+  file="${name%%: *}"
+  what="${name#*: }"
+  esc_file="$(printf '%s' "$file" | sed 's/[][\.*^$()+?{}|]/\\&/g')"
+  esc_what="$(printf '%s' "$what" | sed 's/[][\.*^$()+?{}|]/\\&/g')"
+  exclude_args+=(--exclude-re "^${esc_file}:[0-9]+:[0-9]+: ${esc_what}\$")
+done < "$EQUIVALENT"
+
+failed=0
+ran=()
+for spec in "${MUTANT_GROUPS[@]}"; do
+  IFS='|' read -r name package files test_args <<< "$spec"
+  if [ "${#groups[@]}" -gt 0 ] && ! printf '%s\n' "${groups[@]}" | grep -qx "$name"; then
+    continue
+  fi
+  args=(--package "$package" --profile "$profile" --jobs 1 --no-shuffle
+        --output "$OUT_ROOT/$name" "${exclude_args[@]}")
+  for f in $files; do args+=(--file "$f"); done
+  for t in $test_args; do args+=(--cargo-test-arg="$t"); done
+  if [ -n "$shard" ]; then args+=(--shard "$shard"); fi
+  if [ "$in_diff" = 1 ]; then
+    diff_file="$OUT_ROOT/$name.diff"
+    # shellcheck disable=SC2086 # the globs are meant to expand
+    git diff "$base" -- $files > "$diff_file"
+    if [ ! -s "$diff_file" ]; then
+      echo "mutants[$name]: no change since $base in $files"
+      continue
+    fi
+    args+=(--in-diff "$diff_file" --baseline skip --timeout 300)
+  fi
+  if [ "$name" = store ] && [ -z "${TRADEAUTH_TEST_REDIS_URL:-}" ]; then
+    start_redis
+  fi
+  step "cargo mutants: $name ($files)"
+  rc=0
+  cargo mutants "${args[@]}" || rc=$?
+  # 0: all caught; 2: missed; 3: timeouts; 4: the unmutated tests failed.
+  case "$rc" in
+    0|2|3) ran+=("$name") ;;
+    *) echo "mutants[$name]: cargo mutants failed (exit $rc)" >&2; failed=1; continue ;;
+  esac
+  if [ "$rc" != 0 ]; then failed=1; fi
+done
+
+# The per-file table, from the outcome files of the groups that ran.
+table="$OUT_ROOT/summary.txt"
+"${PY:-python3}" - "$OUT_ROOT" "$EQUIVALENT" "${ran[@]}" > "$table" <<'EOF'
+import collections, json, re, sys
+root, equivalent, groups = sys.argv[1], sys.argv[2], sys.argv[3:]
+listed = collections.Counter()
+for line in open(equivalent):
+    if line.strip() and not line.startswith("#"):
+        listed[line.split(": ", 1)[0]] += 1
+rows = collections.defaultdict(collections.Counter)
+for group in groups:
+    outcomes = json.load(open(f"{root}/{group}/mutants.out/outcomes.json"))
+    for o in outcomes["outcomes"]:
+        if o["scenario"] == "Baseline":
+            continue
+        mutant = o["scenario"]["Mutant"]
+        rows[mutant["file"]][o["summary"]] += 1
+print(f"{'file':34} {'caught':>6} {'missed':>6} {'timeout':>7} {'unviable':>8} {'equiv':>5}")
+total = collections.Counter()
+for file in sorted(set(rows) | set(listed)):
+    r = rows[file]
+    line = [r["CaughtMutant"], r["MissedMutant"], r["Timeout"], r["Unviable"], listed[file]]
+    total.update(dict(zip("cmtue", line)))
+    print(f"{file:34} {line[0]:6} {line[1]:6} {line[2]:7} {line[3]:8} {line[4]:5}")
+print(f"{'total':34} {total['c']:6} {total['m']:6} {total['t']:7} {total['u']:8} {total['e']:5}")
+viable = total["c"] + total["m"] + total["t"] + total["e"]
+if viable:
+    print(f"caught {100 * total['c'] / viable:.1f} % of viable mutants "
+          f"({100 * total['c'] / (viable - total['e'] or 1):.1f} % with the equivalents left out)")
+EOF
+cat "$table"
+for name in "${ran[@]}"; do
+  for kind in missed timeout; do
+    f="$OUT_ROOT/$name/mutants.out/$kind.txt"
+    if [ -s "$f" ]; then
+      echo "mutants[$name]: $kind (a test is missing, or list it in $EQUIVALENT with why):"
+      sed 's/^/  /' "$f"
+    fi
+  done
+done
+
+if [ "$record" = 1 ]; then
+  if [ "$failed" != 0 ] || [ -n "$shard" ] || [ "$in_diff" = 1 ] || [ "${#groups[@]}" -gt 0 ]; then
+    echo "mutants: --record needs a full, unsharded run with nothing missed" >&2
+    exit 1
+  fi
+  if ! git diff --quiet HEAD -- core ffi; then
+    echo "mutants: --record needs the tested code committed (core/ or ffi/ has changes)" >&2
+    exit 1
+  fi
+  {
+    echo "# The last full \`bash scripts/mutants.sh\` run; CI mutation-tests what changed since."
+    echo "commit: $(git rev-parse HEAD)"
+    echo "date: $(date -u +%Y-%m-%d)"
+    echo "cargo-mutants: $MUTANTS_VERSION"
+    echo
+    cat "$table"
+  } > "$FULL_RUN"
+  echo "recorded in $FULL_RUN"
+fi
+
+if [ "$failed" != 0 ]; then
+  echo "mutants: FAILED (see above)" >&2
+  exit 1
+fi
+step "mutants: nothing missed"
