@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, Rust unit + integration tests (the simulator over
 # real TLS), the Python page-fidelity tests, the C ABI (plain, ASan+UBSan, valgrind), the
-# Python wheel, the shared credential stores, the benchmarks (smoke mode), and a
-# bounded fuzzing run.
+# Python wheel, the shared credential stores, the benchmarks (smoke mode), a bounded
+# fuzzing run, and mutation testing of the decision code changed since its last full run.
 # It installs what it needs (cbindgen, cargo-fuzz, pip packages, npm packages, apt
 # packages) and builds once into one target dir that every step reuses.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -25,6 +25,10 @@ fi
 
 step "Rust tests (machines, sessions and the simulator, over real TLS)"
 cargo test --workspace --locked
+
+# Mutation testing of the decision code (issue #20): only the mutants on lines changed
+# since each group's last full run (core/mutants-full-run.txt); a missed one fails CI.
+bash scripts/mutants.sh --in-diff
 
 step "Python: page-style clients against the standalone simulator"
 ensure_venv

@@ -52,12 +52,35 @@ mod imp {
         };
         // SAFETY: `ts` is a valid, writable `struct timespec` for the call's duration.
         let rc = unsafe { clock_gettime(clock, &mut ts) };
+        to_ns(rc, &ts)
+    }
+
+    /// A `clock_gettime` result in ns; `None` for a failed call or a time this clock
+    /// cannot have (negative), so the caller falls back to the precise clock.
+    fn to_ns(rc: c_int, ts: &Timespec) -> Option<u64> {
         if rc != 0 || ts.tv_sec < 0 || ts.tv_nsec < 0 {
             return None;
         }
         (ts.tv_sec as u64)
             .checked_mul(1_000_000_000)?
             .checked_add(ts.tv_nsec as u64)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn only_a_successful_non_negative_reading_is_a_time() {
+            let ts = |tv_sec, tv_nsec| Timespec { tv_sec, tv_nsec };
+            assert_eq!(to_ns(0, &ts(0, 0)), Some(0));
+            assert_eq!(to_ns(0, &ts(2, 5)), Some(2_000_000_005));
+            assert_eq!(to_ns(-1, &ts(2, 5)), None, "a failed call");
+            assert_eq!(to_ns(0, &ts(-1, 5)), None);
+            assert_eq!(to_ns(0, &ts(2, -1)), None);
+            assert_eq!(to_ns(0, &ts(0, -1)), None, "not u64::MAX ns");
+            assert_eq!(to_ns(0, &ts(i64::MAX, 0)), None, "overflows u64 ns");
+        }
     }
 
     /// `CLOCK_MONOTONIC` in ns (the clock `Instant` reads).
@@ -72,8 +95,10 @@ mod imp {
     }
 }
 
+/// Elsewhere there is no coarse clock to read: every check asks the precise clock.
+/// (Its own name, so mutation testing can tell it apart from the Linux functions.)
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-mod imp {
+mod elsewhere {
     pub(super) fn precise_ns() -> Option<u64> {
         None
     }
@@ -83,6 +108,9 @@ mod imp {
         None
     }
 }
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+use elsewhere as imp;
 
 /// `until` as nanoseconds on `CLOCK_MONOTONIC`, never later than the real value; 0 when
 /// the coarse clock is not available here (then [`surely_before`] always says "ask the

@@ -182,7 +182,14 @@ mod tests {
         assert!(!c.is_valid_at(t0 + Duration::from_secs(5)));
         assert!(c.is_valid_now());
         assert_eq!(remaining(&c, t0), Some(Duration::from_secs(5)));
-        assert!(!format!("{c:?}").contains("eyJ.abc.def"));
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("eyJ.abc.def"), "{debug}");
+        // Redacted, not empty: what a log line needs to tell credentials apart.
+        assert!(
+            debug.contains("authorization") && debug.contains("[REDACTED]"),
+            "{debug}"
+        );
+        assert!(debug.contains("expires_at_ms: Some(1)"), "{debug}");
     }
 
     #[test]
@@ -266,7 +273,10 @@ mod tests {
         assert_eq!(c.valid_until(), Some(until));
         assert_eq!(c.expires_at_ms(), Some(1_700_000_000_123));
         assert_eq!(remaining(&c, t0), Some(Duration::from_secs(90)));
-        assert_eq!(remaining(&c, until + Duration::from_secs(1)), Some(Duration::ZERO));
+        assert_eq!(
+            remaining(&c, until + Duration::from_secs(1)),
+            Some(Duration::ZERO)
+        );
         let forever = Credential::new(X_API_KEY, Secret::from("exch_1"), None, None).unwrap();
         assert_eq!(forever.valid_until(), None);
         assert_eq!(forever.expires_at_ms(), None);

@@ -168,5 +168,39 @@ mod tests {
             assert!(j <= Duration::from_millis(5));
         }
         assert_eq!(a.jitter(Duration::ZERO), Duration::ZERO);
+        // The draws spread over the whole range (a jitter stuck at 0 or at the maximum
+        // would put every session's refresh at the same moment).
+        let mut r = SplitMix64::new(7);
+        let draws: Vec<Duration> = (0..200)
+            .map(|_| r.jitter(Duration::from_millis(10)))
+            .collect();
+        let distinct: std::collections::BTreeSet<_> = draws.iter().collect();
+        assert!(
+            distinct.len() > 150,
+            "{} distinct draws of 200",
+            distinct.len()
+        );
+        assert!(draws.iter().any(|d| *d < Duration::from_millis(2)));
+        assert!(draws.iter().any(|d| *d > Duration::from_millis(8)));
+        assert!(draws.iter().all(|d| *d <= Duration::from_millis(10)));
+        // One microsecond of range: both ends are drawn.
+        let ends: std::collections::BTreeSet<_> = (0..64)
+            .map(|_| r.jitter(Duration::from_micros(1)))
+            .collect();
+        assert_eq!(ends.len(), 2);
+    }
+
+    #[test]
+    fn a_far_expiry_saturates_at_a_century() {
+        let base = Instant::now();
+        // A century, not less: callers compare far deadlines with real ones.
+        assert_eq!(instant_after(base, Duration::MAX), base + FAR_FUTURE);
+        assert!(FAR_FUTURE >= Duration::from_secs(99 * 365 * 24 * 3600));
+        assert_eq!(
+            instant_after(base, Duration::from_secs(60)),
+            base + Duration::from_secs(60)
+        );
+        let now = Now::new(base, 1_700_000_000_000);
+        assert_eq!(deadline_from_unix_ms(now, u64::MAX), base + FAR_FUTURE);
     }
 }

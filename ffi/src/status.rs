@@ -266,18 +266,26 @@ mod tests {
         let st = unsafe { tradeauth_last_error_message(buf.as_mut_ptr(), buf.len(), &mut written) };
         assert_eq!(st, tradeauth_status::TRADEAUTH_OK);
         // SAFETY: copy_out NUL-terminates.
-        unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap().to_owned()
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_str()
+            .unwrap()
+            .to_owned()
     }
 
     fn name(status: u32) -> &'static str {
         // SAFETY: tradeauth_status_name returns a static NUL-terminated string.
-        unsafe { CStr::from_ptr(tradeauth_status_name(status)) }.to_str().unwrap()
+        unsafe { CStr::from_ptr(tradeauth_status_name(status)) }
+            .to_str()
+            .unwrap()
     }
 
     #[test]
     fn the_c_only_statuses_have_their_names() {
         assert_eq!(name(0), "ok");
-        assert_eq!(name(tradeauth_status::TRADEAUTH_ERR_CLOSED as u32), "closed");
+        assert_eq!(
+            name(tradeauth_status::TRADEAUTH_ERR_CLOSED as u32),
+            "closed"
+        );
         assert_eq!(name(13), "unknown");
         assert_eq!(name(u32::MAX), "unknown");
     }
@@ -292,7 +300,10 @@ mod tests {
         assert_eq!(last_error(), "first");
         // A core error keeps its kind's number and its message.
         let st = boundary("t", || {
-            Err(Failure::from(Error::new(ErrorKind::Timeout, "no answer in 5 s")))
+            Err(Failure::from(Error::new(
+                ErrorKind::Timeout,
+                "no answer in 5 s",
+            )))
         });
         assert_eq!(st, tradeauth_status::TRADEAUTH_ERR_TIMEOUT);
         assert_eq!(last_error(), "no answer in 5 s");
@@ -326,7 +337,8 @@ mod tests {
         let st = unsafe { tradeauth_last_error_message(std::ptr::null_mut(), 4, &mut written) };
         assert_eq!(st, tradeauth_status::TRADEAUTH_ERR_INVALID_ARGUMENT);
         // SAFETY: as above.
-        let st = unsafe { tradeauth_last_error_message(small.as_mut_ptr(), 4, std::ptr::null_mut()) };
+        let st =
+            unsafe { tradeauth_last_error_message(small.as_mut_ptr(), 4, std::ptr::null_mut()) };
         assert_eq!(st, tradeauth_status::TRADEAUTH_ERR_INVALID_ARGUMENT);
         assert_eq!(last_error(), "twenty-one characters");
     }

@@ -121,13 +121,27 @@ mod tests {
         let mut short = buffer(text.len());
         let mut written = 77usize;
         // SAFETY: as above.
-        let err = unsafe { copy_out(text, short.as_mut_ptr(), short.len(), &mut written, "header") }
-            .unwrap_err();
+        let err = unsafe {
+            copy_out(
+                text,
+                short.as_mut_ptr(),
+                short.len(),
+                &mut written,
+                "header",
+            )
+        }
+        .unwrap_err();
         assert_eq!(err.status, tradeauth_status::TRADEAUTH_ERR_BUFFER_TOO_SMALL);
         assert_eq!(written, text.len() + 1);
-        assert!(short.iter().all(|&c| c == b'#' as c_char), "buffer was written");
+        assert!(
+            short.iter().all(|&c| c == b'#' as c_char),
+            "buffer was written"
+        );
         assert!(err.message.contains("10 bytes but 11"), "{}", err.message);
-        assert!(!err.message.contains("Bearer"), "the text leaked into the error");
+        assert!(
+            !err.message.contains("Bearer"),
+            "the text leaked into the error"
+        );
 
         // The empty text needs one byte and fits in one.
         let mut one = buffer(1);
@@ -144,7 +158,10 @@ mod tests {
     fn inputs_are_checked_and_never_echoed() {
         // SAFETY: NULL is allowed by the contract.
         let null = unsafe { arg_str(std::ptr::null(), "password") }.unwrap_err();
-        assert_eq!(null.status, tradeauth_status::TRADEAUTH_ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            null.status,
+            tradeauth_status::TRADEAUTH_ERR_INVALID_ARGUMENT
+        );
         assert_eq!(null.message, "`password` must not be NULL");
 
         let bad = c"hunter2\xff";
@@ -165,7 +182,12 @@ mod tests {
 
         let value = 5u32;
         // SAFETY: a live value.
-        assert_eq!(unsafe { arg_ref(&value as *const u32, "h") }.copied().unwrap(), 5);
+        assert_eq!(
+            unsafe { arg_ref(&value as *const u32, "h") }
+                .copied()
+                .unwrap(),
+            5
+        );
         // SAFETY: NULL is allowed.
         let err = unsafe { arg_ref(std::ptr::null::<u32>(), "session") }.unwrap_err();
         assert_eq!(err.message, "`session` must not be NULL");
