@@ -1,5 +1,9 @@
 //! Cadenza (`/api/v3`): email + password login, a 1 h access token and a 7 d rotating
 //! refresh token, the `{"success":..,"data":..}` envelope, and an audit log.
+//!
+//! Every token descends from one password login: its "family". With
+//! `revoke_family_on_reuse` on, presenting a refresh token that was already rotated
+//! revokes the whole family (OAuth 2.0 Security BCP, refresh token reuse detection).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,20 +32,42 @@ use crate::state::Shared;
 /// long run while a test that moves the clock still gets "expired", not "unknown".
 const FORGET_AFTER_MS: i64 = 30 * 24 * 3600 * 1000;
 
-/// Who a token belongs to and until when it is valid (Unix ms, sim clock).
+/// Who a token belongs to, until when it is valid (Unix ms, sim clock), and the login it
+/// descends from.
 #[derive(Clone, Debug)]
 struct Grant {
     email: String,
     expires_ms: i64,
+    family: u64,
+}
+
+/// What presenting a refresh token led to.
+enum RefreshOutcome {
+    /// Rotated: the login `data` object with the new pair.
+    Rotated { email: String, data: Value },
+    /// Unknown, already used or revoked.
+    Invalid,
+    /// Past its lifetime (the owner's email, for the audit log).
+    Expired { email: String },
+    /// An already rotated token presented again, with `revoke_family_on_reuse` on: its
+    /// family was revoked, `tokens` tokens in all.
+    ReuseRevokedFamily { email: String, tokens: usize },
 }
 
 /// Users, lifetimes and the tokens issued so far.
 pub(crate) struct State {
     pub(crate) access_ttl_secs: u64,
     pub(crate) refresh_ttl_secs: u64,
+    /// Revoke a token family when one of its rotated refresh tokens is presented again.
+    revoke_family_on_reuse: bool,
     users: HashMap<String, String>,
     access: HashMap<String, Grant>,
     refresh: HashMap<String, Grant>,
+    /// Refresh tokens already rotated (spent), kept only with `revoke_family_on_reuse` so
+    /// that a second use is recognised as reuse.
+    spent: HashMap<String, Grant>,
+    /// The family the next password login starts.
+    next_family: u64,
     /// Map size at which expired grants are next swept (amortised O(1) per issue).
     sweep_at: usize,
 }
@@ -51,6 +77,7 @@ impl State {
         Self {
             access_ttl_secs: config.access_ttl_secs,
             refresh_ttl_secs: config.refresh_ttl_secs,
+            revoke_family_on_reuse: config.revoke_family_on_reuse,
             users: config
                 .users
                 .iter()
@@ -58,17 +85,72 @@ impl State {
                 .collect(),
             access: HashMap::new(),
             refresh: HashMap::new(),
+            spent: HashMap::new(),
+            next_family: 0,
             sweep_at: 1024,
         }
     }
 
-    /// Issues an access + refresh pair for `email` and returns the login `data` object.
-    fn issue(&mut self, email: &str, now_ms: i64) -> Value {
-        if self.access.len().max(self.refresh.len()) >= self.sweep_at {
+    /// Starts a new token family (a password login) and issues its first pair.
+    fn login(&mut self, email: &str, now_ms: i64) -> Value {
+        let family = self.next_family;
+        self.next_family = self.next_family.wrapping_add(1);
+        self.issue(email, family, now_ms)
+    }
+
+    /// Presents a refresh token: rotates it, or says why not (revoking its family when it
+    /// was already rotated and `revoke_family_on_reuse` is on).
+    fn refresh(&mut self, token: &str, now_ms: i64) -> RefreshOutcome {
+        let Some(grant) = self.refresh.get(token).cloned() else {
+            return match self.spent.get(token).cloned() {
+                Some(spent) if self.revoke_family_on_reuse => {
+                    let tokens = self.revoke_family(spent.family);
+                    RefreshOutcome::ReuseRevokedFamily {
+                        email: spent.email,
+                        tokens,
+                    }
+                }
+                _ => RefreshOutcome::Invalid,
+            };
+        };
+        if now_ms >= grant.expires_ms {
+            return RefreshOutcome::Expired { email: grant.email };
+        }
+        // Rotation: the presented refresh token is spent. The old access token stays
+        // valid until it expires.
+        if let Some(spent) = self.refresh.remove(token) {
+            if self.revoke_family_on_reuse {
+                self.spent.insert(token.to_owned(), spent);
+            }
+        }
+        let data = self.issue(&grant.email, grant.family, now_ms);
+        RefreshOutcome::Rotated {
+            email: grant.email,
+            data,
+        }
+    }
+
+    /// Revokes every access and refresh token of `family`, and forgets its spent refresh
+    /// tokens (so the family is revoked, and counted, once); returns how many live tokens
+    /// were revoked.
+    fn revoke_family(&mut self, family: u64) -> usize {
+        let before = self.access.len() + self.refresh.len();
+        self.access.retain(|_, g| g.family != family);
+        self.refresh.retain(|_, g| g.family != family);
+        self.spent.retain(|_, g| g.family != family);
+        before - (self.access.len() + self.refresh.len())
+    }
+
+    /// Issues an access + refresh pair of `family` for `email` and returns the login
+    /// `data` object.
+    fn issue(&mut self, email: &str, family: u64, now_ms: i64) -> Value {
+        let largest = |s: &Self| s.access.len().max(s.refresh.len()).max(s.spent.len());
+        if largest(self) >= self.sweep_at {
             let keep = |g: &Grant| g.expires_ms + FORGET_AFTER_MS > now_ms;
             self.access.retain(|_, g| keep(g));
             self.refresh.retain(|_, g| keep(g));
-            self.sweep_at = (self.access.len().max(self.refresh.len()) * 2).max(1024);
+            self.spent.retain(|_, g| keep(g));
+            self.sweep_at = (largest(self) * 2).max(1024);
         }
         let expires_at = now_ms + secs_to_ms(self.access_ttl_secs);
         let access_token = random_token();
@@ -78,6 +160,7 @@ impl State {
             Grant {
                 email: email.to_owned(),
                 expires_ms: expires_at,
+                family,
             },
         );
         self.refresh.insert(
@@ -85,6 +168,7 @@ impl State {
             Grant {
                 email: email.to_owned(),
                 expires_ms: now_ms + secs_to_ms(self.refresh_ttl_secs),
+                family,
             },
         );
         json!({
@@ -94,12 +178,14 @@ impl State {
         })
     }
 
-    /// Forgets refresh and/or access tokens; returns how many.
+    /// Forgets refresh and/or access tokens; returns how many. Forgetting refresh tokens
+    /// also forgets the spent ones, so a later reuse is just an unknown token.
     pub(crate) fn revoke(&mut self, refresh: bool, access: bool) -> usize {
         let mut n = 0;
         if refresh {
             n += self.refresh.len();
             self.refresh.clear();
+            self.spent.clear();
         }
         if access {
             n += self.access.len();
@@ -150,6 +236,15 @@ fn for_account(mut response: Response, email: &str) -> Response {
     response
 }
 
+/// The answer to an unknown, already used or revoked refresh token.
+fn invalid_refresh_token() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "INVALID_REFRESH_TOKEN",
+        "Invalid or already used refresh token",
+    )
+}
+
 fn bad_request(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
 }
@@ -195,7 +290,7 @@ async fn login(
                 &request.email,
             );
         }
-        state.issue(&request.email, now_ms)
+        state.login(&request.email, now_ms)
     };
     shared.stats.update(Venue::Cadenza, |s| {
         s.logins += 1;
@@ -220,30 +315,31 @@ async fn refresh(
         Err(response) => return response,
     };
     let now_ms = shared.clock.now_unix_ms();
-    let (email, data) = {
-        let mut state = lock(&shared.cadenza);
-        let Some(grant) = state.refresh.get(&request.refresh_token).cloned() else {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "INVALID_REFRESH_TOKEN",
-                "Invalid or already used refresh token",
-            );
-        };
-        if now_ms >= grant.expires_ms {
+    let outcome = lock(&shared.cadenza).refresh(&request.refresh_token, now_ms);
+    let (email, data) = match outcome {
+        RefreshOutcome::Rotated { email, data } => (email, data),
+        RefreshOutcome::Invalid => return invalid_refresh_token(),
+        RefreshOutcome::Expired { email } => {
             return for_account(
                 error(
                     StatusCode::UNAUTHORIZED,
                     "REFRESH_TOKEN_EXPIRED",
                     "Refresh token expired",
                 ),
-                &grant.email,
+                &email,
             );
         }
-        // Rotation: the presented refresh token is spent. The old access token stays
-        // valid until it expires.
-        state.refresh.remove(&request.refresh_token);
-        let data = state.issue(&grant.email, now_ms);
-        (grant.email, data)
+        RefreshOutcome::ReuseRevokedFamily { email, tokens } => {
+            shared
+                .stats
+                .update(Venue::Cadenza, |s| s.family_revocations += 1);
+            tracing::warn!(
+                account = %email,
+                revoked_tokens = tokens,
+                "cadenza refresh token reused: token family revoked"
+            );
+            return for_account(invalid_refresh_token(), &email);
+        }
     };
     shared.stats.update(Venue::Cadenza, |s| {
         s.refreshes += 1;
@@ -329,4 +425,70 @@ async fn method_not_allowed() -> Response {
         "METHOD_NOT_ALLOWED",
         "Method not allowed",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(revoke_family_on_reuse: bool) -> State {
+        State::new(&CadenzaConfig {
+            revoke_family_on_reuse,
+            ..CadenzaConfig::default()
+        })
+    }
+
+    fn pair(data: &Value) -> (String, String) {
+        let text = |key: &str| data[key].as_str().unwrap_or_default().to_owned();
+        (text("accessToken"), text("refreshToken"))
+    }
+
+    fn rotate(state: &mut State, token: &str) -> (String, String) {
+        match state.refresh(token, 0) {
+            RefreshOutcome::Rotated { data, .. } => pair(&data),
+            _ => panic!("refresh should rotate"),
+        }
+    }
+
+    #[test]
+    fn reuse_without_the_option_is_just_invalid() {
+        let mut s = state(false);
+        let (a1, r1) = pair(&s.login("demo@cadenza.test", 0));
+        let (a2, r2) = rotate(&mut s, &r1);
+        assert!(matches!(s.refresh(&r1, 0), RefreshOutcome::Invalid));
+        assert!(s.spent.is_empty(), "nothing is kept when the option is off");
+        for a in [&a1, &a2] {
+            assert!(s.access.contains_key(a.as_str()));
+        }
+        assert!(s.refresh.contains_key(&r2));
+    }
+
+    #[test]
+    fn reuse_revokes_only_its_own_family_once() {
+        let mut s = state(true);
+        let (a1, r1) = pair(&s.login("demo@cadenza.test", 0));
+        let (a2, r2) = rotate(&mut s, &r1);
+        let (a3, r3) = rotate(&mut s, &r2);
+        // Another login of the same user is another family.
+        let (b1, q1) = pair(&s.login("demo@cadenza.test", 0));
+        match s.refresh(&r1, 0) {
+            RefreshOutcome::ReuseRevokedFamily { email, tokens } => {
+                assert_eq!(email, "demo@cadenza.test");
+                assert_eq!(
+                    tokens, 4,
+                    "three access tokens and the newest refresh token"
+                );
+            }
+            _ => panic!("reuse should revoke the family"),
+        }
+        for a in [&a1, &a2, &a3] {
+            assert!(!s.access.contains_key(a.as_str()));
+        }
+        assert!(!s.refresh.contains_key(&r3));
+        assert!(s.access.contains_key(&b1) && s.refresh.contains_key(&q1));
+        // A second reuse finds nothing left to revoke.
+        assert!(matches!(s.refresh(&r2, 0), RefreshOutcome::Invalid));
+        assert!(matches!(s.refresh(&r3, 0), RefreshOutcome::Invalid));
+        rotate(&mut s, &q1);
+    }
 }

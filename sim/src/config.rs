@@ -107,6 +107,9 @@ pub struct CadenzaConfig {
     pub access_ttl_secs: u64,
     /// Refresh token lifetime (page: 7 days).
     pub refresh_ttl_secs: u64,
+    /// Presenting an already rotated refresh token revokes every token descended from the
+    /// same login (OAuth 2.0 Security BCP reuse detection); off by default.
+    pub revoke_family_on_reuse: bool,
 }
 
 impl Default for CadenzaConfig {
@@ -118,6 +121,7 @@ impl Default for CadenzaConfig {
             ],
             access_ttl_secs: 3600,
             refresh_ttl_secs: 7 * 24 * 3600,
+            revoke_family_on_reuse: false,
         }
     }
 }
@@ -475,6 +479,36 @@ mod tests {
         assert_eq!(c.cascade.nonce_ttl_secs, 5);
         assert_eq!(c.cascade.token_ttl_secs, 3600);
         assert_eq!(c.cadenza.users.len(), 2);
+    }
+
+    #[test]
+    fn revoke_family_on_reuse_parses_and_defaults_off() {
+        assert!(!SimConfig::default().cadenza.revoke_family_on_reuse);
+        assert!(
+            !SimConfig::from_json("{}")
+                .unwrap()
+                .cadenza
+                .revoke_family_on_reuse
+        );
+        let c = SimConfig::from_json(r#"{"cadenza":{"revoke_family_on_reuse":true}}"#).unwrap();
+        assert!(c.cadenza.revoke_family_on_reuse);
+        // The other Cadenza fields keep their defaults.
+        assert_eq!(c.cadenza.users.len(), 2);
+        assert_eq!(c.cadenza.access_ttl_secs, 3600);
+        let c = SimConfig::from_json(r#"{"cadenza":{"revoke_family_on_reuse":false}}"#).unwrap();
+        assert!(!c.cadenza.revoke_family_on_reuse);
+        for bad in [
+            r#"{"cadenza":{"revoke_family_on_reuse":"yes"}}"#,
+            r#"{"cadenza":{"revoke_family_on_reuse":1}}"#,
+            r#"{"cadenza":{"revoke_family_on_reuse":null}}"#,
+        ] {
+            let err = SimConfig::from_json(bad).unwrap_err().to_string();
+            assert!(err.contains("expected a boolean"), "{bad}: {err}");
+        }
+        let err = SimConfig::from_json(r#"{"cadenza":{"revoke_family_on_use":true}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("revoke_family_on_use"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,13 @@ use crate::{SimError, Venue};
 /// The largest response body the `missing_field` fault will rewrite.
 const MAX_REWRITE_BYTES: usize = 16 * 1024 * 1024;
 
+/// The largest `offset_secs` a `date` fault takes either way (about 100 years, the bound
+/// of the clock offset), so the stamped time stays a valid HTTP date.
+pub(crate) const MAX_DATE_OFFSET_SECS: i64 = 100 * 366 * 24 * 3600;
+
+/// The last second an HTTP date can state (9999-12-31T23:59:59Z); `httpdate` refuses later.
+const MAX_HTTP_DATE_SECS: i64 = 253_402_300_799;
+
 /// A 200 body that is not valid JSON: a response cut off mid-way.
 const MALFORMED_BODY: &str = r#"{"success":true,"data":{"token":"eyJhbGciOiJIUzI1NiIsInR5"#;
 
@@ -74,6 +81,13 @@ pub enum FaultKind {
     /// is rejected with the presented credential echoed in the error text, as a careless
     /// venue might. Other requests are handled normally.
     EchoCredential,
+    /// Run the handler normally, on the simulator's clock, but shift the response's
+    /// `Date` header by `offset_secs`: a venue whose `Date` disagrees with its own tokens.
+    Date {
+        /// Seconds added to the stamped `Date` (negative: earlier), at most about 100
+        /// years (3 162 240 000 s) either way.
+        offset_secs: i64,
+    },
 }
 
 /// Put on a WebSocket upgrade request by an `echo_credential` fault: the connection
@@ -143,6 +157,11 @@ impl Fault {
         Self::new(venue, FaultKind::EchoCredential)
     }
 
+    /// Shift the `Date` response header by `offset_secs` (the handler runs normally).
+    pub fn date(venue: Venue, offset_secs: i64) -> Self {
+        Self::new(venue, FaultKind::Date { offset_secs })
+    }
+
     /// Only match requests to exactly this path.
     pub fn on_path(mut self, path: impl Into<String>) -> Self {
         self.path = Some(path.into());
@@ -191,6 +210,8 @@ struct FaultSpec {
     field: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    offset_secs: Option<i64>,
 }
 
 fn one() -> u32 {
@@ -212,6 +233,7 @@ impl TryFrom<FaultSpec> for Fault {
             delay_ms,
             field,
             location,
+            offset_secs,
         } = spec;
         if count == 0 {
             return bad("count must be at least 1".into());
@@ -235,6 +257,7 @@ impl TryFrom<FaultSpec> for Fault {
         let kind = match kind.as_str() {
             "status" => {
                 unexpected("location", location.is_some())?;
+                unexpected("offset_secs", offset_secs.is_some())?;
                 unexpected("delay_ms", delay_ms.is_some())?;
                 unexpected("field", field.is_some())?;
                 let Some(status) = status else {
@@ -250,6 +273,7 @@ impl TryFrom<FaultSpec> for Fault {
             }
             "delay" => {
                 unexpected("location", location.is_some())?;
+                unexpected("offset_secs", offset_secs.is_some())?;
                 unexpected("status", status.is_some())?;
                 unexpected("retry_after_secs", retry_after_secs.is_some())?;
                 unexpected("field", field.is_some())?;
@@ -260,6 +284,7 @@ impl TryFrom<FaultSpec> for Fault {
             }
             "drop" | "malformed" | "echo_credential" => {
                 unexpected("location", location.is_some())?;
+                unexpected("offset_secs", offset_secs.is_some())?;
                 unexpected("status", status.is_some())?;
                 unexpected("retry_after_secs", retry_after_secs.is_some())?;
                 unexpected("delay_ms", delay_ms.is_some())?;
@@ -272,6 +297,7 @@ impl TryFrom<FaultSpec> for Fault {
             }
             "missing_field" => {
                 unexpected("location", location.is_some())?;
+                unexpected("offset_secs", offset_secs.is_some())?;
                 unexpected("status", status.is_some())?;
                 unexpected("retry_after_secs", retry_after_secs.is_some())?;
                 unexpected("delay_ms", delay_ms.is_some())?;
@@ -282,6 +308,7 @@ impl TryFrom<FaultSpec> for Fault {
             }
             "redirect" => {
                 unexpected("status", status.is_some())?;
+                unexpected("offset_secs", offset_secs.is_some())?;
                 unexpected("retry_after_secs", retry_after_secs.is_some())?;
                 unexpected("delay_ms", delay_ms.is_some())?;
                 unexpected("field", field.is_some())?;
@@ -294,9 +321,25 @@ impl TryFrom<FaultSpec> for Fault {
                     _ => return bad("a redirect fault needs a valid location".into()),
                 }
             }
+            "date" => {
+                unexpected("location", location.is_some())?;
+                unexpected("status", status.is_some())?;
+                unexpected("retry_after_secs", retry_after_secs.is_some())?;
+                unexpected("delay_ms", delay_ms.is_some())?;
+                unexpected("field", field.is_some())?;
+                let Some(offset_secs) = offset_secs else {
+                    return bad("a date fault needs offset_secs (e.g. -7200)".into());
+                };
+                if !(-MAX_DATE_OFFSET_SECS..=MAX_DATE_OFFSET_SECS).contains(&offset_secs) {
+                    return bad(format!(
+                        "offset_secs must be within -{MAX_DATE_OFFSET_SECS}..={MAX_DATE_OFFSET_SECS} (about 100 years), got {offset_secs}"
+                    ));
+                }
+                FaultKind::Date { offset_secs }
+            }
             other => {
                 return bad(format!(
-                    "unknown fault kind {other:?} (expected status, delay, drop, malformed, missing_field, redirect or echo_credential)"
+                    "unknown fault kind {other:?} (expected status, delay, drop, malformed, missing_field, redirect, echo_credential or date)"
                 ));
             }
         };
@@ -321,6 +364,7 @@ impl From<Fault> for FaultSpec {
             delay_ms: None,
             field: None,
             location: None,
+            offset_secs: None,
         };
         spec.kind = match f.kind {
             FaultKind::Status {
@@ -346,6 +390,10 @@ impl From<Fault> for FaultSpec {
                 spec.location = Some(location);
                 "redirect"
             }
+            FaultKind::Date { offset_secs } => {
+                spec.offset_secs = Some(offset_secs);
+                "date"
+            }
         }
         .to_owned();
         spec
@@ -353,8 +401,10 @@ impl From<Fault> for FaultSpec {
 }
 
 /// The `--fault` text form: `venue[:path]=kind[,key=value]...` with keys `count`,
-/// `status`, `delay_ms`, `retry_after` (or `retry_after_secs`), `field` and `location`, e.g.
-/// `cadenza:/api/v3/auth/login=status,status=503,count=2,retry_after=1`.
+/// `status`, `delay_ms`, `retry_after` (or `retry_after_secs`), `field`, `location` and
+/// `offset_secs` (may be negative), e.g.
+/// `cadenza:/api/v3/auth/login=status,status=503,count=2,retry_after=1` or
+/// `cadenza:/api/v3/user/profile=date,offset_secs=-7200`.
 impl FromStr for Fault {
     type Err = SimError;
 
@@ -380,6 +430,7 @@ impl FromStr for Fault {
             delay_ms: None,
             field: None,
             location: None,
+            offset_secs: None,
         };
         for part in parts {
             let (key, value) = part
@@ -403,6 +454,14 @@ impl FromStr for Fault {
                 "retry_after" | "retry_after_secs" => spec.retry_after_secs = Some(number(value)?),
                 "field" => spec.field = Some(value.trim().to_owned()),
                 "location" => spec.location = Some(value.trim().to_owned()),
+                "offset_secs" => {
+                    spec.offset_secs = Some(
+                        value
+                            .trim()
+                            .parse()
+                            .map_err(|_| bad("offset_secs must be an integer (may be negative)"))?,
+                    )
+                }
                 other => return Err(bad(&format!("unknown key {other:?}"))),
             }
         }
@@ -468,7 +527,12 @@ pub(crate) async fn venue_layer(
     };
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let response = match shared.faults.take(venue, &path) {
+    let fault = shared.faults.take(venue, &path);
+    let date_offset_secs = match &fault {
+        Some(FaultKind::Date { offset_secs }) => *offset_secs,
+        _ => 0,
+    };
+    let response = match fault {
         None => next.run(request).await,
         Some(kind) => {
             tracing::info!(venue = %venue, %method, %path, fault = ?kind, "injecting fault");
@@ -481,13 +545,23 @@ pub(crate) async fn venue_layer(
     tracing::debug!(venue = %venue, %method, %path, status = response.status().as_u16(), "request");
     let mut response = response;
     // The Date header tells the time of the venue's own clock, shifted with it, so a client
-    // can measure its skew (hyper would otherwise stamp the host's real clock).
-    let secs = u64::try_from(shared.clock.now_unix_secs()).unwrap_or(0);
-    let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(secs));
+    // can measure its skew (hyper would otherwise stamp the host's real clock). A `date`
+    // fault shifts this stamp, and only this stamp, for its request.
+    let date = http_date(shared.clock.now_unix_secs(), date_offset_secs);
     if let Ok(value) = HeaderValue::from_str(&date) {
         response.headers_mut().insert(header::DATE, value);
     }
     response
+}
+
+/// The HTTP date of `now_secs + offset_secs` (Unix seconds), clamped to what an HTTP date
+/// can state (1970 to 9999) so no offset can make the formatting panic.
+fn http_date(now_secs: i64, offset_secs: i64) -> String {
+    let secs = now_secs
+        .saturating_add(offset_secs)
+        .clamp(0, MAX_HTTP_DATE_SECS);
+    let secs = u64::try_from(secs).unwrap_or(0);
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 /// Counts one request as in flight for as long as it lives.
@@ -551,6 +625,8 @@ async fn apply(venue: Venue, kind: FaultKind, mut request: Request, next: Next) 
             request.extensions_mut().insert(EchoCredential);
             next.run(request).await
         }
+        // The shift itself is applied where the venue layer stamps `Date`.
+        FaultKind::Date { .. } => next.run(request).await,
         FaultKind::Redirect { location } => {
             let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
             if let Ok(value) = HeaderValue::from_str(&location) {
@@ -685,6 +761,170 @@ mod tests {
         );
         assert!(
             serde_json::from_str::<Fault>(r#"{"venue":"cadenza","kind":"drop","x":1}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn date_text_spec_parses() {
+        let f: Fault = "cadenza:/api/v3/user/profile=date,offset_secs=-7200"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            f,
+            Fault::date(Venue::Cadenza, -7200).on_path("/api/v3/user/profile")
+        );
+        assert_eq!(f.kind, FaultKind::Date { offset_secs: -7200 });
+        let f: Fault = "partner=date,offset_secs=+30,count=3".parse().unwrap();
+        assert_eq!(f, Fault::date(Venue::Partner, 30).times(3));
+        let f: Fault = "exchange=date, offset_secs = 0".parse().unwrap();
+        assert_eq!(f, Fault::date(Venue::Exchange, 0));
+        let edge = format!("cascade=date,offset_secs=-{MAX_DATE_OFFSET_SECS}");
+        assert_eq!(
+            edge.parse::<Fault>().unwrap(),
+            Fault::date(Venue::Cascade, -MAX_DATE_OFFSET_SECS)
+        );
+    }
+
+    #[test]
+    fn bad_date_text_specs_fail_and_say_why() {
+        let too_far = format!("cadenza=date,offset_secs={}", MAX_DATE_OFFSET_SECS + 1);
+        for (spec, needle) in [
+            ("cadenza=date", "needs offset_secs"),
+            (
+                "cadenza=date,offset_secs=",
+                "offset_secs must be an integer",
+            ),
+            (
+                "cadenza=date,offset_secs=abc",
+                "offset_secs must be an integer",
+            ),
+            (
+                "cadenza=date,offset_secs=1.5",
+                "offset_secs must be an integer",
+            ),
+            (
+                "cadenza=date,offset_secs=99999999999999999999",
+                "offset_secs must be an integer",
+            ),
+            (too_far.as_str(), "offset_secs must be within"),
+            (
+                "cadenza=date,offset_secs=5,status=503",
+                "status does not apply to a date fault",
+            ),
+            (
+                "cadenza=date,offset_secs=5,delay_ms=1",
+                "delay_ms does not apply to a date fault",
+            ),
+            (
+                "cadenza=date,offset_secs=5,retry_after=1",
+                "retry_after_secs does not apply to a date fault",
+            ),
+            (
+                "cadenza=date,offset_secs=5,field=x",
+                "field does not apply to a date fault",
+            ),
+            (
+                "cadenza=date,offset_secs=5,location=http://x",
+                "location does not apply to a date fault",
+            ),
+            (
+                "cadenza=date,offset_secs=5,count=0",
+                "count must be at least 1",
+            ),
+            (
+                "cadenza=delay,delay_ms=5,offset_secs=3",
+                "offset_secs does not apply to a delay fault",
+            ),
+            (
+                "cadenza=status,status=503,offset_secs=3",
+                "offset_secs does not apply to a status fault",
+            ),
+            (
+                "cadenza=drop,offset_secs=3",
+                "offset_secs does not apply to a drop fault",
+            ),
+            (
+                "cadenza=missing_field,field=x,offset_secs=3",
+                "offset_secs does not apply to a missing_field fault",
+            ),
+            (
+                "cadenza=redirect,location=http://x,offset_secs=3",
+                "offset_secs does not apply to a redirect fault",
+            ),
+            ("cadenza=dates,offset_secs=3", "echo_credential or date"),
+        ] {
+            let err = spec.parse::<Fault>().expect_err(spec).to_string();
+            assert!(err.contains(needle), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn date_json_round_trip_and_bad_json() {
+        let json = r#"{"venue":"cadenza","path":"/api/v3/user/profile","kind":"date","offset_secs":-7200,"count":2}"#;
+        let f: Fault = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            f,
+            Fault::date(Venue::Cadenza, -7200)
+                .on_path("/api/v3/user/profile")
+                .times(2)
+        );
+        assert_eq!(
+            serde_json::to_value(&f).unwrap(),
+            serde_json::from_str::<Value>(json).unwrap()
+        );
+        // `offset_secs` is only serialised for a date fault.
+        let drop = serde_json::to_value(Fault::drop_connection(Venue::Cadenza)).unwrap();
+        assert!(drop.get("offset_secs").is_none(), "{drop}");
+        for (json, needle) in [
+            (r#"{"venue":"cadenza","kind":"date"}"#, "needs offset_secs"),
+            (
+                r#"{"venue":"cadenza","kind":"date","offset_secs":"-7200"}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"venue":"cadenza","kind":"date","offset_secs":1.5}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"venue":"cadenza","kind":"date","offset_secs":1,"delay_ms":5}"#,
+                "delay_ms does not apply to a date fault",
+            ),
+            (
+                r#"{"venue":"cadenza","kind":"status","status":503,"offset_secs":5}"#,
+                "offset_secs does not apply to a status fault",
+            ),
+            (
+                r#"{"venue":"cadenza","kind":"date","offset_secs":1,"offset":5}"#,
+                "offset",
+            ),
+            (
+                r#"{"venue":"cadenza","kind":"date","offset_secs":9999999999}"#,
+                "offset_secs must be within",
+            ),
+        ] {
+            let err = serde_json::from_str::<Fault>(json)
+                .expect_err(json)
+                .to_string();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn http_date_is_shifted_and_clamped() {
+        let now = 1_700_000_000;
+        let at =
+            |secs: u64| httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(http_date(now, 0), at(1_700_000_000));
+        assert_eq!(http_date(now, -7200), at(1_699_992_800));
+        assert_eq!(http_date(now, 7200), at(1_700_007_200));
+        assert_eq!(http_date(now, -now - 1), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            http_date(i64::MAX, i64::MAX),
+            "Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+        assert_eq!(
+            http_date(i64::MIN, i64::MIN),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
         );
     }
 

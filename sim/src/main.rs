@@ -42,6 +42,10 @@ struct Cli {
     /// Cadenza refresh token lifetime [default: 604800].
     #[arg(long, value_name = "SECS")]
     cadenza_refresh_ttl_secs: Option<u64>,
+    /// Cadenza: presenting an already rotated refresh token revokes every token of the
+    /// same login (the config's cadenza.revoke_family_on_reuse).
+    #[arg(long)]
+    cadenza_revoke_family_on_reuse: bool,
     /// Cascade JWT lifetime [default: 3600].
     #[arg(long, value_name = "SECS")]
     cascade_token_ttl_secs: Option<u64>,
@@ -52,8 +56,9 @@ struct Cli {
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     clock_offset_secs: Option<i64>,
     /// Arm a fault at start (repeatable): venue[:path]=kind[,count=N][,status=S]
-    /// [,retry_after=SECS][,delay_ms=MS][,field=NAME]; kinds: status, delay, drop,
-    /// malformed, missing_field.
+    /// [,retry_after=SECS][,delay_ms=MS][,field=NAME][,location=URL][,offset_secs=SECS];
+    /// kinds: status, delay, drop, malformed, missing_field, redirect, echo_credential,
+    /// date.
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<Fault>,
 }
@@ -99,6 +104,9 @@ fn config_from(cli: Cli) -> Result<SimConfig, String> {
         &mut config.cascade.nonce_ttl_secs,
         cli.cascade_nonce_ttl_secs,
     );
+    if cli.cadenza_revoke_family_on_reuse {
+        config.cadenza.revoke_family_on_reuse = true;
+    }
     config.ports = Ports {
         cadenza: cli.cadenza_port.unwrap_or(0),
         partner: cli.partner_port.unwrap_or(0),

@@ -23,6 +23,9 @@ pub struct VenueStats {
     pub tokens_issued: u64,
     /// Successful WebSocket authentications.
     pub ws_auths: u64,
+    /// Cadenza token families revoked because an already rotated refresh token was
+    /// presented again (only with `cadenza.revoke_family_on_reuse`).
+    pub family_revocations: u64,
     /// Every HTTP request the venue received (a WebSocket upgrade counts as one).
     pub requests: u64,
     /// Requests being handled right now.

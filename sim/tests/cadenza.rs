@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{client, get_json, start, status_json};
+use common::{client, get_json, start, start_with, status_json};
 use serde_json::{Value, json};
-use tradeauth_sim::{LifetimeUpdate, Revoke, Venue, demo};
+use tradeauth_sim::{LifetimeUpdate, Revoke, Sim, SimConfig, Venue, demo};
 
 async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> (u16, Value) {
     status_json(
@@ -392,4 +392,206 @@ async fn audit_log_names_accounts_never_secrets() {
     ] {
         assert!(!text.contains(secret), "audit leaks a secret");
     }
+}
+
+/// A simulator with `cadenza.revoke_family_on_reuse` on.
+async fn start_revoking_families() -> Sim {
+    let mut config = SimConfig::default();
+    config.cadenza.revoke_family_on_reuse = true;
+    start_with(config).await
+}
+
+#[tokio::test]
+async fn reused_refresh_token_is_only_refused_by_default() {
+    let sim = start().await;
+    let http = client(&sim);
+    let base = &sim.urls().cadenza;
+    let profile = format!("{base}/api/v3/user/profile");
+
+    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (access1, refresh1, _) = tokens(&body);
+    let (_, body) = refresh(&http, base, &refresh1).await;
+    let (access2, refresh2, _) = tokens(&body);
+    let never_issued = refresh(&http, base, "never-issued").await;
+
+    // Reuse is refused like any invalid token, and nothing else happens.
+    let reused = refresh(&http, base, &refresh1).await;
+    assert_eq!(reused, never_issued);
+    assert_error(reused, 401, "INVALID_REFRESH_TOKEN");
+    assert_eq!(get_auth(&http, &profile, &access1).await.0, 200);
+    assert_eq!(get_auth(&http, &profile, &access2).await.0, 200);
+    let (status, body) = refresh(&http, base, &refresh2).await;
+    assert_eq!(status, 200, "{body}");
+
+    let stats = sim.venue_stats(Venue::Cadenza);
+    assert_eq!(stats.family_revocations, 0);
+    assert_eq!(stats.refreshes, 2);
+    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 2);
+    // The reuse is audited as before: the token is unknown, so no account is named.
+    let audit = sim.audit();
+    assert_eq!(audit[3].path, "/api/v3/auth/token/refresh");
+    assert_eq!((audit[3].account.as_deref(), audit[3].status), (None, 401));
+}
+
+#[tokio::test]
+async fn reuse_of_a_rotated_refresh_token_revokes_its_family() {
+    let sim = start_revoking_families().await;
+    let http = client(&sim);
+    let base = &sim.urls().cadenza;
+    let profile = format!("{base}/api/v3/user/profile");
+
+    // One family: a login and two rotations.
+    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (access1, refresh1, _) = tokens(&body);
+    let (_, body) = refresh(&http, base, &refresh1).await;
+    let (access2, refresh2, _) = tokens(&body);
+    let (_, body) = refresh(&http, base, &refresh2).await;
+    let (access3, refresh3, _) = tokens(&body);
+    // Two other families: the same user logged in again, and another user.
+    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (other_access, other_refresh, _) = tokens(&body);
+    let (_, body) = login(
+        &http,
+        base,
+        demo::CADENZA_OPS_EMAIL,
+        demo::CADENZA_OPS_PASSWORD,
+    )
+    .await;
+    let (ops_access, ops_refresh, _) = tokens(&body);
+    for access in [&access1, &access2, &access3] {
+        assert_eq!(get_auth(&http, &profile, access).await.0, 200);
+    }
+
+    // The first refresh token, already rotated, is presented again: refused with the
+    // invalid-refresh-token answer, and the whole family is revoked.
+    let never_issued = refresh(&http, base, "never-issued").await;
+    let reused = refresh(&http, base, &refresh1).await;
+    assert_eq!(reused, never_issued);
+    assert_error(reused, 401, "INVALID_REFRESH_TOKEN");
+    assert_eq!(sim.venue_stats(Venue::Cadenza).family_revocations, 1);
+
+    for access in [&access1, &access2, &access3] {
+        let answer = get_auth(&http, &profile, access).await;
+        assert_eq!(
+            answer,
+            (
+                401,
+                json!({ "success": false, "error": { "code": "INVALID_TOKEN", "message": "Invalid access token" } })
+            )
+        );
+    }
+    // The newest refresh token of the family is dead too, and so is the middle one;
+    // presenting them again does not count a second revocation.
+    assert_eq!(refresh(&http, base, &refresh3).await, never_issued);
+    assert_eq!(refresh(&http, base, &refresh2).await, never_issued);
+    assert_eq!(refresh(&http, base, &refresh1).await, never_issued);
+
+    // Other families are untouched.
+    assert_eq!(get_auth(&http, &profile, &other_access).await.0, 200);
+    let (_, body) = get_auth(&http, &profile, &ops_access).await;
+    assert_eq!(body["data"]["email"], demo::CADENZA_OPS_EMAIL);
+    assert_eq!(refresh(&http, base, &other_refresh).await.0, 200);
+    assert_eq!(refresh(&http, base, &ops_refresh).await.0, 200);
+
+    // A fresh password login starts a new family that works.
+    let (status, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    let (new_access, new_refresh, _) = tokens(&body);
+    assert_eq!(get_auth(&http, &profile, &new_access).await.0, 200);
+    let (status, body) = refresh(&http, base, &new_refresh).await;
+    assert_eq!(status, 200, "{body}");
+    let (newer_access, _, _) = tokens(&body);
+    assert_eq!(get_auth(&http, &profile, &newer_access).await.0, 200);
+
+    // /stats names the counter; only Cadenza's moved.
+    let raw = http
+        .get(format!("{}/stats", sim.urls().control))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(raw["cadenza"]["family_revocations"], 1, "{raw}");
+    for venue in ["partner", "cascade", "exchange"] {
+        assert_eq!(raw[venue]["family_revocations"], 0, "{venue}");
+    }
+    let stats = sim.venue_stats(Venue::Cadenza);
+    assert_eq!(stats.family_revocations, 1);
+    assert_eq!(stats.logins, 4);
+    assert_eq!(stats.refreshes, 5);
+    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 5);
+    assert_eq!(stats.rejected("INVALID_TOKEN"), 3);
+
+    // The reuse is audited under the token's owner; no token appears in the log.
+    let audit = sim.audit();
+    let reuse = audit
+        .iter()
+        .filter(|e| e.path == "/api/v3/auth/token/refresh" && e.status == 401)
+        .map(|e| e.account.as_deref())
+        .collect::<Vec<_>>();
+    assert_eq!(reuse, [None, Some(demo::CADENZA_EMAIL), None, None, None]);
+    let text = serde_json::to_string(&audit).unwrap();
+    for secret in [&access1, &refresh1, &refresh2, &refresh3] {
+        assert!(!text.contains(secret.as_str()), "audit leaks a token");
+    }
+
+    // A reset zeroes the counter.
+    sim.reset();
+    assert_eq!(sim.venue_stats(Venue::Cadenza).family_revocations, 0);
+}
+
+#[tokio::test]
+async fn reuse_detection_after_admin_revoke_and_expiry() {
+    let sim = start_revoking_families().await;
+    let http = client(&sim);
+    let base = &sim.urls().cadenza;
+    let profile = format!("{base}/api/v3/user/profile");
+
+    // Presenting a token that was never rotated is an ordinary refresh; a token revoked
+    // by the control API is just invalid, not a reuse.
+    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (access1, refresh1, _) = tokens(&body);
+    let (status, body) = refresh(&http, base, &refresh1).await;
+    assert_eq!(status, 200, "{body}");
+    let (access2, refresh2, _) = tokens(&body);
+    assert_eq!(
+        sim.revoke(Venue::Cadenza, Revoke::RefreshTokens).unwrap(),
+        1
+    );
+    assert_error(
+        refresh(&http, base, &refresh2).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    );
+    assert_error(
+        refresh(&http, base, &refresh1).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    );
+    assert_eq!(get_auth(&http, &profile, &access1).await.0, 200);
+    assert_eq!(get_auth(&http, &profile, &access2).await.0, 200);
+
+    // An expired, already rotated token still counts as reuse.
+    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (access3, refresh3, _) = tokens(&body);
+    let (_, body) = refresh(&http, base, &refresh3).await;
+    let (_, refresh4, _) = tokens(&body);
+    sim.advance_clock_secs(7 * 24 * 3600 + 1);
+    assert_error(
+        refresh(&http, base, &refresh3).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    );
+    assert_error(
+        refresh(&http, base, &refresh4).await,
+        401,
+        "INVALID_REFRESH_TOKEN",
+    );
+    assert_error(
+        get_auth(&http, &profile, &access3).await,
+        401,
+        "INVALID_TOKEN",
+    );
+    assert_eq!(sim.venue_stats(Venue::Cadenza).family_revocations, 1);
 }

@@ -359,6 +359,7 @@ async fn stats_are_exact_and_reset_restores_the_start() {
             keys,
             [
                 "challenges",
+                "family_revocations",
                 "in_flight",
                 "logins",
                 "max_in_flight",
@@ -465,4 +466,322 @@ async fn date_header_follows_the_simulated_clock() {
         (595..=605).contains(&behind.as_secs()),
         "Date is {behind:?} behind, expected ~600 s"
     );
+}
+
+/// Unix seconds stated by a response's `Date` header.
+fn date_secs(headers: &reqwest::header::HeaderMap) -> i64 {
+    let text = headers["date"].to_str().expect("ascii Date");
+    let stated = httpdate::parse_http_date(text).expect("HTTP date");
+    stated
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// Every header except `Date`, as (name, value) text, in order.
+fn headers_but_date(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| *name != reqwest::header::DATE)
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                value.to_str().expect("ascii").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// One answer, with the sim clock's whole seconds read just before and just after it, so
+/// an unshifted `Date` must lie in `before..=after`.
+struct Stamped {
+    before: i64,
+    after: i64,
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Stamped {
+    /// The `Date` header's shift from the sim clock: `Date - now` at the moment stamped.
+    /// Asserts it is exactly `offset` (the second boundary may fall between the reads).
+    fn assert_date_shift(&self, offset: i64) {
+        let date = date_secs(&self.headers);
+        assert!(
+            (self.before + offset..=self.after + offset).contains(&date),
+            "Date {date} is not sim now ({}..={}) {offset:+}",
+            self.before,
+            self.after
+        );
+    }
+}
+
+async fn stamped_get(sim: &Sim, http: &reqwest::Client, url: &str, token: Option<&str>) -> Stamped {
+    let before = sim.now_unix_ms().div_euclid(1000);
+    let mut request = http.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap().to_vec();
+    let after = sim.now_unix_ms().div_euclid(1000);
+    Stamped {
+        before,
+        after,
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn access_token(http: &reqwest::Client, sim: &Sim) -> String {
+    let body: Value = login(http, sim).await.unwrap().json().await.unwrap();
+    body["data"]["accessToken"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn date_fault_shifts_only_the_date_header() {
+    let sim = start().await;
+    let http = client(&sim);
+    let access = access_token(&http, &sim).await;
+    let profile = format!("{}/api/v3/user/profile", sim.urls().cadenza);
+
+    let plain = stamped_get(&sim, &http, &profile, Some(&access)).await;
+    assert_eq!(plain.status, 200);
+    plain.assert_date_shift(0);
+
+    // Negative, armed in the text form (what --fault and the config take).
+    let fault: Fault = "cadenza:/api/v3/user/profile=date,offset_secs=-7200"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        fault,
+        Fault::date(Venue::Cadenza, -7200).on_path("/api/v3/user/profile")
+    );
+    sim.arm_fault(fault);
+    let behind = stamped_get(&sim, &http, &profile, Some(&access)).await;
+    behind.assert_date_shift(-7200);
+    assert_eq!(behind.status, plain.status);
+    assert_eq!(behind.body, plain.body);
+    assert_eq!(
+        headers_but_date(&behind.headers),
+        headers_but_date(&plain.headers)
+    );
+
+    // Positive, armed over the control API in the JSON form.
+    let (status, armed) = control_post(
+        &http,
+        &sim,
+        "/faults",
+        json!({"venue":"cadenza","path":"/api/v3/user/profile","kind":"date","offset_secs":5400,"count":1}),
+    )
+    .await;
+    assert_eq!(status, 200, "{armed}");
+    assert_eq!(
+        armed,
+        json!({"armed":{"venue":"cadenza","path":"/api/v3/user/profile","kind":"date","offset_secs":5400,"count":1}})
+    );
+    let ahead = stamped_get(&sim, &http, &profile, Some(&access)).await;
+    ahead.assert_date_shift(5400);
+    assert_eq!(ahead.status, plain.status);
+    assert_eq!(ahead.body, plain.body);
+    assert_eq!(
+        headers_but_date(&ahead.headers),
+        headers_but_date(&plain.headers)
+    );
+
+    // An error answer keeps its status and body too; only Date moves.
+    sim.arm_fault(Fault::date(Venue::Cadenza, -30));
+    let rejected_plain = stamped_get(&sim, &http, &profile, Some("not-a-token")).await;
+    rejected_plain.assert_date_shift(-30);
+    let rejected_again = stamped_get(&sim, &http, &profile, Some("not-a-token")).await;
+    rejected_again.assert_date_shift(0);
+    assert_eq!(rejected_plain.status, 401);
+    assert_eq!(rejected_plain.body, rejected_again.body);
+    assert_eq!(
+        headers_but_date(&rejected_plain.headers),
+        headers_but_date(&rejected_again.headers)
+    );
+
+    // The shift is on top of the simulated clock: the handler runs on sim time, so
+    // expiresAt follows the clock offset while Date is clock offset + fault offset.
+    sim.set_clock_offset_secs(-600);
+    sim.arm_fault(Fault::date(Venue::Cadenza, 600).on_path("/api/v3/auth/login"));
+    let before_ms = sim.now_unix_ms();
+    let response = login(&http, &sim).await.unwrap();
+    let after_ms = sim.now_unix_ms();
+    assert_eq!(response.status(), 200);
+    let date = date_secs(response.headers());
+    assert!(
+        (before_ms.div_euclid(1000) + 600..=after_ms.div_euclid(1000) + 600).contains(&date),
+        "{date}"
+    );
+    let body: Value = response.json().await.unwrap();
+    let expires_at = body["data"]["expiresAt"].as_i64().unwrap();
+    assert!((before_ms + 3_600_000..=after_ms + 3_600_000).contains(&expires_at));
+
+    // Nothing else changed: every request was handled and none counted as a rejection
+    // of the fault; the audit log keeps the sim clock's time.
+    let stats = sim.venue_stats(Venue::Cadenza);
+    assert_eq!(stats.requests, 7);
+    assert_eq!(stats.logins, 2);
+    assert_eq!(stats.rejected("INVALID_TOKEN"), 2);
+    assert_eq!(stats.total_rejections(), 2);
+    assert!(sim.armed_faults().is_empty());
+    let audit = sim.audit();
+    assert_eq!(audit.len(), 7);
+    assert!(audit.iter().all(|e| e.status == 200 || e.status == 401));
+    let last = time::OffsetDateTime::parse(
+        &audit[6].time,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    assert!((before_ms.div_euclid(1000)..=after_ms.div_euclid(1000)).contains(&last));
+}
+
+#[tokio::test]
+async fn date_fault_count_and_path_are_respected() {
+    let sim = start().await;
+    let http = client(&sim);
+    let access = access_token(&http, &sim).await;
+    let profile = format!("{}/api/v3/user/profile", sim.urls().cadenza);
+    let balances = format!("{}/api/v3/account/balances", sim.urls().cadenza);
+
+    let (status, _) = control_post(
+        &http,
+        &sim,
+        "/faults",
+        json!({"venue":"cadenza","path":"/api/v3/user/profile","kind":"date","offset_secs":-7200,"count":2}),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Another path neither is shifted nor uses up the fault.
+    let other = stamped_get(&sim, &http, &balances, Some(&access)).await;
+    assert_eq!(other.status, 200);
+    other.assert_date_shift(0);
+    assert_eq!(
+        control_get(&http, &sim, "/faults").await.1,
+        json!([{"venue":"cadenza","path":"/api/v3/user/profile","kind":"date","offset_secs":-7200,"count":2}])
+    );
+
+    let first = stamped_get(&sim, &http, &profile, Some(&access)).await;
+    first.assert_date_shift(-7200);
+    assert_eq!(
+        control_get(&http, &sim, "/faults").await.1[0]["count"],
+        1,
+        "one use left"
+    );
+    let second = stamped_get(&sim, &http, &profile, Some(&access)).await;
+    second.assert_date_shift(-7200);
+    assert!(sim.armed_faults().is_empty());
+    let third = stamped_get(&sim, &http, &profile, Some(&access)).await;
+    third.assert_date_shift(0);
+    for s in [&first, &second, &third] {
+        assert_eq!((s.status, &s.body), (200, &third.body));
+    }
+
+    // Venue-wide on another venue (a public route), once by default.
+    sim.arm_fault(Fault::date(Venue::Exchange, 86_400));
+    let book = format!("{}/api/v1/orderbook/BTC-USD", sim.urls().exchange);
+    let shifted = stamped_get(&sim, &http, &book, None).await;
+    shifted.assert_date_shift(86_400);
+    let unshifted = stamped_get(&sim, &http, &book, None).await;
+    unshifted.assert_date_shift(0);
+    assert_eq!((shifted.status, &shifted.body), (200, &unshifted.body));
+    assert_eq!(sim.venue_stats(Venue::Exchange).total_rejections(), 0);
+}
+
+#[tokio::test]
+async fn date_fault_bad_params_are_rejected() {
+    let sim = start().await;
+    let http = client(&sim);
+    for (body, needle) in [
+        (
+            json!({"venue":"cadenza","kind":"date"}),
+            "a date fault needs offset_secs",
+        ),
+        (
+            json!({"venue":"cadenza","kind":"date","offset_secs":"-7200"}),
+            "invalid type",
+        ),
+        (
+            json!({"venue":"cadenza","kind":"date","offset_secs":1.5}),
+            "invalid type",
+        ),
+        (
+            json!({"venue":"cadenza","kind":"date","offset_secs":9_999_999_999_i64}),
+            "offset_secs must be within",
+        ),
+        (
+            json!({"venue":"cadenza","kind":"date","offset_secs":-7200,"status":503}),
+            "status does not apply to a date fault",
+        ),
+        (
+            json!({"venue":"cadenza","kind":"date","offset_secs":-7200,"delay_ms":5}),
+            "delay_ms does not apply to a date fault",
+        ),
+        (
+            json!({"venue":"cadenza","kind":"date","offset_secs":-7200,"field":"x"}),
+            "field does not apply to a date fault",
+        ),
+        (
+            json!({"venue":"cadenza","kind":"date","offset_secs":-7200,"count":0}),
+            "count must be at least 1",
+        ),
+        (
+            json!({"venue":"cadenza","kind":"status","status":503,"offset_secs":-7200}),
+            "offset_secs does not apply to a status fault",
+        ),
+        (
+            json!({"venue":"cadenza","kind":"delay","delay_ms":5,"offset_secs":-7200}),
+            "offset_secs does not apply to a delay fault",
+        ),
+        (
+            json!({"venue":"cadenza","kind":"drop","offset_secs":1}),
+            "offset_secs does not apply to a drop fault",
+        ),
+        (
+            json!({"venue":"cadenza","kind":"datum","offset_secs":1}),
+            "echo_credential or date",
+        ),
+    ] {
+        let (status, answer) = control_post(&http, &sim, "/faults", body.clone()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        let text = answer["error"].as_str().unwrap();
+        assert!(text.contains(needle), "{body}: {text}");
+    }
+    for (spec, needle) in [
+        (
+            "cadenza:/api/v3/user/profile=date",
+            "a date fault needs offset_secs",
+        ),
+        (
+            "cadenza=date,offset_secs=soon",
+            "offset_secs must be an integer",
+        ),
+        (
+            "cadenza=date,offset_secs=-7200,status=503",
+            "status does not apply to a date fault",
+        ),
+        (
+            "cadenza=date,offset_secs=-7200,retry_after=1",
+            "retry_after_secs does not apply to a date fault",
+        ),
+        (
+            "cadenza=malformed,offset_secs=-7200",
+            "offset_secs does not apply to a malformed fault",
+        ),
+        (
+            "cadenza=date,offset_secs=-99999999999",
+            "offset_secs must be within",
+        ),
+    ] {
+        let err = spec.parse::<Fault>().expect_err(spec).to_string();
+        assert!(err.contains(needle), "{spec}: {err}");
+    }
+    assert!(sim.armed_faults().is_empty());
 }

@@ -269,6 +269,10 @@ fn binary_rejects_bad_config_and_flags() {
             r#"{"partner":{"clients":[{"client_id":"a","secret_key":""}]}}"#,
             "partner.clients[0].secret_key",
         ),
+        (
+            r#"{"cadenza":{"revoke_family_on_reuse":"yes"}}"#,
+            "expected a boolean",
+        ),
         ("not json", "expected"),
     ] {
         std::fs::write(&config, json).unwrap();
@@ -281,6 +285,10 @@ fn binary_rejects_bad_config_and_flags() {
     for args in [
         &["--fault", "cadenza=explode"][..],
         &["--fault", "venus=drop"][..],
+        &["--fault", "cadenza=date"][..],
+        &["--fault", "cadenza=date,offset_secs=-7200,status=503"][..],
+        &["--fault", "cadenza=status,status=503,offset_secs=-7200"][..],
+        &["--cadenza-revoke-family-on-reuse=maybe"][..],
         &["--cadenza-access-ttl-secs", "0"][..],
         &["--no-such-flag"][..],
         &["--config", "/nonexistent/config.json"][..],
@@ -322,5 +330,173 @@ fn binary_rejects_bad_config_and_flags() {
         .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0), "exit 0 on SIGINT");
     assert!(!ca_dir.exists(), "the default temp dir is removed at exit");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Starts the binary with `args`; returns it, its startup line and its CA PEM.
+fn spawn_binary(args: &[&str]) -> (std::process::Child, Value, Vec<u8>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tradeauth-sim"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: Value = serde_json::from_str(&line).expect("one JSON line");
+    let pem = std::fs::read(info["ca_cert"].as_str().unwrap()).unwrap();
+    (child, info, pem)
+}
+
+/// Stops the binary with SIGTERM; returns its stderr.
+fn stop_binary(mut child: std::process::Child) -> String {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0), "exit 0 on SIGTERM");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
+
+/// Logs in, rotates once, presents the rotated token again; returns the reuse answer's
+/// status, whether the family's newest access token still works, and `/stats`.
+async fn reuse_a_rotated_token(http: &reqwest::Client, info: &Value) -> (u16, u16, Value) {
+    let cadenza = info["cadenza"].as_str().unwrap();
+    let post = |path: &str, body: Value| http.post(format!("{cadenza}{path}")).json(&body).send();
+    let login: Value = post(
+        "/api/v3/auth/login",
+        serde_json::json!({ "email": "demo@cadenza.test", "password": "demo-password" }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let first = login["data"]["refreshToken"].clone();
+    let rotated: Value = post(
+        "/api/v3/auth/token/refresh",
+        serde_json::json!({ "refreshToken": first }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let access = rotated["data"]["accessToken"].as_str().unwrap().to_owned();
+    let reuse = post(
+        "/api/v3/auth/token/refresh",
+        serde_json::json!({ "refreshToken": first }),
+    )
+    .await
+    .unwrap()
+    .status()
+    .as_u16();
+    let profile = http
+        .get(format!("{cadenza}/api/v3/account/balances"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    let (_, stats) = common::get_json(
+        http,
+        &format!("{}/stats", info["control"].as_str().unwrap()),
+    )
+    .await;
+    (reuse, profile, stats)
+}
+
+#[test]
+fn binary_takes_the_date_fault_and_family_revocation_flag_and_config() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http_for = |pem: &[u8]| {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(pem).unwrap()])
+            .build()
+            .unwrap()
+    };
+
+    // The flag, with a date fault armed in the text form.
+    let (child, info, pem) = spawn_binary(&[
+        "--cadenza-revoke-family-on-reuse",
+        "--fault",
+        "cadenza:/api/v3/user/profile=date,offset_secs=-7200",
+    ]);
+    let http = http_for(&pem);
+    runtime.block_on(async {
+        let control = info["control"].as_str().unwrap();
+        let (_, armed) = common::get_json(&http, &format!("{control}/faults")).await;
+        assert_eq!(
+            armed,
+            serde_json::json!([{"venue":"cadenza","path":"/api/v3/user/profile","kind":"date","offset_secs":-7200,"count":1}])
+        );
+        let (reuse, access_after, stats) = reuse_a_rotated_token(&http, &info).await;
+        assert_eq!((reuse, access_after), (401, 401));
+        assert_eq!(stats["cadenza"]["family_revocations"], 1, "{stats}");
+
+        // The date fault: Date is two hours behind the sim clock, once.
+        let profile = format!("{}/api/v3/user/profile", info["cadenza"].as_str().unwrap());
+        let clock_secs = |clock: &Value| clock["now_unix_ms"].as_i64().unwrap().div_euclid(1000);
+        let date_of = |response: &reqwest::Response| {
+            let text = response.headers()["date"].to_str().unwrap().to_owned();
+            httpdate::parse_http_date(&text)
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+        };
+        for offset in [-7200, 0] {
+            let (_, before) = common::get_json(&http, &format!("{control}/clock")).await;
+            let response = http.get(&profile).send().await.unwrap();
+            let (_, after) = common::get_json(&http, &format!("{control}/clock")).await;
+            assert_eq!(response.status(), 401, "no token: handled as usual");
+            let date = date_of(&response);
+            assert!(
+                (clock_secs(&before) + offset..=clock_secs(&after) + offset).contains(&date),
+                "{offset}: {date}"
+            );
+        }
+    });
+    let stderr = stop_binary(child);
+    assert!(!stderr.contains("demo-password"));
+
+    // The config key.
+    let dir = std::env::temp_dir().join(format!("tradeauth-sim-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&dir).unwrap();
+    let config = dir.join("config.json");
+    std::fs::write(&config, r#"{"cadenza":{"revoke_family_on_reuse":true}}"#).unwrap();
+    let (child, info, pem) = spawn_binary(&["--config", config.to_str().unwrap()]);
+    let http = http_for(&pem);
+    runtime.block_on(async {
+        let (reuse, access_after, stats) = reuse_a_rotated_token(&http, &info).await;
+        assert_eq!((reuse, access_after), (401, 401));
+        assert_eq!(stats["cadenza"]["family_revocations"], 1, "{stats}");
+    });
+    stop_binary(child);
+
+    // Neither: reuse is refused, the family lives on.
+    let (child, info, pem) = spawn_binary(&[]);
+    let http = http_for(&pem);
+    runtime.block_on(async {
+        let (reuse, access_after, stats) = reuse_a_rotated_token(&http, &info).await;
+        assert_eq!((reuse, access_after), (401, 200));
+        assert_eq!(stats["cadenza"]["family_revocations"], 0, "{stats}");
+    });
+    stop_binary(child);
     std::fs::remove_dir_all(&dir).unwrap();
 }
