@@ -21,13 +21,19 @@ EQUIVALENT=core/mutants-equivalent.txt
 FULL_RUN=core/mutants-full-run.txt
 
 # group | package | files (space separated globs) | cargo test arguments
-# The tests are the ones that exercise that code: unit tests always; machine KATs and
-# property tests for the machines; the simulator over real TLS for sessions and stores.
+# The files are the code that decides: validity and time (clock), each venue's rules
+# (machine, cascade), renewal, single flight and the origin rules (session), sharing a
+# login through a store (store, sharing), and what C callers are told (ffi). The tests
+# are the ones that exercise that code: unit tests always; the machine KATs and property
+# tests for the machines; the simulator over real TLS (and a real redis-server) for
+# sessions and stores. Each group is recorded on its own, so one can be rerun alone.
 MUTANT_GROUPS=(
   "clock|tradeauth|core/src/credential.rs core/src/clock.rs core/src/time.rs|--lib --test machines --test cadenza --test partner --test cascade --test exchange"
-  "machine|tradeauth|core/src/machine/*.rs|--lib --test machines --test cadenza --test partner --test cascade --test exchange --test proptest_machines"
+  "machine|tradeauth|core/src/machine/mod.rs core/src/machine/common.rs core/src/machine/cadenza.rs core/src/machine/partner.rs core/src/machine/exchange.rs|--lib --test machines --test cadenza --test partner --test exchange --test proptest_machines"
+  "cascade|tradeauth|core/src/machine/cascade.rs|--lib --test machines --test cascade --test proptest_machines"
   "store|tradeauth|core/src/store/*.rs|--lib --test store_file --test store_redis"
-  "session|tradeauth|core/src/session/*.rs|--lib --test session_cadenza --test session_others --test session_renewal --test wrong_place --test store_file"
+  "session|tradeauth|core/src/session/mod.rs core/src/session/tls.rs|--lib --test session_cadenza --test session_others --test session_renewal --test wrong_place"
+  "sharing|tradeauth|core/src/session/shared.rs|--lib --test store_file --test store_redis --test session_cadenza"
   "ffi|tradeauth-ffi|ffi/src/status.rs ffi/src/text.rs|--lib"
 )
 
@@ -84,6 +90,12 @@ while IFS= read -r line; do
   exclude_args+=(--exclude-re "^${esc_file}:[0-9]+:[0-9]+: ${esc_what}\$")
 done < "$EQUIVALENT"
 
+start_commit="$(git rev-parse HEAD)"
+if [ "$record" = 1 ] && ! git diff --quiet HEAD -- core ffi scripts/mutants.sh "$EQUIVALENT"; then
+  echo "mutants: --record needs the code under test committed (core/, ffi/ or the lists changed)" >&2
+  exit 1
+fi
+
 failed=0
 ran=()
 for spec in "${MUTANT_GROUPS[@]}"; do
@@ -91,11 +103,12 @@ for spec in "${MUTANT_GROUPS[@]}"; do
   if [ "${#groups[@]}" -gt 0 ] && ! printf '%s\n' "${groups[@]}" | grep -qx "$name"; then
     continue
   fi
-  args=(--package "$package" --profile "$profile" --jobs 1 --no-shuffle
-        --output "$OUT_ROOT/$name" "${exclude_args[@]}")
-  for f in $files; do args+=(--file "$f"); done
+  select=(--package "$package")
+  for f in $files; do select+=(--file "$f"); done
+  if [ -n "$shard" ]; then select+=(--shard "$shard"); fi
+  args=(--profile "$profile" --jobs 1 --no-shuffle --output "$OUT_ROOT/$name"
+        "${exclude_args[@]}")
   for t in $test_args; do args+=(--cargo-test-arg="$t"); done
-  if [ -n "$shard" ]; then args+=(--shard "$shard"); fi
   if [ "$in_diff" = 1 ]; then
     base="$(recorded_commit "$name")"
     if [ -z "$base" ]; then
@@ -114,7 +127,8 @@ for spec in "${MUTANT_GROUPS[@]}"; do
       echo "mutants[$name]: no change since $base in $files"
       continue
     fi
-    args+=(--in-diff "$diff_file" --baseline skip --timeout 300)
+    select+=(--in-diff "$diff_file")
+    args+=(--baseline skip --timeout 300)
   fi
   if [ "$name" = store ] && [ -z "${TRADEAUTH_TEST_REDIS_URL:-}" ]; then
     start_redis
@@ -122,13 +136,14 @@ for spec in "${MUTANT_GROUPS[@]}"; do
   ensure_cargo_mutants
   step "cargo mutants: $name ($files)"
   rc=0
-  cargo mutants "${args[@]}" || rc=$?
+  # Every mutant of the group, equivalents included, for the table.
+  cargo mutants --list "${select[@]}" > "$OUT_ROOT/$name.all"
+  cargo mutants "${select[@]}" "${args[@]}" || rc=$?
   # 0: all caught; 2: missed; 3: timeouts; 4: the unmutated tests failed.
   case "$rc" in
     0|2|3) ran+=("$name") ;;
     *) echo "mutants[$name]: cargo mutants failed (exit $rc)" >&2; failed=1; continue ;;
   esac
-  if [ "$rc" != 0 ]; then failed=1; fi
 done
 
 # The per-file table, from the outcome files of the groups that ran.
@@ -138,58 +153,74 @@ if [ "${#ran[@]}" = 0 ]; then
   step "mutants: nothing to test"
   exit 0
 fi
-"${PY:-python3}" - "$OUT_ROOT" "$EQUIVALENT" "${ran[@]}" > "$table" <<'EOF'
+# Each mutant of the groups that ran: caught, missed, timeout, unviable, or equivalent
+# (listed in $EQUIVALENT: skipped, or missed as expected). Exit 1 on any other miss.
+verdict=0
+python3 - "$OUT_ROOT" "$EQUIVALENT" "${ran[@]}" > "$table" <<'EOF' || verdict=$?
 import collections, json, re, sys
 root, equivalent, groups = sys.argv[1], sys.argv[2], sys.argv[3:]
-listed = collections.Counter()
+patterns = []
 for line in open(equivalent):
-    if line.strip() and not line.startswith("#"):
-        listed[line.split(": ", 1)[0]] += 1
+    line = line.split("  #", 1)[0].strip()
+    if line and not line.startswith("#"):
+        file, what = line.split(": ", 1)
+        patterns.append(re.compile("^" + re.escape(file) + r":\d+:\d+: " + re.escape(what) + "$"))
+def is_equivalent(name):
+    return any(p.match(name) for p in patterns)
 rows = collections.defaultdict(collections.Counter)
+unlisted = []
 for group in groups:
+    outcome = {}
     try:
-        outcomes = json.load(open(f"{root}/{group}/mutants.out/outcomes.json"))
+        for o in json.load(open(f"{root}/{group}/mutants.out/outcomes.json"))["outcomes"]:
+            if o["scenario"] != "Baseline":
+                outcome[o["scenario"]["Mutant"]["name"]] = o["summary"]
     except FileNotFoundError:  # no mutant on the changed lines
-        continue
-    for o in outcomes["outcomes"]:
-        if o["scenario"] == "Baseline":
+        pass
+    for name in open(f"{root}/{group}.all").read().splitlines():
+        if not name.strip():
             continue
-        mutant = o["scenario"]["Mutant"]
-        rows[mutant["file"]][o["summary"]] += 1
-print(f"{'file':34} {'caught':>6} {'missed':>6} {'timeout':>7} {'unviable':>8} {'equiv':>5}")
+        file = name.split(":", 1)[0]
+        got = outcome.get(name)
+        if is_equivalent(name) and got in (None, "MissedMutant"):
+            kind = "equivalent"
+        elif got is None:
+            kind = "not run"
+        else:
+            kind = {"CaughtMutant": "caught", "MissedMutant": "missed", "Timeout": "timeout",
+                    "Unviable": "unviable"}.get(got, got)
+        rows[file][kind] += 1
+        if kind in ("missed", "timeout", "not run"):
+            unlisted.append(f"{kind}: {name}")
+cols = ["caught", "missed", "timeout", "unviable", "equivalent"]
+print(f"{'file':34}" + "".join(f"{c:>11}" for c in cols))
 total = collections.Counter()
-for file in sorted(set(rows) | set(listed)):
-    r = rows[file]
-    line = [r["CaughtMutant"], r["MissedMutant"], r["Timeout"], r["Unviable"], listed[file]]
-    total.update(dict(zip("cmtue", line)))
-    print(f"{file:34} {line[0]:6} {line[1]:6} {line[2]:7} {line[3]:8} {line[4]:5}")
-print(f"{'total':34} {total['c']:6} {total['m']:6} {total['t']:7} {total['u']:8} {total['e']:5}")
-viable = total["c"] + total["m"] + total["t"] + total["e"]
+for file in sorted(rows):
+    total.update(rows[file])
+    print(f"{file:34}" + "".join(f"{rows[file][c]:11}" for c in cols))
+print(f"{'total':34}" + "".join(f"{total[c]:11}" for c in cols))
+viable = sum(total[c] for c in ("caught", "missed", "timeout", "equivalent"))
 if viable:
-    print(f"caught {100 * total['c'] / viable:.1f} % of viable mutants "
-          f"({100 * total['c'] / (viable - total['e'] or 1):.1f} % with the equivalents left out)")
+    print(f"caught {100 * total['caught'] / viable:.1f} % of {viable} viable mutants before "
+          f"any equivalent is listed; {total['missed'] + total['timeout']} missed or timed out "
+          "outside the listed equivalents")
+for line in unlisted:
+    print(line)
+sys.exit(1 if unlisted else 0)
 EOF
 cat "$table"
-for name in "${ran[@]}"; do
-  for kind in missed timeout; do
-    f="$OUT_ROOT/$name/mutants.out/$kind.txt"
-    if [ -s "$f" ]; then
-      echo "mutants[$name]: $kind (a test is missing, or list it in $EQUIVALENT with why):"
-      sed 's/^/  /' "$f"
-    fi
-  done
-done
+if [ "$verdict" != 0 ]; then
+  echo "mutants: a missed mutant is a test still missing (or, with one line of why, an" >&2
+  echo "entry in $EQUIVALENT); its diff and log are under $OUT_ROOT/<group>/mutants.out" >&2
+  failed=1
+fi
 
 if [ "$record" = 1 ]; then
   if [ "$failed" != 0 ] || [ -n "$shard" ] || [ "$in_diff" = 1 ]; then
     echo "mutants: --record needs an unsharded run with nothing missed" >&2
     exit 1
   fi
-  if ! git diff --quiet HEAD -- core ffi scripts/mutants.sh; then
-    echo "mutants: --record needs the tested code committed (core/, ffi/ or this script changed)" >&2
-    exit 1
-  fi
-  commit="$(git rev-parse HEAD)"
+  commit="$start_commit"
   for name in "${ran[@]}"; do
     others="$(grep -v "^$name " "$FULL_RUN" 2>/dev/null | grep -v '^#' || true)"
     {
