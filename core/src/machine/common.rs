@@ -305,4 +305,71 @@ mod tests {
         // A zero window still refreshes no later than the credential stops being valid.
         assert_eq!(refresh_at(t0, hour, valid, Duration::ZERO, None), valid);
     }
+
+    #[test]
+    fn refresh_jitter_is_a_tenth_of_a_short_window_and_spread() {
+        // A 20 s window: jitter up to 2 s (a tenth), not the 5 s cap, and not nothing.
+        let t0 = Instant::now();
+        let hour = t0 + Duration::from_secs(3600);
+        let window = Duration::from_secs(20);
+        let mut rng = SplitMix64::new(3);
+        let earliest = hour - window - Duration::from_secs(2);
+        let ats: Vec<Instant> = (0..100)
+            .map(|_| refresh_at(t0, hour, hour, window, Some(&mut rng)))
+            .collect();
+        assert!(ats.iter().all(|at| *at >= earliest && *at <= hour - window));
+        assert!(
+            ats.iter()
+                .any(|at| *at < hour - window - Duration::from_millis(1500))
+        );
+        assert!(
+            ats.iter()
+                .any(|at| *at > hour - window - Duration::from_millis(500))
+        );
+        // A long window: the jitter is capped at 5 s.
+        let long = Duration::from_secs(600);
+        let ats: Vec<Instant> = (0..100)
+            .map(|_| refresh_at(t0, hour, hour, long, Some(&mut rng)))
+            .collect();
+        assert!(
+            ats.iter()
+                .all(|at| *at >= hour - long - Duration::from_secs(5))
+        );
+        assert!(
+            ats.iter()
+                .any(|at| *at < hour - long - Duration::from_secs(4))
+        );
+    }
+
+    #[test]
+    fn undrained_events_keep_the_newest_in_order() {
+        let failed = |i: usize| AuthEvent::Failed {
+            kind: ErrorKind::Timeout,
+            message: i.to_string(),
+        };
+        let mut events = Events::default();
+        for i in 0..MAX_EVENTS + 3 {
+            events.push(failed(i));
+        }
+        let kept: Vec<AuthEvent> = std::iter::from_fn(|| events.pop()).collect();
+        assert_eq!(kept.len(), MAX_EVENTS);
+        assert_eq!(kept[0], failed(3), "the oldest three were dropped");
+        assert_eq!(kept[MAX_EVENTS - 1], failed(MAX_EVENTS + 2));
+    }
+
+    #[test]
+    fn a_venue_text_of_exactly_the_cap_is_kept_whole() {
+        let at_cap = "y".repeat(MAX_DETAIL);
+        assert_eq!(sanitize(&at_cap, &[]), at_cap);
+        let over = "y".repeat(MAX_DETAIL + 1);
+        assert_eq!(sanitize(&over, &[]), format!("{at_cap}..."));
+        // Secrets shorter than 4 characters are not blotted out (they would match
+        // everywhere); longer ones are, wherever they appear.
+        assert_eq!(sanitize("abc abc", &["abc"]), "abc abc");
+        assert_eq!(
+            sanitize("k=abcd;abcd", &["abcd"]),
+            "k=[REDACTED];[REDACTED]"
+        );
+        assert_eq!(sanitize("a\u{7}b", &[]), "a b");
+    }
 }
