@@ -9,6 +9,7 @@ use serde_json::json;
 use tradeauth::machine::cadenza::{LOGIN_PATH, REFRESH_PATH};
 use tradeauth::{
     AuthEvent, CadenzaConfig, CadenzaMachine, ErrorKind, HttpResponse, Machine, Method, Secret,
+    SessionSnapshot,
 };
 
 const EMAIL: &str = "trader@example.com";
@@ -530,6 +531,23 @@ fn malformed_answers_are_classified() {
     )
     .unwrap();
     assert_eq!(m.expires_at_ms(), Some(exp));
+    // A number that is not a Unix ms time is named as such (not mistaken for an expiry
+    // at 0 or at the end of time): negative, zero, or too large for u64.
+    for bad in [json!(-5), json!(-5.5), json!(0.0), json!(u64::MAX as f64)] {
+        let mut m = machine();
+        let _ = m.poll_request(clock.ms(0)).unwrap();
+        let e = m
+            .handle_response(
+                clock.ms(0),
+                json(200, json!({"success": true, "data": {"accessToken": "A", "refreshToken": "R", "expiresAt": bad}})),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol, "{bad}");
+        assert!(
+            e.message().contains("negative or invalid `expiresAt`"),
+            "{bad}: {e}"
+        );
+    }
 }
 
 #[test]
@@ -663,4 +681,144 @@ fn stopped_with_a_still_valid_token_reports_why() {
     m.handle_timeout(clock.at(until));
     assert!(m.credential(until).is_none());
     assert_eq!(m.poll_timeout(), None);
+}
+
+#[test]
+fn unauthorized_during_a_refresh_that_then_fails_retries_the_refresh() {
+    // The 401 arrives while the refresh is in flight: that refresh brings the fresh token,
+    // so the refresh token is kept; when the refresh then fails (503) the retry is a
+    // refresh again, not a login with the password.
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    let now = clock.at(m.poll_timeout().unwrap());
+    assert_eq!(m.poll_request(now).unwrap().path, REFRESH_PATH);
+    m.handle_unauthorized(now);
+    let e = m
+        .handle_response(now, venue_error(503, "UNAVAILABLE", "busy"))
+        .unwrap_err();
+    assert!(e.is_retryable());
+    let retry = m.poll_request(now).expect("a retry");
+    assert_eq!(retry.path, REFRESH_PATH);
+    assert_eq!(body_json(&retry), json!({"refreshToken": "R1"}));
+}
+
+#[test]
+fn a_forced_refresh_uses_the_refresh_token_and_keeps_serving_until_its_answer() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    let early = clock.secs(60);
+    assert!(
+        m.poll_request(early).is_none(),
+        "not in the refresh window yet"
+    );
+    m.force_refresh(early);
+    let req = m.poll_request(early).expect("a refresh now");
+    assert_eq!(req.path, REFRESH_PATH);
+    assert_eq!(body_json(&req), json!({"refreshToken": "R1"}));
+    assert_eq!(m.credential(early.instant).unwrap().token(), "A1");
+    // Forcing again while it is in flight changes nothing (no second request, no login).
+    m.force_refresh(early);
+    assert!(m.poll_request(early).is_none());
+    m.handle_response(early, ok_tokens("A2", "R2", BASE_MS + 7_200_000))
+        .unwrap();
+    assert_eq!(m.credential(early.instant).unwrap().token(), "A2");
+    assert_eq!(events(&mut m), vec![AuthEvent::Refreshed]);
+}
+
+#[test]
+fn a_forced_refresh_when_one_is_already_due_stays_a_refresh() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    let due = clock.at(m.poll_timeout().unwrap());
+    m.handle_timeout(due);
+    assert_eq!(m.state_name(), "refreshing");
+    m.force_refresh(due);
+    assert_eq!(m.poll_request(due).unwrap().path, REFRESH_PATH);
+}
+
+#[test]
+fn a_forced_refresh_re_arms_a_stopped_machine() {
+    let clock = Clock::new();
+    let mut m = machine();
+    let _ = m.poll_request(clock.ms(0)).unwrap();
+    let _ = m
+        .handle_response(clock.ms(1), venue_error(401, "INVALID_CREDENTIALS", "bad"))
+        .unwrap_err();
+    assert!(m.poll_request(clock.ms(2)).is_none(), "stopped");
+    m.force_refresh(clock.ms(3));
+    assert_eq!(m.poll_request(clock.ms(3)).unwrap().path, LOGIN_PATH);
+    assert!(m.last_error().is_none());
+}
+
+#[test]
+fn snapshot_carries_the_session_and_restore_adopts_it() {
+    let clock = Clock::new();
+    let m = logged_in(&clock, 3600);
+    let snap = m.snapshot(clock.secs(1).instant).expect("a live session");
+    assert_eq!(snap.token.expose(), "A1");
+    assert_eq!(snap.refresh_token.as_ref().unwrap().expose(), "R1");
+    assert_eq!(snap.expires_at_ms, BASE_MS + 3_600_000);
+    assert_eq!(snap.obtained_at_ms, BASE_MS);
+
+    // Another process adopts it 10 minutes later: same token, same expiry, refreshed
+    // where the first process would have (the token's whole lifetime counts).
+    let mut other = machine();
+    let later = clock.secs(600);
+    other.restore(later, &snap).unwrap();
+    assert_eq!(other.credential(later.instant).unwrap().token(), "A1");
+    assert_eq!(other.expires_at_ms(), Some(BASE_MS + 3_600_000));
+    assert_eq!(other.poll_timeout(), m.poll_timeout());
+    assert!(events(&mut other).is_empty(), "nothing was sent");
+    let refresh = other
+        .poll_request(clock.at(other.poll_timeout().unwrap()))
+        .unwrap();
+    assert_eq!(body_json(&refresh), json!({"refreshToken": "R1"}));
+}
+
+#[test]
+fn restore_refuses_what_it_cannot_use_and_keeps_the_current_session() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    let now = clock.secs(1);
+    let snap = |token: &str, expires_at_ms: u64, obtained_at_ms: u64| SessionSnapshot {
+        token: Secret::from(token),
+        expires_at_ms,
+        obtained_at_ms,
+        refresh_token: Some(Secret::from("R9")),
+        claims: None,
+    };
+    let cases = [
+        (
+            "bad header text",
+            snap("A 9", BASE_MS + 3_600_000, BASE_MS),
+            "not valid header text",
+        ),
+        ("expired", snap("A9", now.unix_ms, BASE_MS), "expired"),
+        // Within its safety margin (10 s of a 1 h token): not handed out, so not adopted.
+        (
+            "too close",
+            snap("A9", now.unix_ms + 5_000, now.unix_ms - 3_595_000),
+            "too close to expiry",
+        ),
+    ];
+    for (name, s, says) in cases {
+        let e = m.restore(now, &s).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{name}");
+        assert!(e.message().contains(says), "{name}: {e}");
+        assert_eq!(m.credential(now.instant).unwrap().token(), "A1", "{name}");
+        assert_eq!(m.state_name(), "active", "{name}");
+    }
+    let mut without_refresh = snap("A9", BASE_MS + 3_600_000, BASE_MS);
+    without_refresh.refresh_token = None;
+    assert!(m.restore(now, &without_refresh).is_err());
+    // In flight: refused, the request's answer still lands.
+    let due = clock.at(m.poll_timeout().unwrap());
+    let _ = m.poll_request(due).unwrap();
+    let e = m
+        .restore(due, &snap("A9", BASE_MS + 3_600_000, BASE_MS))
+        .unwrap_err();
+    assert!(e.message().contains("in flight"), "{e}");
+    m.handle_response(due, ok_tokens("A2", "R2", BASE_MS + 9_000_000))
+        .unwrap();
+    assert_eq!(m.credential(due.instant).unwrap().token(), "A2");
 }

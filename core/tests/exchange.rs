@@ -114,6 +114,7 @@ fn admin_and_public() {
 fn unauthorized_withholds_until_logout() {
     let clock = Clock::new();
     let mut m = ExchangeMachine::new(ExchangeConfig::trader(KEY)).unwrap();
+    assert!(!m.is_withheld());
     m.handle_unauthorized(clock.ms(0));
     m.handle_unauthorized(clock.ms(1)); // twice: one event
     assert!(m.is_withheld());
@@ -145,6 +146,7 @@ fn unauthorized_withholds_until_logout() {
     );
     m.logout();
     assert!(m.last_error().is_none());
+    assert!(!m.is_withheld());
     assert_eq!(
         m.credential(clock.ms(4).instant).unwrap().header_value(),
         KEY

@@ -101,3 +101,131 @@ fn ws_only_where_the_venue_has_one() {
         }
     }
 }
+
+#[test]
+fn debug_says_which_machine_and_account_and_no_secret() {
+    // A `Debug` that printed nothing would hide no secret either: these check that the
+    // redacted output still tells an operator what they are looking at.
+    let key = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    let cases: Vec<(String, &str, &str, &str)> = vec![
+        (
+            format!(
+                "{:?}",
+                CadenzaMachine::new(CadenzaConfig::new("a@b.c", "hunter2-pw")).unwrap()
+            ),
+            "CadenzaMachine",
+            "a@b.c",
+            "hunter2-pw",
+        ),
+        (
+            format!(
+                "{:?}",
+                PartnerMachine::new(PartnerConfig::new("client", "partner-secret")).unwrap()
+            ),
+            "PartnerMachine",
+            "client",
+            "partner-secret",
+        ),
+        (
+            format!(
+                "{:?}",
+                CascadeMachine::new(CascadeConfig::new(
+                    "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
+                    key,
+                ))
+                .unwrap()
+            ),
+            "CascadeMachine",
+            "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
+            key,
+        ),
+        (
+            format!(
+                "{:?}",
+                ExchangeMachine::new(ExchangeConfig::trader(
+                    "exch_1d4208be6fa84b8cb0a2e5cfa9508d5f"
+                ))
+                .unwrap()
+            ),
+            "ExchangeMachine",
+            "trader",
+            "exch_1d4208be6fa84b8cb0a2e5cfa9508d5f",
+        ),
+    ];
+    for (debug, name, account, secret) in cases {
+        assert!(debug.starts_with(name), "{debug}");
+        assert!(debug.contains(account), "{debug}");
+        assert!(!debug.contains(secret), "{debug}");
+    }
+    let snapshot = tradeauth::SessionSnapshot {
+        token: tradeauth::Secret::from("eyJ.snapshot.token"),
+        expires_at_ms: 1_700_000_360_000,
+        obtained_at_ms: 1_700_000_000_000,
+        refresh_token: Some(tradeauth::Secret::from("refresh-secret")),
+        claims: None,
+    };
+    let debug = format!("{snapshot:?}");
+    assert!(debug.starts_with("SessionSnapshot"), "{debug}");
+    assert!(debug.contains("1700000360000") && debug.contains("has_refresh_token: true"));
+    assert!(!debug.contains("eyJ.snapshot.token") && !debug.contains("refresh-secret"));
+}
+
+#[test]
+fn what_a_venue_does_not_have_is_refused_not_faked() {
+    let clock = Clock::new();
+    let snapshot = tradeauth::SessionSnapshot {
+        token: tradeauth::Secret::from("eyJ.a.b"),
+        expires_at_ms: BASE_MS + 3_600_000,
+        obtained_at_ms: BASE_MS,
+        refresh_token: None,
+        claims: None,
+    };
+    for mut m in all() {
+        let venue = m.venue();
+        let shares = matches!(venue, Venue::Cadenza | Venue::Cascade);
+        if !shares {
+            // Nothing to share: no snapshot, and a restore is refused (never a silent Ok
+            // that would leave a process thinking it adopted a session).
+            assert!(m.snapshot(clock.ms(0).instant).is_none(), "{venue}");
+            let err = m.restore(clock.ms(0), &snapshot).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{venue}");
+            assert!(err.message().contains("cannot be restored"), "{venue}");
+        }
+        let has_ws = matches!(venue, Venue::Cascade | Venue::Exchange);
+        if !has_ws {
+            let err = m
+                .ws_auth_message(clock.ms(0).instant, json!(1))
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{venue}");
+            assert!(err.message().contains("no WebSocket"), "{venue}");
+            assert_eq!(
+                m.handle_ws_reply(clock.ms(0), r#"{"type":"authenticated"}"#),
+                tradeauth::WsAuthReply::Unrelated,
+                "{venue}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_forced_refresh_of_a_minting_venue_mints_anew() {
+    // Partner has no refresh call: the default forced refresh (as after a 401) mints a
+    // fresh token at once instead of keeping the old one to its window.
+    let clock = Clock::new();
+    let mut m = PartnerMachine::new(PartnerConfig::new("client", "key")).unwrap();
+    assert!(
+        m.poll_request(clock.secs(0)).is_none(),
+        "minting needs no request"
+    );
+    m.handle_timeout(clock.secs(0));
+    let first = m.credential(clock.secs(0).instant).expect("minted");
+    let later = clock.secs(5);
+    m.force_refresh(later);
+    m.handle_timeout(later);
+    let second = m.credential(later.instant).expect("re-minted");
+    assert_ne!(
+        first.token(),
+        second.token(),
+        "a forced refresh kept the old token"
+    );
+}

@@ -146,8 +146,6 @@ struct Tokens {
 struct EnvelopeError {
     error: Error,
     rotated: Option<Secret>,
-    /// The venue refused the credential it was sent (`success:false` with 400/401/403).
-    rejected: bool,
 }
 
 impl CadenzaMachine {
@@ -243,7 +241,6 @@ impl CadenzaMachine {
         let plain = |error: Error| EnvelopeError {
             error,
             rotated: None,
-            rejected: false,
         };
         let secrets = self.secrets();
         let value = match common::parse_json(VENUE, what, response) {
@@ -281,13 +278,7 @@ impl CadenzaMachine {
                 detail.as_deref(),
                 hint,
             );
-            let rejected = matches!(response.status, 400 | 401 | 403)
-                && root.get("success") == Some(&Value::Bool(false));
-            return Err(EnvelopeError {
-                error,
-                rotated: None,
-                rejected,
-            });
+            return Err(plain(error));
         }
         match root.get("success") {
             Some(Value::Bool(true)) => {}
@@ -351,7 +342,6 @@ impl CadenzaMachine {
         let salvage = |error: Error, refresh: Secret| EnvelopeError {
             error: error.with_status(response.status),
             rotated: Some(refresh),
-            rejected: false,
         };
         let access = match common::take_string(&mut data, "accessToken", VENUE, what) {
             Ok(a) => Secret::from(a),
@@ -505,13 +495,11 @@ impl CadenzaMachine {
                 self.events.push(AuthEvent::Refreshed);
                 Ok(())
             }
-            Err(EnvelopeError {
-                error,
-                rotated,
-                rejected,
-            }) => {
+            Err(EnvelopeError { error, rotated }) => {
+                // 400/401/403, with the venue's envelope or without (a gateway's own
+                // answer): the venue refused the refresh token.
                 let status = error.status().unwrap_or(0);
-                if rejected || matches!(status, 400 | 401 | 403) {
+                if matches!(status, 400 | 401 | 403) {
                     // The refresh token is dead (expired after 7 days, revoked, reused):
                     // fall back to a full login. This is recovery, not a failure.
                     tracing::info!(venue = "cadenza", account = %self.email, status, "refresh rejected; logging in again");
@@ -634,8 +622,9 @@ impl Machine for CadenzaMachine {
 
     fn force_refresh(&mut self, now: Now) {
         self.drop_expired(now.instant);
-        if self.state == State::Active && self.in_flight.is_none() && self.refresh_token().is_some()
-        {
+        // Active always holds a refresh token and has nothing in flight (install_at is
+        // its only way in); were the token missing, poll_request would log in instead.
+        if self.state == State::Active {
             // The access token stays handed out until the refresh brings its successor.
             self.state = State::Refreshing;
         } else if self.state != State::Refreshing {

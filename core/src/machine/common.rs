@@ -342,6 +342,51 @@ mod tests {
     }
 
     #[test]
+    fn field_and_json_errors_say_what_was_wrong() {
+        let mut obj = serde_json::json!({"s": "tok", "e": "", "n": 1})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let message = |r: Result<String, Error>| r.unwrap_err().message().to_owned();
+        assert_eq!(take_string(&mut obj, "s", "V", "login").unwrap(), "tok");
+        assert!(obj.get("s").is_none(), "moved out, not copied");
+        assert_eq!(
+            message(take_string(&mut obj, "e", "V", "login")),
+            "V login answer has an empty `e`"
+        );
+        assert_eq!(
+            message(take_string(&mut obj, "n", "V", "login")),
+            "V login answer has `n` of type number, expected a string"
+        );
+        assert_eq!(
+            message(take_string(&mut obj, "gone", "V", "login")),
+            "V login answer has no `gone` field"
+        );
+        let types = [
+            (serde_json::json!(null), "null"),
+            (serde_json::json!(true), "boolean"),
+            (serde_json::json!(1), "number"),
+            (serde_json::json!("x"), "string"),
+            (serde_json::json!([]), "array"),
+            (serde_json::json!({}), "object"),
+        ];
+        for (value, name) in types {
+            assert_eq!(type_name(&value), name);
+        }
+        // Not JSON: the category, never the body (which may quote a token).
+        let e = parse_json("V", "login", &HttpResponse::new(200, "{\"token\":")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert_eq!(e.status(), Some(200));
+        assert!(e.message().contains("truncated"), "{e}");
+        assert!(!e.message().contains("token"), "{e}");
+        let e = parse_json("V", "login", &HttpResponse::new(502, "nope")).unwrap_err();
+        assert!(
+            e.message().contains("HTTP 502, 4 bytes, syntax error"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn undrained_events_keep_the_newest_in_order() {
         let failed = |i: usize| AuthEvent::Failed {
             kind: ErrorKind::Timeout,

@@ -241,8 +241,7 @@ impl PartnerMachine {
         if refresh_at <= now.instant {
             // A token lifetime too short for any window: re-mint no sooner than the next
             // whole second, when `iat` (and so the token) actually changes.
-            let to_next_second = Duration::from_millis(1000 - now.unix_ms % 1000);
-            refresh_at = common::after(now.instant, to_next_second);
+            refresh_at = next_whole_second(now);
         }
         let event = match self.next {
             Reason::First => AuthEvent::LoggedIn,
@@ -259,6 +258,15 @@ impl PartnerMachine {
         self.next = Reason::Renew;
         self.last_error = None;
     }
+}
+
+/// The monotonic instant at which the wall clock reaches its next whole second (when a
+/// token's `iat`, and so the token, would change).
+fn next_whole_second(now: Now) -> Instant {
+    common::after(
+        now.instant,
+        Duration::from_millis(1000 - now.unix_ms % 1000),
+    )
 }
 
 impl Machine for PartnerMachine {
@@ -283,8 +291,7 @@ impl Machine for PartnerMachine {
         {
             // Same second, same claims, same token: wait for the next whole second
             // rather than re-minting an identical token (and reporting a refresh).
-            let to_next_second = Duration::from_millis(1000 - now.unix_ms % 1000);
-            t.refresh_at = common::after(now.instant, to_next_second);
+            t.refresh_at = next_whole_second(now);
             return;
         }
         self.mint(now);
@@ -360,5 +367,19 @@ impl fmt::Debug for PartnerMachine {
             .field("issued_at", &self.issued_at())
             .field("last_error", &self.last_error)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_whole_second_of_the_wall_clock() {
+        let base = Instant::now();
+        let at = |unix_ms| next_whole_second(Now::new(base, unix_ms));
+        assert_eq!(at(1_700_000_000_250), base + Duration::from_millis(750));
+        assert_eq!(at(1_700_000_000_999), base + Duration::from_millis(1));
+        assert_eq!(at(1_700_000_000_000), base + Duration::from_millis(1000));
     }
 }
