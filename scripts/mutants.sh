@@ -8,8 +8,8 @@
 #   bash scripts/mutants.sh --shard 1/4          a quarter of each group's mutants
 #   bash scripts/mutants.sh --in-diff            only mutants on lines changed since the
 #                                                commit of the last full run (what CI runs)
-#   bash scripts/mutants.sh --record             after a full run with nothing missed:
-#                                                record its commit and figures
+#   bash scripts/mutants.sh --record             with a full or --in-diff run that missed
+#                                                nothing: record this commit as the base
 #
 # A mutant that no test can kill (equivalent behaviour, or compiled out on this platform)
 # is listed in core/mutants-equivalent.txt with why; any other missed or timed-out mutant
@@ -98,6 +98,7 @@ fi
 
 failed=0
 ran=()
+unchanged=()
 for spec in "${MUTANT_GROUPS[@]}"; do
   IFS='|' read -r name package files test_args <<< "$spec"
   if [ "${#groups[@]}" -gt 0 ] && ! printf '%s\n' "${groups[@]}" | grep -qx "$name"; then
@@ -125,6 +126,7 @@ for spec in "${MUTANT_GROUPS[@]}"; do
     git diff "$base" -- $files > "$diff_file"
     if [ ! -s "$diff_file" ]; then
       echo "mutants[$name]: no change since $base in $files"
+      unchanged+=("$name")
       continue
     fi
     select+=(--in-diff "$diff_file")
@@ -148,7 +150,7 @@ done
 
 # The per-file table, from the outcome files of the groups that ran.
 table="$OUT_ROOT/summary.txt"
-if [ "${#ran[@]}" = 0 ]; then
+if [ "${#ran[@]}" = 0 ] && { [ "$record" = 0 ] || [ "${#unchanged[@]}" = 0 ]; }; then
   if [ "$failed" != 0 ]; then echo "mutants: FAILED (see above)" >&2; exit 1; fi
   step "mutants: nothing to test"
   exit 0
@@ -215,13 +217,15 @@ if [ "$verdict" != 0 ]; then
   failed=1
 fi
 
+# --record moves each group's base to this commit: after a full run, or after an
+# --in-diff run (every mutant on a changed line was tested; the others were at the base).
 if [ "$record" = 1 ]; then
-  if [ "$failed" != 0 ] || [ -n "$shard" ] || [ "$in_diff" = 1 ]; then
+  if [ "$failed" != 0 ] || [ -n "$shard" ]; then
     echo "mutants: --record needs an unsharded run with nothing missed" >&2
     exit 1
   fi
   commit="$start_commit"
-  for name in "${ran[@]}"; do
+  for name in "${ran[@]}" "${unchanged[@]}"; do
     others="$(grep -v "^$name " "$FULL_RUN" 2>/dev/null | grep -v '^#' || true)"
     {
       echo "# The last full run of each group of scripts/mutants.sh (group commit date);"

@@ -66,6 +66,17 @@ mod imp {
             .checked_add(ts.tv_nsec as u64)
     }
 
+    /// `CLOCK_MONOTONIC` in ns (the clock `Instant` reads).
+    pub(super) fn precise_ns() -> Option<u64> {
+        read(CLOCK_MONOTONIC)
+    }
+
+    /// `CLOCK_MONOTONIC_COARSE` in ns: never ahead of [`precise_ns`].
+    #[inline]
+    pub(super) fn coarse_ns() -> Option<u64> {
+        read(CLOCK_MONOTONIC_COARSE)
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -81,17 +92,6 @@ mod imp {
             assert_eq!(to_ns(0, &ts(0, -1)), None, "not u64::MAX ns");
             assert_eq!(to_ns(0, &ts(i64::MAX, 0)), None, "overflows u64 ns");
         }
-    }
-
-    /// `CLOCK_MONOTONIC` in ns (the clock `Instant` reads).
-    pub(super) fn precise_ns() -> Option<u64> {
-        read(CLOCK_MONOTONIC)
-    }
-
-    /// `CLOCK_MONOTONIC_COARSE` in ns: never ahead of [`precise_ns`].
-    #[inline]
-    pub(super) fn coarse_ns() -> Option<u64> {
-        read(CLOCK_MONOTONIC_COARSE)
     }
 }
 
