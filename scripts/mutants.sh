@@ -228,8 +228,8 @@ if [ "$record" = 1 ]; then
   for name in "${ran[@]}" "${unchanged[@]}"; do
     others="$(grep -v "^$name " "$FULL_RUN" 2>/dev/null | grep -v '^#' || true)"
     {
-      echo "# The last full run of each group of scripts/mutants.sh (group commit date);"
-      echo "# CI's --in-diff step mutation-tests what changed in that group's files since."
+      echo "# Each group's base for scripts/mutants.sh --in-diff (group commit date): its"
+      echo "# last full run, or a later commit whose --in-diff run missed nothing."
       if [ -n "$others" ]; then echo "$others"; fi
       echo "$name $commit $(date -u +%Y-%m-%d)"
     } > "$FULL_RUN.new"
