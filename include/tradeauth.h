@@ -101,6 +101,10 @@ enum tradeauth_event_kind
     TRADEAUTH_EVENT_RE_LOGGED_IN = 3,
     // An authentication attempt failed; the `error` argument says which kind.
     TRADEAUTH_EVENT_FAILED = 4,
+    // A venue statement was not believed (a `Date` header too far from our clock, a
+    // lifetime longer than the session's maximum) and what was used instead; nothing
+    // failed.
+    TRADEAUTH_EVENT_DISTRUSTED = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

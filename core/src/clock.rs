@@ -1,28 +1,47 @@
-//! A coarse monotonic clock for the hot path's validity check.
+//! The clock deadlines are kept on, and a cheap way to read it on the hot path.
 //!
-//! Every read of the current credential must check that it has not expired. A precise
-//! `Instant::now()` (vDSO `clock_gettime(CLOCK_MONOTONIC)`: read the TSC, scale it) is
-//! most of the hot path's cost; `CLOCK_MONOTONIC_COARSE` (vDSO too, but only the value
-//! the kernel stored at its last tick) costs a few ns.
+//! **The deadline clock counts suspended time.** `std::time::Instant` reads
+//! `CLOCK_MONOTONIC` on Linux, which stops while the machine is suspended: after a laptop
+//! or VM sleeps for 2 h, a 1 h token still looks valid against it. Every deadline here is
+//! an `Instant` on a different timeline, [`now`]: `CLOCK_BOOTTIME` (which keeps counting
+//! through a suspend) carried as an `Instant`, i.e. `Instant::now()` plus the time the
+//! machine spent suspended since this module was first used. Elsewhere than 64-bit Linux
+//! [`now`] is `Instant::now()`: on macOS that is `mach_absolute_time`, which does not count
+//! sleep either, and on Windows `QueryPerformanceCounter`, which does; neither is tested
+//! here, so on those platforms only the wall-clock bounds of the session (a token's
+//! lifetime is the shortest of what our clock and the venue's `Date` say) stand between a
+//! long sleep and a stale token.
 //!
-//! Why that is safe. The coarse clock is the same clock as `CLOCK_MONOTONIC` (which is
-//! what `std::time::Instant` reads on Linux) sampled at the last timer tick, so it is
-//! never ahead of it and lags it by at most one tick (1-10 ms for HZ 1000..100). The
-//! check below only ever uses the coarse clock to say "still valid", and only when the
-//! deadline is more than [`SLACK`] (100 ms, ten ticks at the slowest HZ) ahead of the
-//! coarse reading; within [`SLACK`] of the deadline, or when the coarse clock cannot be
-//! read, it falls back to the precise clock. So a credential is never handed out past
-//! its `valid_until`, and `valid_until` is itself the venue's deadline minus the safety
-//! margin `min(10 s, lifetime / 10)`: even a coarse clock lagging by far more than a tick
-//! would still be absorbed by that margin. The refresh window (minutes) means the hot
-//! path practically never reaches the fallback.
+//! Timers (tokio's, `std::thread::sleep`) still run on `CLOCK_MONOTONIC`; a driver that
+//! sleeps until a deadline sleeps in naps (see `Session`'s refresher) so that a suspend
+//! makes it late by at most one nap, and the hot path below refuses an expired credential
+//! immediately whatever the timers do.
 //!
-//! The deadline is converted once, when a credential is built ([`deadline_ns`]), from an
-//! `Instant` to nanoseconds on `CLOCK_MONOTONIC`, rounding towards earlier.
+//! **The hot path reads two coarse clocks instead of one precise one.** A precise read
+//! (vDSO `clock_gettime`: read the TSC, scale it) is 20-28 ns here, most of the hot path;
+//! `CLOCK_MONOTONIC_COARSE` and `CLOCK_REALTIME_COARSE` (the values the kernel stored at
+//! its last tick) cost a few ns each. There is no coarse `CLOCK_BOOTTIME`, so a credential
+//! keeps its deadline on both coarse clocks ([`Coarse`]), computed once when it is built,
+//! and the hot path says "valid" only if **both** are more than [`SLACK`] (100 ms, ten
+//! ticks at the slowest HZ) ahead of the coarse readings:
+//! - each coarse clock is its precise clock sampled at the last tick: never ahead of it,
+//!   behind by at most a tick, so within [`SLACK`] of a deadline the precise
+//!   `CLOCK_BOOTTIME` decides;
+//! - a suspend stops `CLOCK_MONOTONIC` but the kernel moves `CLOCK_REALTIME` forward by the
+//!   time slept before any process runs again, so the realtime deadline is reached and
+//!   the precise clock decides; a wall-clock step backwards cannot make a credential look
+//!   valid longer, because the monotonic deadline still holds. (Only a wall clock stepped
+//!   back by as much as the machine slept, in the same tick, would hide a suspend.)
+//! - a wall-clock step forwards only sends the check to the precise clock (slower, right).
+//!
+//! `valid_until` is itself the venue's deadline minus the safety margin
+//! `min(10 s, lifetime / 10)`, so a coarse clock lagging by more than a tick would still be
+//! absorbed by it.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// How far ahead of the coarse reading a deadline must be for the coarse clock alone to
+/// How far ahead of the coarse readings a deadline must be for the coarse clocks alone to
 /// say "valid"; closer than this, the precise clock decides.
 pub(crate) const SLACK: Duration = Duration::from_millis(100);
 
@@ -37,11 +56,14 @@ mod imp {
         tv_nsec: i64,
     }
 
+    const CLOCK_REALTIME: c_int = 0;
     const CLOCK_MONOTONIC: c_int = 1;
+    const CLOCK_REALTIME_COARSE: c_int = 5;
     const CLOCK_MONOTONIC_COARSE: c_int = 6;
+    const CLOCK_BOOTTIME: c_int = 7;
 
     unsafe extern "C" {
-        // libc's, always linked by std; served by the vDSO (no syscall) for both clocks.
+        // libc's, always linked by std; served by the vDSO (no syscall) for these clocks.
         fn clock_gettime(clock: c_int, tp: *mut Timespec) -> c_int;
     }
 
@@ -66,15 +88,31 @@ mod imp {
             .checked_add(ts.tv_nsec as u64)
     }
 
-    /// `CLOCK_MONOTONIC` in ns (the clock `Instant` reads).
-    pub(super) fn precise_ns() -> Option<u64> {
+    /// `CLOCK_BOOTTIME` in ns: monotonic, and counts time suspended.
+    pub(super) fn boot_ns() -> Option<u64> {
+        read(CLOCK_BOOTTIME)
+    }
+
+    /// `CLOCK_MONOTONIC` in ns (the clock `Instant` reads; stops while suspended).
+    pub(super) fn mono_ns() -> Option<u64> {
         read(CLOCK_MONOTONIC)
     }
 
-    /// `CLOCK_MONOTONIC_COARSE` in ns: never ahead of [`precise_ns`].
+    /// `CLOCK_REALTIME` in ns.
+    pub(super) fn real_ns() -> Option<u64> {
+        read(CLOCK_REALTIME)
+    }
+
+    /// `CLOCK_MONOTONIC_COARSE` in ns: never ahead of [`mono_ns`].
     #[inline]
-    pub(super) fn coarse_ns() -> Option<u64> {
+    pub(super) fn coarse_mono_ns() -> Option<u64> {
         read(CLOCK_MONOTONIC_COARSE)
+    }
+
+    /// `CLOCK_REALTIME_COARSE` in ns: never ahead of [`real_ns`].
+    #[inline]
+    pub(super) fn coarse_real_ns() -> Option<u64> {
+        read(CLOCK_REALTIME_COARSE)
     }
 
     #[cfg(test)]
@@ -92,19 +130,51 @@ mod imp {
             assert_eq!(to_ns(0, &ts(0, -1)), None, "not u64::MAX ns");
             assert_eq!(to_ns(0, &ts(i64::MAX, 0)), None, "overflows u64 ns");
         }
+
+        #[test]
+        fn each_clock_is_the_one_named() {
+            // Monotonic first: BOOTTIME read after it is then never behind it.
+            let mono = mono_ns();
+            let (Some(mono), Some(boot), Some(real)) = (mono, boot_ns(), real_ns()) else {
+                panic!("clock_gettime failed");
+            };
+            // BOOTTIME = MONOTONIC + time suspended since boot: never behind it.
+            assert!(boot >= mono, "boot {boot} behind monotonic {mono}");
+            // The wall clock is decades past the epoch; the others count from boot.
+            assert!(real > 1_600_000_000_000_000_000, "{real}");
+            assert!(mono < real / 2 && boot < real / 2);
+            let (Some(cm), Some(cr)) = (coarse_mono_ns(), coarse_real_ns()) else {
+                panic!("coarse clock_gettime failed");
+            };
+            assert!(cr > real / 2 && cm < real / 2, "coarse clocks swapped");
+        }
     }
 }
 
-/// Elsewhere there is no coarse clock to read: every check asks the precise clock.
-/// (Its own name, so mutation testing can tell it apart from the Linux functions.)
+/// Elsewhere there is no boot or coarse clock to read: deadlines are on `Instant` and
+/// every check asks the precise clock. (Its own name, so mutation testing can tell it
+/// apart from the Linux functions.)
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
 mod elsewhere {
-    pub(super) fn precise_ns() -> Option<u64> {
+    pub(super) fn boot_ns() -> Option<u64> {
+        None
+    }
+
+    pub(super) fn mono_ns() -> Option<u64> {
+        None
+    }
+
+    pub(super) fn real_ns() -> Option<u64> {
         None
     }
 
     #[inline]
-    pub(super) fn coarse_ns() -> Option<u64> {
+    pub(super) fn coarse_mono_ns() -> Option<u64> {
+        None
+    }
+
+    #[inline]
+    pub(super) fn coarse_real_ns() -> Option<u64> {
         None
     }
 }
@@ -112,38 +182,146 @@ mod elsewhere {
 #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
 use elsewhere as imp;
 
-/// `until` as nanoseconds on `CLOCK_MONOTONIC`, never later than the real value; 0 when
-/// the coarse clock is not available here (then [`surely_before`] always says "ask the
-/// precise clock").
-pub(crate) fn deadline_ns(until: Instant) -> u64 {
-    // Read the raw clock first: it is then not later than `now`, so the result is not
-    // later than `until` on that clock (it may be earlier by the two reads' distance).
-    let Some(raw) = imp::precise_ns() else {
-        return 0;
-    };
-    let now = Instant::now();
-    let deadline = match until.checked_duration_since(now) {
-        Some(ahead) => raw.saturating_add(u64::try_from(ahead.as_nanos()).unwrap_or(u64::MAX)),
-        None => {
-            let behind = now.duration_since(until);
-            raw.saturating_sub(u64::try_from(behind.as_nanos()).unwrap_or(u64::MAX))
-        }
-    };
-    // 0 is the "unknown" marker; a deadline at the clock's origin is expired anyway.
-    deadline.max(1)
+/// Where the deadline timeline starts: an `Instant` and `CLOCK_BOOTTIME` read together.
+struct Origin {
+    instant: Instant,
+    boot_ns: u64,
 }
 
-/// True only if the coarse clock shows that `deadline_ns` (from [`deadline_ns`]) is more
-/// than [`SLACK`] away; false means "not sure: ask the precise clock".
+static ORIGIN: OnceLock<Option<Origin>> = OnceLock::new();
+
+/// The deadline clock: an `Instant` that keeps counting while the machine is suspended
+/// (see the module docs). Every deadline a credential or machine keeps is on this clock.
+pub fn now() -> Instant {
+    let origin = ORIGIN.get_or_init(|| {
+        imp::boot_ns().map(|boot_ns| Origin {
+            instant: Instant::now(),
+            boot_ns,
+        })
+    });
+    let at = match (origin, imp::boot_ns()) {
+        (Some(origin), Some(boot)) => {
+            let since = Duration::from_nanos(boot.saturating_sub(origin.boot_ns));
+            origin
+                .instant
+                .checked_add(since)
+                .unwrap_or_else(Instant::now)
+        }
+        _ => Instant::now(),
+    };
+    at.checked_add(pretend::suspended()).unwrap_or(at)
+}
+
+/// The wall clock in Unix ms (plus any pretended suspend, in tests).
+pub(crate) fn wall_ms() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    ms.saturating_add(u64::try_from(pretend::suspended().as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A deadline on the two coarse clocks, for the hot path; 0 in a field means unknown (the
+/// precise clock then always decides).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Coarse {
+    mono_ns: u64,
+    real_ns: u64,
+}
+
+/// `until` (on [`now`]'s timeline) as deadlines on `CLOCK_MONOTONIC` and
+/// `CLOCK_REALTIME`, never later than the real values.
+pub(crate) fn coarse_deadline(until: Instant) -> Coarse {
+    // Read the raw clocks first: they are then not later than `now`, so each result is not
+    // later than `until` on that clock (earlier by at most the reads' distance).
+    let (Some(mono), Some(real)) = (imp::mono_ns(), imp::real_ns()) else {
+        return Coarse::default();
+    };
+    let real = real.saturating_add(pretend::suspended_ns());
+    let now = now();
+    let shift = |raw: u64| -> u64 {
+        let deadline = match until.checked_duration_since(now) {
+            Some(ahead) => raw.saturating_add(u64::try_from(ahead.as_nanos()).unwrap_or(u64::MAX)),
+            None => {
+                let behind = now.duration_since(until);
+                raw.saturating_sub(u64::try_from(behind.as_nanos()).unwrap_or(u64::MAX))
+            }
+        };
+        // 0 is the "unknown" marker; a deadline at the clock's origin is expired anyway.
+        deadline.max(1)
+    };
+    Coarse {
+        mono_ns: shift(mono),
+        real_ns: shift(real),
+    }
+}
+
+/// True only if both coarse clocks show that `deadline` is more than [`SLACK`] away; false
+/// means "not sure: ask the precise clock".
 #[inline]
-pub(crate) fn surely_before(deadline_ns: u64) -> bool {
-    if deadline_ns == 0 {
+pub(crate) fn surely_before(deadline: &Coarse) -> bool {
+    if deadline.mono_ns == 0 || deadline.real_ns == 0 {
         return false;
     }
-    match imp::coarse_ns() {
-        Some(now) => now.saturating_add(SLACK.as_nanos() as u64) < deadline_ns,
-        None => false,
+    let slack = SLACK.as_nanos() as u64;
+    match (imp::coarse_mono_ns(), imp::coarse_real_ns()) {
+        (Some(mono), Some(real)) => {
+            mono.saturating_add(slack) < deadline.mono_ns
+                && real
+                    .saturating_add(pretend::suspended_ns())
+                    .saturating_add(slack)
+                    < deadline.real_ns
+        }
+        _ => false,
     }
+}
+
+/// A suspend that tests can pretend happened: with the `testing` feature, the deadline
+/// clock and the wall clock jump forward together, as after a real resume, while
+/// `CLOCK_MONOTONIC` (and every timer) does not.
+#[cfg(feature = "testing")]
+mod pretend {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    static SUSPENDED_NS: AtomicU64 = AtomicU64::new(0);
+
+    pub(super) fn add(d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        SUSPENDED_NS.fetch_add(ns, Ordering::SeqCst);
+    }
+
+    #[inline]
+    pub(super) fn suspended_ns() -> u64 {
+        SUSPENDED_NS.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn suspended() -> Duration {
+        Duration::from_nanos(suspended_ns())
+    }
+}
+
+#[cfg(not(feature = "testing"))]
+mod pretend {
+    use std::time::Duration;
+
+    #[inline(always)]
+    pub(super) fn suspended_ns() -> u64 {
+        0
+    }
+
+    #[inline(always)]
+    pub(super) fn suspended() -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// Pretends the machine was suspended for `d`: the deadline clock and the wall clock move
+/// forward by `d` at once, `CLOCK_MONOTONIC` and timers do not (what a real resume does).
+/// For tests only (the `testing` feature); process-wide.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub fn pretend_suspended(d: Duration) {
+    pretend::add(d);
 }
 
 #[cfg(test)]
@@ -153,33 +331,78 @@ mod tests {
     #[test]
     fn coarse_never_ahead_of_precise() {
         for _ in 0..1000 {
-            let coarse = imp::coarse_ns();
-            let precise = imp::precise_ns();
-            if let (Some(c), Some(p)) = (coarse, precise) {
+            if let (Some(c), Some(p)) = (imp::coarse_mono_ns(), imp::mono_ns()) {
                 assert!(c <= p, "coarse {c} ahead of precise {p}");
+            }
+            if let (Some(c), Some(p)) = (imp::coarse_real_ns(), imp::real_ns()) {
+                assert!(c <= p, "coarse realtime {c} ahead of precise {p}");
             }
         }
     }
 
     #[test]
+    fn the_deadline_clock_runs_with_instant_when_nothing_is_suspended() {
+        let a = Instant::now();
+        let n = now();
+        // No suspend happens during a test run: the boot timeline is Instant's, give or
+        // take the reads' distance (and any suspend since the origin, which only adds).
+        assert!(
+            n + Duration::from_millis(50) >= a,
+            "deadline clock behind Instant"
+        );
+        let later = now();
+        assert!(later >= n, "the deadline clock went backwards");
+        std::thread::sleep(Duration::from_millis(20));
+        let moved = now().duration_since(later);
+        assert!(moved >= Duration::from_millis(20), "{moved:?}");
+        assert!(moved < Duration::from_secs(5), "{moved:?}");
+        let wall = wall_ms();
+        assert!(wall > 1_600_000_000_000, "{wall}");
+    }
+
+    #[test]
     fn deadlines_round_towards_earlier() {
-        let now = Instant::now();
+        let now = now();
         let far = now + Duration::from_secs(3600);
         let near = now + Duration::from_millis(50);
         let past = now.checked_sub(Duration::from_secs(5)).unwrap_or(now);
-        if imp::precise_ns().is_none() {
-            assert_eq!(deadline_ns(far), 0);
-            assert!(!surely_before(deadline_ns(far)));
+        if imp::mono_ns().is_none() {
+            assert_eq!(coarse_deadline(far), Coarse::default());
+            assert!(!surely_before(&coarse_deadline(far)));
             return;
         }
-        let after = imp::precise_ns().unwrap();
-        // Not later than the real deadline (the raw clock read after it bounds "now").
-        assert!(deadline_ns(far) <= after + 3_600_000_000_000);
-        assert!(surely_before(deadline_ns(far)));
-        // Within the slack, or in the past: the coarse clock never vouches for it.
-        assert!(!surely_before(deadline_ns(near)));
-        assert!(!surely_before(deadline_ns(past)));
-        assert!(!surely_before(deadline_ns(now)));
-        assert!(!surely_before(0));
+        let (Some(mono_after), Some(real_after)) = (imp::mono_ns(), imp::real_ns()) else {
+            panic!("clock_gettime failed");
+        };
+        // Not later than the real deadline (the raw clocks read after it bound "now").
+        let far_c = coarse_deadline(far);
+        assert!(far_c.mono_ns <= mono_after + 3_600_000_000_000);
+        assert!(far_c.real_ns <= real_after + 3_600_000_000_000);
+        assert!(far_c.mono_ns + 3_500_000_000_000 > mono_after, "{far_c:?}");
+        assert!(far_c.real_ns + 3_500_000_000_000 > real_after, "{far_c:?}");
+        assert!(surely_before(&far_c));
+        // Within the slack, or in the past: the coarse clocks never vouch for it.
+        assert!(!surely_before(&coarse_deadline(near)));
+        assert!(!surely_before(&coarse_deadline(past)));
+        assert!(!surely_before(&coarse_deadline(now)));
+        assert!(!surely_before(&Coarse::default()));
+        // Either clock alone at its deadline is enough to refuse: a suspend moves only the
+        // realtime one, a stuck wall clock only leaves the monotonic one.
+        assert!(!surely_before(&Coarse {
+            mono_ns: far_c.mono_ns,
+            real_ns: coarse_deadline(near).real_ns,
+        }));
+        assert!(!surely_before(&Coarse {
+            mono_ns: coarse_deadline(near).mono_ns,
+            real_ns: far_c.real_ns,
+        }));
+        assert!(!surely_before(&Coarse {
+            mono_ns: far_c.mono_ns,
+            real_ns: 0,
+        }));
+        assert!(!surely_before(&Coarse {
+            mono_ns: 0,
+            real_ns: far_c.real_ns,
+        }));
     }
 }

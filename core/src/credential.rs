@@ -22,9 +22,9 @@ pub struct Credential {
     header_name: &'static str,
     header_value: Secret,
     valid_until: Option<Instant>,
-    /// `valid_until` on the raw monotonic clock for the hot path's coarse check (see
-    /// `crate::clock`); 0 if unknown (the precise clock then decides).
-    coarse_until_ns: u64,
+    /// `valid_until` on the raw monotonic and realtime clocks for the hot path's coarse
+    /// check (see `crate::clock`); unknown fields are 0 (the precise clock then decides).
+    coarse_until: clock::Coarse,
     expires_at_ms: Option<u64>,
 }
 
@@ -49,7 +49,7 @@ impl Credential {
             header_name,
             header_value,
             valid_until,
-            coarse_until_ns: valid_until.map_or(0, clock::deadline_ns),
+            coarse_until: valid_until.map_or_else(clock::Coarse::default, clock::coarse_deadline),
             expires_at_ms,
         })
     }
@@ -89,7 +89,8 @@ impl Credential {
         v.strip_prefix(BEARER_PREFIX).unwrap_or(v)
     }
 
-    /// The monotonic instant from which this credential must no longer be used (already
+    /// The instant, on the deadline clock ([`crate::time::deadline_now`], which counts
+    /// time suspended), from which this credential must no longer be used (already
     /// shortened by the safety margin); `None` if it never expires.
     pub fn valid_until(&self) -> Option<Instant> {
         self.valid_until
@@ -106,14 +107,15 @@ impl Credential {
     }
 
     /// Whether the credential may still be used now: the hot path's check. It is
-    /// `is_valid_at(Instant::now())`, but reads a coarse monotonic clock (a few ns) while
-    /// the deadline is more than 100 ms away, and the precise clock only closer to it, so
-    /// it never says "valid" past `valid_until` (see the `clock` module for why).
+    /// `is_valid_at(deadline_now())`, but reads two coarse clocks (a few ns each) while the
+    /// deadline is more than 100 ms away on both, and the precise deadline clock otherwise
+    /// (closer to it, or after a suspend or a wall-clock step), so it never says "valid"
+    /// past `valid_until` (see the `clock` module for why).
     #[inline]
     pub fn is_valid_now(&self) -> bool {
         match self.valid_until {
             None => true,
-            Some(until) => clock::surely_before(self.coarse_until_ns) || Instant::now() < until,
+            Some(until) => clock::surely_before(&self.coarse_until) || clock::now() < until,
         }
     }
 }
@@ -167,7 +169,7 @@ mod tests {
 
     #[test]
     fn bearer_and_validity() {
-        let t0 = Instant::now();
+        let t0 = clock::now();
         let c = Credential::bearer(
             &Secret::from("eyJ.abc.def"),
             Some(t0 + Duration::from_secs(5)),
@@ -203,12 +205,12 @@ mod tests {
         assert!(Credential::new(X_API_KEY, Secret::from("k\r\n"), None, None).is_err());
         let c = Credential::new(X_API_KEY, Secret::from("exch_1"), None, None).unwrap();
         assert_eq!(c.token(), "exch_1");
-        assert!(c.is_valid_at(Instant::now() + Duration::from_secs(1_000_000)));
+        assert!(c.is_valid_at(clock::now() + Duration::from_secs(1_000_000)));
     }
 
     #[test]
     fn valid_now_never_past_the_deadline() {
-        let t0 = Instant::now();
+        let t0 = clock::now();
         let make = |until: Option<Instant>| {
             Credential::bearer(&Secret::from("eyJ.abc.def"), until, None).unwrap()
         };
@@ -220,22 +222,22 @@ mod tests {
         }
         // A deadline a few ms ahead: valid now, and no longer once it has passed, even
         // though the coarse clock may still lag behind it (the precise clock decides).
-        let until = Instant::now() + Duration::from_millis(20);
+        let until = clock::now() + Duration::from_millis(20);
         let short = make(Some(until));
-        assert!(short.is_valid_now() || Instant::now() >= until);
-        while Instant::now() < until {
+        assert!(short.is_valid_now() || clock::now() >= until);
+        while clock::now() < until {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(!short.is_valid_now());
-        // Agrees with is_valid_at(Instant::now()) either side of a deadline.
+        // Agrees with is_valid_at(clock::now()) either side of a deadline.
         for ms in [0u64, 1, 5, 50, 99, 100, 101, 150, 1000, 60_000] {
-            let c = make(Some(Instant::now() + Duration::from_millis(ms)));
-            let before = Instant::now();
+            let c = make(Some(clock::now() + Duration::from_millis(ms)));
+            let before = clock::now();
             let now_valid = c.is_valid_now();
             if now_valid {
                 assert!(c.is_valid_at(before), "{ms} ms");
             } else {
-                assert!(!c.is_valid_at(Instant::now()), "{ms} ms");
+                assert!(!c.is_valid_at(clock::now()), "{ms} ms");
             }
         }
     }
@@ -245,24 +247,24 @@ mod tests {
         // A deadline well beyond the coarse clock's slack: the hot path answers from the
         // coarse clock alone at first. A stuck or wrong coarse clock would keep vouching
         // for it after the deadline has passed in real time; this waits for that moment.
-        let until = Instant::now() + clock::SLACK + Duration::from_millis(150);
+        let until = clock::now() + clock::SLACK + Duration::from_millis(150);
         let c = Credential::bearer(&Secret::from("eyJ.abc.def"), Some(until), None).unwrap();
         assert!(c.is_valid_now());
         assert!(
-            clock::surely_before(c.coarse_until_ns),
+            clock::surely_before(&c.coarse_until),
             "the coarse clock should vouch for a deadline 250 ms ahead"
         );
-        while Instant::now() < until {
+        while clock::now() < until {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(!c.is_valid_now(), "valid after its deadline passed");
-        assert!(!clock::surely_before(c.coarse_until_ns));
-        assert!(!c.is_valid_at(Instant::now()));
+        assert!(!clock::surely_before(&c.coarse_until));
+        assert!(!c.is_valid_at(clock::now()));
     }
 
     #[test]
     fn accessors_report_what_the_credential_was_built_with() {
-        let t0 = Instant::now();
+        let t0 = clock::now();
         let until = t0 + Duration::from_secs(90);
         let c = Credential::bearer(
             &Secret::from("eyJ.abc.def"),
@@ -286,7 +288,7 @@ mod tests {
 
     #[test]
     fn margin_applied() {
-        let t0 = Instant::now();
+        let t0 = clock::now();
         assert_eq!(
             safe_valid_until(t0, t0 + Duration::from_secs(3600)),
             t0 + Duration::from_secs(3590)

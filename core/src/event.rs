@@ -11,6 +11,13 @@ pub enum AuthEvent {
     Refreshed,
     /// A full login replaced a session the venue stopped accepting (rejected refresh or 401).
     ReLoggedIn,
+    /// A statement from the venue was not believed, and what was done instead: a `Date`
+    /// header too far from our clock (ignored), a stated lifetime longer than the
+    /// session's `max_lifetime` (clamped). `message` says which; nothing failed.
+    Distrusted {
+        /// What was not believed and what was used instead (no secrets).
+        message: String,
+    },
     /// Something failed; `message` says what and what to check.
     Failed {
         /// The stable kind of the failure.
@@ -29,12 +36,14 @@ impl AuthEvent {
         }
     }
 
-    /// A stable snake_case name: `logged_in`, `refreshed`, `re_logged_in`, `failed`.
+    /// A stable snake_case name: `logged_in`, `refreshed`, `re_logged_in`, `distrusted`,
+    /// `failed`.
     pub const fn as_str(&self) -> &'static str {
         match self {
             AuthEvent::LoggedIn => "logged_in",
             AuthEvent::Refreshed => "refreshed",
             AuthEvent::ReLoggedIn => "re_logged_in",
+            AuthEvent::Distrusted { .. } => "distrusted",
             AuthEvent::Failed { .. } => "failed",
         }
     }

@@ -1,57 +1,91 @@
 //! Time as the machines see it: passed in, never read.
 //!
 //! Venues state expiry in wall-clock terms (`expiresAt` in Unix ms, a JWT `exp`). The
-//! machines convert it to a monotonic deadline the moment a token arrives, so a later
-//! wall-clock jump (NTP step, VM resume) cannot make an expired token look valid.
+//! machines convert it to a deadline on the deadline clock the moment a token arrives, so
+//! a later wall-clock jump (NTP step, VM resume) cannot make an expired token look valid.
+//! A stated expiry is measured against the latest of the clocks we trust ([`Now`]): our
+//! wall clock, the venue's clock as learned from its `Date` headers, and the `Date` of the
+//! answer that carried the token; so a lifetime is the shortest any of them gives, and a
+//! clock that runs behind can only shorten it.
 
 use std::ops::Add;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-/// Both clocks, read once by the driver and handed to a machine.
+/// The clocks, read once by the driver and handed to a machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Now {
-    /// The monotonic clock: every deadline the machines keep is on this clock.
+    /// The deadline clock: every deadline the machines keep is on it. In a live session
+    /// it counts time the machine was suspended ([`deadline_now`]).
     pub instant: Instant,
-    /// The wall clock in Unix milliseconds: only used to convert a venue's expiry.
+    /// The venue's clock as far as we know it, in Unix ms: our wall clock plus the skew
+    /// learned from the venue's `Date` headers (within the session's plausible bound).
+    /// What the tokens we stamp use (Partner's `iat`).
     pub unix_ms: u64,
+    /// Our own wall clock, in Unix ms.
+    pub wall_ms: u64,
+    /// The `Date` of the answer being handled, in Unix ms, when it is within the session's
+    /// plausible bound of our wall clock; `None` otherwise and outside `handle_response`.
+    pub answer_date_ms: Option<u64>,
 }
 
 impl Now {
-    /// Both clocks as given (tests build these from a base instant plus offsets).
+    /// The clocks as given, all wall clocks at `unix_ms` (tests build these from a base
+    /// instant plus offsets).
     pub fn new(instant: Instant, unix_ms: u64) -> Self {
-        Now { instant, unix_ms }
-    }
-
-    /// Read both clocks. For drivers only: the machines never call this.
-    pub fn capture() -> Self {
-        let unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         Now {
-            instant: Instant::now(),
+            instant,
             unix_ms,
+            wall_ms: unix_ms,
+            answer_date_ms: None,
         }
     }
 
-    /// Whole Unix seconds, rounded down (what JWT `iat` uses).
+    /// Read the clocks: the deadline clock and our wall clock. For drivers only: the
+    /// machines never call this.
+    pub fn capture() -> Self {
+        Now::new(deadline_now(), crate::clock::wall_ms())
+    }
+
+    /// Whole Unix seconds of the venue's clock, rounded down (what JWT `iat` uses).
     pub fn unix_secs(&self) -> u64 {
         self.unix_ms / 1000
+    }
+
+    /// The clock a stated expiry is measured against, in Unix ms: the latest of our wall
+    /// clock, the venue's clock as learned, and this answer's `Date`, so the lifetime it
+    /// gives is the shortest of theirs.
+    pub fn expiry_base_ms(&self) -> u64 {
+        self.unix_ms
+            .max(self.wall_ms)
+            .max(self.answer_date_ms.unwrap_or(0))
     }
 }
 
 impl Add<Duration> for Now {
     type Output = Now;
 
-    /// Both clocks moved forward together (a test clock advancing).
+    /// Every clock moved forward together (a test clock advancing).
     fn add(self, rhs: Duration) -> Now {
+        let ms = u64::try_from(rhs.as_millis()).unwrap_or(u64::MAX);
         Now {
             instant: self.instant + rhs,
-            unix_ms: self
-                .unix_ms
-                .saturating_add(u64::try_from(rhs.as_millis()).unwrap_or(u64::MAX)),
+            unix_ms: self.unix_ms.saturating_add(ms),
+            wall_ms: self.wall_ms.saturating_add(ms),
+            answer_date_ms: self.answer_date_ms.map(|d| d.saturating_add(ms)),
         }
     }
 }
+
+/// The deadline clock of a live session: an `Instant` that keeps counting while the
+/// machine is suspended (`CLOCK_BOOTTIME` on Linux; `Instant::now()` elsewhere).
+/// `Credential::valid_until` and a machine's `poll_timeout` are on this clock.
+pub fn deadline_now() -> Instant {
+    crate::clock::now()
+}
+
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub use crate::clock::pretend_suspended;
 
 /// The farthest deadline we represent; an `Instant` cannot hold "never" and a venue
 /// expiry a century away is as good as never.
@@ -64,11 +98,11 @@ pub fn instant_after(now: Instant, d: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// Convert a wall-clock expiry (Unix ms) into a monotonic deadline, at the moment the
-/// token arrives: `now.instant + (expiry_ms - now.unix_ms)`. An expiry already in the past
-/// gives `now.instant` (a deadline that is not in the future).
+/// Convert a wall-clock expiry (Unix ms) into a deadline, at the moment the token arrives:
+/// `now.instant + (expiry_ms - now.expiry_base_ms())`. An expiry already in the past gives
+/// `now.instant` (a deadline that is not in the future).
 pub fn deadline_from_unix_ms(now: Now, expiry_ms: u64) -> Instant {
-    match expiry_ms.checked_sub(now.unix_ms) {
+    match expiry_ms.checked_sub(now.expiry_base_ms()) {
         Some(ms) => instant_after(now.instant, Duration::from_millis(ms)),
         None => now.instant,
     }

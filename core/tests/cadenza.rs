@@ -822,3 +822,91 @@ fn restore_refuses_what_it_cannot_use_and_keeps_the_current_session() {
         .unwrap();
     assert_eq!(m.credential(due.instant).unwrap().token(), "A2");
 }
+
+#[test]
+fn an_expires_at_in_microseconds_is_refused_and_the_rotated_refresh_token_kept() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    m.force_refresh(clock.secs(1));
+    let req = m.poll_request(clock.secs(1)).expect("refresh");
+    assert_eq!(req.path, REFRESH_PATH);
+    let micros = (BASE_MS + 3_600_000) * 1000;
+    let e = m
+        .handle_response(clock.secs(1), ok_tokens("A2", "R2", micros))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol);
+    assert!(e.message().contains("Unix milliseconds"), "{}", e.message());
+    // The venue rotated the refresh token even though the answer is unusable.
+    assert_eq!(
+        m.refresh_token().map(|r| r.expose().to_owned()),
+        Some("R2".into())
+    );
+}
+
+#[test]
+fn a_stated_lifetime_past_max_lifetime_is_clamped_and_said() {
+    let clock = Clock::new();
+    let config = CadenzaConfig::new(EMAIL, PASSWORD)
+        .with_jitter_seed(7)
+        .with_max_lifetime(Duration::from_secs(3600));
+    let mut m = CadenzaMachine::new(config).unwrap();
+    m.poll_request(clock.ms(0)).expect("login");
+    // A year, in milliseconds: believed for an hour.
+    m.handle_response(
+        clock.ms(0),
+        ok_tokens("A1", "R1", BASE_MS + 365 * 86_400_000),
+    )
+    .unwrap();
+    let got = events(&mut m);
+    assert!(
+        matches!(&got[..], [AuthEvent::Distrusted { message }, AuthEvent::LoggedIn]
+            if message.contains("max_lifetime")),
+        "{got:?}"
+    );
+    assert_eq!(m.expires_at_ms(), Some(BASE_MS + 3_600_000));
+    assert!(m.credential(clock.secs(3589).instant).is_some());
+    assert!(m.credential(clock.secs(3590).instant).is_none());
+    assert!(m.poll_timeout().expect("renewal timer") <= clock.secs(3600).instant);
+    let e = CadenzaMachine::new(
+        CadenzaConfig::new(EMAIL, PASSWORD).with_max_lifetime(Duration::from_millis(10)),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn a_token_arriving_already_expired_by_the_answers_date_is_retried_not_served() {
+    let clock = Clock::new();
+    let mut m = machine();
+    m.poll_request(clock.ms(0)).expect("login");
+    // Our clock says the token has an hour left; the answer's own Date says it expired.
+    let mut now = clock.ms(0);
+    now.answer_date_ms = Some(BASE_MS + 3_600_000 + 1_000);
+    let e = m
+        .handle_response(now, ok_tokens("A1", "R1", BASE_MS + 3_600_000))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol);
+    assert!(e.is_retryable());
+    assert!(
+        e.message().contains("arrived already expired"),
+        "{}",
+        e.message()
+    );
+    assert!(m.credential(now.instant).is_none());
+    // Sent again, not given up: the venue is asked anew.
+    assert!(m.poll_request(clock.ms(10)).is_some());
+}
+
+/// The machine sees suspended time as time passing: a `Now` whose deadline clock and wall
+/// clock moved on 2 h (what the driver reads after a resume) finds no credential from
+/// before, and renews.
+#[test]
+fn a_now_two_hours_later_on_the_deadline_and_wall_clocks_has_no_credential() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    let resumed = clock.secs(7200);
+    assert!(m.credential(resumed.instant).is_none());
+    m.handle_timeout(resumed);
+    let req = m.poll_request(resumed).expect("renews after the suspend");
+    assert_eq!(req.path, REFRESH_PATH);
+}

@@ -38,14 +38,18 @@ async fn partner_mints_and_calls_portfolio() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_401_remints_on_the_venue_clock_and_retries_once() {
     let sim = support::sim().await;
-    let session = support::partner(
-        &sim,
-        support::options(&sim, Venue::Partner).background_refresh(false),
-    );
-    // The venue's clock runs 16 minutes ahead: the token minted on our clock looks expired
-    // to it. The 401's Date header tells the venue's time, so the one re-mint is stamped
-    // on the venue's clock and the one retry succeeds.
-    sim.set_clock_offset_secs(960);
+    let partner = |options: tradeauth::Options| {
+        let config =
+            tradeauth::PartnerConfig::new(demo::PARTNER_CLIENT_ID, demo::PARTNER_SECRET_KEY)
+                .with_ttl(Duration::from_secs(300));
+        Session::partner(config, options.background_refresh(false)).expect("session")
+    };
+    // The venue's clock runs 6 minutes ahead: a 5-minute token minted on our clock looks
+    // expired to it. The 401's Date header tells the venue's time (within max_date_skew,
+    // 15 min), so the one re-mint is stamped on the venue's clock and the one retry
+    // succeeds.
+    sim.set_clock_offset_secs(360);
+    let session = partner(support::options(&sim, Venue::Partner));
     let response = session
         .request(Method::Get, "/portfolio")
         .send()
@@ -55,6 +59,28 @@ async fn partner_401_remints_on_the_venue_clock_and_retries_once() {
     let stats = sim.stats().partner;
     assert_eq!(stats.requests, 2, "one rejected call, one retry");
     assert_eq!(stats.rejected("Token Expired"), 1);
+    // A clock further off than max_date_skew is not believed (it looks like a stale
+    // cache): the retry is stamped on our clock and refused too, until the bound is
+    // raised for a venue known to run that far off.
+    sim.reset();
+    sim.set_clock_offset_secs(960);
+    let session = partner(support::options(&sim, Venue::Partner));
+    let response = session
+        .request(Method::Get, "/portfolio")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status, 401);
+    sim.reset();
+    sim.set_clock_offset_secs(960);
+    let session =
+        partner(support::options(&sim, Venue::Partner).max_date_skew(Duration::from_secs(1200)));
+    let response = session
+        .request(Method::Get, "/portfolio")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

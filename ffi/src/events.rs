@@ -29,6 +29,10 @@ pub enum tradeauth_event_kind {
     TRADEAUTH_EVENT_RE_LOGGED_IN = 3,
     /// An authentication attempt failed; the `error` argument says which kind.
     TRADEAUTH_EVENT_FAILED = 4,
+    /// A venue statement was not believed (a `Date` header too far from our clock, a
+    /// lifetime longer than the session's maximum) and what was used instead; nothing
+    /// failed.
+    TRADEAUTH_EVENT_DISTRUSTED = 5,
 }
 
 /// An event callback.
@@ -185,6 +189,11 @@ impl Hub {
                 tradeauth_event_kind::TRADEAUTH_EVENT_RE_LOGGED_IN,
                 tradeauth_status::TRADEAUTH_OK,
                 format!("{label}: logged in again"),
+            ),
+            AuthEvent::Distrusted { message } => (
+                tradeauth_event_kind::TRADEAUTH_EVENT_DISTRUSTED,
+                tradeauth_status::TRADEAUTH_OK,
+                format!("{label}: {message}"),
             ),
             AuthEvent::Failed { kind, message } => (
                 tradeauth_event_kind::TRADEAUTH_EVENT_FAILED,

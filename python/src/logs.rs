@@ -54,6 +54,7 @@ fn describe(event: &AuthEvent) -> (u8, &'static str, String) {
             event.as_str(),
             "logged in again after the venue dropped the session".to_owned(),
         ),
+        AuthEvent::Distrusted { message } => (WARNING, event.as_str(), message.clone()),
         AuthEvent::Failed { kind, message } => (
             WARNING,
             event.as_str(),

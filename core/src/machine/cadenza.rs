@@ -41,6 +41,8 @@ pub struct CadenzaConfig {
     pub refresh_window: Duration,
     /// Seed of the refresh jitter, so many sessions do not refresh in lockstep.
     pub jitter_seed: u64,
+    /// The longest lifetime believed (default 30 days); a longer stated one is clamped.
+    pub max_lifetime: Duration,
 }
 
 impl CadenzaConfig {
@@ -57,6 +59,7 @@ impl CadenzaConfig {
             password: password.into(),
             refresh_window: DEFAULT_REFRESH_WINDOW,
             jitter_seed: seed,
+            max_lifetime: common::DEFAULT_MAX_LIFETIME,
         }
     }
 
@@ -71,6 +74,13 @@ impl CadenzaConfig {
     #[must_use]
     pub fn with_jitter_seed(mut self, seed: u64) -> Self {
         self.jitter_seed = seed;
+        self
+    }
+
+    /// Set the longest lifetime believed.
+    #[must_use]
+    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = max;
         self
     }
 }
@@ -112,6 +122,7 @@ pub struct CadenzaMachine {
     email: String,
     password: Secret,
     refresh_window: Duration,
+    max_lifetime: Duration,
     rng: SplitMix64,
     state: State,
     in_flight: Option<Sent>,
@@ -139,6 +150,8 @@ struct Tokens {
     access: Secret,
     refresh: Secret,
     expires_at_ms: u64,
+    /// The event saying the stated lifetime was clamped, queued when the tokens are.
+    distrusted: Option<AuthEvent>,
 }
 
 /// A failed envelope; `rotated` is a refresh token salvaged from an otherwise unusable
@@ -156,6 +169,7 @@ impl CadenzaMachine {
             password,
             refresh_window,
             jitter_seed,
+            max_lifetime,
         } = config;
         let email = email.trim().to_owned();
         if email.is_empty() || !email.contains('@') || email.chars().any(char::is_control) {
@@ -167,10 +181,12 @@ impl CadenzaMachine {
         if password.is_empty() {
             return Err(Error::invalid_argument("Cadenza password is empty"));
         }
+        common::check_max_lifetime(VENUE, max_lifetime)?;
         Ok(CadenzaMachine {
             email,
             password,
             refresh_window,
+            max_lifetime,
             rng: SplitMix64::new(jitter_seed),
             state: State::LoggedOut,
             in_flight: None,
@@ -388,34 +404,36 @@ impl CadenzaMachine {
                 ));
             }
         };
-        if expires_at_ms <= now.unix_ms {
-            return Err(salvage(
-                Error::protocol(format!(
-                    "{VENUE} {what} answer says the token expired at {expires_at_ms} ms, which \
-                     is not after the local clock ({} ms); check the system clock and that \
-                     `expiresAt` is in Unix milliseconds",
-                    now.unix_ms
-                )),
-                refresh,
-            ));
-        }
+        let (expires_at_ms, distrusted) = match common::checked_expiry(
+            VENUE,
+            what,
+            now,
+            expires_at_ms,
+            self.max_lifetime,
+            true,
+        ) {
+            Ok(checked) => checked,
+            Err(error) => return Err(salvage(error, refresh)),
+        };
         Ok(Tokens {
             access,
             refresh,
             expires_at_ms,
+            distrusted,
         })
     }
 
     fn install(&mut self, now: Now, tokens: Tokens) -> Result<()> {
-        self.install_at(now, tokens, now.unix_ms)
+        self.install_at(now, tokens, now.expiry_base_ms())
     }
 
     /// Installs tokens obtained at `obtained_at_ms` (venue clock; earlier than `now` when
     /// adopted from a shared store), so the safety margin and refresh window follow the
     /// token's whole lifetime, as in the process that obtained it.
     fn install_at(&mut self, now: Now, tokens: Tokens, obtained_at_ms: u64) -> Result<()> {
+        let base_ms = now.expiry_base_ms();
         let deadline = deadline_from_unix_ms(now, tokens.expires_at_ms);
-        let age = Duration::from_millis(now.unix_ms.saturating_sub(obtained_at_ms));
+        let age = Duration::from_millis(base_ms.saturating_sub(obtained_at_ms));
         let arrived = now.instant.checked_sub(age).unwrap_or(now.instant);
         let valid_until = safe_valid_until(arrived, deadline);
         let access = Credential::bearer(
@@ -435,11 +453,14 @@ impl CadenzaMachine {
             access: Some(access),
             refresh_token: Some(tokens.refresh),
             expires_at_ms: tokens.expires_at_ms,
-            obtained_at_ms: obtained_at_ms.min(now.unix_ms),
+            obtained_at_ms: obtained_at_ms.min(base_ms),
             refresh_at,
         });
         self.state = State::Active;
         self.last_error = None;
+        if let Some(event) = tokens.distrusted {
+            self.events.push(event);
+        }
         Ok(())
     }
 
@@ -676,18 +697,30 @@ impl Machine for CadenzaMachine {
                 "a Cadenza snapshot needs a refresh token",
             ));
         };
-        if check_token_text(snapshot.token.expose(), "accessToken").is_err()
-            || snapshot.expires_at_ms <= now.unix_ms
-        {
-            return Err(Error::invalid_argument(
-                "the Cadenza snapshot is expired or its token is not valid header text",
-            ));
-        }
+        let checked = common::checked_expiry(
+            VENUE,
+            "shared session",
+            now,
+            snapshot.expires_at_ms,
+            self.max_lifetime,
+            false,
+        );
+        let (expires_at_ms, distrusted) = match checked {
+            Ok(checked) if check_token_text(snapshot.token.expose(), "accessToken").is_ok() => {
+                checked
+            }
+            _ => {
+                return Err(Error::invalid_argument(
+                    "the Cadenza snapshot is expired or its token is not valid header text",
+                ));
+            }
+        };
         let previous = (self.session.take(), self.state, self.relogin);
         let tokens = Tokens {
             access: snapshot.token.clone(),
             refresh,
-            expires_at_ms: snapshot.expires_at_ms,
+            expires_at_ms,
+            distrusted,
         };
         let installed = self.install_at(now, tokens, snapshot.obtained_at_ms);
         if installed.is_err() || self.credential(now.instant).is_none() {

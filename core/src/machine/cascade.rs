@@ -59,6 +59,8 @@ pub struct CascadeConfig {
     pub refresh_window: Duration,
     /// Seed of the refresh jitter.
     pub jitter_seed: u64,
+    /// The longest lifetime believed (default 30 days); a longer stated one is clamped.
+    pub max_lifetime: Duration,
 }
 
 impl CascadeConfig {
@@ -80,6 +82,7 @@ impl CascadeConfig {
             nonce_lifetime: DEFAULT_NONCE_LIFETIME,
             refresh_window: DEFAULT_REFRESH_WINDOW,
             jitter_seed: seed,
+            max_lifetime: common::DEFAULT_MAX_LIFETIME,
         }
     }
 
@@ -108,6 +111,13 @@ impl CascadeConfig {
     #[must_use]
     pub fn with_jitter_seed(mut self, seed: u64) -> Self {
         self.jitter_seed = seed;
+        self
+    }
+
+    /// Set the longest lifetime believed.
+    #[must_use]
+    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = max;
         self
     }
 }
@@ -383,6 +393,7 @@ pub struct CascadeMachine {
     default_token_ttl: Duration,
     nonce_lifetime: Duration,
     refresh_window: Duration,
+    max_lifetime: Duration,
     rng: SplitMix64,
     phase: Phase,
     in_flight: Option<Sent>,
@@ -405,6 +416,7 @@ impl CascadeMachine {
             nonce_lifetime,
             refresh_window,
             jitter_seed,
+            max_lifetime,
         } = config;
         let address = deposit_address.trim().to_owned();
         check_address(&address, "Cascade deposit address")?;
@@ -420,6 +432,7 @@ impl CascadeMachine {
                 "Cascade nonce lifetime must be at least 1 second",
             ));
         }
+        common::check_max_lifetime(VENUE, max_lifetime)?;
         let delegate_address = signer.address().to_checksum(None);
         Ok(CascadeMachine {
             address,
@@ -428,6 +441,7 @@ impl CascadeMachine {
             default_token_ttl,
             nonce_lifetime,
             refresh_window,
+            max_lifetime,
             rng: SplitMix64::new(jitter_seed),
             phase: Phase::Idle,
             in_flight: None,
@@ -658,25 +672,24 @@ impl CascadeMachine {
                 ))
             })?),
         };
-        let expires_at_ms = match claims_exp.or_else(|| jwt_exp(token.expose())) {
+        let stated_ms = match claims_exp.or_else(|| jwt_exp(token.expose())) {
             Some(secs) => secs.saturating_mul(1000),
-            None => now.unix_ms.saturating_add(
+            None => now.expiry_base_ms().saturating_add(
                 u64::try_from(self.default_token_ttl.as_millis()).unwrap_or(u64::MAX),
             ),
         };
-        if expires_at_ms <= now.unix_ms {
-            return Err(proto(format!(
-                "{VENUE} session token expired at {expires_at_ms} ms, which is not after the \
-                 local clock ({} ms); check the system clock",
-                now.unix_ms
-            )));
+        let (expires_at_ms, distrusted) =
+            common::checked_expiry(VENUE, "session", now, stated_ms, self.max_lifetime, false)
+                .map_err(|e| e.with_status(status))?;
+        if let Some(event) = distrusted {
+            self.events.push(event);
         }
         self.build_session(
             now,
             &token,
             claims.map(Value::Object),
             expires_at_ms,
-            now.unix_ms,
+            now.expiry_base_ms(),
         )
         .map_err(|_| proto(format!("{VENUE} session token is not valid header text")))
     }
@@ -692,9 +705,10 @@ impl CascadeMachine {
         expires_at_ms: u64,
         obtained_at_ms: u64,
     ) -> Result<Session> {
-        let obtained_at_ms = obtained_at_ms.min(now.unix_ms);
+        let base_ms = now.expiry_base_ms();
+        let obtained_at_ms = obtained_at_ms.min(base_ms);
         let deadline = deadline_from_unix_ms(now, expires_at_ms);
-        let age = Duration::from_millis(now.unix_ms - obtained_at_ms);
+        let age = Duration::from_millis(base_ms - obtained_at_ms);
         let arrived = now.instant.checked_sub(age).unwrap_or(now.instant);
         let valid_until = safe_valid_until(arrived, deadline);
         let credential = Credential::bearer(token, Some(valid_until), Some(expires_at_ms))?;
@@ -961,24 +975,36 @@ impl Machine for CascadeMachine {
                 "Cascade cannot adopt a shared session while a request is in flight",
             ));
         }
-        if check_token_text(snapshot.token.expose(), "token").is_err()
-            || snapshot.expires_at_ms <= now.unix_ms
-        {
-            return Err(Error::invalid_argument(
-                "the Cascade snapshot is expired or its token is not valid header text",
-            ));
-        }
+        let checked = common::checked_expiry(
+            VENUE,
+            "shared session",
+            now,
+            snapshot.expires_at_ms,
+            self.max_lifetime,
+            false,
+        );
+        let (expires_at_ms, distrusted) = match checked {
+            Ok(checked) if check_token_text(snapshot.token.expose(), "token").is_ok() => checked,
+            _ => {
+                return Err(Error::invalid_argument(
+                    "the Cascade snapshot is expired or its token is not valid header text",
+                ));
+            }
+        };
         let session = self.build_session(
             now,
             &snapshot.token,
             snapshot.claims.clone(),
-            snapshot.expires_at_ms,
+            expires_at_ms,
             snapshot.obtained_at_ms,
         )?;
         if !session.credential.is_valid_at(now.instant) {
             return Err(Error::invalid_argument(
                 "the Cascade snapshot is too close to expiry to use",
             ));
+        }
+        if let Some(event) = distrusted {
+            self.events.push(event);
         }
         // A pending challenge is dropped: the adopted token makes it unnecessary.
         self.session = Some(session);

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::error::{Error, ErrorKind};
 use crate::event::AuthEvent;
 use crate::http::HttpResponse;
-use crate::time::{SplitMix64, instant_after};
+use crate::time::{Now, SplitMix64, instant_after};
 
 /// Events kept if the driver never drains them; the oldest are dropped first so memory
 /// stays bounded.
@@ -232,6 +232,86 @@ pub(crate) fn refresh_at(
     at.min(valid_until)
 }
 
+/// The longest lifetime a venue may state before it is clamped (30 days): tokens that
+/// claim to live longer are renewed within this anyway.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A `max_lifetime` must be at least a second: anything shorter would make every token
+/// expire on arrival.
+pub(crate) fn check_max_lifetime(venue: &str, max_lifetime: Duration) -> Result<(), Error> {
+    if max_lifetime < Duration::from_secs(1) {
+        return Err(Error::invalid_argument(format!(
+            "{venue} max_lifetime must be at least 1 second"
+        )));
+    }
+    Ok(())
+}
+
+/// A venue's stated expiry (Unix ms) as the machine will use it, measured against the
+/// latest clock we trust (`now.expiry_base_ms()`):
+/// - `not_ms_check`: an expiry more than 100x that clock (year 5000 and later) or less
+///   than a hundredth of it (1975 and earlier) is plainly not in milliseconds
+///   (microseconds, seconds): a `Protocol` error, not retried;
+/// - an expiry not after that clock arrived already expired: a retryable `Protocol` error
+///   whose message names the clocks and how far apart they are (the driver backs off);
+/// - a lifetime longer than `max_lifetime` is clamped to it, and the `Distrusted` event
+///   saying so is returned with it for the machine to queue.
+pub(crate) fn checked_expiry(
+    venue: &str,
+    what: &str,
+    now: Now,
+    expires_at_ms: u64,
+    max_lifetime: Duration,
+    not_ms_check: bool,
+) -> Result<(u64, Option<AuthEvent>), Error> {
+    let base = now.expiry_base_ms();
+    if not_ms_check && (expires_at_ms / 100 > base || expires_at_ms < base / 100) {
+        return Err(Error::protocol(format!(
+            "{venue} {what} answer says the token expires at {expires_at_ms}, more than 100 \
+            times or less than a hundredth of the current time in Unix milliseconds \
+            ({base}); `expiresAt` must be in Unix milliseconds"
+        )));
+    }
+    if expires_at_ms <= base {
+        let behind = base - expires_at_ms;
+        let mut clocks = format!("our clock says {} ms", now.wall_ms);
+        if now.unix_ms != now.wall_ms {
+            clocks.push_str(&format!(
+                ", the venue's clock as learned from its Date headers {} ms ({:+} ms from ours)",
+                now.unix_ms,
+                now.unix_ms as i128 - now.wall_ms as i128
+            ));
+        }
+        if let Some(date) = now.answer_date_ms {
+            clocks.push_str(&format!(
+                ", this answer's Date {date} ms ({:+} ms from ours)",
+                date as i128 - now.wall_ms as i128
+            ));
+        }
+        return Err(Error::protocol(format!(
+            "{venue} {what} answer's token arrived already expired: it expired at \
+            {expires_at_ms} ms, {behind} ms before the latest clock we trust ({clocks}); \
+            check this machine's clock and that the expiry is in Unix milliseconds"
+        ))
+        .with_retryable(true));
+    }
+    let max_ms = u64::try_from(max_lifetime.as_millis()).unwrap_or(u64::MAX);
+    let lifetime_ms = expires_at_ms - base;
+    if lifetime_ms > max_ms {
+        let event = AuthEvent::Distrusted {
+            message: format!(
+                "{venue} {what} answer states a lifetime of {} s, longer than max_lifetime \
+                ({} s); the token is renewed as if it lived {} s",
+                lifetime_ms / 1000,
+                max_ms / 1000,
+                max_ms / 1000
+            ),
+        };
+        return Ok((base.saturating_add(max_ms), Some(event)));
+    }
+    Ok((expires_at_ms, None))
+}
+
 /// `instant + d` without panicking.
 pub(crate) fn after(instant: Instant, d: Duration) -> Instant {
     instant_after(instant, d)
@@ -416,5 +496,140 @@ mod tests {
             "k=[REDACTED];[REDACTED]"
         );
         assert_eq!(sanitize("a\u{7}b", &[]), "a b");
+    }
+
+    fn at(wall_ms: u64) -> Now {
+        Now::new(Instant::now(), wall_ms)
+    }
+
+    const WALL: u64 = 1_700_000_000_000;
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    #[test]
+    fn a_stated_expiry_is_kept_when_it_is_believable() {
+        let (ms, event) =
+            checked_expiry("V", "login", at(WALL), WALL + 3_600_000, DAY, true).unwrap();
+        assert_eq!((ms, event), (WALL + 3_600_000, None));
+        // Exactly max_lifetime is believed; one ms more is not.
+        let (ms, event) =
+            checked_expiry("V", "login", at(WALL), WALL + 86_400_000, DAY, true).unwrap();
+        assert_eq!((ms, event), (WALL + 86_400_000, None));
+        // The first ms after the clock is a (short) lifetime, not an expired token.
+        assert_eq!(
+            checked_expiry("V", "login", at(WALL), WALL + 1, DAY, true)
+                .unwrap()
+                .0,
+            WALL + 1
+        );
+    }
+
+    #[test]
+    fn a_lifetime_longer_than_the_maximum_is_clamped_with_an_event() {
+        let (ms, event) =
+            checked_expiry("V", "login", at(WALL), WALL + 86_400_001, DAY, true).unwrap();
+        assert_eq!(ms, WALL + 86_400_000);
+        let Some(AuthEvent::Distrusted { message }) = event else {
+            panic!("no Distrusted event: {event:?}");
+        };
+        assert!(
+            message.contains("86400 s") && message.contains("max_lifetime"),
+            "{message}"
+        );
+        // Measured from the latest clock: with the venue 10 s ahead, so is the cap.
+        let mut now = at(WALL);
+        now.answer_date_ms = Some(WALL + 10_000);
+        let (ms, _) = checked_expiry("V", "login", now, u64::MAX / 1000, DAY, false).unwrap();
+        assert_eq!(ms, WALL + 10_000 + 86_400_000);
+    }
+
+    #[test]
+    fn an_expiry_that_is_not_milliseconds_is_refused() {
+        // Microseconds: a thousand times the clock.
+        let micros = (WALL + 3_600_000) * 1000;
+        let e = checked_expiry("V", "login", at(WALL), micros, DAY, true).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert!(
+            e.message().contains("Unix milliseconds") && e.message().contains("100 times"),
+            "{}",
+            e.message()
+        );
+        assert!(!e.is_retryable());
+        // 100x the clock is the edge: not refused, clamped.
+        assert!(checked_expiry("V", "login", at(WALL), WALL * 100 + 99, DAY, true).is_ok());
+        assert!(checked_expiry("V", "login", at(WALL), WALL * 100 + 100, DAY, true).is_err());
+        // Seconds: a thousandth of the clock; a hundredth is the edge (an expired token).
+        let e = checked_expiry("V", "login", at(WALL), WALL / 1000, DAY, true).unwrap_err();
+        assert!(
+            !e.is_retryable() && e.message().contains("hundredth"),
+            "{e}"
+        );
+        let e = checked_expiry("V", "login", at(WALL), WALL / 100, DAY, true).unwrap_err();
+        assert!(
+            e.is_retryable() && e.message().contains("already expired"),
+            "{e}"
+        );
+        let e = checked_expiry("V", "login", at(WALL), WALL / 100 - 1, DAY, true).unwrap_err();
+        assert!(!e.is_retryable(), "{e}");
+        // Without the check (JWT seconds already converted), an absurd one is clamped.
+        let (ms, event) = checked_expiry("V", "login", at(WALL), micros, DAY, false).unwrap();
+        assert_eq!(ms, WALL + 86_400_000);
+        assert!(event.is_some());
+    }
+
+    #[test]
+    fn a_token_expired_on_arrival_names_the_clocks_and_is_retried() {
+        let e = checked_expiry("V", "login", at(WALL), WALL, DAY, true).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert!(e.is_retryable(), "retried with backoff, not given up");
+        assert!(e.message().contains("0 ms before"), "{}", e.message());
+        assert!(e.message().contains(&format!("our clock says {WALL} ms")));
+        assert!(!e.message().contains("Date"), "{}", e.message());
+        // The venue clock as learned and this answer's Date, with their differences.
+        let mut now = at(WALL);
+        now.unix_ms = WALL + 5_000;
+        now.answer_date_ms = Some(WALL + 7_000);
+        let e = checked_expiry("V", "refresh", now, WALL + 6_000, DAY, true).unwrap_err();
+        let m = e.message();
+        assert!(m.contains("1000 ms before"), "{m}");
+        assert!(
+            m.contains("Date headers 1700000005000 ms (+5000 ms from ours)"),
+            "{m}"
+        );
+        assert!(
+            m.contains("this answer's Date 1700000007000 ms (+7000 ms from ours)"),
+            "{m}"
+        );
+        assert!(m.starts_with("V refresh answer"), "{m}");
+    }
+
+    #[test]
+    fn the_latest_clock_decides_so_a_wrong_one_can_only_shorten() {
+        // Our wall clock, the venue's as learned, this answer's Date: the latest wins.
+        for (unix, date, base) in [
+            (WALL, None, WALL),
+            (WALL - 7_200_000, None, WALL),
+            (WALL + 60_000, None, WALL + 60_000),
+            (WALL, Some(WALL - 600_000), WALL),
+            (WALL, Some(WALL + 600_000), WALL + 600_000),
+            (WALL + 60_000, Some(WALL + 30_000), WALL + 60_000),
+        ] {
+            let mut now = at(WALL);
+            now.unix_ms = unix;
+            now.answer_date_ms = date;
+            assert_eq!(now.expiry_base_ms(), base, "{unix} {date:?}");
+            let expiry = WALL + 3_600_000;
+            assert_eq!(
+                crate::time::deadline_from_unix_ms(now, expiry),
+                now.instant + Duration::from_millis(expiry - base)
+            );
+        }
+    }
+
+    #[test]
+    fn max_lifetime_must_be_a_second_or_more() {
+        assert!(check_max_lifetime("V", Duration::from_secs(1)).is_ok());
+        let e = check_max_lifetime("V", Duration::from_millis(999)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.message().contains("V max_lifetime"), "{}", e.message());
     }
 }

@@ -47,6 +47,7 @@ pub mod partner;
 
 pub use cadenza::{CadenzaConfig, CadenzaMachine};
 pub use cascade::{CascadeConfig, CascadeMachine};
+pub use common::DEFAULT_MAX_LIFETIME;
 pub use exchange::{ExchangeConfig, ExchangeMachine};
 pub use partner::{PartnerConfig, PartnerMachine};
 

@@ -17,6 +17,7 @@ impl Session {
             config.refresh_window = window;
         }
         config.jitter_seed = rand::random();
+        config.max_lifetime = options.max_lifetime;
         Self::from_machine(
             move || Ok(VenueMachine::Cadenza(CadenzaMachine::new(config.clone())?)),
             Some(CADENZA_PRODUCTION_URL),

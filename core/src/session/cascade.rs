@@ -15,6 +15,7 @@ impl Session {
             config.refresh_window = window;
         }
         config.jitter_seed = rand::random();
+        config.max_lifetime = options.max_lifetime;
         Self::from_machine(
             move || Ok(VenueMachine::Cascade(CascadeMachine::new(config.clone())?)),
             Some(CASCADE_URL),

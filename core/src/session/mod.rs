@@ -14,7 +14,7 @@ mod shared;
 pub(crate) mod tls;
 mod ws;
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -37,14 +37,31 @@ use crate::machine::{
 };
 use crate::time::Now;
 
-/// Reads both clocks once; the only place outside tests where machines get their time.
-/// `unix_ms` is the venue's clock as far as its `Date` headers tell (local wall clock plus
-/// the measured skew), so expiries it states and tokens we stamp agree with the venue
-/// even when the two clocks disagree by minutes.
+/// Reads the clocks once; the only place outside tests where machines get their time.
+/// `unix_ms` is the venue's clock as far as its `Date` headers tell (our wall clock plus
+/// the measured skew, which [`Session::observe_date`] keeps within `max_date_skew`), so
+/// tokens we stamp agree with the venue even when the two clocks disagree by minutes;
+/// `wall_ms` stays ours, and a stated expiry is measured against the later of the two.
 fn venue_now(skew_ms: i64) -> Now {
     let mut now = Now::capture();
-    now.unix_ms = now.unix_ms.saturating_add_signed(skew_ms);
+    now.unix_ms = now.wall_ms.saturating_add_signed(skew_ms);
     now
+}
+
+/// An answer's `Date` header in Unix ms (whole seconds, as the header has them).
+fn answer_date_ms(headers: &[(String, String)]) -> Option<u64> {
+    let (_, value) = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("date"))?;
+    let date = httpdate::parse_http_date(value).ok()?;
+    let since = date.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_millis()).ok()
+}
+
+/// Whether a venue clock reading `venue_ms` is within `bound` of our wall clock.
+fn plausible(venue_ms: u64, wall_ms: u64, bound: Duration) -> bool {
+    let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+    venue_ms.abs_diff(wall_ms) <= bound_ms
 }
 
 /// One of the four venue machines; an enum rather than `dyn Machine` so that venue
@@ -181,8 +198,10 @@ struct Inner {
     /// Bumped after every authentication attempt; callers that waited on the lock compare
     /// it to know an attempt finished while they queued (single flight, shared failure).
     attempts: AtomicU64,
-    /// The venue's clock minus ours (ms), from the last `Date` header it sent.
+    /// The venue's clock minus ours (ms), from the last plausible `Date` header it sent.
     skew_ms: AtomicI64,
+    /// The last `Date` was implausible (its event was sent; the next is after a good one).
+    date_distrusted: AtomicBool,
     /// This process's parts; `None` only while the session is being dropped.
     local: ArcSwapOption<Local>,
     /// The generation of `local`, for the hot path's one-load fork check.
@@ -271,6 +290,7 @@ impl Session {
             current: ArcSwapOption::empty(),
             attempts: AtomicU64::new(0),
             skew_ms: AtomicI64::new(0),
+            date_distrusted: AtomicBool::new(false),
             local: ArcSwapOption::from_pointee(local),
             local_generation: AtomicU64::new(generation),
             hooks: ArcSwap::from_pointee(Vec::new()),
@@ -590,7 +610,10 @@ impl Session {
             sent_any = true;
             let http = state.ctx.http.clone();
             let sent = self.send(&http, request, None).await;
-            let at = self.now();
+            let at = match &sent {
+                Ok(response) => self.now_for(response),
+                Err(_) => self.now(),
+            };
             let failure = match sent {
                 Ok(response) => state.machine.get_mut().handle_response(at, response).err(),
                 Err(error) => {
@@ -732,6 +755,9 @@ impl Session {
 
     /// Measures the venue's clock skew from its `Date` header. The header has whole
     /// seconds, so its midpoint is used and changes under 2 s are ignored (no flapping).
+    /// A `Date` further than `max_date_skew` from our clock is implausible (a stale cache
+    /// or CDN in front of the venue): it is ignored, with one `Distrusted` event until a
+    /// plausible one arrives, and the skew learned so far stays.
     fn observe_date(&self, headers: &reqwest::header::HeaderMap) {
         let Some(date) = headers
             .get(reqwest::header::DATE)
@@ -743,9 +769,30 @@ impl Session {
         let Ok(server) = date.duration_since(std::time::UNIX_EPOCH) else {
             return;
         };
-        let local = Now::capture().unix_ms as i64;
-        let server_ms = server.as_millis() as i64 + 500;
-        let skew = server_ms - local;
+        let local = Now::capture().wall_ms;
+        let server_ms = u64::try_from(server.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(500);
+        if !plausible(server_ms, local, self.inner.options.max_date_skew) {
+            if !self.inner.date_distrusted.swap(true, Ordering::Relaxed) {
+                let message = format!(
+                    "{} answered with a Date {} s from our clock, more than max_date_skew ({} s): \
+                     ignored; our clock decides (check this machine's clock, or a proxy that \
+                     caches answers)",
+                    self.inner.venue.as_str(),
+                    (server_ms as i128 - local as i128) / 1000,
+                    self.inner.options.max_date_skew.as_secs()
+                );
+                tracing::warn!(venue = self.inner.venue.as_str(), account = %self.inner.account,
+                    %message, "implausible Date header");
+                if let Ok(local) = self.local() {
+                    let _ = local.events.send(AuthEvent::Distrusted { message });
+                }
+            }
+            return;
+        }
+        self.inner.date_distrusted.store(false, Ordering::Relaxed);
+        let skew = server_ms as i64 - local as i64;
         let previous = self.inner.skew_ms.load(Ordering::Relaxed);
         if (skew - previous).abs() >= 2_000 {
             tracing::info!(
@@ -755,6 +802,16 @@ impl Session {
             );
             self.inner.skew_ms.store(skew, Ordering::Relaxed);
         }
+    }
+
+    /// The clocks for handling `response`: [`Self::now`] plus the answer's own `Date` if
+    /// it is plausible, so a token's lifetime is the shortest our clock, the learned skew
+    /// and this answer give.
+    fn now_for(&self, response: &HttpResponse) -> Now {
+        let mut now = self.now();
+        now.answer_date_ms = answer_date_ms(&response.headers)
+            .filter(|&date| plausible(date, now.wall_ms, self.inner.options.max_date_skew));
+        now
     }
 
     /// Starts an authenticated request to `path` (relative to the base URL).
@@ -823,7 +880,7 @@ async fn refresher(weak: Weak<Inner>, local: Weak<Local>) {
         match deadline {
             Some(deadline) => {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(deadline.into()) => {}
+                    _ = sleep_until_deadline(deadline) => {}
                     _ = wake.notified() => continue,
                 }
             }
@@ -867,11 +924,28 @@ async fn refresher(weak: Weak<Inner>, local: Weak<Local>) {
     }
 }
 
+/// The longest one nap of [`sleep_until_deadline`]: how late a timer may fire after the
+/// machine was suspended.
+const MAX_NAP: Duration = Duration::from_secs(5);
+
+/// Sleeps until `deadline` on the deadline clock (which counts suspended time). Timers run
+/// on `CLOCK_MONOTONIC`, which does not, so it naps at most [`MAX_NAP`] at a time and
+/// looks at the deadline clock again: after a resume it wakes within one nap.
+async fn sleep_until_deadline(deadline: std::time::Instant) {
+    loop {
+        let left = deadline.saturating_duration_since(crate::time::deadline_now());
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left.min(MAX_NAP)).await;
+    }
+}
+
 /// When a forked child logs in on its own, while the credential it inherited is still
 /// good: a minute before that expires, or halfway through what is left if that is sooner.
 fn inherited_renewal_at(credential: &Credential) -> Option<std::time::Instant> {
     let until = credential.valid_until()?;
-    let now = std::time::Instant::now();
+    let now = crate::time::deadline_now();
     let left = until.saturating_duration_since(now);
     Some(now + left.saturating_sub(Duration::from_secs(60).min(left / 2)))
 }

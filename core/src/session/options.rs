@@ -30,6 +30,13 @@ pub struct Options {
     pub background_refresh: bool,
     /// Overrides the venue's default refresh window (always capped at a quarter of the token lifetime).
     pub refresh_window: Option<Duration>,
+    /// How far a venue's `Date` header may be from our wall clock and still be believed
+    /// (default 15 min). A `Date` further off (a stale cache, a CDN) is ignored, with a
+    /// `Distrusted` event; one within it can only shorten a token's lifetime.
+    pub max_date_skew: Duration,
+    /// The longest token lifetime believed (default 30 days); a longer stated one is
+    /// clamped to it, with a `Distrusted` event. At least 1 s.
+    pub max_lifetime: Duration,
     /// Shared credential store URL (`"memory:"`, `"file:///dir"`, `"redis://…"`,
     /// `"rediss://…"`); `None` keeps the credential in this session only. Used by Cadenza
     /// and Cascade sessions; Partner and Exchange need no sharing and ignore it.
@@ -65,6 +72,8 @@ impl std::fmt::Debug for Options {
             .field("retry_max_delay", &self.retry_max_delay)
             .field("background_refresh", &self.background_refresh)
             .field("refresh_window", &self.refresh_window)
+            .field("max_date_skew", &self.max_date_skew)
+            .field("max_lifetime", &self.max_lifetime)
             .field("store", &store)
             .field("store_key", &self.store_key.as_ref().map(|_| "[REDACTED]"))
             .field("store_plaintext", &self.store_plaintext)
@@ -112,6 +121,8 @@ impl Default for Options {
             retry_max_delay: Duration::from_secs(5),
             background_refresh: true,
             refresh_window: None,
+            max_date_skew: Duration::from_secs(15 * 60),
+            max_lifetime: crate::machine::DEFAULT_MAX_LIFETIME,
             store: None,
             store_key: None,
             store_plaintext: false,
@@ -187,6 +198,18 @@ impl Options {
     /// Sets how long before expiry a token is renewed.
     pub fn refresh_window(mut self, window: Duration) -> Self {
         self.refresh_window = Some(window);
+        self
+    }
+
+    /// Sets how far a venue's `Date` may be from our clock and still be believed.
+    pub fn max_date_skew(mut self, bound: Duration) -> Self {
+        self.max_date_skew = bound;
+        self
+    }
+
+    /// Sets the longest token lifetime believed (at least 1 s).
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = max;
         self
     }
 

@@ -437,7 +437,8 @@ impl Session {
         error: Error,
     ) -> Result<Option<Arc<Credential>>> {
         shared.failed(&error);
-        let now = Instant::now();
+        // The deadline clock: `until` and `retry_at` are on it.
+        let now = crate::time::deadline_now();
         if let Some(current) = self.current()
             && let Some(until) = current.valid_until()
         {
