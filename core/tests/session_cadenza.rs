@@ -306,3 +306,41 @@ async fn no_secret_in_debug_or_errors() {
         assert!(!printed.contains(secret), "secret leaked into Debug output");
     }
 }
+
+/// A background refresh that fails is shared with the callers queued behind it, like a
+/// caller's own attempt: before, each queued caller started an attempt of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_background_refresh_is_shared_with_the_callers_queued_behind_it() {
+    let sim = support::sim().await;
+    sim.set_lifetimes(access_ttl(3)).expect("ttl");
+    let refresh = tradeauth::machine::cadenza::REFRESH_PATH;
+    let session = support::cadenza(&sim, support::options(&sim, Venue::Cadenza).max_retries(1));
+    let first = session.credential().await.expect("login");
+    // The refresher's attempt: 503, a 1 s Retry-After, 503 again, given up.
+    sim.arm_fault(
+        Fault::status(Venue::Cadenza, 503)
+            .retry_after_secs(1)
+            .on_path(refresh)
+            .times(2),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.stats().cadenza.rejected("fault:503") == 0 || first.is_valid_now() {
+        assert!(
+            Instant::now() < deadline,
+            "the background refresh never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The token has expired and the refresher is inside its attempt: this caller queues.
+    let error = session
+        .credential()
+        .await
+        .expect_err("the refresher's failure, not a second attempt");
+    assert_eq!(error.kind(), ErrorKind::ApiError, "{error}");
+    let stats = sim.stats().cadenza;
+    assert_eq!(stats.rejected("fault:503"), 2, "{stats:?}");
+    assert_eq!(stats.refreshes, 0, "{stats:?}");
+    // The next caller starts a new attempt, which succeeds.
+    let second = session.credential().await.expect("renewed");
+    assert_ne!(second.header_value(), first.header_value());
+}

@@ -76,6 +76,73 @@ async fn redis_lease_and_cas_semantics() {
     }
 }
 
+/// `redis-cli` against the server `url` names; its answer (an error reply fails).
+fn redis_cli(url: &str, args: &[&str]) -> String {
+    let parsed = reqwest::Url::parse(url).expect("redis url");
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", parsed.host_str().expect("host")])
+        .args(["-p", &parsed.port().unwrap_or(6379).to_string()])
+        .arg("--no-auth-warning");
+    if let Some(password) = parsed.password() {
+        cmd.args(["-a", password]);
+    }
+    let out = cmd.args(args).output().expect("redis-cli runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && !text.starts_with("ERR") && !text.contains("NOAUTH"),
+        "redis-cli {args:?}: {text}"
+    );
+    text
+}
+
+/// A record whose `version` field is not one the store writes (a hand edit, another
+/// tool) reads as unreadable (version 0) and the next write replaces it: before, every
+/// compare-and-swap failed forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_with_an_unreadable_version_is_replaced() {
+    let Some(url) = redis_url("a_record_with_an_unreadable_version_is_replaced") else {
+        return;
+    };
+    let store = RedisStore::open(&with_prefix(&url), None, Duration::from_secs(2)).expect("url");
+    let key = "cadenza|https://h/|bad-version";
+    let name = store.record_key(key);
+    for bad in [
+        "abc",
+        "007",
+        "",
+        "-1",
+        "1.5",
+        "18446744073709551615",
+        "99999999999999999999",
+    ] {
+        redis_cli(&url, &["DEL", &name]);
+        assert!(store.compare_and_swap(key, 0, b"one").await.expect("cas"));
+        redis_cli(&url, &["HSET", &name, "version", bad]);
+        let read = store.read(key).await.expect("read").expect("record");
+        assert_eq!(read.version, 0, "version {bad:?}");
+        assert!(
+            store.compare_and_swap(key, 0, b"fresh").await.expect("cas"),
+            "version {bad:?} blocks every write"
+        );
+        let read = store.read(key).await.expect("read").expect("record");
+        assert_eq!(
+            (read.version, read.data.as_slice()),
+            (1, b"fresh".as_slice())
+        );
+    }
+    // The highest version is kept and cannot be written over (no overflow).
+    redis_cli(&url, &["HSET", &name, "version", "18446744073709551614"]);
+    let read = store.read(key).await.expect("read").expect("record");
+    assert_eq!(read.version, tradeauth::store::MAX_VERSION);
+    assert!(
+        store
+            .compare_and_swap(key, read.version, b"x")
+            .await
+            .is_err()
+    );
+    redis_cli(&url, &["DEL", &name]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_processes_share_one_cadenza_login_over_redis() {
     let Some(url) = redis_url("eight_processes_share_one_cadenza_login_over_redis") else {

@@ -896,13 +896,19 @@ async fn refresher(weak: Weak<Inner>, local: Weak<Local>) {
         let outcome = {
             let mut state = parts.state.lock().await;
             let budget = session.inner.options.auth_timeout;
-            match tokio::time::timeout(budget, session.drive_shared(&mut state, false)).await {
-                Ok(result) => result.map(|_| ()),
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    "background refresh timed out",
-                )),
-            }
+            let outcome =
+                match tokio::time::timeout(budget, session.drive_shared(&mut state, false)).await {
+                    Ok(result) => result.map(|_| ()),
+                    Err(_) => Err(Error::new(
+                        ErrorKind::Timeout,
+                        "background refresh timed out",
+                    )),
+                };
+            // Like a caller's own attempt: callers that queued behind this one take its
+            // failure instead of starting another (single flight holds for the refresher).
+            state.last_failure = outcome.as_ref().err().cloned();
+            session.inner.attempts.fetch_add(1, Ordering::AcqRel);
+            outcome
         };
         drop(parts);
         match outcome {

@@ -368,19 +368,19 @@ impl Session {
             )
         })?;
         drop(payload);
-        let sealed = shared.sealer.seal(&shared.key, expected + 1, &json);
+        let next = crate::store::next_version(expected);
+        let sealed = next.and_then(|next| shared.sealer.seal(&shared.key, next, &json));
         json.zeroize();
         let blob = sealed?;
+        let next = expected + 1; // checked by next_version above
         if shared
             .op(shared.store.compare_and_swap(&shared.key, expected, &blob))
             .await?
         {
             state.sync.known_rid = Some(rid);
             tracing::debug!(venue = self.inner.venue.as_str(), account = %self.inner.account,
-                version = expected + 1, "credential record written");
-            shared.emit(StoreEvent::Written {
-                version: expected + 1,
-            });
+                version = next, "credential record written");
+            shared.emit(StoreEvent::Written { version: next });
         } else {
             tracing::info!(venue = self.inner.venue.as_str(), account = %self.inner.account,
                 "another process wrote the credential record first");

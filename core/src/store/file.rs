@@ -134,7 +134,12 @@ impl FileStore {
                 .ok()
                 .and_then(|r| {
                     Some(StoredRecord {
-                        version: r.version,
+                        // Past the maximum reads as unreadable, like a corrupted file.
+                        version: if r.version > super::MAX_VERSION {
+                            0
+                        } else {
+                            r.version
+                        },
                         data: STANDARD.decode(r.data).ok()?,
                     })
                 })
@@ -212,11 +217,12 @@ impl CredentialStore for FileStore {
         expected: u64,
         data: &'a [u8],
     ) -> StoreFuture<'a, bool> {
-        let file = RecordFile {
-            version: expected + 1,
+        let file = super::next_version(expected).map(|version| RecordFile {
+            version,
             data: STANDARD.encode(data),
-        };
+        });
         self.blocking(key, move |store, key| {
+            let file = file?;
             store.locked(key, || {
                 let current = store.read_record(key)?.map_or(0, |r| r.version);
                 if current != expected {

@@ -77,18 +77,21 @@ impl CredentialStore for MemoryStore {
         expected: u64,
         data: &'a [u8],
     ) -> StoreFuture<'a, bool> {
-        let written = self.with(key, |e| {
-            let current = e.record.as_ref().map_or(0, |r| r.version);
-            if current != expected {
-                return false;
-            }
-            e.record = Some(StoredRecord {
-                version: expected + 1,
-                data: data.to_vec(),
-            });
-            true
+        let next = super::next_version(expected);
+        let written = next.map(|next| {
+            self.with(key, |e| {
+                let current = e.record.as_ref().map_or(0, |r| r.version);
+                if current != expected {
+                    return false;
+                }
+                e.record = Some(StoredRecord {
+                    version: next,
+                    data: data.to_vec(),
+                });
+                true
+            })
         });
-        Box::pin(async move { Ok(written) })
+        Box::pin(async move { written })
     }
 
     fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, ()> {

@@ -47,6 +47,32 @@ use crate::machine::Venue;
 /// time (`Arc<dyn CredentialStore>`).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
+/// The highest version a record can have: a stored version above it (or one that is not
+/// a plain decimal number) reads as 0, unreadable, so a writer's compare-and-swap on 0
+/// replaces the record instead of failing forever, and `expected + 1` never overflows.
+pub const MAX_VERSION: u64 = u64::MAX - 1;
+
+/// The version after `expected`; an error past [`MAX_VERSION`] (no store hands one out).
+pub(crate) fn next_version(expected: u64) -> Result<u64> {
+    if expected >= MAX_VERSION {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "a credential record version past the maximum cannot be written over",
+        ));
+    }
+    Ok(expected + 1)
+}
+
+/// A version as the stores write it (plain decimal, no sign, no leading zero), if it is
+/// one and not past [`MAX_VERSION`].
+pub(crate) fn parse_version(text: &str) -> Option<u64> {
+    let canonical = text == "0" || (!text.starts_with('0') && !text.is_empty());
+    if !canonical || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u64>().ok().filter(|&v| v <= MAX_VERSION)
+}
+
 /// A record as stored: its version (1 for the first write) and the sealed bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredRecord {

@@ -21,9 +21,14 @@ use crate::error::{Error, ErrorKind, Result};
 /// The key prefix unless configured (`?prefix=` in the URL, or the options).
 pub const DEFAULT_PREFIX: &str = "tradeauth:";
 
+// A version that is not what `parse_version` accepts (absent, not plain decimal, past
+// MAX_VERSION = 18446744073709551614, 20 digits) counts as 0, as it does for readers.
 const CAS: &str = r"
 local v = redis.call('HGET', KEYS[1], 'version')
-if (v == false and ARGV[1] == '0') or v == ARGV[1] then
+local plain = v and (v == '0' or string.match(v, '^[1-9]%d*$'))
+if plain and (#v > 20 or (#v == 20 and v > '18446744073709551614')) then plain = nil end
+if not plain then v = '0' end
+if v == ARGV[1] then
   redis.call('HSET', KEYS[1], 'version', ARGV[2], 'data', ARGV[3])
   return 1
 end
@@ -154,10 +159,14 @@ impl CredentialStore for RedisStore {
                 .map_err(redis_error)?;
             Ok(match (version, data) {
                 (None, None) => None,
-                // Unparseable versions are treated like the file store's corrupted files:
-                // version 0, so opening fails and a writer's CAS on 0 replaces them.
+                // Unreadable versions are treated like the file store's corrupted files:
+                // version 0, so opening fails and a writer's CAS on 0 replaces them (the
+                // CAS script applies the same rule).
                 (version, data) => Some(StoredRecord {
-                    version: version.and_then(|v| v.parse().ok()).unwrap_or(0),
+                    version: version
+                        .as_deref()
+                        .and_then(super::parse_version)
+                        .unwrap_or(0),
                     data: data.unwrap_or_default(),
                 }),
             })
@@ -204,11 +213,12 @@ impl CredentialStore for RedisStore {
         data: &'a [u8],
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
+            let next = super::next_version(expected)?;
             let mut conn = self.connection().await?;
             let written: i64 = Script::new(CAS)
                 .key(self.record_key(key))
                 .arg(expected.to_string())
-                .arg((expected + 1).to_string())
+                .arg(next.to_string())
                 .arg(data)
                 .invoke_async(&mut conn)
                 .await

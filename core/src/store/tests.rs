@@ -58,7 +58,62 @@ async fn file_store_semantics_and_permissions() {
     assert_eq!(r.version, 0);
     assert!(store.compare_and_swap(key, 0, b"fresh").await.unwrap());
     assert_eq!(store.read(key).await.unwrap().unwrap().version, 1);
+    // A version past the maximum (a hand-edited or damaged file) reads as unreadable too:
+    // the next write replaces it rather than overflowing or failing forever.
+    for version in [u64::MAX, MAX_VERSION + 1] {
+        let raw = format!(r#"{{"version":{version},"data":"c2VhbGVk"}}"#);
+        std::fs::write(store.record_path(key), raw).unwrap();
+        assert_eq!(store.read(key).await.unwrap().unwrap().version, 0);
+        assert!(store.compare_and_swap(key, 0, b"fresh").await.unwrap());
+        assert_eq!(store.read(key).await.unwrap().unwrap().version, 1);
+    }
+    let raw = format!(r#"{{"version":{MAX_VERSION},"data":"c2VhbGVk"}}"#);
+    std::fs::write(store.record_path(key), raw).unwrap();
+    assert_eq!(store.read(key).await.unwrap().unwrap().version, MAX_VERSION);
+    let e = store
+        .compare_and_swap(key, MAX_VERSION, b"x")
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("maximum"), "{e}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn versions_are_plain_decimals_up_to_the_maximum() {
+    for (text, version) in [
+        ("0", Some(0)),
+        ("1", Some(1)),
+        ("42", Some(42)),
+        ("18446744073709551614", Some(MAX_VERSION)),
+        ("18446744073709551615", None),
+        ("99999999999999999999", None),
+        ("007", None),
+        ("00", None),
+        ("", None),
+        ("-1", None),
+        ("+1", None),
+        (" 1", None),
+        ("1.0", None),
+        ("abc", None),
+    ] {
+        assert_eq!(parse_version(text), version, "{text:?}");
+    }
+    assert_eq!(next_version(0).unwrap(), 1);
+    assert_eq!(next_version(MAX_VERSION - 1).unwrap(), MAX_VERSION);
+    assert!(next_version(MAX_VERSION).is_err());
+    assert!(next_version(u64::MAX).is_err());
+}
+
+#[tokio::test]
+async fn memory_store_never_writes_past_the_maximum() {
+    let store = MemoryStore::new();
+    assert!(
+        store
+            .compare_and_swap("k", MAX_VERSION, b"x")
+            .await
+            .is_err()
+    );
+    assert!(store.compare_and_swap("k", u64::MAX, b"x").await.is_err());
 }
 
 #[tokio::test]
