@@ -76,25 +76,6 @@ async fn redis_lease_and_cas_semantics() {
     }
 }
 
-/// `redis-cli` against the server `url` names; its answer (an error reply fails).
-fn redis_cli(url: &str, args: &[&str]) -> String {
-    let parsed = reqwest::Url::parse(url).expect("redis url");
-    let mut cmd = Command::new("redis-cli");
-    cmd.args(["-h", parsed.host_str().expect("host")])
-        .args(["-p", &parsed.port().unwrap_or(6379).to_string()])
-        .arg("--no-auth-warning");
-    if let Some(password) = parsed.password() {
-        cmd.args(["-a", password]);
-    }
-    let out = cmd.args(args).output().expect("redis-cli runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && !text.starts_with("ERR") && !text.contains("NOAUTH"),
-        "redis-cli {args:?}: {text}"
-    );
-    text
-}
-
 /// A record whose `version` field is not one the store writes (a hand edit, another
 /// tool) reads as unreadable (version 0) and the next write replaces it: before, every
 /// compare-and-swap failed forever.
@@ -293,4 +274,26 @@ async fn redis_outage_longer_than_a_refresh_window_costs_no_request() {
             "credential {exp} was not adopted by every process"
         );
     }
+}
+
+/// Issue #14 over Redis: see `fencing_run`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_never_present_one_refresh_token_twice_over_redis() {
+    let Some(url) = redis_url("four_processes_never_present_one_refresh_token_twice_over_redis")
+    else {
+        return;
+    };
+    let prefix = format!("ta-fence-{:08x}:", rand::random::<u32>());
+    fencing_run(Probe::Redis { url, prefix }, false).await;
+}
+
+/// Issue #14 over Redis, the lease holder killed mid-refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_holder_killed_mid_refresh_over_redis_costs_one_login() {
+    let Some(url) = redis_url("a_lease_holder_killed_mid_refresh_over_redis_costs_one_login")
+    else {
+        return;
+    };
+    let prefix = format!("ta-fence-kill-{:08x}:", rand::random::<u32>());
+    fencing_run(Probe::Redis { url, prefix }, true).await;
 }

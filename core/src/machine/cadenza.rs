@@ -202,6 +202,16 @@ impl CadenzaMachine {
         self.session.as_ref()?.refresh_token.as_ref()
     }
 
+    /// Drops (and wipes) the refresh token, keeping the access token: for a driver that
+    /// learns another process may have presented it already (a shared store's fence).
+    /// The next renewal is then a full login, never a reuse the venue could punish by
+    /// revoking the whole token family.
+    pub fn forget_refresh_token(&mut self) {
+        if let Some(session) = self.session.as_mut() {
+            session.refresh_token = None;
+        }
+    }
+
     /// The venue's `expiresAt` (Unix ms) of the current access token.
     pub fn expires_at_ms(&self) -> Option<u64> {
         self.session

@@ -2,8 +2,11 @@
 //!
 //! Only renewals touch the store; the hot path ([`Session::current`]) never does. When a
 //! renewal is due: read the record and adopt it if another process already renewed;
-//! otherwise take the lease, read again, renew at the venue, write version + 1 with a
-//! compare-and-swap, release. When the store is unreachable the session keeps its valid
+//! otherwise take the lease, read again, renew at the venue (keeping the lease while the
+//! venue answers), write version + 1 with a compare-and-swap, release. A Cadenza refresh
+//! token is fenced before it is presented (see [`Session::fence`]): taken out of the
+//! record by a compare-and-swap, so no two processes ever present the same one, even when
+//! a lease lapses under a killed or cut-off holder. When the store is unreachable the session keeps its valid
 //! credential, retries the store, and renews on its own only in the second half of the
 //! time it has left ("last resort"), so an outage never costs a request.
 
@@ -210,6 +213,26 @@ fn needs_login(machine: &VenueMachine) -> bool {
     }
 }
 
+/// Extends the lease (a third of its ttl at a time) until it is lost to another holder;
+/// never returns while it is ours. A store error is retried at the next tick.
+async fn keep_lease(shared: &Shared) {
+    let every = (shared.lease_ttl / 3).max(Duration::from_millis(10));
+    loop {
+        tokio::time::sleep(every).await;
+        let call = shared
+            .store
+            .try_lease(&shared.key, &shared.holder, shared.lease_ttl);
+        match shared.op(call).await {
+            Ok(true) | Err(_) => {}
+            Ok(false) => {
+                tracing::warn!(store = %shared.store.describe(),
+                    "store lease lost during a renewal; finishing it, its write is a compare-and-swap");
+                return;
+            }
+        }
+    }
+}
+
 impl Session {
     /// Subscribes to the shared store's events (unavailable, recovered, adopted, written,
     /// unreadable); they carry no secret. Without a store the receiver never yields.
@@ -276,7 +299,9 @@ impl Session {
             Ok(None) => return Ok(self.current()),
             Err(error) => return self.degraded(shared, state, want_credential, error).await,
         };
-        let outcome = self.renew_under_lease(shared, state, want_credential).await;
+        let outcome = self
+            .renew_under_lease(shared, state, want_credential, leased)
+            .await;
         if leased
             && let Err(error) = shared
                 .op(shared.store.release(&shared.key, &shared.holder))
@@ -288,11 +313,14 @@ impl Session {
         outcome
     }
 
-    /// Waits for the lease, adopting what its holder writes meanwhile. `Some(true)`: taken;
-    /// `Some(false)`: never freed within 1.5 lease ttls (renew without it: the write is
-    /// still a compare-and-swap); `None`: a record made renewing unnecessary.
+    /// Waits for the lease, adopting what its holder writes meanwhile. A live holder keeps
+    /// its lease for as long as its renewal runs (bounded by its `auth_timeout`); a dead
+    /// one loses it a lease ttl later. `Some(true)`: taken; `Some(false)`: still held
+    /// past both (renew without it: the write is still a compare-and-swap, and the fence
+    /// keeps a refresh token from being presented twice); `None`: a record made renewing
+    /// unnecessary.
     async fn take_lease(&self, shared: &Shared, state: &mut State) -> Result<Option<bool>> {
-        let give_up = Instant::now() + shared.lease_ttl + shared.lease_ttl / 2;
+        let give_up = Instant::now() + shared.lease_ttl + self.inner.options.auth_timeout;
         loop {
             let call = shared
                 .store
@@ -314,12 +342,14 @@ impl Session {
         }
     }
 
-    /// Under the lease: read again, adopt if someone renewed, else renew and write.
+    /// Under the lease (`leased`; or past waiting for it): read again, adopt if someone
+    /// renewed, else fence, renew and write.
     async fn renew_under_lease(
         &self,
         shared: &Shared,
         state: &mut State,
         want_credential: bool,
+        leased: bool,
     ) -> Result<Option<Arc<Credential>>> {
         let read = match shared.read(self.inner.venue, &self.inner.account).await {
             Ok(read) => read,
@@ -328,9 +358,34 @@ impl Session {
         if self.adopt(shared, state, &read) && !wants_request(&state.machine) {
             return Ok(self.current());
         }
+        let expected = match self.fence(shared, state, &read).await {
+            Ok(Some(version)) => version,
+            // Someone wrote between our read and the fence: start over from the store.
+            Ok(None) => {
+                return Box::pin(self.renew_under_lease(shared, state, want_credential, leased))
+                    .await;
+            }
+            Err(error) => return self.degraded(shared, state, want_credential, error).await,
+        };
         let before = self.current();
         let known = state.sync.known_rid;
-        let outcome = self.drive(state, want_credential).await;
+        let outcome = {
+            // Keep the lease while the venue call runs, so waiters keep waiting for our
+            // write instead of renewing too. Losing it stops nothing: the request is in
+            // flight, and our write is a compare-and-swap.
+            let drive = self.drive(state, want_credential);
+            tokio::pin!(drive);
+            if leased {
+                let keep = keep_lease(shared);
+                tokio::pin!(keep);
+                tokio::select! {
+                    outcome = &mut drive => outcome,
+                    () = &mut keep => drive.await,
+                }
+            } else {
+                drive.await
+            }
+        };
         let renewed = match (&before, self.current()) {
             (Some(old), Some(new)) => old.header_value() != new.header_value(),
             (None, Some(_)) => true,
@@ -340,11 +395,53 @@ impl Session {
         if outcome.is_ok()
             && renewed
             && state.sync.known_rid == known
-            && let Err(error) = self.write(shared, state, read.version).await
+            && let Err(error) = self.write(shared, state, expected).await
         {
             shared.failed(&error);
         }
         outcome
+    }
+
+    /// Before a Cadenza refresh token is presented: makes sure no other process presents
+    /// it too. Venues rotate refresh tokens and may revoke the whole family when one is
+    /// presented twice; the lease alone cannot promise that (a holder may be killed or cut
+    /// off mid-refresh, and its lease then lapses while its request may have reached the
+    /// venue). So the token is taken out of the shared record first, by a
+    /// compare-and-swap to a fence (the same access token, no refresh token, naming the
+    /// record it came from): of all processes holding that token, only the one whose
+    /// fence lands presents it; any other that later finds the fence logs in instead.
+    /// Returns the version the renewal's own write must replace, or `None` if the record
+    /// changed under us (read again).
+    async fn fence(&self, shared: &Shared, state: &mut State, read: &Read) -> Result<Option<u64>> {
+        let VenueMachine::Cadenza(machine) = &mut state.machine else {
+            return Ok(Some(read.version));
+        };
+        if machine.state_name() != "refreshing" || machine.refresh_token().is_none() {
+            return Ok(Some(read.version));
+        }
+        let Some(record) = &read.payload else {
+            // No shared record of our token: nobody else can hold it.
+            return Ok(Some(read.version));
+        };
+        let known = state.sync.known_rid;
+        if known.is_some() && record.presented_rid == known {
+            tracing::info!(venue = self.inner.venue.as_str(), account = %self.inner.account,
+                "another process took this refresh token to present it; logging in instead");
+            machine.forget_refresh_token();
+            return Ok(Some(read.version));
+        }
+        if known != Some(record.rid) || record.refresh_token.is_none() {
+            // Our refresh token is not the record's (ours is newer, or the record is
+            // our own fence from an earlier attempt): nobody else was handed it.
+            return Ok(Some(read.version));
+        }
+        let rid = rand::random::<u64>();
+        let fence = record.fence(rid);
+        if !self.cas_payload(shared, read.version, &fence).await? {
+            return Ok(None);
+        }
+        state.sync.known_rid = Some(rid);
+        Ok(Some(read.version + 1))
     }
 
     /// Writes the machine's session as version `expected + 1`; if another writer got there
@@ -361,26 +458,12 @@ impl Session {
             rid,
             &snapshot,
         );
-        let mut json = serde_json::to_vec(&payload).map_err(|_| {
-            Error::new(
-                ErrorKind::Protocol,
-                "the credential record could not be encoded",
-            )
-        })?;
-        drop(payload);
-        let next = crate::store::next_version(expected);
-        let sealed = next.and_then(|next| shared.sealer.seal(&shared.key, next, &json));
-        json.zeroize();
-        let blob = sealed?;
-        let next = expected + 1; // checked by next_version above
-        if shared
-            .op(shared.store.compare_and_swap(&shared.key, expected, &blob))
-            .await?
-        {
+        if self.cas_payload(shared, expected, &payload).await? {
             state.sync.known_rid = Some(rid);
+            let version = expected + 1; // cas_payload checked it
             tracing::debug!(venue = self.inner.venue.as_str(), account = %self.inner.account,
-                version = next, "credential record written");
-            shared.emit(StoreEvent::Written { version: next });
+                version, "credential record written");
+            shared.emit(StoreEvent::Written { version });
         } else {
             tracing::info!(venue = self.inner.venue.as_str(), account = %self.inner.account,
                 "another process wrote the credential record first");
@@ -388,6 +471,24 @@ impl Session {
             self.adopt(shared, state, &read);
         }
         Ok(())
+    }
+
+    /// Seals `payload` and writes it as version `expected + 1` if the stored version is
+    /// still `expected`; `false` if another writer got there first.
+    async fn cas_payload(&self, shared: &Shared, expected: u64, payload: &Payload) -> Result<bool> {
+        let next = crate::store::next_version(expected)?;
+        let mut json = serde_json::to_vec(payload).map_err(|_| {
+            Error::new(
+                ErrorKind::Protocol,
+                "the credential record could not be encoded",
+            )
+        })?;
+        let sealed = shared.sealer.seal(&shared.key, next, &json);
+        json.zeroize();
+        let blob = sealed?;
+        shared
+            .op(shared.store.compare_and_swap(&shared.key, expected, &blob))
+            .await
     }
 
     /// Adopts the record if it is another valid credential, at least as fresh as ours.

@@ -38,6 +38,11 @@ pub(crate) struct Payload {
     /// Who wrote it (pid and host; for operators, not used by the logic).
     #[serde(default)]
     pub writer: String,
+    /// Set on a fence: the writer took the refresh token of record `rid` out to present
+    /// it, and no other process may present that token (it does a full login instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[zeroize(skip)]
+    pub presented_rid: Option<u64>,
 }
 
 impl Payload {
@@ -57,6 +62,25 @@ impl Payload {
                 .map(|s| s.expose().to_owned()),
             claims: snapshot.claims.clone(),
             writer: writer_label(),
+            presented_rid: None,
+        }
+    }
+
+    /// The fence for this record: the same access token without the refresh token, under
+    /// a new id, naming this record as the one whose refresh token is being presented.
+    pub(crate) fn fence(&self, rid: u64) -> Self {
+        Payload {
+            v: PAYLOAD_VERSION,
+            venue: self.venue.clone(),
+            account: self.account.clone(),
+            rid,
+            token: self.token.clone(),
+            expires_at_ms: self.expires_at_ms,
+            obtained_at_ms: self.obtained_at_ms,
+            refresh_token: None,
+            claims: self.claims.clone(),
+            writer: writer_label(),
+            presented_rid: Some(self.rid),
         }
     }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tradeauth::{Method, Options, Session, StoreEvent};
-use tradeauth_sim::{Sim, demo};
+use tradeauth_sim::{Fault, LifetimeUpdate, Sim, SimConfig, Venue, demo};
 
 /// A fixed test key (64 hex): the tests' records are encrypted like real ones.
 pub const KEY: &str = "6b8f0c3e2a1d4f5e6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c";
@@ -253,4 +253,131 @@ pub fn cycles() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10)
+}
+
+/// `redis-cli` against the server `url` names; its answer (an error reply fails).
+pub fn redis_cli(url: &str, args: &[&str]) -> String {
+    let parsed = reqwest::Url::parse(url).expect("redis url");
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", parsed.host_str().expect("host")])
+        .args(["-p", &parsed.port().unwrap_or(6379).to_string()])
+        .arg("--no-auth-warning");
+    if let Some(password) = parsed.password() {
+        cmd.args(["-a", password]);
+    }
+    let out = cmd.args(args).output().expect("redis-cli runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && !text.starts_with("ERR") && !text.contains("NOAUTH"),
+        "redis-cli {args:?}: {text}"
+    );
+    text
+}
+
+/// Where a fencing run's workers share their record, and how the test looks into it.
+pub enum Probe {
+    /// A file store directory.
+    File(std::path::PathBuf),
+    /// A Redis server URL and the key prefix of this run.
+    Redis { url: String, prefix: String },
+}
+
+impl Probe {
+    /// The store URL the workers open.
+    pub fn store_url(&self) -> String {
+        match self {
+            Probe::File(dir) => format!("file://{}", dir.display()),
+            Probe::Redis { url, prefix } => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}prefix={prefix}")
+            }
+        }
+    }
+
+    /// The record's version (0 if none) and the pid of the lease holder, if any.
+    pub fn look(&self) -> (u64, Option<u32>) {
+        let pid_of = |holder: &str| holder.split('@').next().and_then(|p| p.trim().parse().ok());
+        match self {
+            Probe::File(dir) => {
+                let holder = files_with(dir, "lease")
+                    .first()
+                    .and_then(|p| std::fs::read(p).ok())
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| v["holder"].as_str().and_then(pid_of));
+                (file_record_version(dir), holder)
+            }
+            Probe::Redis { url, prefix } => {
+                let keys = redis_cli(url, &["KEYS", &format!("{prefix}*")]);
+                let (mut version, mut holder) = (0, None);
+                for key in keys.lines().map(str::trim).filter(|k| !k.is_empty()) {
+                    if key.ends_with(":lease") {
+                        holder = pid_of(&redis_cli(url, &["GET", key]));
+                    } else {
+                        version = redis_cli(url, &["HGET", key, "version"])
+                            .trim()
+                            .parse()
+                            .unwrap_or(0);
+                    }
+                }
+                (version, holder)
+            }
+        }
+    }
+}
+
+/// Issue #14's fencing run: the venue revokes a whole token family when a rotated
+/// refresh token is presented twice; the store lease is 1 s and every refresh answer
+/// takes 3 s; 4 worker processes share one store for 3 token lifetimes. With `kill`,
+/// the lease holder of the first refresh is SIGKILLed while its refresh waits at the
+/// venue. Asserts 1 login (2 with `kill`), no family revocation, no failed request.
+pub async fn fencing_run(probe: Probe, kill: bool) {
+    let mut config = SimConfig::default();
+    config.cadenza.revoke_family_on_reuse = true;
+    let sim = Sim::start(config).await.expect("simulator starts");
+    // An 8 s token: renewed 2 s before expiry (a quarter of its life), 3 s at the venue,
+    // so a cycle is about 9 s and callers wait for the last second of it.
+    sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(8))
+        .expect("lifetime");
+    sim.arm_fault(
+        Fault::delay(Venue::Cadenza, 3000)
+            .on_path(tradeauth::machine::cadenza::REFRESH_PATH)
+            .times(10_000),
+    );
+    let extra = [("TA_LEASE_MS", "1000".to_owned())];
+    let run = Duration::from_secs(3 * 9 + 2);
+    let mut workers = spawn_workers(4, "cadenza", &sim, &probe.store_url(), run, &extra);
+    if kill {
+        // Version 2 is the first refresh's fence: its holder is waiting at the venue.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let pid = loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no refresh under a lease"
+            );
+            if let (2, Some(pid)) = probe.look()
+                && workers.iter().any(|w| w.id() == pid)
+            {
+                break pid;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let index = workers
+            .iter()
+            .position(|w| w.id() == pid)
+            .expect("a worker");
+        let mut victim = workers.remove(index);
+        victim.kill().expect("SIGKILL");
+        let _ = victim.wait();
+    }
+    let summaries = collect_all(workers).await;
+    assert_no_failures(&summaries);
+    let stats = sim.stats().cadenza;
+    assert_eq!(stats.family_revocations, 0, "{stats:?}");
+    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 0, "{stats:?}");
+    if kill {
+        assert!(stats.logins <= 2, "at most one extra login: {stats:?}");
+    } else {
+        assert_eq!(stats.logins, 1, "{stats:?}");
+    }
+    assert!(stats.refreshes >= 2, "{stats:?}");
 }
