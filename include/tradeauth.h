@@ -326,6 +326,12 @@ tradeauth_status tradeauth_options_set_store(struct tradeauth_options *options, 
 tradeauth_status tradeauth_options_set_store_key(struct tradeauth_options *options,
                                                  const char *key);
 
+// Sets how long a store lease lasts, in milliseconds (default 15000): the longest the
+// other processes wait for a renewing process that died. A live holder keeps its lease
+// for as long as its renewal runs. 0 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+tradeauth_status tradeauth_options_set_store_lease_ms(struct tradeauth_options *options,
+                                                      uint64_t lease_ms);
+
 // Allows store records without encryption (for a store that is itself protected).
 // Off by default: a store without a key is an error rather than plaintext by accident.
 tradeauth_status tradeauth_options_set_store_plaintext(struct tradeauth_options *options,

@@ -119,6 +119,14 @@ class Options {
                       "tradeauth_options_set_store_key");
         return *this;
     }
+    /// How long a store lease lasts (default 15 s): the longest the other processes wait
+    /// for a renewing process that died.
+    Options &store_lease(std::chrono::milliseconds lease) {
+        detail::check(tradeauth_options_set_store_lease_ms(handle_.get(),
+                                                           static_cast<uint64_t>(lease.count())),
+                      "tradeauth_options_set_store_lease_ms");
+        return *this;
+    }
     /// Allows unencrypted store records (off by default).
     Options &store_plaintext(bool plaintext) {
         detail::check(tradeauth_options_set_store_plaintext(handle_.get(), plaintext),

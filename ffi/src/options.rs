@@ -331,6 +331,25 @@ pub unsafe extern "C" fn tradeauth_options_set_store_key(
     })
 }
 
+/// Sets how long a store lease lasts, in milliseconds (default 15000): the longest the
+/// other processes wait for a renewing process that died. A live holder keeps its lease
+/// for as long as its renewal runs. 0 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_store_lease_ms(
+    options: *mut tradeauth_options,
+    lease_ms: u64,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_store_lease_ms", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let lease = millis(lease_ms, "store lease")?;
+        options.update(|o| {
+            o.store_lease_ttl = lease;
+            Ok(())
+        })
+    })
+}
+
 /// Allows store records without encryption (for a store that is itself protected).
 /// Off by default: a store without a key is an error rather than plaintext by accident.
 #[unsafe(no_mangle)]

@@ -38,6 +38,9 @@ pub(crate) struct OptionArgs<'py> {
     pub store_key: Option<String>,
     /// Allow unencrypted store records.
     pub store_plaintext: bool,
+    /// How long a store lease lasts, seconds (the longest another process waits for a
+    /// holder that died mid-refresh).
+    pub store_lease: Option<f64>,
 }
 
 /// Seconds from Python to a `Duration`, rejecting negative, NaN and infinite values.
@@ -88,6 +91,16 @@ impl OptionArgs<'_> {
         }
         if let Some(key) = self.store_key {
             options = options.store_key(Secret::new(key));
+        }
+        if let Some(lease) = self.store_lease {
+            let lease = seconds(py, "store_lease", lease)?;
+            if lease.is_zero() {
+                return Err(invalid_argument(
+                    py,
+                    "store_lease must be more than 0 seconds",
+                ));
+            }
+            options = options.store_lease_ttl(lease);
         }
         Ok(options.store_plaintext(self.store_plaintext))
     }

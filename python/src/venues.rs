@@ -45,7 +45,7 @@ pub(crate) struct CadenzaClient;
 impl CadenzaClient {
     /// Builds the client (see the class docstring); `login=True` authenticates now.
     #[new]
-    #[pyo3(signature = (email, password, base_url="https://cadenza-api.algo724.com", *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false))]
+    #[pyo3(signature = (email, password, base_url="https://cadenza-api.algo724.com", *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -62,6 +62,7 @@ impl CadenzaClient {
         store: Option<String>,
         store_key: Option<String>,
         store_plaintext: bool,
+        store_lease: Option<f64>,
     ) -> PyResult<(Self, BaseClient)> {
         let args = OptionArgs {
             ca_cert,
@@ -73,6 +74,7 @@ impl CadenzaClient {
             store,
             store_key,
             store_plaintext,
+            store_lease,
         };
         let options = args.into_options(py, Some(base_url))?;
         let config = CadenzaConfig::new(email, Secret::new(password));
@@ -86,7 +88,7 @@ impl CadenzaClient {
     /// From `CADENZA_EMAIL`, `CADENZA_PASSWORD`, optional `CADENZA_BASE_URL` and
     /// `TRADEAUTH_CA_CERT`.
     #[staticmethod]
-    #[pyo3(signature = (*, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false))]
+    #[pyo3(signature = (*, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
     #[allow(clippy::too_many_arguments)]
     fn from_env(
         py: Python<'_>,
@@ -100,6 +102,7 @@ impl CadenzaClient {
         store: Option<String>,
         store_key: Option<String>,
         store_plaintext: bool,
+        store_lease: Option<f64>,
     ) -> PyResult<Py<Self>> {
         let args = OptionArgs {
             ca_cert,
@@ -111,6 +114,7 @@ impl CadenzaClient {
             store,
             store_key,
             store_plaintext,
+            store_lease,
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::cadenza_from_env);
@@ -181,6 +185,7 @@ impl PartnerClient {
             store: None,
             store_key: None,
             store_plaintext: false,
+            store_lease: None,
         };
         let options = args.into_options(py, Some(base_url))?;
         let config = PartnerConfig::new(client_id, Secret::new(secret_key))
@@ -217,6 +222,7 @@ impl PartnerClient {
             store: None,
             store_key: None,
             store_plaintext: false,
+            store_lease: None,
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::partner_from_env);
@@ -241,7 +247,7 @@ pub(crate) struct CascadeClient;
 impl CascadeClient {
     /// Builds the client (see the class docstring); `login=True` authenticates now.
     #[new]
-    #[pyo3(signature = (deposit_address, delegate_private_key, base_url="https://matcher.cascade.xyz", *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false))]
+    #[pyo3(signature = (deposit_address, delegate_private_key, base_url="https://matcher.cascade.xyz", *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -258,6 +264,7 @@ impl CascadeClient {
         store: Option<String>,
         store_key: Option<String>,
         store_plaintext: bool,
+        store_lease: Option<f64>,
     ) -> PyResult<(Self, BaseClient)> {
         let args = OptionArgs {
             ca_cert,
@@ -269,6 +276,7 @@ impl CascadeClient {
             store,
             store_key,
             store_plaintext,
+            store_lease,
         };
         let options = args.into_options(py, Some(base_url))?;
         let config = CascadeConfig::new(deposit_address, Secret::new(delegate_private_key));
@@ -282,7 +290,7 @@ impl CascadeClient {
     /// From `CASCADE_DEPOSIT_ADDRESS`, `CASCADE_DELEGATE_PRIVATE_KEY`, optional
     /// `CASCADE_BASE_URL` and `TRADEAUTH_CA_CERT`.
     #[staticmethod]
-    #[pyo3(signature = (*, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false))]
+    #[pyo3(signature = (*, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
     #[allow(clippy::too_many_arguments)]
     fn from_env(
         py: Python<'_>,
@@ -296,6 +304,7 @@ impl CascadeClient {
         store: Option<String>,
         store_key: Option<String>,
         store_plaintext: bool,
+        store_lease: Option<f64>,
     ) -> PyResult<Py<Self>> {
         let args = OptionArgs {
             ca_cert,
@@ -307,6 +316,7 @@ impl CascadeClient {
             store,
             store_key,
             store_plaintext,
+            store_lease,
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::cascade_from_env);
@@ -392,6 +402,7 @@ impl ExchangeClient {
             store: None,
             store_key: None,
             store_plaintext: false,
+            store_lease: None,
         };
         let options = args.into_options(py, Some(base_url))?;
         let config = match (api_key, admin_token) {
@@ -436,6 +447,7 @@ impl ExchangeClient {
             store: None,
             store_key: None,
             store_plaintext: false,
+            store_lease: None,
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::exchange_from_env);

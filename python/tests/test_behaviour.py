@@ -285,7 +285,7 @@ def test_ctrl_c_interrupts_a_blocking_call(sim: Sim) -> None:
 def test_processes_share_one_login_through_a_file_store(sim: Sim, tmp_path: Path) -> None:
     store = f"file://{tmp_path}"
     key = "00" * 32
-    first = sim.cadenza_client(store=store, store_key=key)
+    first = sim.cadenza_client(store=store, store_key=key, store_lease=1.5)
     header = first.headers()
     code = (
         "import sys, tradeauth;"

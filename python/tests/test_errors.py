@@ -151,6 +151,9 @@ def test_wrong_types_and_values_are_type_errors_or_invalid_argument(sim: Sim) ->
         lambda: tradeauth.CadenzaClient("a@b.c", "pw", max_retries=-1, login=False),
         lambda: tradeauth.CascadeClient("0x12", "0x" + "11" * 32, login=False),
         lambda: tradeauth.CadenzaClient("a@b.c", "pw", store="ftp://x", store_plaintext=True, login=False),
+        lambda: tradeauth.CadenzaClient("a@b.c", "pw", store="memory:", store_lease=0, login=False),
+        lambda: tradeauth.CadenzaClient("a@b.c", "pw", store="memory:", store_lease=-1.0, login=False),
+        lambda: tradeauth.CascadeClient("0x" + "12" * 20, "0x" + "11" * 32, store_lease=float("nan"), login=False),
         lambda: sim.exchange_client(api_key=EXCHANGE_KEY).ws_auth_message(id=-5),
     ]
     for call in invalid:

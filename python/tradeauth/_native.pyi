@@ -170,6 +170,7 @@ class CadenzaClient(BaseClient):
         store: Optional[str] = None,
         store_key: Optional[str] = None,
         store_plaintext: bool = False,
+        store_lease: Optional[float] = None,
     ) -> CadenzaClient: ...
     @staticmethod
     def from_env(
@@ -184,6 +185,7 @@ class CadenzaClient(BaseClient):
         store: Optional[str] = None,
         store_key: Optional[str] = None,
         store_plaintext: bool = False,
+        store_lease: Optional[float] = None,
     ) -> CadenzaClient: ...
     @property
     def access_token(self) -> str: ...
@@ -245,6 +247,7 @@ class CascadeClient(BaseClient):
         store: Optional[str] = None,
         store_key: Optional[str] = None,
         store_plaintext: bool = False,
+        store_lease: Optional[float] = None,
     ) -> CascadeClient: ...
     @staticmethod
     def from_env(
@@ -259,6 +262,7 @@ class CascadeClient(BaseClient):
         store: Optional[str] = None,
         store_key: Optional[str] = None,
         store_plaintext: bool = False,
+        store_lease: Optional[float] = None,
     ) -> CascadeClient: ...
     @property
     def token(self) -> str: ...

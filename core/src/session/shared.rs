@@ -85,6 +85,11 @@ impl Shared {
             );
             return Ok(None);
         }
+        if options.store_lease_ttl.is_zero() {
+            return Err(Error::invalid_argument(
+                "the store lease must last more than 0 seconds",
+            ));
+        }
         let store = store::open(url, options.store_prefix.as_deref(), options.store_timeout)?;
         // An in-process store never puts a record at rest, so it needs no key.
         let in_memory = url.trim().to_ascii_lowercase().starts_with("memory:");

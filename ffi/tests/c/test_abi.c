@@ -61,6 +61,7 @@ static void test_null_arguments(tradeauth_session *session, tradeauth_response *
     NULLARG(tradeauth_options_set_store_key(NULL, "00"));
     NULLARG(tradeauth_options_set_store_key(options, NULL));
     NULLARG(tradeauth_options_set_store_plaintext(NULL, true));
+    NULLARG(tradeauth_options_set_store_lease_ms(NULL, 1000));
     NULLARG(tradeauth_options_add_root_pem(NULL, "-----BEGIN CERTIFICATE-----"));
     NULLARG(tradeauth_options_add_root_pem(options, NULL));
     NULLARG(tradeauth_options_add_root_file(NULL, "/dev/null"));
@@ -189,6 +190,7 @@ static void test_option_and_constructor_errors(void) {
     tradeauth_session *out = NULL;
     OK(tradeauth_options_new(&options));
     NULLARG(tradeauth_options_set_request_timeout_ms(options, 0));
+    NULLARG(tradeauth_options_set_store_lease_ms(options, 0));
     NULLARG(tradeauth_options_set_connect_timeout_ms(options, 0));
     NULLARG(tradeauth_options_set_auth_timeout_ms(options, 0));
     NULLARG(tradeauth_options_set_refresh_window_ms(options, 0));
@@ -759,6 +761,7 @@ static void test_store(void) {
     OK(tradeauth_options_set_store(options, url));
     OK(tradeauth_options_set_store_key(options,
         "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
+    OK(tradeauth_options_set_store_lease_ms(options, 2000));
     tradeauth_session *first = NULL;
     tradeauth_session *second = NULL;
     OK(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", options, &first));
