@@ -51,6 +51,14 @@ impl Now {
         self.unix_ms / 1000
     }
 
+    /// These clocks with an answer's `Date` (Unix ms), kept only if it is within `bound`
+    /// of our wall clock: a `Date` further off is implausible (a stale cache, a CDN) and
+    /// our clocks alone decide.
+    pub fn with_answer_date(mut self, date_ms: Option<u64>, bound: Duration) -> Self {
+        self.answer_date_ms = date_ms.filter(|&date| plausible(date, self.wall_ms, bound));
+        self
+    }
+
     /// The clock a stated expiry is measured against, in Unix ms: the latest of our wall
     /// clock, the venue's clock as learned, and this answer's `Date`, so the lifetime it
     /// gives is the shortest of theirs.
@@ -74,6 +82,12 @@ impl Add<Duration> for Now {
             answer_date_ms: self.answer_date_ms.map(|d| d.saturating_add(ms)),
         }
     }
+}
+
+/// Whether a venue clock reading `venue_ms` is within `bound` of our wall clock `wall_ms`.
+pub fn plausible(venue_ms: u64, wall_ms: u64, bound: Duration) -> bool {
+    let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+    venue_ms.abs_diff(wall_ms) <= bound_ms
 }
 
 /// The deadline clock of a live session: an `Instant` that keeps counting while the

@@ -58,12 +58,6 @@ fn answer_date_ms(headers: &[(String, String)]) -> Option<u64> {
     u64::try_from(since.as_millis()).ok()
 }
 
-/// Whether a venue clock reading `venue_ms` is within `bound` of our wall clock.
-fn plausible(venue_ms: u64, wall_ms: u64, bound: Duration) -> bool {
-    let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
-    venue_ms.abs_diff(wall_ms) <= bound_ms
-}
-
 /// One of the four venue machines; an enum rather than `dyn Machine` so that venue
 /// accessors (Cadenza's refresh token, Cascade's claims) need no downcasting.
 // One per session, behind its mutex: the size difference between variants costs nothing.
@@ -773,7 +767,7 @@ impl Session {
         let server_ms = u64::try_from(server.as_millis())
             .unwrap_or(u64::MAX)
             .saturating_add(500);
-        if !plausible(server_ms, local, self.inner.options.max_date_skew) {
+        if !crate::time::plausible(server_ms, local, self.inner.options.max_date_skew) {
             if !self.inner.date_distrusted.swap(true, Ordering::Relaxed) {
                 let message = format!(
                     "{} answered with a Date {} s from our clock, more than max_date_skew ({} s): \
@@ -808,10 +802,10 @@ impl Session {
     /// it is plausible, so a token's lifetime is the shortest our clock, the learned skew
     /// and this answer give.
     fn now_for(&self, response: &HttpResponse) -> Now {
-        let mut now = self.now();
-        now.answer_date_ms = answer_date_ms(&response.headers)
-            .filter(|&date| plausible(date, now.wall_ms, self.inner.options.max_date_skew));
-        now
+        self.now().with_answer_date(
+            answer_date_ms(&response.headers),
+            self.inner.options.max_date_skew,
+        )
     }
 
     /// Starts an authenticated request to `path` (relative to the base URL).
