@@ -206,6 +206,17 @@ fn cases() -> Vec<Case> {
                 base
             },
         ));
+        // A stale cache or CDN: every Date header 2 h off the venue's own clock (issue
+        // #14). Ignored as implausible, so tokens are neither stretched nor expired on
+        // arrival and nothing is sent twice.
+        for (label, offset) in [("Date -2 h (stale)", -7200i64), ("Date +2 h", 7200)] {
+            cases.push(case(
+                label,
+                Box::new(move |s| s.arm_fault(Fault::date(venue, offset).times(10_000))),
+                Expect::Recovers,
+                base,
+            ));
+        }
         let mut untrusted = case(
             "wrong CA",
             Box::new(|_| {}),

@@ -28,7 +28,7 @@ enum Step {
     /// True time passes (awake or suspended: the deadline clock counts both).
     Pass(u64),
     /// Our wall clock is stepped by this many ms (either way); nothing else moves.
-    StepWall(i64),
+    JumpWall(i64),
     /// The request in flight is answered: a token living `ttl_secs` on the venue's
     /// clock, with a `Date` that is `date_off_ms` from the venue's clock.
     Answer { ttl_secs: u64, date_off_ms: i64 },
@@ -37,7 +37,7 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => prop_oneof![0u64..5_000, 0u64..8 * HOUR_MS as u64].prop_map(Step::Pass),
-        2 => prop_oneof![-2 * HOUR_MS..2 * HOUR_MS, -20_000i64..20_000].prop_map(Step::StepWall),
+        2 => prop_oneof![-2 * HOUR_MS..2 * HOUR_MS, -20_000i64..20_000].prop_map(Step::JumpWall),
         // From 10 s: a `Date` has whole seconds, so when it is the clock that decides, a
         // token may be believed up to 1 s longer than it lives; the safety margin,
         // min(10 s, lifetime / 10), absorbs that from a 10 s lifetime on.
@@ -83,7 +83,7 @@ proptest! {
                 Step::Pass(ms) => {
                     elapsed += ms;
                 }
-                Step::StepWall(ms) => wall_off += ms,
+                Step::JumpWall(ms) => wall_off += ms,
                 Step::Answer { ttl_secs, date_off_ms } => {
                     if machine.poll_request(now).is_some() {
                         // Whole seconds, as the header has them.

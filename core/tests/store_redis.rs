@@ -297,3 +297,171 @@ async fn a_lease_holder_killed_mid_refresh_over_redis_costs_one_login() {
     let prefix = format!("ta-fence-kill-{:08x}:", rand::random::<u32>());
     fencing_run(Probe::Redis { url, prefix }, true).await;
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`:
+/// (CA PEM text, certificate path, key path, CA path).
+fn private_pki(dir: &std::path::Path) -> (String, String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "tradeauth store test CA");
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("leaf params");
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf certificate");
+    std::fs::create_dir_all(dir).expect("pki dir");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("pem written");
+        path.display().to_string()
+    };
+    (
+        ca_cert.pem(),
+        write("server.pem", &leaf_cert.pem()),
+        write("server.key", &leaf_key.serialize_pem()),
+        write("ca.pem", &ca_cert.pem()),
+    )
+}
+
+/// `rediss://` with the firm's own CA and an ACL user that may touch only its prefix:
+/// the store works with the CA and the user, refuses a server it cannot verify, is
+/// refused outside its prefix, and two sessions share one login through it. No error
+/// names the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_private_ca_and_an_acl_user() {
+    if redis_url("rediss_with_a_private_ca_and_an_acl_user").is_none() {
+        return;
+    }
+    let dir = temp_dir("rediss");
+    let (ca_pem, cert, key, ca_file) = private_pki(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let password = format!("acl-{:016x}", rand::random::<u64>());
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-port", &port.to_string(), "--tls-cert-file", &cert])
+        .args(["--tls-key-file", &key, "--tls-ca-cert-file", &ca_file])
+        .args([
+            "--tls-auth-clients",
+            "no",
+            "--dir",
+            &dir.display().to_string(),
+        ])
+        .args(["--user", "default", "off"])
+        .args([
+            "--user",
+            "trader",
+            "on",
+            &format!(">{password}"),
+            "~ta-acl:*",
+            "+@all",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server (TLS) did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url =
+        |prefix: &str| format!("rediss://trader:{password}@127.0.0.1:{port}/0?prefix={prefix}");
+    let t = Duration::from_secs(3);
+    let key_name = "cadenza|https://h/|acl";
+
+    // The system roots do not know this CA: refused, and the error names no password.
+    let unverified = RedisStore::open(&url("ta-acl:"), None, t).expect("url");
+    let e = unverified
+        .read(key_name)
+        .await
+        .expect_err("an unknown CA is refused");
+    assert!(e.message().contains("certificate"), "{e}");
+    assert!(!e.message().contains(&password), "{e}");
+    // With the CA and the ACL user: the store's whole contract.
+    let store = RedisStore::open_with_ca(&url("ta-acl:"), None, t, Some(&ca_pem)).expect("url");
+    assert_eq!(store.read(key_name).await.expect("read"), None);
+    assert!(
+        store
+            .compare_and_swap(key_name, 0, b"one")
+            .await
+            .expect("cas")
+    );
+    assert!(
+        !store
+            .compare_and_swap(key_name, 0, b"two")
+            .await
+            .expect("cas")
+    );
+    assert!(store.try_lease(key_name, "a", t).await.expect("lease"));
+    assert!(!store.try_lease(key_name, "b", t).await.expect("lease"));
+    store.release(key_name, "a").await.expect("release");
+    assert_eq!(
+        store
+            .read(key_name)
+            .await
+            .expect("read")
+            .expect("record")
+            .version,
+        1
+    );
+    // Outside the user's key pattern the server refuses, and the error says nothing secret.
+    let outside =
+        RedisStore::open_with_ca(&url("elsewhere:"), None, t, Some(&ca_pem)).expect("url");
+    let e = outside.read(key_name).await.expect_err("outside the ACL");
+    assert!(e.message().contains("permission"), "{e}");
+    assert!(!e.message().contains(&password), "{e}");
+    // A CA for a store that is not rediss:// is a mistake worth an error.
+    assert!(
+        tradeauth::store::open_with_ca("redis://127.0.0.1:1/0", None, t, Some(&ca_pem)).is_err()
+    );
+
+    // Two sessions share one login through this store.
+    let sim = Sim::start(SimConfig::default()).await.expect("sim");
+    let options = || {
+        tradeauth::Options::new()
+            .base_url(sim.urls().venue(Venue::Cadenza))
+            .add_root_pem(sim.ca_pem())
+            .store(url("ta-acl:"))
+            .store_ca_pem(ca_pem.clone())
+            .store_key(KEY)
+    };
+    let make = || {
+        tradeauth::Session::cadenza(
+            tradeauth::CadenzaConfig::new(
+                tradeauth_sim::demo::CADENZA_EMAIL,
+                tradeauth_sim::demo::CADENZA_PASSWORD,
+            ),
+            options(),
+        )
+        .expect("session")
+    };
+    let (a, b) = (make(), make());
+    let first = a.credential().await.expect("login");
+    let second = b.credential().await.expect("adopted");
+    assert_eq!(first.header_value(), second.header_value());
+    assert_eq!(sim.stats().cadenza.logins, 1);
+    assert_eq!(b.store_available(), Some(true));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}

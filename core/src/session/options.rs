@@ -54,6 +54,9 @@ pub struct Options {
     pub store_timeout: Duration,
     /// Redis key prefix (default `tradeauth:`, or the URL's `?prefix=`).
     pub store_prefix: Option<String>,
+    /// For a `rediss://` store: the CA certificate(s), PEM text, its certificate must
+    /// chain to instead of the system's roots (a private CA); `None`: system roots.
+    pub store_ca_pem: Option<String>,
 }
 
 impl std::fmt::Debug for Options {
@@ -80,6 +83,7 @@ impl std::fmt::Debug for Options {
             .field("store_lease_ttl", &self.store_lease_ttl)
             .field("store_timeout", &self.store_timeout)
             .field("store_prefix", &self.store_prefix)
+            .field("store_ca", &self.store_ca_pem.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -129,6 +133,7 @@ impl Default for Options {
             store_lease_ttl: Duration::from_secs(15),
             store_timeout: Duration::from_secs(2),
             store_prefix: None,
+            store_ca_pem: None,
         }
     }
 }
@@ -198,6 +203,12 @@ impl Options {
     /// Sets how long before expiry a token is renewed.
     pub fn refresh_window(mut self, window: Duration) -> Self {
         self.refresh_window = Some(window);
+        self
+    }
+
+    /// Trusts this CA (PEM text) for a `rediss://` store instead of the system's roots.
+    pub fn store_ca_pem(mut self, pem: impl Into<String>) -> Self {
+        self.store_ca_pem = Some(pem.into());
         self
     }
 

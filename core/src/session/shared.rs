@@ -90,7 +90,12 @@ impl Shared {
                 "the store lease must last more than 0 seconds",
             ));
         }
-        let store = store::open(url, options.store_prefix.as_deref(), options.store_timeout)?;
+        let store = store::open_with_ca(
+            url,
+            options.store_prefix.as_deref(),
+            options.store_timeout,
+            options.store_ca_pem.as_deref(),
+        )?;
         // An in-process store never puts a record at rest, so it needs no key.
         let in_memory = url.trim().to_ascii_lowercase().starts_with("memory:");
         let sealer = Sealer::from_options(

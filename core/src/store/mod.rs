@@ -171,7 +171,24 @@ pub fn open(
     redis_prefix: Option<&str>,
     timeout: Duration,
 ) -> Result<Arc<dyn CredentialStore>> {
+    open_with_ca(url, redis_prefix, timeout, None)
+}
+
+/// [`open`], with the CA certificate(s) (PEM) a `rediss://` store's certificate must chain
+/// to instead of the system's roots; an error for any other store.
+pub fn open_with_ca(
+    url: &str,
+    redis_prefix: Option<&str>,
+    timeout: Duration,
+    redis_ca_pem: Option<&str>,
+) -> Result<Arc<dyn CredentialStore>> {
     let url = url.trim();
+    if redis_ca_pem.is_some() && !url.to_ascii_lowercase().starts_with("rediss:") {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "a store CA certificate needs a rediss:// (TLS) store URL",
+        ));
+    }
     let scheme = url
         .split_once(':')
         .map(|(s, _)| s.to_ascii_lowercase())
@@ -202,7 +219,12 @@ pub fn open(
             }
             Ok(Arc::new(FileStore::open(percent_decode(&path))?))
         }
-        "redis" | "rediss" => Ok(Arc::new(RedisStore::open(url, redis_prefix, timeout)?)),
+        "redis" | "rediss" => Ok(Arc::new(RedisStore::open_with_ca(
+            url,
+            redis_prefix,
+            timeout,
+            redis_ca_pem,
+        )?)),
         _ => Err(Error::new(
             ErrorKind::InvalidArgument,
             "unknown credential store: use \"memory:\", \"file:///dir\", \"redis://host:port/db\" or \"rediss://…\"",

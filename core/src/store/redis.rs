@@ -68,9 +68,21 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// A store on `url` (`redis://[user][:password@]host[:port][/db]`, or `rediss://`
-    /// for TLS); `prefix` overrides a `?prefix=` query parameter and the default
-    /// `tradeauth:`. Nothing is connected until first use.
+    /// for TLS, trusting the system's roots); `prefix` overrides a `?prefix=` query
+    /// parameter and the default `tradeauth:`. Nothing is connected until first use.
     pub fn open(url: &str, prefix: Option<&str>, timeout: Duration) -> Result<Self> {
+        Self::open_with_ca(url, prefix, timeout, None)
+    }
+
+    /// [`RedisStore::open`], and for a `rediss://` URL with `ca_pem`: the server's
+    /// certificate must chain to the CA certificate(s) in this PEM text (instead of the
+    /// system's roots), e.g. a firm's private CA.
+    pub fn open_with_ca(
+        url: &str,
+        prefix: Option<&str>,
+        timeout: Duration,
+        ca_pem: Option<&str>,
+    ) -> Result<Self> {
         let mut parsed = reqwest::Url::parse(url).map_err(|_| {
             Error::new(
                 ErrorKind::InvalidArgument,
@@ -102,12 +114,34 @@ impl RedisStore {
         if described.password().is_some() {
             let _ = described.set_password(Some("***"));
         }
-        let client = Client::open(parsed.as_str()).map_err(|e| {
+        let unusable = |e: redis::RedisError| {
             Error::new(
                 ErrorKind::InvalidArgument,
-                format!("the Redis store URL is not usable ({})", e.category()),
+                format!("the Redis store URL or CA is not usable ({})", e.category()),
             )
-        })?;
+        };
+        let client = match ca_pem {
+            None => Client::open(parsed.as_str()).map_err(unusable)?,
+            Some(_) if parsed.scheme() != "rediss" => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "a store CA certificate needs a rediss:// (TLS) store URL",
+                ));
+            }
+            Some(pem) => {
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(Error::new(
+                        ErrorKind::InvalidArgument,
+                        "the store CA holds no -----BEGIN CERTIFICATE----- block",
+                    ));
+                }
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.as_bytes().to_vec()),
+                };
+                Client::build_with_tls(parsed.as_str(), certs).map_err(unusable)?
+            }
+        };
         Ok(RedisStore {
             client,
             prefix,

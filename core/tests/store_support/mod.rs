@@ -370,8 +370,13 @@ pub async fn fencing_run(probe: Probe, kill: bool) {
         let _ = victim.wait();
     }
     let summaries = collect_all(workers).await;
-    assert_no_failures(&summaries);
     let stats = sim.stats().cadenza;
+    let ok: u64 = summaries.iter().map(|s| s.ok).sum();
+    println!(
+        "fencing run (kill: {kill}): {} logins, {} refreshes, {} family revocations, {ok} requests ok",
+        stats.logins, stats.refreshes, stats.family_revocations
+    );
+    assert_no_failures(&summaries);
     assert_eq!(stats.family_revocations, 0, "{stats:?}");
     assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 0, "{stats:?}");
     if kill {
