@@ -167,6 +167,13 @@ pub fn remaining(credential: &Credential, now: Instant) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    /// Sleeps (on the thread's timer, not the clock under test) until just past `until`,
+    /// at most 2 s: a deadline clock that is stuck or slow cannot make a test wait for it.
+    fn sleep_past(until: Instant) {
+        let left = until.saturating_duration_since(clock::now());
+        std::thread::sleep(left.min(Duration::from_secs(2)) + Duration::from_millis(2));
+    }
+
     #[test]
     fn bearer_and_validity() {
         let t0 = clock::now();
@@ -225,9 +232,7 @@ mod tests {
         let until = clock::now() + Duration::from_millis(20);
         let short = make(Some(until));
         assert!(short.is_valid_now() || clock::now() >= until);
-        while clock::now() < until {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        sleep_past(until);
         assert!(!short.is_valid_now());
         // Agrees with is_valid_at(clock::now()) either side of a deadline.
         for ms in [0u64, 1, 5, 50, 99, 100, 101, 150, 1000, 60_000] {
@@ -254,9 +259,7 @@ mod tests {
             clock::surely_before(&c.coarse_until),
             "the coarse clock should vouch for a deadline 250 ms ahead"
         );
-        while clock::now() < until {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        sleep_past(until);
         assert!(!c.is_valid_now(), "valid after its deadline passed");
         assert!(!clock::surely_before(&c.coarse_until));
         assert!(!c.is_valid_at(clock::now()));
