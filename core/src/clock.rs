@@ -199,17 +199,24 @@ pub fn now() -> Instant {
             boot_ns,
         })
     });
-    let at = match (origin, imp::boot_ns()) {
+    let at = on_boot_timeline(origin.as_ref(), imp::boot_ns(), Instant::now);
+    at.checked_add(crate::testing::suspended()).unwrap_or(at)
+}
+
+/// The deadline clock's reading for a `CLOCK_BOOTTIME` reading: `origin.instant` plus the
+/// boot time since the origin; `fallback()` (`Instant::now`) when either is unknown.
+fn on_boot_timeline(
+    origin: Option<&Origin>,
+    boot_ns: Option<u64>,
+    fallback: impl FnOnce() -> Instant,
+) -> Instant {
+    match (origin, boot_ns) {
         (Some(origin), Some(boot)) => {
             let since = Duration::from_nanos(boot.saturating_sub(origin.boot_ns));
-            origin
-                .instant
-                .checked_add(since)
-                .unwrap_or_else(Instant::now)
+            origin.instant.checked_add(since).unwrap_or_else(fallback)
         }
-        _ => Instant::now(),
-    };
-    at.checked_add(pretend::suspended()).unwrap_or(at)
+        _ => fallback(),
+    }
 }
 
 /// The wall clock in Unix ms (plus any pretended suspend, in tests).
@@ -217,7 +224,7 @@ pub(crate) fn wall_ms() -> u64 {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    ms.saturating_add(u64::try_from(pretend::suspended().as_millis()).unwrap_or(u64::MAX))
+    ms.saturating_add(u64::try_from(crate::testing::suspended().as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A deadline on the two coarse clocks, for the hot path; 0 in a field means unknown (the
@@ -236,7 +243,7 @@ pub(crate) fn coarse_deadline(until: Instant) -> Coarse {
     let (Some(mono), Some(real)) = (imp::mono_ns(), imp::real_ns()) else {
         return Coarse::default();
     };
-    let real = real.saturating_add(pretend::suspended_ns());
+    let real = real.saturating_add(crate::testing::suspended_ns());
     let now = now();
     let shift = |raw: u64| -> u64 {
         let deadline = match until.checked_duration_since(now) {
@@ -259,69 +266,19 @@ pub(crate) fn coarse_deadline(until: Instant) -> Coarse {
 /// means "not sure: ask the precise clock".
 #[inline]
 pub(crate) fn surely_before(deadline: &Coarse) -> bool {
-    if deadline.mono_ns == 0 || deadline.real_ns == 0 {
-        return false;
-    }
+    // An unknown (0) deadline needs no test of its own: no reading plus the slack is
+    // below 0, so the comparisons below say "not sure".
     let slack = SLACK.as_nanos() as u64;
     match (imp::coarse_mono_ns(), imp::coarse_real_ns()) {
         (Some(mono), Some(real)) => {
             mono.saturating_add(slack) < deadline.mono_ns
                 && real
-                    .saturating_add(pretend::suspended_ns())
+                    .saturating_add(crate::testing::suspended_ns())
                     .saturating_add(slack)
                     < deadline.real_ns
         }
         _ => false,
     }
-}
-
-/// A suspend that tests can pretend happened: with the `testing` feature, the deadline
-/// clock and the wall clock jump forward together, as after a real resume, while
-/// `CLOCK_MONOTONIC` (and every timer) does not.
-#[cfg(feature = "testing")]
-mod pretend {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::Duration;
-
-    static SUSPENDED_NS: AtomicU64 = AtomicU64::new(0);
-
-    pub(super) fn add(d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        SUSPENDED_NS.fetch_add(ns, Ordering::SeqCst);
-    }
-
-    #[inline]
-    pub(super) fn suspended_ns() -> u64 {
-        SUSPENDED_NS.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn suspended() -> Duration {
-        Duration::from_nanos(suspended_ns())
-    }
-}
-
-#[cfg(not(feature = "testing"))]
-mod pretend {
-    use std::time::Duration;
-
-    #[inline(always)]
-    pub(super) fn suspended_ns() -> u64 {
-        0
-    }
-
-    #[inline(always)]
-    pub(super) fn suspended() -> Duration {
-        Duration::ZERO
-    }
-}
-
-/// Pretends the machine was suspended for `d`: the deadline clock and the wall clock move
-/// forward by `d` at once, `CLOCK_MONOTONIC` and timers do not (what a real resume does).
-/// For tests only (the `testing` feature); process-wide.
-#[cfg(feature = "testing")]
-#[doc(hidden)]
-pub fn pretend_suspended(d: Duration) {
-    pretend::add(d);
 }
 
 #[cfg(test)]
@@ -358,6 +315,34 @@ mod tests {
         assert!(moved < Duration::from_secs(5), "{moved:?}");
         let wall = wall_ms();
         assert!(wall > 1_600_000_000_000, "{wall}");
+    }
+
+    #[test]
+    fn the_deadline_clock_follows_boottime_from_its_origin() {
+        let t0 = Instant::now();
+        let fallback = t0 + Duration::from_secs(1);
+        let origin = Origin {
+            instant: t0,
+            boot_ns: 5_000_000_000,
+        };
+        // Two hours of boot time later (a suspend included or not): two hours later.
+        let two_hours = 5_000_000_000 + 7_200_000_000_000;
+        assert_eq!(
+            on_boot_timeline(Some(&origin), Some(two_hours), || fallback),
+            t0 + Duration::from_secs(7200)
+        );
+        assert_eq!(
+            on_boot_timeline(Some(&origin), Some(5_000_000_001), || fallback),
+            t0 + Duration::from_nanos(1)
+        );
+        // A reading before the origin (cannot happen: the clock is monotonic) stays at it.
+        assert_eq!(on_boot_timeline(Some(&origin), Some(1), || fallback), t0);
+        // Without a boot clock, or before the origin was read: Instant decides.
+        assert_eq!(on_boot_timeline(Some(&origin), None, || fallback), fallback);
+        assert_eq!(
+            on_boot_timeline(None, Some(two_hours), || fallback),
+            fallback
+        );
     }
 
     #[test]

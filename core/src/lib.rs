@@ -40,6 +40,8 @@ pub mod secret;
 pub mod session;
 #[cfg(feature = "client")]
 pub mod store;
+#[doc(hidden)]
+pub mod testing;
 pub mod time;
 
 pub use credential::Credential;

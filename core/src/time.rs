@@ -99,7 +99,7 @@ pub fn deadline_now() -> Instant {
 
 #[cfg(feature = "testing")]
 #[doc(hidden)]
-pub use crate::clock::pretend_suspended;
+pub use crate::testing::pretend_suspended;
 
 /// The farthest deadline we represent; an `Instant` cannot hold "never" and a venue
 /// expiry a century away is as good as never.
@@ -177,6 +177,61 @@ mod tests {
         assert_eq!(deadline_from_unix_ms(now, now.unix_ms), base);
         // Absurd expiries saturate instead of panicking.
         assert!(deadline_from_unix_ms(now, u64::MAX) > base);
+    }
+
+    #[test]
+    fn a_date_is_believed_only_within_the_bound() {
+        let bound = Duration::from_secs(900);
+        let wall = 1_700_000_000_000;
+        assert!(plausible(wall, wall, bound));
+        assert!(plausible(wall + 900_000, wall, bound), "the bound itself");
+        assert!(plausible(wall - 900_000, wall, bound));
+        assert!(!plausible(wall + 900_001, wall, bound));
+        assert!(!plausible(wall - 900_001, wall, bound));
+        assert!(!plausible(wall - 7_200_000, wall, bound), "a stale cache");
+        assert!(plausible(u64::MAX, 0, Duration::MAX), "no overflow");
+        let now = Now::new(Instant::now(), wall);
+        assert_eq!(
+            now.with_answer_date(Some(wall + 60_000), bound)
+                .answer_date_ms,
+            Some(wall + 60_000)
+        );
+        assert_eq!(
+            now.with_answer_date(Some(wall + 7_200_000), bound)
+                .answer_date_ms,
+            None
+        );
+        assert_eq!(now.with_answer_date(None, bound).answer_date_ms, None);
+        // Measured from our wall clock, not from the venue clock as learned.
+        let mut skewed = now;
+        skewed.unix_ms = wall + 7_200_000;
+        assert_eq!(
+            skewed
+                .with_answer_date(Some(wall + 7_200_000), bound)
+                .answer_date_ms,
+            None
+        );
+        // The rest of the clocks are left as they were.
+        let with = now.with_answer_date(Some(wall + 1), bound);
+        assert_eq!(
+            (with.instant, with.unix_ms, with.wall_ms),
+            (now.instant, wall, wall)
+        );
+    }
+
+    #[test]
+    fn every_clock_moves_with_a_test_clock() {
+        let base = Instant::now();
+        let mut now = Now::new(base, 1_000_000);
+        now.wall_ms = 2_000_000;
+        now.answer_date_ms = Some(3_000_000);
+        let later = now + Duration::from_millis(5);
+        assert_eq!(later.instant, base + Duration::from_millis(5));
+        assert_eq!((later.unix_ms, later.wall_ms), (1_000_005, 2_000_005));
+        assert_eq!(later.answer_date_ms, Some(3_000_005));
+        assert_eq!(later.expiry_base_ms(), 3_000_005);
+        assert_eq!(Now::new(base, 7).wall_ms, 7);
+        assert_eq!(Now::new(base, 7).answer_date_ms, None);
     }
 
     #[test]
