@@ -11,6 +11,10 @@
 #   bash scripts/mutants.sh --record             with a full or --in-diff run that missed
 #                                                nothing: record this commit as the base
 #
+# While it runs, build nothing else in the same target dir: the mutated copies of the tree
+# build artifacts under the same names as the tree itself (cargo names them by package,
+# not by path), so a concurrent build swaps test binaries under both.
+#
 # A mutant that no test can kill (equivalent behaviour, or compiled out on this platform)
 # is listed in core/mutants-equivalent.txt with why; any other missed or timed-out mutant
 # fails the run. Results: target/mutants/<group>/mutants.out, and a per-file table.

@@ -910,3 +910,29 @@ fn a_now_two_hours_later_on_the_deadline_and_wall_clocks_has_no_credential() {
     let req = m.poll_request(resumed).expect("renews after the suspend");
     assert_eq!(req.path, REFRESH_PATH);
 }
+
+/// A driver that learns another process may have presented the refresh token (a shared
+/// store's fence) drops it: the access token keeps being served, and the renewal that
+/// comes due is a full login, never that refresh token again.
+#[test]
+fn a_forgotten_refresh_token_is_never_presented_again() {
+    let clock = Clock::new();
+    let mut m = logged_in(&clock, 3600);
+    assert!(m.refresh_token().is_some());
+    m.forget_refresh_token();
+    assert!(m.refresh_token().is_none());
+    assert_eq!(m.credential(clock.secs(10).instant).unwrap().token(), "A1");
+    // The refresh window: a login goes out, not a refresh.
+    m.force_refresh(clock.secs(20));
+    let req = m.poll_request(clock.secs(20)).expect("renewal");
+    assert_eq!(req.path, LOGIN_PATH, "the forgotten token is not presented");
+    assert!(!String::from_utf8_lossy(&req.body).contains("R1"));
+    m.handle_response(clock.secs(20), ok_tokens("A2", "R2", BASE_MS + 7_200_000))
+        .unwrap();
+    assert_eq!(m.credential(clock.secs(21).instant).unwrap().token(), "A2");
+    assert_eq!(m.refresh_token().map(|r| r.expose().to_owned()), Some("R2".into()));
+    // Without a session it does nothing.
+    let mut fresh = machine();
+    fresh.forget_refresh_token();
+    assert!(fresh.refresh_token().is_none());
+}
