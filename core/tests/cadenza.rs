@@ -930,7 +930,10 @@ fn a_forgotten_refresh_token_is_never_presented_again() {
     m.handle_response(clock.secs(20), ok_tokens("A2", "R2", BASE_MS + 7_200_000))
         .unwrap();
     assert_eq!(m.credential(clock.secs(21).instant).unwrap().token(), "A2");
-    assert_eq!(m.refresh_token().map(|r| r.expose().to_owned()), Some("R2".into()));
+    assert_eq!(
+        m.refresh_token().map(|r| r.expose().to_owned()),
+        Some("R2".into())
+    );
     // Without a session it does nothing.
     let mut fresh = machine();
     fresh.forget_refresh_token();
