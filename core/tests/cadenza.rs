@@ -939,3 +939,30 @@ fn a_forgotten_refresh_token_is_never_presented_again() {
     fresh.forget_refresh_token();
     assert!(fresh.refresh_token().is_none());
 }
+
+/// By default a stated lifetime is believed up to 30 days: a 29-day token as stated, a
+/// 31-day one as 30 days (with the event saying so).
+#[test]
+fn the_default_max_lifetime_is_thirty_days() {
+    const DAY_MS: u64 = 86_400_000;
+    for (days, clamped) in [(29u64, false), (31, true)] {
+        let clock = Clock::new();
+        let mut m = machine();
+        m.poll_request(clock.ms(0)).expect("login");
+        m.handle_response(clock.ms(0), ok_tokens("A1", "R1", BASE_MS + days * DAY_MS))
+            .unwrap();
+        let got = events(&mut m);
+        assert_eq!(
+            got.iter()
+                .any(|e| matches!(e, AuthEvent::Distrusted { .. })),
+            clamped,
+            "{days} days: {got:?}"
+        );
+        let believed = if clamped { 30 } else { days };
+        assert_eq!(
+            m.expires_at_ms(),
+            Some(BASE_MS + believed * DAY_MS),
+            "{days} days"
+        );
+    }
+}
