@@ -1,5 +1,7 @@
 //! What happened inside a machine, for logs, metrics and callbacks.
 
+use std::fmt;
+
 use crate::error::{Error, ErrorKind};
 
 /// An authentication event. Carries no secret.
@@ -46,5 +48,59 @@ impl AuthEvent {
             AuthEvent::Distrusted { .. } => "distrusted",
             AuthEvent::Failed { .. } => "failed",
         }
+    }
+}
+
+/// The one human-readable text of an event, shared by every binding's logs and
+/// callbacks: `logged in`, `credential refreshed`, ... (no secret: the messages carry none).
+impl fmt::Display for AuthEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthEvent::LoggedIn => f.write_str("logged in"),
+            AuthEvent::Refreshed => f.write_str("credential refreshed"),
+            AuthEvent::ReLoggedIn => {
+                f.write_str("logged in again after the venue dropped the session")
+            }
+            AuthEvent::Distrusted { message } => f.write_str(message),
+            AuthEvent::Failed { kind, message } => {
+                write!(f, "authentication failed ({}): {message}", kind.as_str())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_event_has_its_text() {
+        let failed = AuthEvent::Failed {
+            kind: ErrorKind::Unauthorized,
+            message: "bad key".into(),
+        };
+        let distrusted = AuthEvent::Distrusted {
+            message: "Date ignored".into(),
+        };
+        let texts: Vec<String> = [
+            AuthEvent::LoggedIn,
+            AuthEvent::Refreshed,
+            AuthEvent::ReLoggedIn,
+            distrusted,
+            failed,
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            texts,
+            [
+                "logged in",
+                "credential refreshed",
+                "logged in again after the venue dropped the session",
+                "Date ignored",
+                "authentication failed (unauthorized): bad key",
+            ]
+        );
     }
 }

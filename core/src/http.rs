@@ -21,6 +21,29 @@ pub enum Method {
     Delete,
 }
 
+/// Parses a method name in any case (`"get"`, `"POST"`); anything else is an
+/// `InvalidArgument` error. What every binding uses for a caller's method string.
+impl std::str::FromStr for Method {
+    type Err = crate::error::Error;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        const ALL: [Method; 5] = [
+            Method::Get,
+            Method::Post,
+            Method::Put,
+            Method::Patch,
+            Method::Delete,
+        ];
+        ALL.into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                crate::error::Error::invalid_argument(
+                    "the method must be GET, POST, PUT, PATCH or DELETE",
+                )
+            })
+    }
+}
+
 impl Method {
     /// The method as it appears on the wire, e.g. `"POST"`.
     pub const fn as_str(self) -> &'static str {
@@ -202,6 +225,28 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_parse_in_any_case_and_nothing_else() {
+        for m in [
+            Method::Get,
+            Method::Post,
+            Method::Put,
+            Method::Patch,
+            Method::Delete,
+        ] {
+            assert_eq!(m.as_str().parse::<Method>().unwrap(), m);
+            assert_eq!(m.as_str().to_lowercase().parse::<Method>().unwrap(), m);
+        }
+        for bad in ["", "HEAD", "GETS", " GET", "CONNECT"] {
+            let e = bad.parse::<Method>().unwrap_err();
+            assert_eq!(
+                e.kind(),
+                crate::error::ErrorKind::InvalidArgument,
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn debug_redacts_bodies() {

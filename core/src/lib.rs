@@ -52,7 +52,7 @@ pub use machine::cadenza::{CadenzaConfig, CadenzaMachine};
 pub use machine::cascade::{CascadeConfig, CascadeMachine, eip191_sign};
 pub use machine::exchange::{ExchangeConfig, ExchangeMachine};
 pub use machine::partner::{PartnerConfig, PartnerMachine, mint_token};
-pub use machine::{Machine, SessionSnapshot, Venue, WsAuthReply};
+pub use machine::{Capabilities, Machine, MachineStatus, SessionSnapshot, Venue, WsAuthReply};
 pub use secret::Secret;
 pub use time::Now;
 

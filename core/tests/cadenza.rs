@@ -8,8 +8,8 @@ use common::*;
 use serde_json::json;
 use tradeauth::machine::cadenza::{LOGIN_PATH, REFRESH_PATH};
 use tradeauth::{
-    AuthEvent, CadenzaConfig, CadenzaMachine, ErrorKind, HttpResponse, Machine, Method, Secret,
-    SessionSnapshot,
+    AuthEvent, CadenzaConfig, CadenzaMachine, ErrorKind, HttpResponse, Machine, MachineStatus,
+    Method, Secret, SessionSnapshot,
 };
 
 const EMAIL: &str = "trader@example.com";
@@ -965,4 +965,53 @@ fn the_default_max_lifetime_is_thirty_days() {
             "{days} days"
         );
     }
+}
+
+/// The typed status a driver decides by, at every step of the flow, and the refresh
+/// token a store-sharing driver fences through the trait.
+#[test]
+fn status_and_refresh_token_through_the_trait() {
+    let clock = Clock::new();
+    let mut m = machine();
+    let status = |m: &CadenzaMachine| Machine::status(m);
+    assert_eq!(status(&m), MachineStatus::LoggedOut);
+    assert!(!Machine::holds_refresh_token(&m));
+    let _ = m.poll_request(clock.ms(0)).expect("login");
+    assert_eq!(status(&m), MachineStatus::LoggingIn);
+    m.handle_response(clock.ms(0), ok_tokens("A1", "R1", BASE_MS + 3_600_000))
+        .unwrap();
+    assert_eq!(status(&m), MachineStatus::Active);
+    assert!(Machine::holds_refresh_token(&m));
+
+    let now = clock.at(m.poll_timeout().unwrap());
+    let req = m.poll_request(now).expect("refresh");
+    assert_eq!(req.path, REFRESH_PATH);
+    assert_eq!(status(&m), MachineStatus::Refreshing);
+    m.handle_response(now, venue_error(401, "INVALID_REFRESH_TOKEN", "no good"))
+        .unwrap();
+    assert_eq!(
+        status(&m),
+        MachineStatus::LoggingIn,
+        "falls back to a login"
+    );
+    let _ = m.poll_request(now).expect("login");
+    m.handle_response(now, ok_tokens("A2", "R2", BASE_MS + 7_200_000))
+        .unwrap();
+    assert_eq!(status(&m), MachineStatus::Active);
+
+    // Forgetting the refresh token through the trait: the next renewal is a login.
+    Machine::forget_refresh_token(&mut m);
+    assert!(!Machine::holds_refresh_token(&m));
+    assert_eq!(m.credential(now.instant).unwrap().token(), "A2");
+    m.force_refresh(now);
+    assert_eq!(m.poll_request(now).expect("renewal").path, LOGIN_PATH);
+    let err = m
+        .handle_response(now, venue_error(401, "INVALID_CREDENTIALS", "no"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert_eq!(status(&m), MachineStatus::Stopped);
+    assert!(!status(&m).wants_request());
+
+    let caps = m.capabilities();
+    assert!(caps.renewable && caps.shareable && !caps.ws_auth && !caps.public);
 }

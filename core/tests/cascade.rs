@@ -10,8 +10,8 @@ use common::*;
 use serde_json::{Value, json};
 use tradeauth::machine::cascade::{self as cascade, parse_ws_reply, parse_ws_reply_with_id};
 use tradeauth::{
-    AuthEvent, CascadeConfig, CascadeMachine, Credential, ErrorKind, HttpResponse, Machine, Method,
-    Secret, WsAuthReply, eip191_sign,
+    AuthEvent, CascadeConfig, CascadeMachine, Credential, ErrorKind, HttpResponse, Machine,
+    MachineStatus, Method, Secret, WsAuthReply, eip191_sign,
 };
 
 /// Hardhat / anvil test account #0 (public test key), the delegate.
@@ -664,4 +664,52 @@ fn eip191_sign_matches_alloy_signer_for_many_keys_and_messages() {
     // Zero is not a key.
     let zero = format!("0x{}", "0".repeat(64));
     assert!(tradeauth::eip191_sign(&zero, b"m").is_err());
+}
+
+/// The typed status a driver decides by at every step (challenge, answer, session,
+/// rejection), and the WebSocket message built for a credential the machine did not
+/// issue (a forked parent's, a store's).
+#[test]
+fn status_and_ws_message_for_a_given_credential() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    let mut m = machine();
+    assert_eq!(m.status(), MachineStatus::LoggedOut);
+    assert!(m.status().wants_request());
+    let _ = m.poll_request(now).expect("challenge request");
+    assert_eq!(m.status(), MachineStatus::LoggingIn);
+    m.handle_response(now, json(200, challenge())).unwrap();
+    assert_eq!(m.status(), MachineStatus::Completing);
+    assert!(m.status().wants_request());
+    let _ = m.poll_request(now).expect("answer");
+    assert_eq!(m.status(), MachineStatus::Completing);
+    m.handle_response(now, json(200, json!({"token": "tok.en.1"})))
+        .unwrap();
+    assert_eq!(m.status(), MachineStatus::Active);
+    assert!(!m.status().wants_request());
+    assert!(!m.holds_refresh_token(), "Cascade has no refresh token");
+
+    let other = Credential::bearer(&Secret::from("someone.elses.token"), None, None).unwrap();
+    let message: Value =
+        serde_json::from_str(&m.ws_auth_message_for(&other, json!(9)).unwrap()).unwrap();
+    assert_eq!(message["params"]["bearer"], "someone.elses.token");
+    assert_eq!(message["id"], 9);
+    let key = Credential::new("x-api-key", Secret::from("exch_key"), None, None).unwrap();
+    assert_eq!(
+        m.ws_auth_message_for(&key, json!(1)).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+
+    let mut stopped = machine();
+    let _ = authenticate(
+        &mut stopped,
+        now,
+        json(401, json!({"error": "invalid signature"})),
+    )
+    .unwrap_err();
+    assert_eq!(stopped.status(), MachineStatus::Stopped);
+    assert!(!stopped.status().wants_request());
+
+    let caps = m.capabilities();
+    assert!(caps.renewable && caps.shareable && caps.ws_auth && !caps.public);
 }

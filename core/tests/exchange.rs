@@ -9,7 +9,7 @@ use serde_json::json;
 use tradeauth::machine::exchange::{self as exchange, parse_ws_reply, validate_api_key};
 use tradeauth::{
     AuthEvent, Credential, ErrorKind, ExchangeConfig, ExchangeMachine, HttpResponse, Machine,
-    Secret, WsAuthReply,
+    MachineStatus, Secret, WsAuthReply,
 };
 
 const KEY: &str = "exch_1d4208be6fa84b8cb0a2e5cfa9508d5f";
@@ -215,4 +215,65 @@ fn nothing_prints_a_secret() {
         }
     }
     let _ = Duration::ZERO;
+}
+
+#[test]
+fn a_config_from_what_the_caller_passed() {
+    let key = || Some(Secret::from(KEY));
+    let admin = || Some(Secret::from(ADMIN));
+    assert!(matches!(
+        ExchangeConfig::from_parts(key(), None),
+        Ok(ExchangeConfig::Trader { .. })
+    ));
+    assert!(matches!(
+        ExchangeConfig::from_parts(None, admin()),
+        Ok(ExchangeConfig::Admin { .. })
+    ));
+    assert!(matches!(
+        ExchangeConfig::from_parts(None, None),
+        Ok(ExchangeConfig::Public)
+    ));
+    let e = ExchangeConfig::from_parts(key(), admin()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("not both"), "{e}");
+    assert_no_secret(&e.to_string(), &[KEY, ADMIN]);
+}
+
+/// What each role can do, as a driver asks it (no venue or role names), its status
+/// before and after a rejection, and the WebSocket message for a given credential.
+#[test]
+fn capabilities_status_and_ws_message_per_role() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    let mut trader = ExchangeMachine::new(ExchangeConfig::trader(KEY)).unwrap();
+    let admin = ExchangeMachine::new(ExchangeConfig::admin(ADMIN)).unwrap();
+    let public = ExchangeMachine::new(ExchangeConfig::public()).unwrap();
+    let caps = |m: &ExchangeMachine| {
+        let c = m.capabilities();
+        (c.renewable, c.shareable, c.ws_auth, c.public)
+    };
+    assert_eq!(caps(&trader), (false, false, true, false));
+    assert_eq!(caps(&admin), (false, false, false, false));
+    assert_eq!(caps(&public), (false, false, false, true));
+    for m in [&trader, &admin, &public] {
+        assert_eq!(m.status(), MachineStatus::Active, "{}", m.role());
+        assert!(!m.status().wants_request());
+    }
+
+    let key = trader.credential(now.instant).unwrap();
+    let other = Credential::new("x-api-key", Secret::from(KEY), None, None).unwrap();
+    assert_eq!(
+        trader.ws_auth_message_for(&other, json!(1)).unwrap(),
+        exchange::ws_auth_message(&key).unwrap()
+    );
+    for m in [&admin, &public] {
+        let e = m.ws_auth_message_for(&other, json!(1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(e.message().contains("traders only"), "{e}");
+    }
+
+    trader.handle_unauthorized(now);
+    assert_eq!(trader.status(), MachineStatus::Stopped);
+    trader.logout();
+    assert_eq!(trader.status(), MachineStatus::Active);
 }

@@ -183,6 +183,13 @@ fn what_a_venue_does_not_have_is_refused_not_faked() {
     for mut m in all() {
         let venue = m.venue();
         let shares = matches!(venue, Venue::Cadenza | Venue::Cascade);
+        // What a driver is told matches what the machine does.
+        assert_eq!(m.capabilities().shareable, shares, "{venue}");
+        assert_eq!(
+            m.capabilities().ws_auth,
+            matches!(venue, Venue::Cascade | Venue::Exchange),
+            "{venue}"
+        );
         if !shares {
             // Nothing to share: no snapshot, and a restore is refused (never a silent Ok
             // that would leave a process thinking it adopted a session).
@@ -228,4 +235,31 @@ fn a_forced_refresh_of_a_minting_venue_mints_anew() {
         second.token(),
         "a forced refresh kept the old token"
     );
+}
+
+#[test]
+fn status_says_whether_a_request_may_follow() {
+    use tradeauth::MachineStatus::*;
+    for (status, wants) in [
+        (LoggedOut, true),
+        (LoggingIn, true),
+        (Completing, true),
+        (Refreshing, true),
+        (Active, false),
+        (Stopped, false),
+    ] {
+        assert_eq!(status.wants_request(), wants, "{status:?}");
+    }
+}
+
+#[test]
+fn venue_names_for_c() {
+    for venue in [
+        Venue::Cadenza,
+        Venue::Partner,
+        Venue::Cascade,
+        Venue::Exchange,
+    ] {
+        assert_eq!(venue.as_cstr().to_str(), Ok(venue.as_str()));
+    }
 }

@@ -270,3 +270,21 @@ fn minted_tokens_verify_with_jsonwebtoken() {
         assert!(wrong.is_err(), "a wrong key does not verify");
     }
 }
+
+/// Minting needs no request: the status is logged out until the first mint, then active,
+/// and never asks the driver to send anything.
+#[test]
+fn status_and_capabilities() {
+    let clock = Clock::new();
+    let mut m =
+        tradeauth::PartnerMachine::new(tradeauth::PartnerConfig::new("client", "key")).unwrap();
+    assert_eq!(m.status(), tradeauth::MachineStatus::LoggedOut);
+    m.handle_timeout(clock.secs(0));
+    assert_eq!(m.status(), tradeauth::MachineStatus::Active);
+    assert!(!m.status().wants_request());
+    m.logout();
+    assert_eq!(m.status(), tradeauth::MachineStatus::LoggedOut);
+    let c = m.capabilities();
+    assert!(c.renewable && !c.shareable && !c.ws_auth && !c.public);
+    assert!(!m.holds_refresh_token());
+}

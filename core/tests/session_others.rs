@@ -165,6 +165,58 @@ async fn cascade_websocket_auth_round_trip_and_rejection() {
     assert_eq!(sim.stats().cascade.logins, 2);
 }
 
+/// The session reads a WebSocket reply by its machine's rules, not its own: a Cascade
+/// error that is not about the bearer keeps the token (the driver used to drop it on any
+/// rejection), and Exchange's "Invalid API key" withholds the key (the driver used to
+/// bypass the machine and keep serving it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_replies_follow_the_machine() {
+    let sim = support::sim().await;
+    let cascade = support::cascade(
+        &sim,
+        support::options(&sim, Venue::Cascade).background_refresh(false),
+    );
+    let token = cascade.credential().await.expect("login");
+    let other = r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32000,"message":"auth calls are rate limited"}}"#;
+    assert!(matches!(
+        cascade.handle_ws_reply(other).await,
+        WsAuthReply::Rejected { .. }
+    ));
+    let kept = cascade
+        .current()
+        .expect("a rejection not about the bearer keeps it");
+    assert_eq!(kept.header_value(), token.header_value());
+    let invalid =
+        r#"{"jsonrpc":"2.0","id":4,"error":{"code":-32001,"message":"Invalid Bearer Token"}}"#;
+    assert!(matches!(
+        cascade.handle_ws_reply(invalid).await,
+        WsAuthReply::Rejected { .. }
+    ));
+    assert!(
+        cascade.current().is_none(),
+        "the rejected bearer is dropped"
+    );
+    assert!(cascade.capabilities().ws_auth && cascade.capabilities().renewable);
+
+    let exchange = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    assert!(exchange.credential().await.is_ok());
+    let _ = exchange
+        .handle_ws_reply(r#"{"type":"error","message":"insufficient balance"}"#)
+        .await;
+    assert!(
+        exchange.current().is_some(),
+        "an order error is not a key rejection"
+    );
+    let reply = exchange
+        .handle_ws_reply(r#"{"type":"error","message":"Invalid API key"}"#)
+        .await;
+    assert!(matches!(reply, WsAuthReply::Rejected { .. }));
+    assert!(exchange.current().is_none(), "the rejected key is withheld");
+    let err = exchange.ws_auth_message(1).await.expect_err("withheld");
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(!exchange.capabilities().renewable);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_key_header_and_websocket() {
     let sim = support::sim().await;

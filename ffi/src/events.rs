@@ -174,33 +174,30 @@ impl Dispatcher {
 
 impl Hub {
     fn deliver(&self, label: &str, event: &AuthEvent) {
-        let (kind, error, text) = match event {
+        let (kind, error) = match event {
             AuthEvent::LoggedIn => (
                 tradeauth_event_kind::TRADEAUTH_EVENT_LOGGED_IN,
                 tradeauth_status::TRADEAUTH_OK,
-                format!("{label}: logged in"),
             ),
             AuthEvent::Refreshed => (
                 tradeauth_event_kind::TRADEAUTH_EVENT_REFRESHED,
                 tradeauth_status::TRADEAUTH_OK,
-                format!("{label}: credential refreshed"),
             ),
             AuthEvent::ReLoggedIn => (
                 tradeauth_event_kind::TRADEAUTH_EVENT_RE_LOGGED_IN,
                 tradeauth_status::TRADEAUTH_OK,
-                format!("{label}: logged in again"),
             ),
-            AuthEvent::Distrusted { message } => (
+            AuthEvent::Distrusted { .. } => (
                 tradeauth_event_kind::TRADEAUTH_EVENT_DISTRUSTED,
                 tradeauth_status::TRADEAUTH_OK,
-                format!("{label}: {message}"),
             ),
-            AuthEvent::Failed { kind, message } => (
+            AuthEvent::Failed { kind, .. } => (
                 tradeauth_event_kind::TRADEAUTH_EVENT_FAILED,
                 tradeauth_status::from_kind(*kind),
-                format!("{label}: {message}"),
             ),
         };
+        // The text every binding uses (core's `Display`), after the session's label.
+        let text = format!("{label}: {event}");
         // An interior NUL cannot be passed as a C string; none is expected in messages.
         let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
         let slot = self

@@ -140,13 +140,9 @@ pub unsafe extern "C" fn tradeauth_options_add_root_pem(
         // SAFETY: caller contract.
         let options = unsafe { arg_ref(options, "options") }?;
         let pem = unsafe { arg_str(pem, "pem") }?;
-        if !pem.contains("-----BEGIN CERTIFICATE-----") {
-            return Err(Failure::invalid(
-                "the PEM text holds no -----BEGIN CERTIFICATE----- block",
-            ));
-        }
+        let checked = Options::new().try_add_root_pem(pem)?;
         options.update(|o| {
-            o.extra_root_certs_pem.push(pem.to_owned());
+            o.extra_root_certs_pem.extend(checked.extra_root_certs_pem);
             Ok(())
         })
     })
@@ -165,14 +161,9 @@ pub unsafe extern "C" fn tradeauth_options_add_root_file(
         let options = unsafe { arg_ref(options, "options") }?;
         let path = unsafe { arg_str(path, "path") }?;
         let with_file = Options::new().add_root_file(path)?;
-        let pem = with_file.extra_root_certs_pem.concat();
-        if !pem.contains("-----BEGIN CERTIFICATE-----") {
-            return Err(Failure::invalid(format!(
-                "{path} holds no -----BEGIN CERTIFICATE----- block"
-            )));
-        }
         options.update(|o| {
-            o.extra_root_certs_pem.push(pem);
+            o.extra_root_certs_pem
+                .extend(with_file.extra_root_certs_pem);
             Ok(())
         })
     })

@@ -22,16 +22,9 @@ pub struct tradeauth_response {
 }
 
 fn parse_method(method: &str) -> Result<Method, Failure> {
-    match method.to_ascii_uppercase().as_str() {
-        "GET" => Ok(Method::Get),
-        "POST" => Ok(Method::Post),
-        "PUT" => Ok(Method::Put),
-        "PATCH" => Ok(Method::Patch),
-        "DELETE" => Ok(Method::Delete),
-        _ => Err(Failure::invalid(
-            "`method` must be GET, POST, PUT, PATCH or DELETE",
-        )),
-    }
+    method
+        .parse()
+        .map_err(|_| Failure::invalid("`method` must be GET, POST, PUT, PATCH or DELETE"))
 }
 
 /// Parses `"Name: value\n"` lines (CRLF accepted, blank lines skipped). Names must be

@@ -223,16 +223,8 @@ pub unsafe extern "C" fn tradeauth_exchange_new(
         let admin_token = unsafe { opt_str(admin_token, "admin_token") }?;
         let out = arg_out(out_session, "out_session")?;
         let options = unsafe { options_or_default(options) }?;
-        let config = match (api_key, admin_token) {
-            (Some(key), None) => ExchangeConfig::trader(key),
-            (None, Some(token)) => ExchangeConfig::admin(token),
-            (None, None) => ExchangeConfig::public(),
-            (Some(_), Some(_)) => {
-                return Err(Failure::invalid(
-                    "give either api_key (trader) or admin_token (operator), not both",
-                ));
-            }
-        };
+        let config =
+            ExchangeConfig::from_parts(api_key.map(Into::into), admin_token.map(Into::into))?;
         unsafe { make_session(out, || Session::exchange(config, options)) }
     })
 }
@@ -627,13 +619,7 @@ pub unsafe extern "C" fn tradeauth_session_venue(
                 let Ok(_inside) = handle.enter() else {
                     return std::ptr::null();
                 };
-                let name: &'static [u8] = match handle.session.venue() {
-                    tradeauth::Venue::Cadenza => b"cadenza\0",
-                    tradeauth::Venue::Partner => b"partner\0",
-                    tradeauth::Venue::Cascade => b"cascade\0",
-                    tradeauth::Venue::Exchange => b"exchange\0",
-                };
-                name.as_ptr().cast()
+                handle.session.venue().as_cstr().as_ptr()
             }
         }
     })

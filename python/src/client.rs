@@ -63,9 +63,10 @@ impl OptionArgs<'_> {
         }
         if let Some(ca) = self.ca_cert {
             options = match ca.cast::<PyString>() {
-                Ok(text) if text.to_cow()?.contains("-----BEGIN") => {
-                    options.add_root_pem(text.to_cow()?.into_owned())
-                }
+                // PEM text rather than a path; core checks it holds a certificate.
+                Ok(text) if text.to_cow()?.contains("-----BEGIN") => options
+                    .try_add_root_pem(text.to_cow()?.into_owned())
+                    .map_err(|e| to_pyerr(py, &e))?,
                 _ => {
                     let path: PathBuf = ca.extract().map_err(|_| {
                         invalid_argument(py, "ca_cert must be a PEM file path or PEM text")
@@ -110,7 +111,7 @@ impl OptionArgs<'_> {
 #[pyclass(frozen, subclass, module = "tradeauth._native")]
 pub(crate) struct BaseClient {
     session: Session,
-    /// An Exchange client without a key: requests go out unauthenticated.
+    /// The session's machine sends requests without a credential (Exchange without a key).
     public: bool,
     venue: Venue,
     account: String,
@@ -133,18 +134,17 @@ impl BaseClient {
         py: Python<'_>,
         factory: Factory,
         options: Options,
-        public: bool,
         login: bool,
     ) -> PyResult<Self> {
         let session = start(py, &factory, options)?;
         let client = BaseClient {
+            public: session.capabilities().public,
             venue: session.venue(),
             account: session.account().to_owned(),
             base_url: session.base_url().to_owned(),
             session,
-            public,
         };
-        if login && !public {
+        if login && !client.public {
             client.credential(py)?;
         }
         Ok(client)
@@ -245,17 +245,9 @@ struct RequestArgs {
 
 /// The method name (any case) as the core's `Method`.
 fn parse_method(py: Python<'_>, method: &str) -> PyResult<Method> {
-    match method.to_ascii_uppercase().as_str() {
-        "GET" => Ok(Method::Get),
-        "POST" => Ok(Method::Post),
-        "PUT" => Ok(Method::Put),
-        "PATCH" => Ok(Method::Patch),
-        "DELETE" => Ok(Method::Delete),
-        _ => Err(invalid_argument(
-            py,
-            "method must be one of GET, POST, PUT, PATCH, DELETE",
-        )),
-    }
+    method
+        .parse()
+        .map_err(|_| invalid_argument(py, "method must be one of GET, POST, PUT, PATCH, DELETE"))
 }
 
 /// `str(value)`, or the text itself for `str`.
@@ -446,7 +438,7 @@ impl BaseClient {
     /// Whether the venue can issue a new credential after a 401 (not Exchange's keys).
     #[getter]
     fn renewable(&self) -> bool {
-        self.venue != Venue::Exchange
+        self.session.capabilities().renewable
     }
 
     /// The hot path: the current auth header as a dict. Reads the cached credential

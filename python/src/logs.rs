@@ -46,21 +46,12 @@ pub(crate) fn forward(session: &Session) {
 
 /// Level, event name and message for one event.
 fn describe(event: &AuthEvent) -> (u8, &'static str, String) {
-    match event {
-        AuthEvent::LoggedIn => (INFO, event.as_str(), "logged in".to_owned()),
-        AuthEvent::Refreshed => (INFO, event.as_str(), "credential renewed".to_owned()),
-        AuthEvent::ReLoggedIn => (
-            INFO,
-            event.as_str(),
-            "logged in again after the venue dropped the session".to_owned(),
-        ),
-        AuthEvent::Distrusted { message } => (WARNING, event.as_str(), message.clone()),
-        AuthEvent::Failed { kind, message } => (
-            WARNING,
-            event.as_str(),
-            format!("authentication failed ({}): {message}", kind.as_str()),
-        ),
-    }
+    let level = match event {
+        AuthEvent::LoggedIn | AuthEvent::Refreshed | AuthEvent::ReLoggedIn => INFO,
+        AuthEvent::Distrusted { .. } | AuthEvent::Failed { .. } => WARNING,
+    };
+    // The text every binding uses (core's `Display`).
+    (level, event.as_str(), event.to_string())
 }
 
 /// One `logger.log(level, "%s %s: %s", venue, account, message, extra={...})` call.

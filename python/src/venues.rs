@@ -79,10 +79,7 @@ impl CadenzaClient {
         let options = args.into_options(py, Some(base_url))?;
         let config = CadenzaConfig::new(email, Secret::new(password));
         let factory: Factory = Arc::new(move |o| Session::cadenza(config.clone(), o));
-        Ok((
-            Self,
-            BaseClient::create(py, factory, options, false, login)?,
-        ))
+        Ok((Self, BaseClient::create(py, factory, options, login)?))
     }
 
     /// From `CADENZA_EMAIL`, `CADENZA_PASSWORD`, optional `CADENZA_BASE_URL` and
@@ -118,7 +115,7 @@ impl CadenzaClient {
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::cadenza_from_env);
-        let base = BaseClient::create(py, factory, options, false, login)?;
+        let base = BaseClient::create(py, factory, options, login)?;
         Py::new(py, (Self, base))
     }
 
@@ -191,10 +188,7 @@ impl PartnerClient {
         let config = PartnerConfig::new(client_id, Secret::new(secret_key))
             .with_ttl(Duration::from_secs(ttl));
         let factory: Factory = Arc::new(move |o| Session::partner(config.clone(), o));
-        Ok((
-            Self,
-            BaseClient::create(py, factory, options, false, login)?,
-        ))
+        Ok((Self, BaseClient::create(py, factory, options, login)?))
     }
 
     /// From `PARTNER_CLIENT_ID`, `PARTNER_SECRET_KEY`, `PARTNER_BASE_URL`, optional
@@ -226,7 +220,7 @@ impl PartnerClient {
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::partner_from_env);
-        let base = BaseClient::create(py, factory, options, false, login)?;
+        let base = BaseClient::create(py, factory, options, login)?;
         Py::new(py, (Self, base))
     }
 
@@ -281,10 +275,7 @@ impl CascadeClient {
         let options = args.into_options(py, Some(base_url))?;
         let config = CascadeConfig::new(deposit_address, Secret::new(delegate_private_key));
         let factory: Factory = Arc::new(move |o| Session::cascade(config.clone(), o));
-        Ok((
-            Self,
-            BaseClient::create(py, factory, options, false, login)?,
-        ))
+        Ok((Self, BaseClient::create(py, factory, options, login)?))
     }
 
     /// From `CASCADE_DEPOSIT_ADDRESS`, `CASCADE_DELEGATE_PRIVATE_KEY`, optional
@@ -320,7 +311,7 @@ impl CascadeClient {
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::cascade_from_env);
-        let base = BaseClient::create(py, factory, options, false, login)?;
+        let base = BaseClient::create(py, factory, options, login)?;
         Py::new(py, (Self, base))
     }
 
@@ -405,23 +396,11 @@ impl ExchangeClient {
             store_lease: None,
         };
         let options = args.into_options(py, Some(base_url))?;
-        let config = match (api_key, admin_token) {
-            (Some(key), None) => ExchangeConfig::trader(Secret::new(key)),
-            (None, Some(token)) => ExchangeConfig::admin(Secret::new(token)),
-            (None, None) => ExchangeConfig::public(),
-            (Some(_), Some(_)) => {
-                return Err(invalid_argument(
-                    py,
-                    "pass api_key (trader) or admin_token (operator), not both",
-                ));
-            }
-        };
-        let public = matches!(config, ExchangeConfig::Public);
+        let config =
+            ExchangeConfig::from_parts(api_key.map(Secret::new), admin_token.map(Secret::new))
+                .map_err(|e| crate::errors::to_pyerr(py, &e))?;
         let factory: Factory = Arc::new(move |o| Session::exchange(config.clone(), o));
-        Ok((
-            Self,
-            BaseClient::create(py, factory, options, public, false)?,
-        ))
+        Ok((Self, BaseClient::create(py, factory, options, false)?))
     }
 
     /// From `EXCHANGE_API_KEY` or `EXCHANGE_ADMIN_TOKEN`, optional `EXCHANGE_BASE_URL` and
@@ -451,7 +430,7 @@ impl ExchangeClient {
         };
         let options = args.into_options(py, None)?;
         let factory: Factory = Arc::new(Session::exchange_from_env);
-        let base = BaseClient::create(py, factory, options, false, false)?;
+        let base = BaseClient::create(py, factory, options, false)?;
         Py::new(py, (Self, base))
     }
 

@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::machine::common::{self, Events};
-use crate::machine::{Machine, SessionSnapshot, Venue};
+use crate::machine::{Capabilities, Machine, MachineStatus, SessionSnapshot, Venue};
 use crate::secret::Secret;
 use crate::time::{Now, SplitMix64, deadline_from_unix_ms};
 
@@ -554,6 +554,33 @@ impl CadenzaMachine {
 impl Machine for CadenzaMachine {
     fn venue(&self) -> Venue {
         Venue::Cadenza
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            renewable: true,
+            shareable: true,
+            ws_auth: false,
+            public: false,
+        }
+    }
+
+    fn status(&self) -> MachineStatus {
+        match self.state {
+            State::LoggedOut => MachineStatus::LoggedOut,
+            State::LoggingIn => MachineStatus::LoggingIn,
+            State::Active => MachineStatus::Active,
+            State::Refreshing => MachineStatus::Refreshing,
+            State::Stopped => MachineStatus::Stopped,
+        }
+    }
+
+    fn holds_refresh_token(&self) -> bool {
+        self.refresh_token().is_some()
+    }
+
+    fn forget_refresh_token(&mut self) {
+        CadenzaMachine::forget_refresh_token(self);
     }
 
     fn account(&self) -> &str {

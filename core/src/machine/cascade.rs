@@ -26,7 +26,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::machine::common::{self, Events};
-use crate::machine::{Machine, SessionSnapshot, Venue, WsAuthReply};
+use crate::machine::{Capabilities, Machine, MachineStatus, SessionSnapshot, Venue, WsAuthReply};
 use crate::secret::Secret;
 use crate::time::{Now, SplitMix64, deadline_from_unix_ms, safety_margin};
 
@@ -855,6 +855,25 @@ impl Machine for CascadeMachine {
         Venue::Cascade
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            renewable: true,
+            shareable: true,
+            ws_auth: true,
+            public: false,
+        }
+    }
+
+    fn status(&self) -> MachineStatus {
+        match (&self.phase, &self.session) {
+            (Phase::Idle, None) => MachineStatus::LoggedOut,
+            (Phase::Idle, Some(_)) => MachineStatus::Active,
+            (Phase::Challenge, _) => MachineStatus::LoggingIn,
+            (Phase::Answer(_), _) => MachineStatus::Completing,
+            (Phase::Stopped, _) => MachineStatus::Stopped,
+        }
+    }
+
     fn account(&self) -> &str {
         &self.address
     }
@@ -1040,6 +1059,10 @@ impl Machine for CascadeMachine {
             )
         })?;
         ws_auth_message(&credential, id)
+    }
+
+    fn ws_auth_message_for(&self, credential: &Credential, id: Value) -> Result<String> {
+        ws_auth_message(credential, id)
     }
 
     fn handle_ws_reply(&mut self, now: Now, text: &str) -> WsAuthReply {

@@ -103,19 +103,27 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 /// A venue-provided text made safe for an error message: control characters replaced,
 /// length capped, and any known secret blotted out in case the venue echoed it.
 pub(crate) fn sanitize(text: &str, secrets: &[&str]) -> String {
-    let mut s: String = text
+    let plain: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
+    let mut s = redact(&plain, secrets);
+    if s.chars().count() > MAX_DETAIL {
+        s = s.chars().take(MAX_DETAIL).collect::<String>() + "...";
+    }
+    s.trim().to_owned()
+}
+
+/// `text` with every one of `secrets` replaced by `[REDACTED]`. Secrets shorter than 4
+/// characters are left alone: blotting out every "a" would only garble the text.
+pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut s = text.to_owned();
     for secret in secrets.iter().filter(|s| s.len() >= 4) {
         if s.contains(secret) {
             s = s.replace(secret, "[REDACTED]");
         }
     }
-    if s.chars().count() > MAX_DETAIL {
-        s = s.chars().take(MAX_DETAIL).collect::<String>() + "...";
-    }
-    s.trim().to_owned()
+    s
 }
 
 /// The error text inside a venue's error answer, whichever common shape it uses:

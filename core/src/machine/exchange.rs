@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::machine::common::{self, Events};
-use crate::machine::{Machine, Venue, WsAuthReply};
+use crate::machine::{Capabilities, Machine, MachineStatus, Venue, WsAuthReply};
 use crate::secret::Secret;
 use crate::time::Now;
 
@@ -58,6 +58,20 @@ impl ExchangeConfig {
     /// A public (unauthenticated) config.
     pub fn public() -> Self {
         ExchangeConfig::Public
+    }
+
+    /// The config for what a caller passed: an API key (trader), an admin token
+    /// (operator) or neither (public); both is an `InvalidArgument` error, since a
+    /// session holds one role. The rule every binding's constructor follows.
+    pub fn from_parts(api_key: Option<Secret>, admin_token: Option<Secret>) -> Result<Self> {
+        match (api_key, admin_token) {
+            (Some(api_key), None) => Ok(ExchangeConfig::Trader { api_key }),
+            (None, Some(token)) => Ok(ExchangeConfig::Admin { token }),
+            (None, None) => Ok(ExchangeConfig::Public),
+            (Some(_), Some(_)) => Err(Error::invalid_argument(
+                "pass either api_key (trader) or admin_token (operator), not both: a session holds one role",
+            )),
+        }
     }
 }
 
@@ -197,11 +211,39 @@ impl ExchangeMachine {
     pub fn is_withheld(&self) -> bool {
         self.withheld
     }
+
+    /// The WebSocket refuses admin and public sessions.
+    fn traders_only(&self) -> Result<()> {
+        match self.role {
+            Role::Trader => Ok(()),
+            Role::Admin | Role::Public => Err(Error::invalid_argument(format!(
+                "the Exchange WebSocket authenticates traders only; this session is {}",
+                self.role()
+            ))),
+        }
+    }
 }
 
 impl Machine for ExchangeMachine {
     fn venue(&self) -> Venue {
         Venue::Exchange
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            renewable: false,
+            shareable: false,
+            ws_auth: self.role == Role::Trader,
+            public: self.role == Role::Public,
+        }
+    }
+
+    fn status(&self) -> MachineStatus {
+        if self.withheld {
+            MachineStatus::Stopped
+        } else {
+            MachineStatus::Active
+        }
     }
 
     fn account(&self) -> &str {
@@ -278,23 +320,20 @@ impl Machine for ExchangeMachine {
         self.last_error = None;
     }
 
-    fn ws_auth_message(&self, now: Instant, _id: Value) -> Result<String> {
-        match self.role {
-            Role::Trader => {}
-            Role::Admin | Role::Public => {
-                return Err(Error::invalid_argument(format!(
-                    "the Exchange WebSocket authenticates traders only; this session is {}",
-                    self.role()
-                )));
-            }
-        }
+    fn ws_auth_message(&self, now: Instant, id: Value) -> Result<String> {
+        self.traders_only()?;
         let credential = self.credential(now).ok_or_else(|| {
             Error::new(
                 ErrorKind::Unauthorized,
                 "the Exchange API key was rejected earlier and is withheld; check the key",
             )
         })?;
-        ws_auth_message(&credential)
+        self.ws_auth_message_for(&credential, id)
+    }
+
+    fn ws_auth_message_for(&self, credential: &Credential, _id: Value) -> Result<String> {
+        self.traders_only()?;
+        ws_auth_message(credential)
     }
 
     fn handle_ws_reply(&mut self, now: Now, text: &str) -> WsAuthReply {

@@ -75,6 +75,16 @@ impl Venue {
         }
     }
 
+    /// [`Venue::as_str`] as a NUL-terminated C string, for the C ABI.
+    pub const fn as_cstr(self) -> &'static std::ffi::CStr {
+        match self {
+            Venue::Cadenza => c"cadenza",
+            Venue::Partner => c"partner",
+            Venue::Cascade => c"cascade",
+            Venue::Exchange => c"exchange",
+        }
+    }
+
     /// The name as the venue spells it, for messages: `"Cadenza"`, ...
     pub const fn display_name(self) -> &'static str {
         match self {
@@ -90,6 +100,54 @@ impl fmt::Display for Venue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Where a machine stands, in the terms a driver decides by (each machine's own
+/// `state_name()` is for logs and tests only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MachineStatus {
+    /// No credential and no step under way: the next `poll_request` starts a login, or,
+    /// for venues that need no request (Partner), the next `handle_timeout` mints one.
+    LoggedOut,
+    /// A full login from its first step is due or in flight (Cadenza's login, Cascade's
+    /// challenge). A process sharing a store reads the store once before sending it.
+    LoggingIn,
+    /// A later step of a login is due or in flight (Cascade's signed answer).
+    Completing,
+    /// Renewing with what the machine holds (Cadenza's refresh token) is due or in flight.
+    Refreshing,
+    /// Holding a credential, with nothing to send.
+    Active,
+    /// Stopped after a failure that retrying the same secret cannot fix (see
+    /// [`Machine::last_error`]); `handle_unauthorized` or `logout` re-arms it.
+    Stopped,
+}
+
+impl MachineStatus {
+    /// Whether the machine's next `poll_request` may send something to the venue.
+    pub const fn wants_request(self) -> bool {
+        matches!(
+            self,
+            Self::LoggedOut | Self::LoggingIn | Self::Completing | Self::Refreshing
+        )
+    }
+}
+
+/// What a machine can do, fixed for its life: drivers and bindings ask this instead of
+/// deciding by venue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Capabilities {
+    /// A rejected credential can be replaced by a new one (false for Exchange's permanent
+    /// key or token: retrying after a 401 would only repeat it).
+    pub renewable: bool,
+    /// Obtaining a credential costs a venue round trip that processes sharing a store
+    /// can save (Cadenza, Cascade); a locally minted or static one is never shared.
+    pub shareable: bool,
+    /// [`Machine::ws_auth_message_for`] can build a WebSocket authentication message
+    /// (Cascade; Exchange traders).
+    pub ws_auth: bool,
+    /// Requests may go without any credential (Exchange's public use).
+    pub public: bool,
 }
 
 /// What a WebSocket message means for authentication.
@@ -149,6 +207,12 @@ impl fmt::Debug for SessionSnapshot {
 pub trait Machine: Send + 'static {
     /// The venue this machine speaks to.
     fn venue(&self) -> Venue;
+
+    /// What this machine can do (renewal, sharing, WebSocket auth, public use).
+    fn capabilities(&self) -> Capabilities;
+
+    /// Where the machine stands (what the driver decides by).
+    fn status(&self) -> MachineStatus;
 
     /// Account label for logs/repr (email, client id, deposit address, username/"admin"/"public") — never a secret.
     fn account(&self) -> &str;
@@ -226,17 +290,34 @@ pub trait Machine: Send + 'static {
         ))
     }
 
+    /// Whether the machine holds a single-use secret it would present on its next renewal
+    /// (Cadenza's rotating refresh token): a driver sharing a store fences it first so
+    /// that no two processes present the same one. The default holds none.
+    fn holds_refresh_token(&self) -> bool {
+        false
+    }
+
+    /// Drops (and wipes) that single-use secret, keeping the credential: the next renewal
+    /// is a full login. For a driver that learns another process may have presented it.
+    fn forget_refresh_token(&mut self) {}
+
     /// The WebSocket authentication message for the current credential, if the venue has
     /// one (Cascade, Exchange). `id` is the JSON-RPC id where the venue uses one.
     fn ws_auth_message(&self, now: Instant, id: serde_json::Value) -> Result<String> {
         let _ = (now, id);
-        Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!(
-                "{} has no WebSocket authentication message",
-                self.venue().display_name()
-            ),
-        ))
+        Err(no_ws_auth(self.venue()))
+    }
+
+    /// The WebSocket authentication message carrying `credential`: one this machine
+    /// issued, or one a process sharing its account did (a store's record, a forked
+    /// parent's). Refused, like [`Machine::ws_auth_message`], by machines without one.
+    fn ws_auth_message_for(
+        &self,
+        credential: &Credential,
+        id: serde_json::Value,
+    ) -> Result<String> {
+        let _ = (credential, id);
+        Err(no_ws_auth(self.venue()))
     }
 
     /// Interpret a WebSocket message; a rejection of the credential is handled as
@@ -245,4 +326,15 @@ pub trait Machine: Send + 'static {
         let _ = (now, text);
         WsAuthReply::Unrelated
     }
+}
+
+/// The refusal of a machine whose venue has no WebSocket authentication.
+fn no_ws_auth(venue: Venue) -> Error {
+    Error::new(
+        ErrorKind::InvalidArgument,
+        format!(
+            "{} has no WebSocket authentication message",
+            venue.display_name()
+        ),
+    )
 }

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::machine::common::{self, Events};
-use crate::machine::{Machine, Venue};
+use crate::machine::{Capabilities, Machine, MachineStatus, Venue};
 use crate::secret::Secret;
 use crate::time::{Now, deadline_from_unix_ms};
 
@@ -272,6 +272,24 @@ fn next_whole_second(now: Now) -> Instant {
 impl Machine for PartnerMachine {
     fn venue(&self) -> Venue {
         Venue::Partner
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            renewable: true,
+            shareable: false,
+            ws_auth: false,
+            public: false,
+        }
+    }
+
+    fn status(&self) -> MachineStatus {
+        // Minting needs no request and is retried at every timeout: never stopped.
+        if self.token.is_some() {
+            MachineStatus::Active
+        } else {
+            MachineStatus::LoggedOut
+        }
     }
 
     fn account(&self) -> &str {

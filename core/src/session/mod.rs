@@ -33,7 +33,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::machine::{
-    CadenzaMachine, CascadeMachine, ExchangeMachine, Machine, PartnerMachine, Venue,
+    CadenzaMachine, Capabilities, CascadeMachine, ExchangeMachine, Machine, PartnerMachine, Venue,
 };
 use crate::time::Now;
 
@@ -124,8 +124,10 @@ impl Local {
         let generation = crate::process::generation();
         let tls = tls::client_config(&options.extra_root_certs_pem)?;
         let http = tls::http_client(&tls, options.connect_timeout)?;
+        let shareable = machine.get().capabilities().shareable;
         let shared =
-            shared::Shared::from_options(options, venue, base_url.as_str(), account)?.map(Arc::new);
+            shared::Shared::from_options(options, venue, shareable, base_url.as_str(), account)?
+                .map(Arc::new);
         let (events, _) = broadcast::channel(64);
         let wake = Arc::new(Notify::new());
         let ctx = Ctx {
@@ -182,6 +184,9 @@ struct Local {
 /// Shared by every clone of a [`Session`].
 struct Inner {
     venue: Venue,
+    /// The machine's capabilities (fixed for its life; a forked child's machine is built
+    /// from the same config).
+    capabilities: Capabilities,
     account: String,
     base_url: reqwest::Url,
     options: Options,
@@ -273,11 +278,13 @@ impl Session {
         let base_url = tls::parse_base_url(raw_url)?;
         let machine = make_machine()?;
         let venue = machine.get().venue();
+        let capabilities = machine.get().capabilities();
         let account = machine.get().account().to_owned();
         let local = Local::build(&options, venue, &base_url, &account, machine, None)?;
         let generation = local.generation;
         let inner = Arc::new(Inner {
             venue,
+            capabilities,
             account,
             base_url,
             make_machine: Box::new(make_machine),
@@ -409,6 +416,12 @@ impl Session {
     /// Which venue this session talks to.
     pub fn venue(&self) -> Venue {
         self.inner.venue
+    }
+
+    /// What this session's machine can do (renewal, sharing, WebSocket auth, public
+    /// use): what bindings ask instead of deciding by venue.
+    pub fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities
     }
 
     /// The account label (email, client id, deposit address, username); never a secret.
@@ -1113,7 +1126,7 @@ impl RequestBuilder {
                     let Some(rejected) = credential else {
                         return Ok(response);
                     };
-                    if session.inner.venue == Venue::Exchange {
+                    if !session.inner.capabilities.renewable {
                         // A permanent key cannot be renewed; retrying would only repeat the 401.
                         return Ok(response);
                     }
@@ -1150,14 +1163,8 @@ impl Session {
         if let Some(credential) = self.current() {
             return Ok(Some(credential));
         }
-        if self.inner.venue == Venue::Exchange {
-            let local = self.local()?;
-            let state = local.state.lock().await;
-            if let VenueMachine::Exchange(machine) = &state.machine
-                && machine.role() == "public"
-            {
-                return Ok(None);
-            }
+        if self.inner.capabilities.public {
+            return Ok(None);
         }
         self.authenticate(None).await.map(Some)
     }

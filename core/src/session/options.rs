@@ -156,7 +156,22 @@ impl Options {
         self
     }
 
-    /// Trusts the root certificate(s) in this PEM file too.
+    /// [`Options::add_root_pem`] for text a caller passed: text without a
+    /// `-----BEGIN CERTIFICATE-----` block is an `InvalidArgument` error now, not a TLS
+    /// failure at the first request. The error does not quote the text (it may be a key).
+    pub fn try_add_root_pem(self, pem: impl Into<String>) -> Result<Self> {
+        let pem = pem.into();
+        if !holds_certificate(&pem) {
+            return Err(Error::invalid_argument(
+                "the PEM text holds no -----BEGIN CERTIFICATE----- block",
+            ));
+        }
+        Ok(self.add_root_pem(pem))
+    }
+
+    /// Trusts the root certificate(s) in this PEM file too. The file is read now; an
+    /// unreadable one, or one without a `-----BEGIN CERTIFICATE-----` block, is an
+    /// `InvalidArgument` error naming the path.
     pub fn add_root_file(mut self, path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let pem = std::fs::read_to_string(path).map_err(|e| {
@@ -165,6 +180,12 @@ impl Options {
                 format!("cannot read root certificate file {}: {e}", path.display()),
             )
         })?;
+        if !holds_certificate(&pem) {
+            return Err(Error::invalid_argument(format!(
+                "{} holds no -----BEGIN CERTIFICATE----- block",
+                path.display()
+            )));
+        }
         self.extra_root_certs_pem.push(pem);
         Ok(self)
     }
@@ -291,9 +312,54 @@ impl Options {
     }
 }
 
+/// Whether PEM text holds at least one certificate block (the one test every binding's
+/// root-certificate option uses).
+fn holds_certificate(pem: &str) -> bool {
+    pem.contains("-----BEGIN CERTIFICATE-----")
+}
+
 #[cfg(test)]
 mod tests {
     use super::Options;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn root_certificates_must_hold_a_certificate() {
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQ-not-a-cert\n-----END PRIVATE KEY-----\n";
+        let e = Options::new().try_add_root_pem(key).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            !e.to_string().contains("MIIEvQ"),
+            "the text is not quoted: {e}"
+        );
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let o = Options::new().try_add_root_pem(cert).unwrap();
+        assert_eq!(o.extra_root_certs_pem, vec![cert.to_owned()]);
+
+        let dir = std::env::temp_dir().join(format!("tradeauth-pem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (good, bad) = (dir.join("good.pem"), dir.join("bad.pem"));
+        std::fs::write(&good, cert).unwrap();
+        std::fs::write(&bad, key).unwrap();
+        assert_eq!(
+            Options::new()
+                .add_root_file(&good)
+                .unwrap()
+                .extra_root_certs_pem,
+            vec![cert.to_owned()]
+        );
+        let e = Options::new().add_root_file(&bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            e.message().contains("bad.pem") && !e.message().contains("MIIEvQ"),
+            "{e}"
+        );
+        let e = Options::new()
+            .add_root_file(dir.join("missing.pem"))
+            .unwrap_err();
+        assert!(e.message().contains("missing.pem"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn debug(options: &Options) -> String {
         format!("{options:?}")

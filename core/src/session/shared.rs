@@ -20,7 +20,7 @@ use zeroize::Zeroize;
 use super::{Options, Session, State, VenueMachine};
 use crate::credential::Credential;
 use crate::error::{Error, ErrorKind, Result};
-use crate::machine::Venue;
+use crate::machine::{MachineStatus, Venue};
 use crate::store::record::{PAYLOAD_VERSION, Payload, writer_label};
 use crate::store::{self, CredentialStore, OpenError, Sealer, StoreEvent, StoreFuture};
 
@@ -70,13 +70,14 @@ impl Shared {
     pub(super) fn from_options(
         options: &Options,
         venue: Venue,
+        shareable: bool,
         base_url: &str,
         account: &str,
     ) -> Result<Option<Self>> {
         let Some(url) = options.store.as_deref() else {
             return Ok(None);
         };
-        if !matches!(venue, Venue::Cadenza | Venue::Cascade) {
+        if !shareable {
             // Partner tokens are minted locally and Exchange keys never change: every
             // process can hold its own without any venue cost.
             tracing::debug!(
@@ -202,25 +203,12 @@ impl Shared {
 
 /// Whether the machine is about to send something (login, refresh, challenge).
 fn wants_request(machine: &VenueMachine) -> bool {
-    match machine {
-        VenueMachine::Cadenza(m) => {
-            matches!(m.state_name(), "logged_out" | "logging_in" | "refreshing")
-        }
-        VenueMachine::Cascade(m) => matches!(
-            m.state_name(),
-            "no_token" | "awaiting_challenge" | "awaiting_session"
-        ),
-        VenueMachine::Partner(_) | VenueMachine::Exchange(_) => false,
-    }
+    machine.get().status().wants_request()
 }
 
 /// Whether the machine fell back to a full login (Cadenza) or a new challenge (Cascade).
 fn needs_login(machine: &VenueMachine) -> bool {
-    match machine {
-        VenueMachine::Cadenza(m) => m.state_name() == "logging_in",
-        VenueMachine::Cascade(m) => m.state_name() == "awaiting_challenge",
-        VenueMachine::Partner(_) | VenueMachine::Exchange(_) => false,
-    }
+    machine.get().status() == MachineStatus::LoggingIn
 }
 
 /// Extends the lease (a third of its ttl at a time) until it is lost to another holder;
@@ -423,10 +411,8 @@ impl Session {
     /// Returns the version the renewal's own write must replace, or `None` if the record
     /// changed under us (read again).
     async fn fence(&self, shared: &Shared, state: &mut State, read: &Read) -> Result<Option<u64>> {
-        let VenueMachine::Cadenza(machine) = &mut state.machine else {
-            return Ok(Some(read.version));
-        };
-        if machine.state_name() != "refreshing" || machine.refresh_token().is_none() {
+        let machine = state.machine.get_mut();
+        if machine.status() != MachineStatus::Refreshing || !machine.holds_refresh_token() {
             return Ok(Some(read.version));
         }
         let Some(record) = &read.payload else {

@@ -10,7 +10,7 @@ use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::Session;
 use crate::error::{Error, ErrorKind, Result};
-use crate::machine::{Venue, WsAuthReply};
+use crate::machine::WsAuthReply;
 
 /// A WebSocket connection to a venue over TLS.
 pub type WsStream = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
@@ -21,34 +21,51 @@ const MAX_UNRELATED_BEFORE_REPLY: usize = 64;
 impl Session {
     /// The venue's WebSocket auth message for the current credential (logging in first if
     /// needed): Cascade's JSON-RPC `auth` with request `id`, Exchange's `authenticate` op.
+    /// Sessions whose machine has none (Cadenza, Partner, Exchange admin and public) get
+    /// the machine's refusal.
     pub async fn ws_auth_message(&self, id: u64) -> Result<String> {
-        let credential = self.credential().await?;
-        match self.venue() {
-            Venue::Cascade => crate::machine::cascade::ws_auth_message(&credential, id),
-            Venue::Exchange => crate::machine::exchange::ws_auth_message(&credential),
-            other => Err(Error::new(
-                ErrorKind::InvalidArgument,
-                format!("{} has no WebSocket authentication", other.as_str()),
-            )),
+        let id = serde_json::Value::from(id);
+        if !self.inner.capabilities.ws_auth {
+            let now = self.now();
+            return self
+                .with_machine(|m| m.get().ws_auth_message(now.instant, id))
+                .await?;
         }
+        // The session's credential, which may be one the machine did not issue (a forked
+        // parent's): the machine builds the message, whoever obtained the token.
+        let credential = self.credential().await?;
+        self.with_machine(|m| m.get().ws_auth_message_for(&credential, id))
+            .await?
     }
 
-    /// Parses the venue's answer to the auth message. A rejection of a renewable token
-    /// ("Invalid Bearer Token") drops it, so the next auth message carries a fresh one.
+    /// Parses the venue's answer to the auth message, as the machine reads it: a
+    /// rejection of the credential ("Invalid Bearer Token", "Invalid API key") drops it,
+    /// so the next auth message carries a fresh one (or, for a permanent key, none).
     pub async fn handle_ws_reply(&self, text: &str) -> WsAuthReply {
-        // A venue may echo the credential it was sent in its rejection text.
-        let sent = self.current();
-        let secrets: Vec<&str> = sent.iter().map(|c| c.token()).collect();
-        let reply = match self.venue() {
-            Venue::Cascade => crate::machine::cascade::parse_ws_reply_redacting(text, &secrets),
-            Venue::Exchange => crate::machine::exchange::parse_ws_reply_redacting(text, &secrets),
-            _ => WsAuthReply::Unrelated,
+        let Ok(local) = self.local() else {
+            return WsAuthReply::Unrelated;
         };
-        if matches!(reply, WsAuthReply::Rejected { .. })
-            && self.venue() == Venue::Cascade
-            && let Some(current) = self.current()
-        {
-            self.invalidate(&current).await;
+        let mut state = local.state.lock().await;
+        let now = self.now();
+        let served = self.current();
+        // The machine redacts every secret it holds; the credential the hot path serves
+        // may be one it does not (a forked parent's), so that one is blotted out first, in
+        // case the venue echoed it.
+        let text = match &served {
+            Some(credential) => crate::machine::common::redact(text, &[credential.token()]),
+            None => text.to_owned(),
+        };
+        let held_before = state.machine.get().credential(now.instant).is_some();
+        let reply = state.machine.get_mut().handle_ws_reply(now, &text);
+        let dropped = held_before && state.machine.get().credential(now.instant).is_none();
+        if matches!(reply, WsAuthReply::Rejected { .. }) && (dropped || !held_before) {
+            // Rejected while serving a credential this machine does not hold: that one
+            // is not served again either.
+            state.inherited = None;
+        }
+        self.publish(&mut state, now);
+        if dropped {
+            state.ctx.wake.notify_one();
         }
         reply
     }
@@ -113,8 +130,7 @@ impl Session {
             match read_auth_reply(self, &mut stream, timeout).await? {
                 WsAuthReply::Authenticated { detail } => return Ok((stream, detail)),
                 WsAuthReply::Rejected { message } => {
-                    let renewable = self.venue() == Venue::Cascade;
-                    if !renewable || attempt == 2 {
+                    if !self.inner.capabilities.renewable || attempt == 2 {
                         return Err(Error::new(
                             ErrorKind::Unauthorized,
                             format!("WebSocket authentication rejected: {message}"),
