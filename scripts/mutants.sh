@@ -30,14 +30,15 @@ FULL_RUN=core/mutants-full-run.txt
 # login through a store (store, sharing), and what C callers are told (ffi). The tests
 # are the ones that exercise that code: unit tests always; the machine KATs and property
 # tests for the machines; the simulator over real TLS (and a real redis-server) for
-# sessions and stores. Each group is recorded on its own, so one can be rerun alone.
+# sessions and stores (`-- --include-ignored`: the Redis tests, against the redis-server
+# started below). Each group is recorded on its own, so one can be rerun alone.
 MUTANT_GROUPS=(
   "clock|tradeauth|core/src/credential.rs core/src/clock.rs core/src/time.rs|--lib --test machines --test cadenza --test partner --test cascade --test exchange"
   "machine|tradeauth|core/src/machine/mod.rs core/src/machine/common.rs core/src/machine/cadenza.rs core/src/machine/partner.rs core/src/machine/exchange.rs|--lib --test machines --test cadenza --test partner --test exchange --test proptest_machines"
   "cascade|tradeauth|core/src/machine/cascade.rs|--lib --test machines --test cascade --test proptest_machines"
-  "store|tradeauth|core/src/store/*.rs|--lib --test store_file --test store_redis"
+  "store|tradeauth|core/src/store/*.rs|--lib --test store_file --test store_redis -- --include-ignored"
   "session|tradeauth|core/src/session/mod.rs core/src/session/tls.rs|--lib --test session_cadenza --test session_others --test session_renewal --test wrong_place"
-  "sharing|tradeauth|core/src/session/shared.rs|--lib --test store_file --test store_redis --test session_cadenza"
+  "sharing|tradeauth|core/src/session/shared.rs|--lib --test store_file --test store_redis --test session_cadenza -- --include-ignored"
   "ffi|tradeauth-ffi|ffi/src/status.rs ffi/src/text.rs|--lib"
 )
 
@@ -136,7 +137,8 @@ for spec in "${MUTANT_GROUPS[@]}"; do
     select+=(--in-diff "$diff_file")
     args+=(--baseline skip --timeout 300)
   fi
-  if [ "$name" = store ] && [ -z "${TRADEAUTH_TEST_REDIS_URL:-}" ]; then
+  # The Redis tests are #[ignore]d without a server: these groups run them against one.
+  if { [ "$name" = store ] || [ "$name" = sharing ]; } && [ -z "${TRADEAUTH_TEST_REDIS_URL:-}" ]; then
     start_redis
   fi
   ensure_cargo_mutants

@@ -205,6 +205,13 @@ fn what_a_venue_does_not_have_is_refused_not_faked() {
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{venue}");
             assert!(err.message().contains("no WebSocket"), "{venue}");
+            // Not even for a credential handed in from elsewhere.
+            let given =
+                tradeauth::Credential::bearer(&tradeauth::Secret::from("eyJ.a.b"), None, None)
+                    .unwrap();
+            let err = m.ws_auth_message_for(&given, json!(1)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{venue}");
+            assert!(err.message().contains("no WebSocket"), "{venue}");
             assert_eq!(
                 m.handle_ws_reply(clock.ms(0), r#"{"type":"authenticated"}"#),
                 tradeauth::WsAuthReply::Unrelated,

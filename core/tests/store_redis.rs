@@ -1,6 +1,8 @@
 //! The Redis store against a real `redis-server` (started by `scripts/test_store.sh`,
-//! which exports `TRADEAUTH_TEST_REDIS_URL`) and the simulator over TLS. Without the
-//! variable every test prints a notice and passes without running.
+//! which exports `TRADEAUTH_TEST_REDIS_URL`) and the simulator over TLS. The tests are
+//! `#[ignore]`d, so a plain `cargo test` lists them as ignored instead of passing them
+//! unrun; `scripts/test_store.sh` runs them with `--ignored`, and an ignored test run
+//! without the variable fails.
 
 mod store_support;
 
@@ -19,16 +21,13 @@ fn store_worker_entry() {
     worker_main();
 }
 
-/// The server URL, or a printed notice and `None`.
+/// The server URL; a test run without one fails (they are `#[ignore]`d for that reason).
 fn redis_url(test: &str) -> Option<String> {
     match std::env::var("TRADEAUTH_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!(
-                "SKIPPED {test}: TRADEAUTH_TEST_REDIS_URL is not set (run scripts/test_store.sh)"
-            );
-            None
-        }
+        _ => panic!(
+            "{test} needs a redis-server: TRADEAUTH_TEST_REDIS_URL is not set (run scripts/test_store.sh)"
+        ),
     }
 }
 
@@ -39,6 +38,7 @@ fn with_prefix(url: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a redis-server: scripts/test_store.sh runs it"]
 async fn redis_lease_and_cas_semantics() {
     let Some(url) = redis_url("redis_lease_and_cas_semantics") else {
         return;
@@ -80,6 +80,7 @@ async fn redis_lease_and_cas_semantics() {
 /// tool) reads as unreadable (version 0) and the next write replaces it: before, every
 /// compare-and-swap failed forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a redis-server: scripts/test_store.sh runs it"]
 async fn a_record_with_an_unreadable_version_is_replaced() {
     let Some(url) = redis_url("a_record_with_an_unreadable_version_is_replaced") else {
         return;
@@ -125,6 +126,7 @@ async fn a_record_with_an_unreadable_version_is_replaced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a redis-server: scripts/test_store.sh runs it"]
 async fn eight_processes_share_one_cadenza_login_over_redis() {
     let Some(url) = redis_url("eight_processes_share_one_cadenza_login_over_redis") else {
         return;
@@ -187,6 +189,7 @@ impl Drop for OwnRedis {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a redis-server: scripts/test_store.sh runs it"]
 async fn redis_outage_longer_than_a_refresh_window_costs_no_request() {
     if redis_url("redis_outage_longer_than_a_refresh_window_costs_no_request").is_none() {
         return;
@@ -278,6 +281,7 @@ async fn redis_outage_longer_than_a_refresh_window_costs_no_request() {
 
 /// Issue #14 over Redis: see `fencing_run`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a redis-server: scripts/test_store.sh runs it"]
 async fn four_processes_never_present_one_refresh_token_twice_over_redis() {
     let Some(url) = redis_url("four_processes_never_present_one_refresh_token_twice_over_redis")
     else {
@@ -289,6 +293,7 @@ async fn four_processes_never_present_one_refresh_token_twice_over_redis() {
 
 /// Issue #14 over Redis, the lease holder killed mid-refresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a redis-server: scripts/test_store.sh runs it"]
 async fn a_lease_holder_killed_mid_refresh_over_redis_costs_one_login() {
     let Some(url) = redis_url("a_lease_holder_killed_mid_refresh_over_redis_costs_one_login")
     else {
@@ -333,6 +338,7 @@ fn private_pki(dir: &std::path::Path) -> (String, String, String, String) {
 /// refused outside its prefix, and two sessions share one login through it. No error
 /// names the password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a redis-server: scripts/test_store.sh runs it"]
 async fn rediss_with_a_private_ca_and_an_acl_user() {
     if redis_url("rediss_with_a_private_ca_and_an_acl_user").is_none() {
         return;

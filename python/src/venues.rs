@@ -45,13 +45,13 @@ pub(crate) struct CadenzaClient;
 impl CadenzaClient {
     /// Builds the client (see the class docstring); `login=True` authenticates now.
     #[new]
-    #[pyo3(signature = (email, password, base_url="https://cadenza-api.algo724.com", *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
+    #[pyo3(signature = (email, password, base_url=None, *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         email: String,
         password: String,
-        base_url: &str,
+        base_url: Option<&str>,
         login: bool,
         ca_cert: Option<Bound<'_, PyAny>>,
         timeout: Option<f64>,
@@ -76,7 +76,7 @@ impl CadenzaClient {
             store_plaintext,
             store_lease,
         };
-        let options = args.into_options(py, Some(base_url))?;
+        let options = args.into_options(py, base_url)?;
         let config = CadenzaConfig::new(email, Secret::new(password));
         let factory: Factory = Arc::new(move |o| Session::cadenza(config.clone(), o));
         Ok((Self, BaseClient::create(py, factory, options, login)?))
@@ -241,13 +241,13 @@ pub(crate) struct CascadeClient;
 impl CascadeClient {
     /// Builds the client (see the class docstring); `login=True` authenticates now.
     #[new]
-    #[pyo3(signature = (deposit_address, delegate_private_key, base_url="https://matcher.cascade.xyz", *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
+    #[pyo3(signature = (deposit_address, delegate_private_key, base_url=None, *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         deposit_address: String,
         delegate_private_key: String,
-        base_url: &str,
+        base_url: Option<&str>,
         login: bool,
         ca_cert: Option<Bound<'_, PyAny>>,
         timeout: Option<f64>,
@@ -272,7 +272,7 @@ impl CascadeClient {
             store_plaintext,
             store_lease,
         };
-        let options = args.into_options(py, Some(base_url))?;
+        let options = args.into_options(py, base_url)?;
         let config = CascadeConfig::new(deposit_address, Secret::new(delegate_private_key));
         let factory: Factory = Arc::new(move |o| Session::cascade(config.clone(), o));
         Ok((Self, BaseClient::create(py, factory, options, login)?))
@@ -369,13 +369,13 @@ pub(crate) struct ExchangeClient;
 impl ExchangeClient {
     /// Builds the client; the key's format is checked here, nothing is sent.
     #[new]
-    #[pyo3(signature = (api_key=None, admin_token=None, base_url="https://exchange.jamesxu.dev", *, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None))]
+    #[pyo3(signature = (api_key=None, admin_token=None, base_url=None, *, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         api_key: Option<String>,
         admin_token: Option<String>,
-        base_url: &str,
+        base_url: Option<&str>,
         ca_cert: Option<Bound<'_, PyAny>>,
         timeout: Option<f64>,
         auth_timeout: Option<f64>,
@@ -395,7 +395,7 @@ impl ExchangeClient {
             store_plaintext: false,
             store_lease: None,
         };
-        let options = args.into_options(py, Some(base_url))?;
+        let options = args.into_options(py, base_url)?;
         let config =
             ExchangeConfig::from_parts(api_key.map(Secret::new), admin_token.map(Secret::new))
                 .map_err(|e| crate::errors::to_pyerr(py, &e))?;
@@ -456,20 +456,5 @@ impl ExchangeClient {
     /// Interprets a WebSocket message (`{"type":"authenticated",..}` or an error).
     fn handle_ws_reply(slf: &Bound<'_, Self>, text: String) -> PyResult<WsAuthReply> {
         ws_reply(slf.py(), slf.as_super().get(), text)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// The signature defaults above are literals (pyo3 needs them so); keep them in step
-    /// with the core's constants.
-    #[test]
-    fn default_urls_match_core() {
-        assert_eq!(
-            tradeauth::CADENZA_PRODUCTION_URL,
-            "https://cadenza-api.algo724.com"
-        );
-        assert_eq!(tradeauth::CASCADE_URL, "https://matcher.cascade.xyz");
-        assert_eq!(tradeauth::EXCHANGE_URL, "https://exchange.jamesxu.dev");
     }
 }

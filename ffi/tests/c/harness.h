@@ -70,13 +70,16 @@ static inline void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-/* Fresh options for a venue: its sim URL, the sim CA, and no retries (faster failures). */
+/* Fresh options for a venue: its sim URL, the sim CA, and no retries (faster failures).
+   The connect budget is 30 s, not 5: under valgrind on a loaded machine one TLS
+   handshake has taken longer than 5 s. No test here waits for a connect timeout. */
 static inline tradeauth_options *options_for(const char *base_url) {
     tradeauth_options *options = NULL;
     OK(tradeauth_options_new(&options));
     OK(tradeauth_options_set_base_url(options, base_url));
     OK(tradeauth_options_add_root_file(options, env("SIM_CA")));
     OK(tradeauth_options_set_max_retries(options, 0));
+    OK(tradeauth_options_set_connect_timeout_ms(options, 30000));
     return options;
 }
 

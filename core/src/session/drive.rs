@@ -1,0 +1,189 @@
+//! Driving the machine: single flight (one authentication for many callers), the drive
+//! loop with retries and backoff, and publishing its credential to the hot path.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{Session, State};
+use crate::credential::Credential;
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::AuthEvent;
+use crate::time::Now;
+
+impl Session {
+    /// Single flight: one authentication runs; callers that queued behind it take its result.
+    pub(super) async fn authenticate(
+        &self,
+        rejected: Option<&Credential>,
+    ) -> Result<Arc<Credential>> {
+        let seen = self.inner.attempts.load(Ordering::Acquire);
+        let local = self.local()?;
+        let mut state = local.state.lock().await;
+        if let Some(rejected) = rejected {
+            self.invalidate_locked(&mut state, rejected);
+        }
+        if let Some(credential) = self.current() {
+            return Ok(credential);
+        }
+        if self.inner.attempts.load(Ordering::Acquire) != seen
+            && let Some(failure) = &state.last_failure
+        {
+            return Err(failure.clone());
+        }
+        self.drive_bounded(&mut state).await
+    }
+
+    /// One authentication under the lock, bounded by `auth_timeout`; its outcome is
+    /// recorded for the callers queued behind it.
+    pub(super) async fn drive_bounded(&self, state: &mut State) -> Result<Arc<Credential>> {
+        let budget = self.inner.options.auth_timeout;
+        let outcome = match tokio::time::timeout(budget, self.drive_shared(state, true)).await {
+            Ok(Ok(Some(credential))) => Ok(credential),
+            Ok(Ok(None)) => Err(Error::new(
+                ErrorKind::Protocol,
+                "authentication finished without a credential",
+            )),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "authentication with {} did not finish within {budget:?}; check the venue's reachability or raise auth_timeout",
+                    self.inner.venue.as_str()
+                ),
+            )),
+        };
+        state.last_failure = outcome.as_ref().err().cloned();
+        self.inner.attempts.fetch_add(1, Ordering::AcqRel);
+        state.ctx.wake.notify_one();
+        outcome
+    }
+
+    /// Runs the machine until it has a credential (`want_credential`) or nothing to send.
+    pub(super) async fn drive(
+        &self,
+        state: &mut State,
+        want_credential: bool,
+    ) -> Result<Option<Arc<Credential>>> {
+        let mut retries = 0u32;
+        // Shared store: whether a request went out, and whether the store was re-read
+        // before a fallback login (see `adopt_before_login`).
+        let (mut sent_any, mut reread) = (false, false);
+        // A drive cancelled by a timeout leaves its request "in flight" in the machine.
+        if state.machine.get().is_busy() {
+            let error = Error::new(ErrorKind::Timeout, "previous request was abandoned");
+            state
+                .machine
+                .get_mut()
+                .handle_transport_error(self.now(), &error);
+        }
+        loop {
+            let at = self.now();
+            state.machine.get_mut().handle_timeout(at);
+            self.publish(state, at);
+            if sent_any && self.adopt_before_login(state, &mut reread).await {
+                continue;
+            }
+            let request = state.machine.get_mut().poll_request(at);
+            let Some(request) = request else {
+                let credential = self.publish(state, at);
+                if !want_credential || credential.is_some() {
+                    return Ok(credential);
+                }
+                return Err(state
+                    .machine
+                    .get()
+                    .last_error()
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Error::new(ErrorKind::Protocol, "no credential and nothing to send")
+                    }));
+            };
+            sent_any = true;
+            let http = state.ctx.http.clone();
+            let sent = self.send(&http, request, None).await;
+            let at = match &sent {
+                Ok(response) => self.now_for(response),
+                Err(_) => self.now(),
+            };
+            let failure = match sent {
+                Ok(response) => state.machine.get_mut().handle_response(at, response).err(),
+                Err(error) => {
+                    state.machine.get_mut().handle_transport_error(at, &error);
+                    Some(error)
+                }
+            };
+            self.publish(state, at);
+            if let Some(error) = failure {
+                let retryable = error.is_retryable()
+                    || matches!(error.kind(), ErrorKind::Transport | ErrorKind::Timeout);
+                if !retryable || retries >= self.inner.options.max_retries {
+                    return Err(error);
+                }
+                let delay = self.backoff(retries, error.retry_after());
+                tracing::debug!(venue = self.inner.venue.as_str(), account = %self.inner.account,
+                    kind = error.kind().as_str(), ?delay, "retrying authentication");
+                retries += 1;
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter, honouring a venue's `Retry-After`.
+    pub(super) fn backoff(&self, retries: u32, retry_after: Option<Duration>) -> Duration {
+        let options = &self.inner.options;
+        let ceiling = options
+            .retry_base_delay
+            .saturating_mul(1u32 << retries.min(16))
+            .min(options.retry_max_delay);
+        let jittered = ceiling.mul_f64(rand::random::<f64>());
+        match retry_after {
+            Some(after) => after.max(jittered).min(options.auth_timeout),
+            None => jittered,
+        }
+    }
+
+    /// Publishes the machine's credential to the hot path, then forwards its events (in
+    /// that order, so a subscriber woken by `Refreshed` reads the new credential).
+    pub(super) fn publish(&self, state: &mut State, at: Now) -> Option<Arc<Credential>> {
+        let machine = state.machine.get_mut();
+        let mut fresh = machine.credential(at.instant).map(Arc::new);
+        if fresh.is_some() {
+            // This process's machine has its own: the parent's is no longer needed.
+            state.inherited = None;
+        } else if let Some(inherited) = state.inherited.take() {
+            if inherited.is_valid_at(at.instant) {
+                fresh = Some(Arc::clone(&inherited));
+                state.inherited = Some(inherited);
+            }
+        }
+        let unchanged = {
+            let current = self.inner.current.load();
+            match (current.as_ref(), &fresh) {
+                (Some(old), Some(new)) => {
+                    old.header_value() == new.header_value()
+                        && old.valid_until() == new.valid_until()
+                }
+                (None, None) => true,
+                _ => false,
+            }
+        };
+        if !unchanged {
+            self.inner.current.store(fresh);
+        }
+        let machine = state.machine.get_mut();
+        while let Some(event) = machine.poll_event() {
+            match &event {
+                AuthEvent::Failed { kind, message } => tracing::warn!(
+                    venue = self.inner.venue.as_str(), account = %self.inner.account,
+                    kind = kind.as_str(), %message, "authentication failed"),
+                other => tracing::info!(
+                    venue = self.inner.venue.as_str(), account = %self.inner.account,
+                    event = ?other, "authentication event"),
+            }
+            // No receiver is not an error: events are optional.
+            let _ = state.ctx.events.send(event);
+        }
+        self.current()
+    }
+}

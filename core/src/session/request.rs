@@ -1,0 +1,291 @@
+//! Sending: the machine's requests and the caller's ([`RequestBuilder`]), over TLS, with
+//! header values and bodies wiped when the HTTP stack drops them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Session;
+use crate::credential::Credential;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{HttpRequest, HttpResponse, Method};
+
+impl Session {
+    /// Sends one request to the venue; no credential handling here.
+    pub(super) async fn send(
+        &self,
+        http: &reqwest::Client,
+        mut request: HttpRequest,
+        timeout: Option<Duration>,
+    ) -> Result<HttpResponse> {
+        let url = self.inner.base_url.join(&request.path).map_err(|e| {
+            Error::new(ErrorKind::InvalidArgument, format!("bad request path: {e}"))
+        })?;
+        if url.origin() != self.inner.base_url.origin() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "request path must stay on the session's venue host",
+            ));
+        }
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = http
+            .request(method, url)
+            .timeout(timeout.unwrap_or(self.inner.options.request_timeout));
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), wiped_header_value(name, value)?);
+        }
+        if !request.body.is_empty() {
+            // Moved, not copied, into memory that is wiped when reqwest drops it (login
+            // bodies carry passwords, refresh bodies refresh tokens).
+            let body = zeroize::Zeroizing::new(std::mem::take(&mut request.body));
+            builder = builder.body(bytes::Bytes::from_owner(body));
+        }
+        let mut response = builder.send().await.map_err(transport_error)?;
+        self.observe_date(response.headers());
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        // Read chunk by chunk into one buffer that is wiped whenever it grows (answers
+        // carry tokens); each chunk is wiped too when nothing else shares its memory.
+        let hint = response.content_length().unwrap_or(0).min(1 << 20) as usize;
+        let mut body = Vec::with_capacity(hint);
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            append_wiping(&mut body, &chunk);
+            wipe_if_unique(chunk);
+        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Starts an authenticated request to `path` (relative to the base URL).
+    pub fn request(&self, method: Method, path: impl Into<String>) -> RequestBuilder {
+        RequestBuilder {
+            session: self.clone(),
+            request: HttpRequest {
+                method,
+                path: path.into(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            query: Vec::new(),
+            timeout: None,
+            error: None,
+        }
+    }
+
+    /// A credential for a request; `None` only for sessions that have none (Exchange public use).
+    pub(super) async fn credential_for_request(&self) -> Result<Option<Arc<Credential>>> {
+        if let Some(credential) = self.current() {
+            return Ok(Some(credential));
+        }
+        if self.inner.capabilities.public {
+            return Ok(None);
+        }
+        self.authenticate(None).await.map(Some)
+    }
+}
+
+/// A header value for reqwest in memory that is wiped when the HTTP stack drops it; the
+/// auth headers are also marked sensitive (never HPACK-indexed, redacted in `Debug`).
+fn wiped_header_value(name: &str, value: &str) -> Result<reqwest::header::HeaderValue> {
+    let owned = zeroize::Zeroizing::new(value.as_bytes().to_vec());
+    let mut header = reqwest::header::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(
+        owned,
+    ))
+    .map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("the value of header {name} is not valid header text"),
+        )
+    })?;
+    if name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("x-api-key") {
+        header.set_sensitive(true);
+    }
+    Ok(header)
+}
+
+/// Appends `chunk` to `body`; when `body` must grow, its old buffer is wiped first.
+fn append_wiping(body: &mut Vec<u8>, chunk: &[u8]) {
+    if body.capacity() - body.len() < chunk.len() {
+        let wanted = (body.len() + chunk.len()).max(body.capacity().saturating_mul(2));
+        let mut grown = Vec::with_capacity(wanted);
+        grown.extend_from_slice(body);
+        zeroize::Zeroize::zeroize(body);
+        *body = grown;
+    }
+    body.extend_from_slice(chunk);
+}
+
+/// Wipes a received chunk if its memory is this chunk's alone (not still shared with
+/// the HTTP stack's read buffer, which the library cannot touch).
+fn wipe_if_unique(chunk: bytes::Bytes) {
+    if let Ok(mut unique) = chunk.try_into_mut() {
+        zeroize::Zeroize::zeroize(&mut unique[..]);
+    }
+}
+
+pub(super) fn transport_error(error: reqwest::Error) -> Error {
+    // The whole source chain, because the useful part ("invalid peer certificate:
+    // UnknownIssuer", "connection refused") sits at the bottom. reqwest's text names the
+    // URL, which carries no secret (credentials travel in headers only).
+    let mut detail = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if error.is_timeout() {
+        Error::new(ErrorKind::Timeout, format!("no answer in time: {detail}"))
+    } else {
+        let hint = if detail.contains("certificate") {
+            "; if the venue uses a private CA, add it as an extra root certificate"
+        } else {
+            ""
+        };
+        Error::new(
+            ErrorKind::Transport,
+            format!("connection failed: {detail}{hint}"),
+        )
+    }
+}
+
+/// An authenticated request under construction; see [`Session::request`].
+pub struct RequestBuilder {
+    session: Session,
+    request: HttpRequest,
+    query: Vec<(String, String)>,
+    timeout: Option<Duration>,
+    error: Option<Error>,
+}
+
+impl RequestBuilder {
+    /// Adds a query parameter (URL-encoded for you).
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sets a JSON body (and `content-type: application/json`).
+    pub fn json(mut self, body: &serde_json::Value) -> Self {
+        match serde_json::to_vec(body) {
+            Ok(bytes) => {
+                self.request.body = bytes;
+                self.request
+                    .headers
+                    .push(("content-type".into(), "application/json".into()));
+            }
+            Err(e) => {
+                self.error = Some(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!("body is not JSON: {e}"),
+                ))
+            }
+        }
+        self
+    }
+
+    /// Sets a raw body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.request.body = body.into();
+        self
+    }
+
+    /// Adds a header; the session's own auth header cannot be overridden.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request
+            .headers
+            .push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Bounds this one request (default: the session's `request_timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends it: attaches a valid credential; on a 401 drops that credential,
+    /// re-authenticates once and retries once. Idempotent methods are also retried on
+    /// transport errors, 5xx and 429 with backoff; POST and PATCH never are (an order
+    /// must not be placed twice).
+    pub async fn send(self) -> Result<HttpResponse> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let session = self.session;
+        let mut request = self.request;
+        if !self.query.is_empty() {
+            let mut url = session.inner.base_url.join(&request.path).map_err(|e| {
+                Error::new(ErrorKind::InvalidArgument, format!("bad request path: {e}"))
+            })?;
+            url.query_pairs_mut().extend_pairs(&self.query);
+            request.path = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_owned(),
+            };
+        }
+        let auth_names = ["authorization", "x-api-key"];
+        request
+            .headers
+            .retain(|(name, _)| !auth_names.iter().any(|a| name.eq_ignore_ascii_case(a)));
+        let idempotent = matches!(request.method, Method::Get | Method::Put | Method::Delete);
+        let mut reauthenticated = false;
+        let mut retries = 0u32;
+        loop {
+            let credential = session.credential_for_request().await?;
+            let mut attempt = request.clone();
+            if let Some(credential) = &credential {
+                attempt.headers.push((
+                    credential.header_name().to_owned(),
+                    credential.header_value().to_owned(),
+                ));
+            }
+            let http = session.local()?.http.clone();
+            let outcome = session.send(&http, attempt, self.timeout).await;
+            match outcome {
+                Ok(response) if response.status == 401 && !reauthenticated => {
+                    let Some(rejected) = credential else {
+                        return Ok(response);
+                    };
+                    if !session.inner.capabilities.renewable {
+                        // A permanent key cannot be renewed; retrying would only repeat the 401.
+                        return Ok(response);
+                    }
+                    reauthenticated = true;
+                    session.authenticate(Some(&rejected)).await?;
+                }
+                Ok(response)
+                    if idempotent
+                        && (response.status == 429 || response.status >= 500)
+                        && retries < session.inner.options.max_retries =>
+                {
+                    let after = crate::http::retry_after(&response.headers);
+                    tokio::time::sleep(session.backoff(retries, after)).await;
+                    retries += 1;
+                }
+                Ok(response) => return Ok(response),
+                Err(error)
+                    if idempotent
+                        && matches!(error.kind(), ErrorKind::Transport | ErrorKind::Timeout)
+                        && retries < session.inner.options.max_retries =>
+                {
+                    tokio::time::sleep(session.backoff(retries, None)).await;
+                    retries += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
