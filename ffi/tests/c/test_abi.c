@@ -609,9 +609,6 @@ static void test_ws(void) {
         OK(tradeauth_session_ws_handle_reply(
             exchange, "{\"type\":\"authenticated\",\"trader_id\":\"t\",\"username\":\"team-alpha\"}", &reply));
         CHECK(reply == TRADEAUTH_WS_AUTHENTICATED);
-        OK(tradeauth_session_ws_handle_reply(exchange, "{\"type\":\"error\",\"message\":\"invalid api key\"}",
-                                             &reply));
-        CHECK(reply == TRADEAUTH_WS_REJECTED);
         OK(tradeauth_session_ws_handle_reply(exchange, "{\"type\":\"pong\"}", &reply));
         CHECK(reply == TRADEAUTH_WS_UNRELATED);
         char name[64];
@@ -624,6 +621,14 @@ static void test_ws(void) {
         uint64_t expiry = 1;
         OK(tradeauth_session_expires_at_ms(exchange, &expiry));
         CHECK(expiry == 0);
+        /* The venue refusing the key on the WebSocket withholds it, as a 401 does: the
+           permanent key is not presented again until logout. */
+        OK(tradeauth_session_ws_handle_reply(exchange, "{\"type\":\"error\",\"message\":\"invalid api key\"}",
+                                             &reply));
+        CHECK(reply == TRADEAUTH_WS_REJECTED);
+        EXPECT(tradeauth_session_header(exchange, name, sizeof name, &name_written, value,
+                                        sizeof value, &value_written),
+               TRADEAUTH_ERR_UNAUTHORIZED);
         tradeauth_session_free(exchange);
     }
 
