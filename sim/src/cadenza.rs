@@ -25,7 +25,7 @@ use crate::Venue;
 use crate::audit::{AuditAccount, audit_layer};
 use crate::common::{bearer, json_response, lock, parse_json, random_token, rejected};
 use crate::config::CadenzaConfig;
-use crate::faults::venue_layer;
+use crate::layer::venue_layer;
 use crate::state::Shared;
 
 /// Expired tokens are forgotten this long after they expire, so the maps stay small on a
@@ -425,6 +425,20 @@ async fn method_not_allowed() -> Response {
         "METHOD_NOT_ALLOWED",
         "Method not allowed",
     )
+}
+
+/// The body a status fault answers with: Cadenza's error envelope. A 401 says
+/// `INVALID_TOKEN`, the venue's "credential rejected" code, so a fault can force a client
+/// to re-authenticate.
+pub(crate) fn fault_body(status: StatusCode) -> Value {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let code = match status.as_u16() {
+        401 => "INVALID_TOKEN".to_owned(),
+        429 => "RATE_LIMITED".to_owned(),
+        500 => "INTERNAL_ERROR".to_owned(),
+        _ => reason.to_ascii_uppercase().replace([' ', '-'], "_"),
+    };
+    json!({ "success": false, "error": { "code": code, "message": reason } })
 }
 
 #[cfg(test)]

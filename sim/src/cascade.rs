@@ -30,7 +30,8 @@ use time::macros::format_description;
 use crate::Venue;
 use crate::common::{bearer, error_text, invalid_body, json_response, lock, parse_json};
 use crate::config::{CascadeConfig, parse_address};
-use crate::faults::{EchoCredential, venue_layer};
+use crate::faults::EchoCredential;
+use crate::layer::venue_layer;
 use crate::state::Shared;
 
 const INVALID_BEARER: &str = "Invalid Bearer Token";
@@ -635,6 +636,15 @@ async fn not_found() -> Response {
 
 async fn method_not_allowed() -> Response {
     error_text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+}
+
+/// The body a status fault answers with; a 401 is the page's `Invalid Bearer Token`, so a
+/// fault can force a client to re-run the challenge flow.
+pub(crate) fn fault_body(status: StatusCode) -> Value {
+    if status == StatusCode::UNAUTHORIZED {
+        return json!({ "error": "Invalid Bearer Token" });
+    }
+    json!({ "error": status.canonical_reason().unwrap_or("Error") })
 }
 
 #[cfg(test)]

@@ -24,7 +24,8 @@ use time::macros::format_description;
 use crate::Venue;
 use crate::common::{error_text, invalid_body, json_response, lock, parse_json};
 use crate::config::ExchangeConfig;
-use crate::faults::{EchoCredential, venue_layer};
+use crate::faults::EchoCredential;
+use crate::layer::venue_layer;
 use crate::state::Shared;
 
 /// The page's error texts.
@@ -581,4 +582,12 @@ async fn not_found() -> Response {
 
 async fn method_not_allowed() -> Response {
     error_text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+}
+
+/// The body a status fault answers with; a 401 is the venue's `invalid api key`.
+pub(crate) fn fault_body(status: StatusCode) -> Value {
+    if status == StatusCode::UNAUTHORIZED {
+        return json!({ "error": "invalid api key" });
+    }
+    json!({ "error": status.canonical_reason().unwrap_or("Error") })
 }

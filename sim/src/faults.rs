@@ -1,22 +1,21 @@
 //! Fault injection: faults armed on a venue (optionally one path) for the next N matching
-//! requests, consumed in arming order, and the venue layer that applies them and counts
-//! every request and rejection.
+//! requests, consumed in arming order, and how each is applied. The layer that finds them
+//! (and counts requests and stamps `Date`) is `crate::layer`.
 
 use std::collections::VecDeque;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::common::{Rejected, lock, rejected};
-use crate::state::Shared;
 use crate::{SimError, Venue};
 
 /// The largest response body the `missing_field` fault will rewrite.
@@ -25,9 +24,6 @@ const MAX_REWRITE_BYTES: usize = 16 * 1024 * 1024;
 /// The largest `offset_secs` a `date` fault takes either way (about 100 years, the bound
 /// of the clock offset), so the stamped time stays a valid HTTP date.
 pub(crate) const MAX_DATE_OFFSET_SECS: i64 = 100 * 366 * 24 * 3600;
-
-/// The last second an HTTP date can state (9999-12-31T23:59:59Z); `httpdate` refuses later.
-const MAX_HTTP_DATE_SECS: i64 = 253_402_300_799;
 
 /// A 200 body that is not valid JSON: a response cut off mid-way.
 const MALFORMED_BODY: &str = r#"{"success":true,"data":{"token":"eyJhbGciOiJIUzI1NiIsInR5"#;
@@ -483,7 +479,7 @@ impl FaultQueue {
     }
 
     /// Takes one use of the first armed fault that matches.
-    fn take(&self, venue: Venue, path: &str) -> Option<FaultKind> {
+    pub(crate) fn take(&self, venue: Venue, path: &str) -> Option<FaultKind> {
         let mut armed = lock(&self.armed);
         let index = armed.iter().position(|f| f.matches(venue, path))?;
         let fault = &mut armed[index];
@@ -508,77 +504,13 @@ impl FaultQueue {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct DropConnection;
 
-/// The layer in front of every venue: counts the request, applies a matching fault, and
-/// counts the response's rejection reason.
-pub(crate) async fn venue_layer(
-    State((shared, venue)): State<(Arc<Shared>, Venue)>,
-    request: Request,
+/// Applies one fault to a request (the venue layer found it armed).
+pub(crate) async fn apply(
+    venue: Venue,
+    kind: FaultKind,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    shared.stats.update(venue, |s| {
-        s.requests += 1;
-        s.in_flight += 1;
-        s.max_in_flight = s.max_in_flight.max(s.in_flight);
-    });
-    // Decrements on every exit, including a client that hangs up mid-request.
-    let _in_flight = InFlight {
-        shared: shared.clone(),
-        venue,
-    };
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let fault = shared.faults.take(venue, &path);
-    let date_offset_secs = match &fault {
-        Some(FaultKind::Date { offset_secs }) => *offset_secs,
-        _ => 0,
-    };
-    let response = match fault {
-        None => next.run(request).await,
-        Some(kind) => {
-            tracing::info!(venue = %venue, %method, %path, fault = ?kind, "injecting fault");
-            apply(venue, kind, request, next).await
-        }
-    };
-    if let Some(Rejected(reason)) = response.extensions().get::<Rejected>() {
-        shared.stats.reject(venue, reason);
-    }
-    tracing::debug!(venue = %venue, %method, %path, status = response.status().as_u16(), "request");
-    let mut response = response;
-    // The Date header tells the time of the venue's own clock, shifted with it, so a client
-    // can measure its skew (hyper would otherwise stamp the host's real clock). A `date`
-    // fault shifts this stamp, and only this stamp, for its request.
-    let date = http_date(shared.clock.now_unix_secs(), date_offset_secs);
-    if let Ok(value) = HeaderValue::from_str(&date) {
-        response.headers_mut().insert(header::DATE, value);
-    }
-    response
-}
-
-/// The HTTP date of `now_secs + offset_secs` (Unix seconds), clamped to what an HTTP date
-/// can state (1970 to 9999) so no offset can make the formatting panic.
-fn http_date(now_secs: i64, offset_secs: i64) -> String {
-    let secs = now_secs
-        .saturating_add(offset_secs)
-        .clamp(0, MAX_HTTP_DATE_SECS);
-    let secs = u64::try_from(secs).unwrap_or(0);
-    httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-/// Counts one request as in flight for as long as it lives.
-struct InFlight {
-    shared: Arc<Shared>,
-    venue: Venue,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.shared
-            .stats
-            .update(self.venue, |s| s.in_flight = s.in_flight.saturating_sub(1));
-    }
-}
-
-async fn apply(venue: Venue, kind: FaultKind, mut request: Request, next: Next) -> Response {
     match kind {
         FaultKind::Status {
             status,
@@ -640,28 +572,14 @@ async fn apply(venue: Venue, kind: FaultKind, mut request: Request, next: Next) 
     }
 }
 
-/// The body a status fault answers with, in the venue's own error shape. A 401 uses the
-/// venue's "credential rejected" text, so a fault can force a client to re-authenticate.
+/// The body a status fault answers with, in the venue's own error shape (each venue's
+/// file says what that shape is).
 fn status_body(venue: Venue, status: StatusCode) -> Value {
-    let reason = status.canonical_reason().unwrap_or("Error");
     match venue {
-        Venue::Cadenza => {
-            let code = match status.as_u16() {
-                401 => "INVALID_TOKEN".to_owned(),
-                429 => "RATE_LIMITED".to_owned(),
-                500 => "INTERNAL_ERROR".to_owned(),
-                _ => reason.to_ascii_uppercase().replace([' ', '-'], "_"),
-            };
-            json!({ "success": false, "error": { "code": code, "message": reason } })
-        }
-        Venue::Partner if status == StatusCode::UNAUTHORIZED => json!({ "error": "Invalid Token" }),
-        Venue::Cascade if status == StatusCode::UNAUTHORIZED => {
-            json!({ "error": "Invalid Bearer Token" })
-        }
-        Venue::Exchange if status == StatusCode::UNAUTHORIZED => {
-            json!({ "error": "invalid api key" })
-        }
-        _ => json!({ "error": reason }),
+        Venue::Cadenza => crate::cadenza::fault_body(status),
+        Venue::Partner => crate::partner::fault_body(status),
+        Venue::Cascade => crate::cascade::fault_body(status),
+        Venue::Exchange => crate::exchange::fault_body(status),
     }
 }
 
@@ -705,6 +623,7 @@ fn remove_key(value: &mut Value, key: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn text_spec_parses() {
@@ -907,25 +826,6 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{json}: {err}");
         }
-    }
-
-    #[test]
-    fn http_date_is_shifted_and_clamped() {
-        let now = 1_700_000_000;
-        let at =
-            |secs: u64| httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(secs));
-        assert_eq!(http_date(now, 0), at(1_700_000_000));
-        assert_eq!(http_date(now, -7200), at(1_699_992_800));
-        assert_eq!(http_date(now, 7200), at(1_700_007_200));
-        assert_eq!(http_date(now, -now - 1), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(
-            http_date(i64::MAX, i64::MAX),
-            "Fri, 31 Dec 9999 23:59:59 GMT"
-        );
-        assert_eq!(
-            http_date(i64::MIN, i64::MIN),
-            "Thu, 01 Jan 1970 00:00:00 GMT"
-        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod config;
 mod control;
 mod exchange;
 mod faults;
+mod layer;
 mod partner;
 mod server;
 mod state;

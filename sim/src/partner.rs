@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::Venue;
 use crate::common::{bearer, error_text, invalid_body, json_response, lock, parse_json};
 use crate::config::PartnerConfig;
-use crate::faults::venue_layer;
+use crate::layer::venue_layer;
 use crate::state::Shared;
 
 /// A token whose `iat` is further than this in the future is refused (clock skew bound).
@@ -176,4 +176,13 @@ async fn not_found() -> Response {
 
 async fn method_not_allowed() -> Response {
     error_text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
+/// The body a status fault answers with; a 401 is the page's `Invalid Token`, so a fault
+/// can force a client to mint again.
+pub(crate) fn fault_body(status: StatusCode) -> Value {
+    if status == StatusCode::UNAUTHORIZED {
+        return json!({ "error": "Invalid Token" });
+    }
+    json!({ "error": status.canonical_reason().unwrap_or("Error") })
 }
