@@ -58,8 +58,8 @@ pub use time::Now;
 
 #[cfg(feature = "client")]
 pub use session::{
-    CADENZA_PRODUCTION_URL, CADENZA_UAT_URL, CASCADE_URL, EXCHANGE_URL, Options, RequestBuilder,
-    Session, WsStream,
+    CADENZA_PRODUCTION_URL, CADENZA_UAT_URL, CASCADE_URL, EXCHANGE_URL, OptionSpec, Options,
+    RequestBuilder, Session, WsStream,
 };
 #[cfg(feature = "client")]
 pub use store::{CredentialStore, StoreEvent};

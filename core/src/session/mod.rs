@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 pub use cadenza::{CADENZA_PRODUCTION_URL, CADENZA_UAT_URL};
 pub use cascade::CASCADE_URL;
 pub use exchange::EXCHANGE_URL;
-pub use options::Options;
+pub use options::{OptionSpec, Options};
 pub use request::RequestBuilder;
 pub use ws::WsStream;
 

@@ -138,7 +138,120 @@ impl Default for Options {
     }
 }
 
+/// One [`Options`] field as each binding spells it; `None` where a binding does not offer
+/// it yet. [`Options::SCHEMA`] lists every field, and `core/tests/options_schema.rs` fails
+/// when a field, a C setter, a C++ method or a Python keyword is missing from it or from
+/// the binding it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionSpec {
+    /// The field's name in [`Options`].
+    pub field: &'static str,
+    /// The C function that sets it (`include/tradeauth.h`).
+    pub c: Option<&'static str>,
+    /// The C++ wrapper's `Options` method (`include/tradeauth.hpp`).
+    pub cpp: Option<&'static str>,
+    /// The Python constructor keyword (`python/tradeauth/_native.pyi`).
+    pub python: Option<&'static str>,
+}
+
+const fn spec(
+    field: &'static str,
+    c: Option<&'static str>,
+    cpp: Option<&'static str>,
+    python: Option<&'static str>,
+) -> OptionSpec {
+    OptionSpec {
+        field,
+        c,
+        cpp,
+        python,
+    }
+}
+
 impl Options {
+    /// Every option, in field order, with its name in each binding.
+    pub const SCHEMA: &'static [OptionSpec] = &[
+        spec(
+            "base_url",
+            Some("tradeauth_options_set_base_url"),
+            Some("base_url"),
+            Some("base_url"),
+        ),
+        spec(
+            "extra_root_certs_pem",
+            Some("tradeauth_options_add_root_pem"),
+            Some("add_root_pem"),
+            Some("ca_cert"),
+        ),
+        spec(
+            "request_timeout",
+            Some("tradeauth_options_set_request_timeout_ms"),
+            Some("request_timeout"),
+            Some("timeout"),
+        ),
+        spec(
+            "connect_timeout",
+            Some("tradeauth_options_set_connect_timeout_ms"),
+            Some("connect_timeout"),
+            None,
+        ),
+        spec(
+            "auth_timeout",
+            Some("tradeauth_options_set_auth_timeout_ms"),
+            Some("auth_timeout"),
+            Some("auth_timeout"),
+        ),
+        spec(
+            "max_retries",
+            Some("tradeauth_options_set_max_retries"),
+            Some("max_retries"),
+            Some("max_retries"),
+        ),
+        spec("retry_base_delay", None, None, None),
+        spec("retry_max_delay", None, None, None),
+        spec(
+            "background_refresh",
+            Some("tradeauth_options_set_background_refresh"),
+            Some("background_refresh"),
+            Some("background_refresh"),
+        ),
+        spec(
+            "refresh_window",
+            Some("tradeauth_options_set_refresh_window_ms"),
+            Some("refresh_window"),
+            Some("refresh_window"),
+        ),
+        spec("max_date_skew", None, None, None),
+        spec("max_lifetime", None, None, None),
+        spec(
+            "store",
+            Some("tradeauth_options_set_store"),
+            Some("store"),
+            Some("store"),
+        ),
+        spec(
+            "store_key",
+            Some("tradeauth_options_set_store_key"),
+            Some("store_key"),
+            Some("store_key"),
+        ),
+        spec(
+            "store_plaintext",
+            Some("tradeauth_options_set_store_plaintext"),
+            Some("store_plaintext"),
+            Some("store_plaintext"),
+        ),
+        spec(
+            "store_lease_ttl",
+            Some("tradeauth_options_set_store_lease_ms"),
+            Some("store_lease"),
+            Some("store_lease"),
+        ),
+        spec("store_timeout", None, None, None),
+        spec("store_prefix", None, None, None),
+        spec("store_ca_pem", None, None, None),
+    ];
+
     /// Defaults: the venue's production URL, bundled roots, 10 s requests, 3 retries.
     pub fn new() -> Self {
         Self::default()
