@@ -699,6 +699,18 @@ fn status_and_ws_message_for_a_given_credential() {
         m.ws_auth_message_for(&key, json!(1)).unwrap_err().kind(),
         ErrorKind::InvalidArgument
     );
+    // The right header with another scheme is no bearer either.
+    let basic = Credential::new(
+        "authorization",
+        Secret::from("Basic dXNlcjpwdw=="),
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        m.ws_auth_message_for(&basic, json!(1)).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
 
     let mut stopped = machine();
     let _ = authenticate(
@@ -712,4 +724,73 @@ fn status_and_ws_message_for_a_given_credential() {
 
     let caps = m.capabilities();
     assert!(caps.renewable && caps.shareable && caps.ws_auth && !caps.public);
+}
+
+/// The venue's invalid-token code alone (-32001, whatever the text says) is a rejection of
+/// the bearer: the token is dropped. A different code with an unrelated text is neither.
+#[test]
+fn the_invalid_token_code_alone_drops_the_token() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    let mut m = machine();
+    authenticate(&mut m, now, json(200, json!({"token": "tok.en.1"}))).unwrap();
+    let other = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"slow down"}}"#;
+    assert_eq!(parse_ws_reply(other), WsAuthReply::Unrelated);
+    let _ = m.handle_ws_reply(now, other);
+    assert!(m.credential(now.instant).is_some());
+    let coded = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"denied"}}"#;
+    assert!(matches!(
+        parse_ws_reply(coded),
+        WsAuthReply::Rejected { .. }
+    ));
+    assert!(matches!(
+        m.handle_ws_reply(now, coded),
+        WsAuthReply::Rejected { .. }
+    ));
+    assert!(
+        m.credential(now.instant).is_none(),
+        "the coded rejection drops it"
+    );
+}
+
+/// Only a rejection of the bearer drops it: an auth-related error that is not one keeps
+/// the token; "Invalid Bearer Token" without the code drops it, as the code alone does.
+#[test]
+fn only_a_bearer_rejection_drops_the_token() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    let mut m = machine();
+    authenticate(&mut m, now, json(200, json!({"token": "tok.en.1"}))).unwrap();
+    let limited = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"auth calls are rate limited"}}"#;
+    assert!(matches!(
+        m.handle_ws_reply(now, limited),
+        WsAuthReply::Rejected { .. }
+    ));
+    assert!(
+        m.credential(now.instant).is_some(),
+        "not a bearer rejection"
+    );
+    let uncoded = r#"{"jsonrpc":"2.0","id":2,"error":{"message":"Invalid Bearer Token"}}"#;
+    assert!(matches!(
+        m.handle_ws_reply(now, uncoded),
+        WsAuthReply::Rejected { .. }
+    ));
+    assert!(
+        m.credential(now.instant).is_none(),
+        "the page's text alone drops it"
+    );
+}
+
+/// Every challenge field must be a non-empty string, `timestamp` included (it is only
+/// passed back, never read).
+#[test]
+fn an_empty_challenge_field_is_refused() {
+    let now = Clock::new().ms(0);
+    let mut m = machine();
+    let _ = m.poll_request(now).expect("challenge request");
+    let mut empty = challenge();
+    empty["message"]["timestamp"] = json!("");
+    let e = m.handle_response(now, json(200, empty)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Protocol);
+    assert!(e.message().contains("empty"), "{e}");
 }
