@@ -35,7 +35,7 @@ FULL_RUN=core/mutants-full-run.txt
 MUTANT_GROUPS=(
   "clock|tradeauth|core/src/credential.rs core/src/clock.rs core/src/time.rs|--lib --test machines --test cadenza --test partner --test cascade --test exchange"
   "machine|tradeauth|core/src/machine/mod.rs core/src/machine/common.rs core/src/machine/cadenza.rs core/src/machine/partner.rs core/src/machine/exchange.rs|--lib --test machines --test cadenza --test partner --test exchange --test proptest_machines"
-  "cascade|tradeauth|core/src/machine/cascade.rs|--lib --test machines --test cascade --test proptest_machines"
+  "cascade|tradeauth|core/src/machine/cascade.rs|--lib --test machines --test cascade --test proptest_machines --test zeroize"
   "store|tradeauth|core/src/store/*.rs|--lib --test store_file --test store_redis -- --include-ignored"
   "session|tradeauth|core/src/session/mod.rs core/src/session/drive.rs core/src/session/request.rs core/src/session/refresher.rs core/src/session/skew.rs core/src/session/ws.rs core/src/session/tls.rs|--lib --test session_cadenza --test session_others --test session_renewal --test wrong_place"
   "sharing|tradeauth|core/src/session/shared.rs|--lib --test store_file --test store_redis --test session_cadenza -- --include-ignored"

@@ -794,3 +794,191 @@ fn an_empty_challenge_field_is_refused() {
     assert_eq!(e.kind(), ErrorKind::Protocol);
     assert!(e.message().contains("empty"), "{e}");
 }
+
+#[test]
+fn a_nonce_word_alone_or_a_server_error_is_not_an_expired_challenge() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    // "nonce" without "expired"/"used": the answer itself was refused.
+    let mut m = machine();
+    let e = authenticate(&mut m, now, json(401, json!({"error": "nonce mismatch"}))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+    assert_eq!(m.status(), MachineStatus::Stopped);
+    // "expired" without "nonce"/"challenge": not a challenge problem either.
+    let mut m = machine();
+    let e = authenticate(&mut m, now, json(401, json!({"error": "key expired"}))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
+    // A 5xx that mentions an expired nonce is the venue failing, not the nonce: the same
+    // prepared answer is kept for the retry.
+    let mut m = machine();
+    let e = authenticate(
+        &mut m,
+        now,
+        json(503, json!({"error": "nonce store expired"})),
+    )
+    .unwrap_err();
+    assert_ne!(e.kind(), ErrorKind::ChallengeExpired, "{e}");
+    assert!(e.is_retryable());
+    assert_eq!(m.poll_request(clock.secs(1)).unwrap().method, Method::Post);
+}
+
+#[test]
+fn claims_exp_numbers_are_unix_seconds_and_nothing_else() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    let session = |exp: Value| {
+        json(
+            200,
+            json!({"token": "opaque-token", "claims": {"exp": exp}}),
+        )
+    };
+    // A float is rounded down to whole seconds.
+    let mut m = machine();
+    authenticate(&mut m, now, session(json!(1_700_001_000.7f64))).unwrap();
+    assert_eq!(m.expires_at_ms(), Some(1_700_001_000_000));
+    // Zero, negative and beyond-u64 numbers are refused as `claims.exp`, never turned
+    // into "expired" or into a lifetime of centuries.
+    for exp in [
+        json!(0.0f64),
+        json!(-5.0f64),
+        json!(-5),
+        json!(1.8446744073709552e19f64),
+    ] {
+        let mut m = machine();
+        let e = authenticate(&mut m, now, session(exp.clone())).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol, "{exp}: {e}");
+        assert!(e.message().contains("`claims.exp`"), "{exp}: {e}");
+        assert!(m.credential(now.instant).is_none());
+    }
+}
+
+#[test]
+fn no_answer_deadline_while_the_answer_is_in_flight() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    let mut m = machine();
+    let _ = m.poll_request(now).unwrap();
+    m.handle_response(now, json(200, challenge())).unwrap();
+    assert!(m.poll_timeout().is_some(), "the prepared answer goes stale");
+    let _ = m.poll_request(now).unwrap();
+    // In flight: the venue's answer (or a transport error) comes next, not a stale check.
+    assert_eq!(m.poll_timeout(), None);
+}
+
+/// A snapshot another process shared: obtained `age_s` seconds before `now`, valid for
+/// `left_s` more.
+fn shared(now: tradeauth::Now, age_s: u64, left_s: u64, token: &str) -> tradeauth::SessionSnapshot {
+    tradeauth::SessionSnapshot {
+        token: Secret::from(token),
+        expires_at_ms: now.unix_ms + left_s * 1000,
+        obtained_at_ms: now.unix_ms - age_s * 1000,
+        refresh_token: None,
+        claims: Some(json!({"sub": DEPOSIT})),
+    }
+}
+
+#[test]
+fn snapshots_round_trip_and_refuse_what_is_not_valid() {
+    let clock = Clock::new();
+    let now = clock.secs(4000);
+    let mut m = machine();
+    assert!(m.snapshot(now.instant).is_none(), "no session yet");
+    authenticate(
+        &mut m,
+        now,
+        json(
+            200,
+            json!({"token": "tok-1", "claims": {"exp": (BASE_MS / 1000) + 4000 + 600}}),
+        ),
+    )
+    .unwrap();
+    let snap = m.snapshot(now.instant).expect("a session worth sharing");
+    assert_eq!(snap.token.expose(), "tok-1");
+    assert_eq!(snap.expires_at_ms, BASE_MS + 4_600_000);
+    assert_eq!(snap.obtained_at_ms, now.unix_ms);
+    assert!(snap.refresh_token.is_none());
+    assert_eq!(
+        snap.claims.as_ref().unwrap()["exp"],
+        json!((BASE_MS / 1000) + 4600)
+    );
+    // Past its safe deadline there is nothing to share.
+    let late = clock.secs(4000 + 600 - 10);
+    assert!(m.credential(late.instant).is_none());
+    assert!(m.snapshot(late.instant).is_none());
+}
+
+#[test]
+fn restore_adopts_a_shared_session_with_its_whole_lifetime() {
+    let clock = Clock::new();
+    let now = clock.secs(4000);
+    let mut m = CascadeMachine::new(
+        CascadeConfig::new(DEPOSIT, KEY)
+            .with_jitter_seed(3)
+            .with_refresh_window(Duration::from_secs(200)),
+    )
+    .unwrap();
+    // Obtained 3000 s ago, 600 s left: a one-hour token, so the 200 s window applies in
+    // full (a process that took its age for zero would see a 600 s token and a 150 s
+    // window).
+    m.restore(now, &shared(now, 3000, 600, "tok-shared"))
+        .unwrap();
+    assert_eq!(m.status(), MachineStatus::Active);
+    assert_eq!(m.credential(now.instant).unwrap().token(), "tok-shared");
+    assert_eq!(m.claims().unwrap()["sub"], DEPOSIT);
+    assert_eq!(
+        m.snapshot(now.instant).unwrap().obtained_at_ms,
+        now.unix_ms - 3_000_000
+    );
+    let refresh = m.poll_timeout().expect("a refresh is scheduled");
+    assert!(
+        refresh > now.instant + Duration::from_secs(394),
+        "{:?}",
+        refresh - now.instant
+    );
+    assert!(
+        refresh <= now.instant + Duration::from_secs(400),
+        "{:?}",
+        refresh - now.instant
+    );
+    assert!(m.poll_request(now).is_none(), "nothing to do until then");
+    assert!(events(&mut m).is_empty());
+    // The adopted session counts as had: the next one is a refresh.
+    let later = clock.at(refresh);
+    assert_eq!(m.poll_request(later).unwrap().method, Method::Get);
+    m.handle_response(later, json(200, challenge())).unwrap();
+    let _ = m.poll_request(later).unwrap();
+    m.handle_response(later, json(200, json!({"token": "tok-2"})))
+        .unwrap();
+    assert_eq!(events(&mut m), vec![AuthEvent::Refreshed]);
+}
+
+#[test]
+fn restore_refuses_what_cannot_be_used() {
+    let clock = Clock::new();
+    let now = clock.secs(4000);
+    // While a request is in flight: its answer would race the adopted token.
+    let mut m = machine();
+    let _ = m.poll_request(now).unwrap();
+    let e = m.restore(now, &shared(now, 10, 600, "tok")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(m.credential(now.instant).is_none());
+    // A token that cannot go into a header.
+    let mut m = machine();
+    let e = m
+        .restore(now, &shared(now, 10, 600, "two words"))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(m.credential(now.instant).is_none());
+    // Expired already.
+    let mut m = machine();
+    let mut snap = shared(now, 700, 0, "tok");
+    snap.expires_at_ms = now.unix_ms - 1000;
+    assert!(m.restore(now, &snap).is_err());
+    // Inside the safety margin (5 s left of an hour): unusable, refused.
+    let mut m = machine();
+    let e = m.restore(now, &shared(now, 3595, 5, "tok")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("too close to expiry"), "{e}");
+    assert!(m.credential(now.instant).is_none());
+    assert_eq!(m.status(), MachineStatus::LoggedOut);
+}

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::json;
 use tradeauth::{
-    CadenzaConfig, CadenzaMachine, Credential, ExchangeConfig, Machine, Method, Options, Secret,
-    Session,
+    CadenzaConfig, CadenzaMachine, CascadeConfig, CascadeMachine, Credential, ExchangeConfig,
+    Machine, Method, Options, Secret, Session,
 };
 
 const MARKER: &str = "ZEROIZE-MARKER-93c1f0a7";
@@ -119,7 +119,37 @@ fn secrets_are_zeroized_before_they_are_freed() {
     assert_eq!(freed_with_marker(|| machine.logout()), 0, "logout");
     assert!(machine.credential(now.instant).is_none());
 
+    cascade_answer_is_wiped_when_the_session_opens(&clock);
     driver_requests_free_no_block_holding_the_key();
+}
+
+/// Cascade's signed challenge answer (a proof the venue accepts until its nonce expires)
+/// is held between the challenge and the session; opening the session frees it wiped.
+fn cascade_answer_is_wiped_when_the_session_opens(clock: &common::Clock) {
+    // Hardhat / anvil test accounts #1 (deposit) and #0 (delegate key): public test keys.
+    let deposit = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+    let key = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    let mut machine = CascadeMachine::new(CascadeConfig::new(deposit, key)).expect("config");
+    let now = clock.ms(0);
+    let _challenge = machine.poll_request(now).expect("challenge request");
+    let timestamp = "2026-01-19T16:33:15Z";
+    let payload = json!({"account": deposit, "nonce": MARKER, "timestamp": timestamp});
+    let challenge = common::json(
+        200,
+        json!({"message": {"account": deposit, "nonce": MARKER, "timestamp": timestamp},
+        "server_signature": "sig", "signing_payload": payload.to_string()}),
+    );
+    machine.handle_response(now, challenge).expect("challenge");
+    let answer = machine.poll_request(now).expect("the signed answer");
+    assert!(String::from_utf8_lossy(&answer.body).contains(MARKER));
+    let session = common::json(200, json!({"token": "tok"}));
+    assert_eq!(
+        freed_with_marker(|| machine.handle_response(now, session).expect("session")),
+        0,
+        "the prepared answer"
+    );
+    assert!(machine.credential(now.instant).is_some());
+    drop(answer);
 }
 
 /// A real `send()` against the simulator over TLS: once the connection is up, requests
