@@ -942,6 +942,17 @@ fn restore_adopts_a_shared_session_with_its_whole_lifetime() {
     );
     assert!(m.poll_request(now).is_none(), "nothing to do until then");
     assert!(events(&mut m).is_empty());
+    // A short token's safety margin is a tenth of its whole lifetime: obtained 60 s ago
+    // with 20 s left, it is an 80 s token (8 s margin), not a 20 s one (2 s) nor a
+    // token of unknown age (10 s).
+    let mut short = machine();
+    short
+        .restore(now, &shared(now, 60, 20, "tok-short"))
+        .unwrap();
+    assert_eq!(
+        short.credential(now.instant).unwrap().valid_until(),
+        Some(now.instant + Duration::from_secs(12))
+    );
     // The adopted session counts as had: the next one is a refresh.
     let later = clock.at(refresh);
     assert_eq!(m.poll_request(later).unwrap().method, Method::Get);
