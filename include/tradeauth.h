@@ -293,6 +293,17 @@ tradeauth_status tradeauth_options_set_base_url(struct tradeauth_options *option
 tradeauth_status tradeauth_options_set_connect_timeout_ms(struct tradeauth_options *options,
                                                           uint64_t timeout_ms);
 
+// Sets how far a venue's `Date` header may be from our clock and still be believed, in
+// milliseconds (default 900000, 15 min); 0 believes no `Date` at all.
+tradeauth_status tradeauth_options_set_max_date_skew_ms(struct tradeauth_options *options,
+                                                        uint64_t skew_ms);
+
+// Sets the longest token lifetime believed, in milliseconds (default 30 days); a longer
+// stated one is clamped to it. Less than 1000 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`
+// when a session is made.
+tradeauth_status tradeauth_options_set_max_lifetime_ms(struct tradeauth_options *options,
+                                                       uint64_t lifetime_ms);
+
 // Sets how many times a transport error, 5xx or 429 is retried (default 3; 0 = never).
 tradeauth_status tradeauth_options_set_max_retries(struct tradeauth_options *options,
                                                    uint32_t retries);
@@ -308,6 +319,13 @@ tradeauth_status tradeauth_options_set_refresh_window_ms(struct tradeauth_option
 tradeauth_status tradeauth_options_set_request_timeout_ms(struct tradeauth_options *options,
                                                           uint64_t timeout_ms);
 
+// Sets the first backoff delay and the largest one, in milliseconds (defaults 100 and
+// 5000); the delay doubles per retry, with full jitter. 0 for either, or `max_ms` below
+// `base_ms`, gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+tradeauth_status tradeauth_options_set_retry_delays_ms(struct tradeauth_options *options,
+                                                       uint64_t base_ms,
+                                                       uint64_t max_ms);
+
 // Shares the credential between processes through a store: `"memory:"` (default, this
 // process only), `"file:///var/lib/tradeauth"` (one host), or
 // `"redis://[:password@]host:6379/0"` / `"rediss://..."` (several hosts). One process
@@ -318,6 +336,12 @@ tradeauth_status tradeauth_options_set_request_timeout_ms(struct tradeauth_optio
 // is checked when a session is made. NULL or non-UTF-8 arguments give
 // `TRADEAUTH_ERR_INVALID_ARGUMENT`. The string is copied.
 tradeauth_status tradeauth_options_set_store(struct tradeauth_options *options, const char *url);
+
+// For a `rediss://` store: trusts the CA certificate(s) in this PEM text for the
+// store's TLS. Text without a `CERTIFICATE` block, NULL or non-UTF-8 gives
+// `TRADEAUTH_ERR_INVALID_ARGUMENT`. Copied.
+tradeauth_status tradeauth_options_set_store_ca_pem(struct tradeauth_options *options,
+                                                    const char *pem);
 
 // Sets the key that encrypts store records at rest: 32 bytes as 64 hex characters (or
 // base64). It is a secret: copied into memory that is wiped when the options are freed,
@@ -336,6 +360,17 @@ tradeauth_status tradeauth_options_set_store_lease_ms(struct tradeauth_options *
 // Off by default: a store without a key is an error rather than plaintext by accident.
 tradeauth_status tradeauth_options_set_store_plaintext(struct tradeauth_options *options,
                                                        bool plaintext);
+
+// Sets the Redis key prefix (default `tradeauth:`, or the URL's `?prefix=`). NULL or
+// non-UTF-8 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`. Copied.
+tradeauth_status tradeauth_options_set_store_prefix(struct tradeauth_options *options,
+                                                    const char *prefix);
+
+// Sets the bound on one store operation, connect included, in milliseconds (default
+// 2000); past it the store counts as unreachable. 0 gives
+// `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+tradeauth_status tradeauth_options_set_store_timeout_ms(struct tradeauth_options *options,
+                                                        uint64_t timeout_ms);
 
 // Makes a Partner session from `PARTNER_CLIENT_ID`, `PARTNER_SECRET_KEY`,
 // `PARTNER_BASE_URL` and optionally `PARTNER_TOKEN_TTL_SECS` and `TRADEAUTH_CA_CERT`.

@@ -181,6 +181,47 @@ class Options {
                       "tradeauth_options_set_background_refresh");
         return *this;
     }
+    /// The first and the largest backoff delay between retries.
+    Options &retry_delays(std::chrono::milliseconds base, std::chrono::milliseconds max) {
+        detail::check(tradeauth_options_set_retry_delays_ms(handle_.get(),
+                                                            static_cast<uint64_t>(base.count()),
+                                                            static_cast<uint64_t>(max.count())),
+                      "tradeauth_options_set_retry_delays_ms");
+        return *this;
+    }
+    /// How far a venue's `Date` header may be from our clock and still be believed.
+    Options &max_date_skew(std::chrono::milliseconds skew) {
+        detail::check(tradeauth_options_set_max_date_skew_ms(handle_.get(),
+                                                             static_cast<uint64_t>(skew.count())),
+                      "tradeauth_options_set_max_date_skew_ms");
+        return *this;
+    }
+    /// The longest token lifetime believed (a longer stated one is clamped).
+    Options &max_lifetime(std::chrono::milliseconds lifetime) {
+        detail::check(tradeauth_options_set_max_lifetime_ms(handle_.get(),
+                                                            static_cast<uint64_t>(lifetime.count())),
+                      "tradeauth_options_set_max_lifetime_ms");
+        return *this;
+    }
+    /// The bound on one store operation.
+    Options &store_timeout(std::chrono::milliseconds timeout) {
+        detail::check(tradeauth_options_set_store_timeout_ms(handle_.get(),
+                                                             static_cast<uint64_t>(timeout.count())),
+                      "tradeauth_options_set_store_timeout_ms");
+        return *this;
+    }
+    /// The Redis key prefix.
+    Options &store_prefix(std::string_view prefix) {
+        detail::check(tradeauth_options_set_store_prefix(handle_.get(), detail::c_str(prefix).c_str()),
+                      "tradeauth_options_set_store_prefix");
+        return *this;
+    }
+    /// A `rediss://` store's CA certificate(s), PEM text.
+    Options &store_ca_pem(std::string_view pem) {
+        detail::check(tradeauth_options_set_store_ca_pem(handle_.get(), detail::c_str(pem).c_str()),
+                      "tradeauth_options_set_store_ca_pem");
+        return *this;
+    }
 
     /// The C handle (still owned by this object).
     const tradeauth_options *get() const noexcept { return handle_.get(); }

@@ -357,3 +357,123 @@ pub unsafe extern "C" fn tradeauth_options_set_store_plaintext(
         })
     })
 }
+
+/// Sets the first backoff delay and the largest one, in milliseconds (defaults 100 and
+/// 5000); the delay doubles per retry, with full jitter. 0 for either, or `max_ms` below
+/// `base_ms`, gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_retry_delays_ms(
+    options: *mut tradeauth_options,
+    base_ms: u64,
+    max_ms: u64,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_retry_delays_ms", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let base = millis(base_ms, "retry base delay")?;
+        let max = millis(max_ms, "retry max delay")?;
+        if max < base {
+            return Err(Failure::invalid(
+                "the retry max delay must not be less than the base delay",
+            ));
+        }
+        options.update(|o| {
+            o.retry_base_delay = base;
+            o.retry_max_delay = max;
+            Ok(())
+        })
+    })
+}
+
+/// Sets how far a venue's `Date` header may be from our clock and still be believed, in
+/// milliseconds (default 900000, 15 min); 0 believes no `Date` at all.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_max_date_skew_ms(
+    options: *mut tradeauth_options,
+    skew_ms: u64,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_max_date_skew_ms", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        options.update(|o| {
+            o.max_date_skew = Duration::from_millis(skew_ms);
+            Ok(())
+        })
+    })
+}
+
+/// Sets the longest token lifetime believed, in milliseconds (default 30 days); a longer
+/// stated one is clamped to it. Less than 1000 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`
+/// when a session is made.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_max_lifetime_ms(
+    options: *mut tradeauth_options,
+    lifetime_ms: u64,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_max_lifetime_ms", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let lifetime = millis(lifetime_ms, "max lifetime")?;
+        options.update(|o| {
+            o.max_lifetime = lifetime;
+            Ok(())
+        })
+    })
+}
+
+/// Sets the bound on one store operation, connect included, in milliseconds (default
+/// 2000); past it the store counts as unreachable. 0 gives
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_store_timeout_ms(
+    options: *mut tradeauth_options,
+    timeout_ms: u64,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_store_timeout_ms", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let timeout = millis(timeout_ms, "store timeout")?;
+        options.update(|o| {
+            o.store_timeout = timeout;
+            Ok(())
+        })
+    })
+}
+
+/// Sets the Redis key prefix (default `tradeauth:`, or the URL's `?prefix=`). NULL or
+/// non-UTF-8 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`. Copied.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_store_prefix(
+    options: *mut tradeauth_options,
+    prefix: *const c_char,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_store_prefix", || {
+        // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let prefix = unsafe { arg_str(prefix, "prefix") }?;
+        options.update(|o| {
+            o.store_prefix = Some(prefix.to_owned());
+            Ok(())
+        })
+    })
+}
+
+/// For a `rediss://` store: trusts the CA certificate(s) in this PEM text for the
+/// store's TLS. Text without a `CERTIFICATE` block, NULL or non-UTF-8 gives
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT`. Copied.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_store_ca_pem(
+    options: *mut tradeauth_options,
+    pem: *const c_char,
+) -> tradeauth_status {
+    boundary("tradeauth_options_set_store_ca_pem", || {
+        // SAFETY: caller contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let pem = unsafe { arg_str(pem, "pem") }?;
+        let checked = Options::new().try_store_ca_pem(pem)?;
+        options.update(|o| {
+            o.store_ca_pem = checked.store_ca_pem;
+            Ok(())
+        })
+    })
+}

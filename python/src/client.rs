@@ -18,29 +18,109 @@ use crate::response::Response;
 /// Builds a venue's session from options.
 pub(crate) type Factory = Arc<dyn Fn(Options) -> tradeauth::Result<Session> + Send + Sync>;
 
-/// The keyword options every client constructor takes.
-pub(crate) struct OptionArgs<'py> {
+/// The keyword options every client constructor takes (its `**options`), one per
+/// `Options::SCHEMA` entry that names a Python keyword. `None` for any of them means the
+/// default, as leaving it out does.
+#[derive(Default)]
+pub(crate) struct OptionArgs {
     /// Extra CA: a PEM file path (str or os.PathLike) or PEM text.
-    pub ca_cert: Option<Bound<'py, PyAny>>,
+    ca_cert: Option<Py<PyAny>>,
     /// Bound on one HTTP exchange, seconds.
-    pub timeout: Option<f64>,
+    timeout: Option<f64>,
+    /// Bound on one TCP + TLS connect, seconds.
+    connect_timeout: Option<f64>,
     /// Bound on one whole authentication incl. retries, seconds.
-    pub auth_timeout: Option<f64>,
-    /// How long before expiry to renew, seconds.
-    pub refresh_window: Option<f64>,
-    /// Renew in the background before expiry.
-    pub background_refresh: bool,
+    auth_timeout: Option<f64>,
     /// Retries on transport errors, 5xx and 429.
-    pub max_retries: Option<Count<u32>>,
+    max_retries: Option<Count<u32>>,
+    /// First backoff delay, seconds.
+    retry_base_delay: Option<f64>,
+    /// Largest backoff delay, seconds.
+    retry_max_delay: Option<f64>,
+    /// Renew in the background before expiry.
+    background_refresh: Option<bool>,
+    /// How long before expiry to renew, seconds.
+    refresh_window: Option<f64>,
+    /// How far a venue's `Date` may be from our clock and still be believed, seconds.
+    max_date_skew: Option<f64>,
+    /// The longest token lifetime believed, seconds.
+    max_lifetime: Option<f64>,
     /// Shared credential store URL ("memory:", "file:///dir", "redis://...").
-    pub store: Option<String>,
+    store: Option<String>,
     /// The store's encryption key (64 hex chars); else `TRADEAUTH_STORE_KEY`.
-    pub store_key: Option<String>,
+    store_key: Option<String>,
     /// Allow unencrypted store records.
-    pub store_plaintext: bool,
+    store_plaintext: Option<bool>,
     /// How long a store lease lasts, seconds (the longest another process waits for a
     /// holder that died mid-refresh).
-    pub store_lease: Option<f64>,
+    store_lease: Option<f64>,
+    /// Bound on one store operation, seconds.
+    store_timeout: Option<f64>,
+    /// Redis key prefix.
+    store_prefix: Option<String>,
+    /// A `rediss://` store's CA: a PEM file path or PEM text.
+    store_ca_cert: Option<Py<PyAny>>,
+}
+
+/// The keywords [`OptionArgs`] takes, for the error that names an unknown one.
+const OPTION_KEYWORDS: &str = "ca_cert, timeout, connect_timeout, auth_timeout, max_retries, \
+     retry_base_delay, retry_max_delay, background_refresh, refresh_window, max_date_skew, \
+     max_lifetime, store, store_key, store_plaintext, store_lease, store_timeout, \
+     store_prefix, store_ca_cert";
+
+/// A keyword's value as `T`, or a `TypeError` naming the keyword and what it takes.
+fn keyword<'py, T>(key: &str, value: &Bound<'py, PyAny>, takes: &str) -> PyResult<T>
+where
+    T: for<'a> FromPyObject<'a, 'py>,
+{
+    value
+        .extract()
+        .map_err(|_| PyTypeError::new_err(format!("{key} must be {takes}")))
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for OptionArgs {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let dict = obj.cast::<PyDict>()?;
+        let mut args = OptionArgs::default();
+        const SECONDS: &str = "a number of seconds";
+        for (key, value) in dict.iter() {
+            let key: String = key.extract()?;
+            if value.is_none() {
+                continue;
+            }
+            match key.as_str() {
+                "ca_cert" => args.ca_cert = Some(value.unbind()),
+                "timeout" => args.timeout = Some(keyword(&key, &value, SECONDS)?),
+                "connect_timeout" => args.connect_timeout = Some(keyword(&key, &value, SECONDS)?),
+                "auth_timeout" => args.auth_timeout = Some(keyword(&key, &value, SECONDS)?),
+                "max_retries" => args.max_retries = Some(value.extract()?),
+                "retry_base_delay" => args.retry_base_delay = Some(keyword(&key, &value, SECONDS)?),
+                "retry_max_delay" => args.retry_max_delay = Some(keyword(&key, &value, SECONDS)?),
+                "background_refresh" => {
+                    args.background_refresh = Some(keyword(&key, &value, "a bool")?)
+                }
+                "refresh_window" => args.refresh_window = Some(keyword(&key, &value, SECONDS)?),
+                "max_date_skew" => args.max_date_skew = Some(keyword(&key, &value, SECONDS)?),
+                "max_lifetime" => args.max_lifetime = Some(keyword(&key, &value, SECONDS)?),
+                "store" => args.store = Some(keyword(&key, &value, "a store URL string")?),
+                "store_key" => args.store_key = Some(keyword(&key, &value, "a key string")?),
+                "store_plaintext" => args.store_plaintext = Some(keyword(&key, &value, "a bool")?),
+                "store_lease" => args.store_lease = Some(keyword(&key, &value, SECONDS)?),
+                "store_timeout" => args.store_timeout = Some(keyword(&key, &value, SECONDS)?),
+                "store_prefix" => args.store_prefix = Some(keyword(&key, &value, "a string")?),
+                "store_ca_cert" => args.store_ca_cert = Some(value.unbind()),
+                other => {
+                    return Err(PyTypeError::new_err(format!(
+                        "unexpected keyword argument '{other}' (the options are: \
+                         {OPTION_KEYWORDS})"
+                    )));
+                }
+            }
+        }
+        Ok(args)
+    }
 }
 
 /// Seconds from Python to a `Duration`, rejecting negative, NaN and infinite values.
@@ -53,39 +133,94 @@ pub(crate) fn seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Durati
     })
 }
 
-impl OptionArgs<'_> {
+/// More than zero seconds: a zero lease or store timeout would make every call fail.
+fn positive_seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
+    let d = seconds(py, name, value)?;
+    if d.is_zero() {
+        return Err(invalid_argument(
+            py,
+            format!("{name} must be more than 0 seconds"),
+        ));
+    }
+    Ok(d)
+}
+
+/// Where a `ca_cert`-style keyword's certificates are: PEM text itself, or a file.
+enum Pem {
+    Text(String),
+    File(PathBuf),
+}
+
+/// A `ca_cert`-style keyword's value: a str holding a PEM block is the text; any other
+/// str or os.PathLike is a path (core reads and checks either).
+fn pem_source(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<Pem> {
+    if let Ok(text) = value.cast::<PyString>() {
+        let text = text.to_cow()?;
+        if text.contains("-----BEGIN") {
+            return Ok(Pem::Text(text.into_owned()));
+        }
+    }
+    value
+        .extract()
+        .map(Pem::File)
+        .map_err(|_| invalid_argument(py, format!("{name} must be a PEM file path or PEM text")))
+}
+
+impl OptionArgs {
     /// The core `Options` for these keywords and a base URL (`None`: the venue's default,
     /// or the environment for `from_env`).
     pub(crate) fn into_options(self, py: Python<'_>, base_url: Option<&str>) -> PyResult<Options> {
-        let mut options = Options::new().background_refresh(self.background_refresh);
+        let mut options = Options::new();
         if let Some(url) = base_url {
             options = options.base_url(url);
         }
         if let Some(ca) = self.ca_cert {
-            options = match ca.cast::<PyString>() {
-                // PEM text rather than a path; core checks it holds a certificate.
-                Ok(text) if text.to_cow()?.contains("-----BEGIN") => options
-                    .try_add_root_pem(text.to_cow()?.into_owned())
-                    .map_err(|e| to_pyerr(py, &e))?,
-                _ => {
-                    let path: PathBuf = ca.extract().map_err(|_| {
-                        invalid_argument(py, "ca_cert must be a PEM file path or PEM text")
-                    })?;
-                    options.add_root_file(path).map_err(|e| to_pyerr(py, &e))?
-                }
-            };
+            options = match pem_source(py, "ca_cert", ca.bind(py))? {
+                Pem::Text(pem) => options.try_add_root_pem(pem),
+                Pem::File(path) => options.add_root_file(path),
+            }
+            .map_err(|e| to_pyerr(py, &e))?;
         }
         if let Some(t) = self.timeout {
             options = options.request_timeout(seconds(py, "timeout", t)?);
         }
+        if let Some(t) = self.connect_timeout {
+            options.connect_timeout = positive_seconds(py, "connect_timeout", t)?;
+        }
         if let Some(t) = self.auth_timeout {
             options = options.auth_timeout(seconds(py, "auth_timeout", t)?);
+        }
+        if let Some(n) = self.max_retries {
+            options = options.max_retries(n.0);
+        }
+        if self.retry_base_delay.is_some() || self.retry_max_delay.is_some() {
+            let base = match self.retry_base_delay {
+                Some(d) => seconds(py, "retry_base_delay", d)?,
+                None => options.retry_base_delay,
+            };
+            let max = match self.retry_max_delay {
+                Some(d) => seconds(py, "retry_max_delay", d)?,
+                None => options.retry_max_delay,
+            };
+            if max < base {
+                return Err(invalid_argument(
+                    py,
+                    "retry_max_delay must not be less than retry_base_delay",
+                ));
+            }
+            options = options.retry_delays(base, max);
+        }
+        if let Some(b) = self.background_refresh {
+            options = options.background_refresh(b);
         }
         if let Some(w) = self.refresh_window {
             options = options.refresh_window(seconds(py, "refresh_window", w)?);
         }
-        if let Some(n) = self.max_retries {
-            options = options.max_retries(n.0);
+        if let Some(d) = self.max_date_skew {
+            options = options.max_date_skew(seconds(py, "max_date_skew", d)?);
+        }
+        if let Some(d) = self.max_lifetime {
+            options = options.max_lifetime(seconds(py, "max_lifetime", d)?);
         }
         if let Some(url) = self.store {
             options = options.store(url);
@@ -93,17 +228,26 @@ impl OptionArgs<'_> {
         if let Some(key) = self.store_key {
             options = options.store_key(Secret::new(key));
         }
-        if let Some(lease) = self.store_lease {
-            let lease = seconds(py, "store_lease", lease)?;
-            if lease.is_zero() {
-                return Err(invalid_argument(
-                    py,
-                    "store_lease must be more than 0 seconds",
-                ));
-            }
-            options = options.store_lease_ttl(lease);
+        if let Some(p) = self.store_plaintext {
+            options = options.store_plaintext(p);
         }
-        Ok(options.store_plaintext(self.store_plaintext))
+        if let Some(lease) = self.store_lease {
+            options = options.store_lease_ttl(positive_seconds(py, "store_lease", lease)?);
+        }
+        if let Some(t) = self.store_timeout {
+            options = options.store_timeout(positive_seconds(py, "store_timeout", t)?);
+        }
+        if let Some(prefix) = self.store_prefix {
+            options = options.store_prefix(prefix);
+        }
+        if let Some(ca) = self.store_ca_cert {
+            options = match pem_source(py, "store_ca_cert", ca.bind(py))? {
+                Pem::Text(pem) => options.try_store_ca_pem(pem),
+                Pem::File(path) => options.store_ca_file(path),
+            }
+            .map_err(|e| to_pyerr(py, &e))?;
+        }
+        Ok(options)
     }
 }
 
@@ -136,7 +280,19 @@ impl BaseClient {
         options: Options,
         login: bool,
     ) -> PyResult<Self> {
+        let wants_store = options.store.is_some();
         let session = start(py, &factory, options)?;
+        if wants_store && !session.capabilities().shareable {
+            // Before this took `**options`, the keyword did not exist for these venues:
+            // say so rather than ignore it.
+            return Err(invalid_argument(
+                py,
+                format!(
+                    "store= is for venues whose login can be shared; {} has nothing to share",
+                    session.venue().as_str()
+                ),
+            ));
+        }
         let client = BaseClient {
             public: session.capabilities().public,
             venue: session.venue(),

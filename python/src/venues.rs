@@ -45,38 +45,16 @@ pub(crate) struct CadenzaClient;
 impl CadenzaClient {
     /// Builds the client (see the class docstring); `login=True` authenticates now.
     #[new]
-    #[pyo3(signature = (email, password, base_url=None, *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (email, password, base_url=None, *, login=true, **options))]
     fn new(
         py: Python<'_>,
         email: String,
         password: String,
         base_url: Option<&str>,
         login: bool,
-        ca_cert: Option<Bound<'_, PyAny>>,
-        timeout: Option<f64>,
-        auth_timeout: Option<f64>,
-        refresh_window: Option<f64>,
-        background_refresh: bool,
-        max_retries: Option<Count<u32>>,
-        store: Option<String>,
-        store_key: Option<String>,
-        store_plaintext: bool,
-        store_lease: Option<f64>,
+        options: Option<OptionArgs>,
     ) -> PyResult<(Self, BaseClient)> {
-        let args = OptionArgs {
-            ca_cert,
-            timeout,
-            auth_timeout,
-            refresh_window,
-            background_refresh,
-            max_retries,
-            store,
-            store_key,
-            store_plaintext,
-            store_lease,
-        };
-        let options = args.into_options(py, base_url)?;
+        let options = options.unwrap_or_default().into_options(py, base_url)?;
         let config = CadenzaConfig::new(email, Secret::new(password));
         let factory: Factory = Arc::new(move |o| Session::cadenza(config.clone(), o));
         Ok((Self, BaseClient::create(py, factory, options, login)?))
@@ -85,35 +63,9 @@ impl CadenzaClient {
     /// From `CADENZA_EMAIL`, `CADENZA_PASSWORD`, optional `CADENZA_BASE_URL` and
     /// `TRADEAUTH_CA_CERT`.
     #[staticmethod]
-    #[pyo3(signature = (*, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn from_env(
-        py: Python<'_>,
-        login: bool,
-        ca_cert: Option<Bound<'_, PyAny>>,
-        timeout: Option<f64>,
-        auth_timeout: Option<f64>,
-        refresh_window: Option<f64>,
-        background_refresh: bool,
-        max_retries: Option<Count<u32>>,
-        store: Option<String>,
-        store_key: Option<String>,
-        store_plaintext: bool,
-        store_lease: Option<f64>,
-    ) -> PyResult<Py<Self>> {
-        let args = OptionArgs {
-            ca_cert,
-            timeout,
-            auth_timeout,
-            refresh_window,
-            background_refresh,
-            max_retries,
-            store,
-            store_key,
-            store_plaintext,
-            store_lease,
-        };
-        let options = args.into_options(py, None)?;
+    #[pyo3(signature = (*, login=true, **options))]
+    fn from_env(py: Python<'_>, login: bool, options: Option<OptionArgs>) -> PyResult<Py<Self>> {
+        let options = options.unwrap_or_default().into_options(py, None)?;
         let factory: Factory = Arc::new(Session::cadenza_from_env);
         let base = BaseClient::create(py, factory, options, login)?;
         Py::new(py, (Self, base))
@@ -152,8 +104,7 @@ pub(crate) struct PartnerClient;
 impl PartnerClient {
     /// Builds the client (see the class docstring); `login=True` authenticates now.
     #[new]
-    #[pyo3(signature = (client_id, secret_key, base_url, ttl=Count(900), *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None), text_signature = "(client_id, secret_key, base_url, ttl=900, *, login=True, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=True, max_retries=None)")]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (client_id, secret_key, base_url, ttl=Count(900), *, login=true, **options), text_signature = "(client_id, secret_key, base_url, ttl=900, *, login=True, **options)")]
     fn new(
         py: Python<'_>,
         client_id: String,
@@ -161,30 +112,15 @@ impl PartnerClient {
         base_url: &str,
         ttl: Count<u64>,
         login: bool,
-        ca_cert: Option<Bound<'_, PyAny>>,
-        timeout: Option<f64>,
-        auth_timeout: Option<f64>,
-        refresh_window: Option<f64>,
-        background_refresh: bool,
-        max_retries: Option<Count<u32>>,
+        options: Option<OptionArgs>,
     ) -> PyResult<(Self, BaseClient)> {
         let Count(ttl) = ttl;
         if ttl == 0 {
             return Err(invalid_argument(py, "ttl must be at least 1 second"));
         }
-        let args = OptionArgs {
-            ca_cert,
-            timeout,
-            auth_timeout,
-            refresh_window,
-            background_refresh,
-            max_retries,
-            store: None,
-            store_key: None,
-            store_plaintext: false,
-            store_lease: None,
-        };
-        let options = args.into_options(py, Some(base_url))?;
+        let options = options
+            .unwrap_or_default()
+            .into_options(py, Some(base_url))?;
         let config = PartnerConfig::new(client_id, Secret::new(secret_key))
             .with_ttl(Duration::from_secs(ttl));
         let factory: Factory = Arc::new(move |o| Session::partner(config.clone(), o));
@@ -194,31 +130,9 @@ impl PartnerClient {
     /// From `PARTNER_CLIENT_ID`, `PARTNER_SECRET_KEY`, `PARTNER_BASE_URL`, optional
     /// `PARTNER_TOKEN_TTL_SECS` and `TRADEAUTH_CA_CERT`.
     #[staticmethod]
-    #[pyo3(signature = (*, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn from_env(
-        py: Python<'_>,
-        login: bool,
-        ca_cert: Option<Bound<'_, PyAny>>,
-        timeout: Option<f64>,
-        auth_timeout: Option<f64>,
-        refresh_window: Option<f64>,
-        background_refresh: bool,
-        max_retries: Option<Count<u32>>,
-    ) -> PyResult<Py<Self>> {
-        let args = OptionArgs {
-            ca_cert,
-            timeout,
-            auth_timeout,
-            refresh_window,
-            background_refresh,
-            max_retries,
-            store: None,
-            store_key: None,
-            store_plaintext: false,
-            store_lease: None,
-        };
-        let options = args.into_options(py, None)?;
+    #[pyo3(signature = (*, login=true, **options))]
+    fn from_env(py: Python<'_>, login: bool, options: Option<OptionArgs>) -> PyResult<Py<Self>> {
+        let options = options.unwrap_or_default().into_options(py, None)?;
         let factory: Factory = Arc::new(Session::partner_from_env);
         let base = BaseClient::create(py, factory, options, login)?;
         Py::new(py, (Self, base))
@@ -241,38 +155,16 @@ pub(crate) struct CascadeClient;
 impl CascadeClient {
     /// Builds the client (see the class docstring); `login=True` authenticates now.
     #[new]
-    #[pyo3(signature = (deposit_address, delegate_private_key, base_url=None, *, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (deposit_address, delegate_private_key, base_url=None, *, login=true, **options))]
     fn new(
         py: Python<'_>,
         deposit_address: String,
         delegate_private_key: String,
         base_url: Option<&str>,
         login: bool,
-        ca_cert: Option<Bound<'_, PyAny>>,
-        timeout: Option<f64>,
-        auth_timeout: Option<f64>,
-        refresh_window: Option<f64>,
-        background_refresh: bool,
-        max_retries: Option<Count<u32>>,
-        store: Option<String>,
-        store_key: Option<String>,
-        store_plaintext: bool,
-        store_lease: Option<f64>,
+        options: Option<OptionArgs>,
     ) -> PyResult<(Self, BaseClient)> {
-        let args = OptionArgs {
-            ca_cert,
-            timeout,
-            auth_timeout,
-            refresh_window,
-            background_refresh,
-            max_retries,
-            store,
-            store_key,
-            store_plaintext,
-            store_lease,
-        };
-        let options = args.into_options(py, base_url)?;
+        let options = options.unwrap_or_default().into_options(py, base_url)?;
         let config = CascadeConfig::new(deposit_address, Secret::new(delegate_private_key));
         let factory: Factory = Arc::new(move |o| Session::cascade(config.clone(), o));
         Ok((Self, BaseClient::create(py, factory, options, login)?))
@@ -281,35 +173,9 @@ impl CascadeClient {
     /// From `CASCADE_DEPOSIT_ADDRESS`, `CASCADE_DELEGATE_PRIVATE_KEY`, optional
     /// `CASCADE_BASE_URL` and `TRADEAUTH_CA_CERT`.
     #[staticmethod]
-    #[pyo3(signature = (*, login=true, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None, store=None, store_key=None, store_plaintext=false, store_lease=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn from_env(
-        py: Python<'_>,
-        login: bool,
-        ca_cert: Option<Bound<'_, PyAny>>,
-        timeout: Option<f64>,
-        auth_timeout: Option<f64>,
-        refresh_window: Option<f64>,
-        background_refresh: bool,
-        max_retries: Option<Count<u32>>,
-        store: Option<String>,
-        store_key: Option<String>,
-        store_plaintext: bool,
-        store_lease: Option<f64>,
-    ) -> PyResult<Py<Self>> {
-        let args = OptionArgs {
-            ca_cert,
-            timeout,
-            auth_timeout,
-            refresh_window,
-            background_refresh,
-            max_retries,
-            store,
-            store_key,
-            store_plaintext,
-            store_lease,
-        };
-        let options = args.into_options(py, None)?;
+    #[pyo3(signature = (*, login=true, **options))]
+    fn from_env(py: Python<'_>, login: bool, options: Option<OptionArgs>) -> PyResult<Py<Self>> {
+        let options = options.unwrap_or_default().into_options(py, None)?;
         let factory: Factory = Arc::new(Session::cascade_from_env);
         let base = BaseClient::create(py, factory, options, login)?;
         Py::new(py, (Self, base))
@@ -369,33 +235,15 @@ pub(crate) struct ExchangeClient;
 impl ExchangeClient {
     /// Builds the client; the key's format is checked here, nothing is sent.
     #[new]
-    #[pyo3(signature = (api_key=None, admin_token=None, base_url=None, *, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (api_key=None, admin_token=None, base_url=None, **options))]
     fn new(
         py: Python<'_>,
         api_key: Option<String>,
         admin_token: Option<String>,
         base_url: Option<&str>,
-        ca_cert: Option<Bound<'_, PyAny>>,
-        timeout: Option<f64>,
-        auth_timeout: Option<f64>,
-        refresh_window: Option<f64>,
-        background_refresh: bool,
-        max_retries: Option<Count<u32>>,
+        options: Option<OptionArgs>,
     ) -> PyResult<(Self, BaseClient)> {
-        let args = OptionArgs {
-            ca_cert,
-            timeout,
-            auth_timeout,
-            refresh_window,
-            background_refresh,
-            max_retries,
-            store: None,
-            store_key: None,
-            store_plaintext: false,
-            store_lease: None,
-        };
-        let options = args.into_options(py, base_url)?;
+        let options = options.unwrap_or_default().into_options(py, base_url)?;
         let config =
             ExchangeConfig::from_parts(api_key.map(Secret::new), admin_token.map(Secret::new))
                 .map_err(|e| crate::errors::to_pyerr(py, &e))?;
@@ -406,29 +254,9 @@ impl ExchangeClient {
     /// From `EXCHANGE_API_KEY` or `EXCHANGE_ADMIN_TOKEN`, optional `EXCHANGE_BASE_URL` and
     /// `TRADEAUTH_CA_CERT`.
     #[staticmethod]
-    #[pyo3(signature = (*, ca_cert=None, timeout=None, auth_timeout=None, refresh_window=None, background_refresh=true, max_retries=None))]
-    fn from_env(
-        py: Python<'_>,
-        ca_cert: Option<Bound<'_, PyAny>>,
-        timeout: Option<f64>,
-        auth_timeout: Option<f64>,
-        refresh_window: Option<f64>,
-        background_refresh: bool,
-        max_retries: Option<Count<u32>>,
-    ) -> PyResult<Py<Self>> {
-        let args = OptionArgs {
-            ca_cert,
-            timeout,
-            auth_timeout,
-            refresh_window,
-            background_refresh,
-            max_retries,
-            store: None,
-            store_key: None,
-            store_plaintext: false,
-            store_lease: None,
-        };
-        let options = args.into_options(py, None)?;
+    #[pyo3(signature = (**options))]
+    fn from_env(py: Python<'_>, options: Option<OptionArgs>) -> PyResult<Py<Self>> {
+        let options = options.unwrap_or_default().into_options(py, None)?;
         let factory: Factory = Arc::new(Session::exchange_from_env);
         let base = BaseClient::create(py, factory, options, false)?;
         Py::new(py, (Self, base))

@@ -5,7 +5,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, NoReturn, Optional, Union, final
 
-from typing_extensions import disjoint_base
+from typing_extensions import TypedDict, Unpack, disjoint_base
 
 from tradeauth.httpx import HttpxAuth
 from tradeauth.requests import RequestsAuth
@@ -48,6 +48,32 @@ CASCADE_URL: str
 EXCHANGE_URL: str
 
 _CaCert = Union[str, "os.PathLike[str]"]
+
+class _Options(TypedDict, total=False):
+    """The keyword options of every client constructor (``None`` means the default)."""
+
+    ca_cert: Optional[_CaCert]
+    timeout: Optional[float]
+    connect_timeout: Optional[float]
+    auth_timeout: Optional[float]
+    max_retries: Optional[int]
+    retry_base_delay: Optional[float]
+    retry_max_delay: Optional[float]
+    background_refresh: Optional[bool]
+    refresh_window: Optional[float]
+    max_date_skew: Optional[float]
+    max_lifetime: Optional[float]
+
+class _StoreOptions(_Options, total=False):
+    """The options of the clients whose login a store can share (Cadenza, Cascade)."""
+
+    store: Optional[str]
+    store_key: Optional[str]
+    store_plaintext: Optional[bool]
+    store_lease: Optional[float]
+    store_timeout: Optional[float]
+    store_prefix: Optional[str]
+    store_ca_cert: Optional[_CaCert]
 _Pairs = Union[Mapping[str, Any], list[tuple[str, Any]], tuple[tuple[str, Any], ...]]
 
 class AuthError(Exception):
@@ -161,31 +187,13 @@ class CadenzaClient(BaseClient):
         base_url: str | None = None,
         *,
         login: bool = True,
-        ca_cert: Optional[_CaCert] = None,
-        timeout: Optional[float] = None,
-        auth_timeout: Optional[float] = None,
-        refresh_window: Optional[float] = None,
-        background_refresh: bool = True,
-        max_retries: Optional[int] = None,
-        store: Optional[str] = None,
-        store_key: Optional[str] = None,
-        store_plaintext: bool = False,
-        store_lease: Optional[float] = None,
+        **options: Unpack[_StoreOptions],
     ) -> CadenzaClient: ...
     @staticmethod
     def from_env(
         *,
         login: bool = True,
-        ca_cert: Optional[_CaCert] = None,
-        timeout: Optional[float] = None,
-        auth_timeout: Optional[float] = None,
-        refresh_window: Optional[float] = None,
-        background_refresh: bool = True,
-        max_retries: Optional[int] = None,
-        store: Optional[str] = None,
-        store_key: Optional[str] = None,
-        store_plaintext: bool = False,
-        store_lease: Optional[float] = None,
+        **options: Unpack[_StoreOptions],
     ) -> CadenzaClient: ...
     @property
     def access_token(self) -> str: ...
@@ -206,23 +214,13 @@ class PartnerClient(BaseClient):
         ttl: int = 900,
         *,
         login: bool = True,
-        ca_cert: Optional[_CaCert] = None,
-        timeout: Optional[float] = None,
-        auth_timeout: Optional[float] = None,
-        refresh_window: Optional[float] = None,
-        background_refresh: bool = True,
-        max_retries: Optional[int] = None,
+        **options: Unpack[_Options],
     ) -> PartnerClient: ...
     @staticmethod
     def from_env(
         *,
         login: bool = True,
-        ca_cert: Optional[_CaCert] = None,
-        timeout: Optional[float] = None,
-        auth_timeout: Optional[float] = None,
-        refresh_window: Optional[float] = None,
-        background_refresh: bool = True,
-        max_retries: Optional[int] = None,
+        **options: Unpack[_Options],
     ) -> PartnerClient: ...
     @property
     def token(self) -> str: ...
@@ -238,31 +236,13 @@ class CascadeClient(BaseClient):
         base_url: str | None = None,
         *,
         login: bool = True,
-        ca_cert: Optional[_CaCert] = None,
-        timeout: Optional[float] = None,
-        auth_timeout: Optional[float] = None,
-        refresh_window: Optional[float] = None,
-        background_refresh: bool = True,
-        max_retries: Optional[int] = None,
-        store: Optional[str] = None,
-        store_key: Optional[str] = None,
-        store_plaintext: bool = False,
-        store_lease: Optional[float] = None,
+        **options: Unpack[_StoreOptions],
     ) -> CascadeClient: ...
     @staticmethod
     def from_env(
         *,
         login: bool = True,
-        ca_cert: Optional[_CaCert] = None,
-        timeout: Optional[float] = None,
-        auth_timeout: Optional[float] = None,
-        refresh_window: Optional[float] = None,
-        background_refresh: bool = True,
-        max_retries: Optional[int] = None,
-        store: Optional[str] = None,
-        store_key: Optional[str] = None,
-        store_plaintext: bool = False,
-        store_lease: Optional[float] = None,
+        **options: Unpack[_StoreOptions],
     ) -> CascadeClient: ...
     @property
     def token(self) -> str: ...
@@ -281,23 +261,11 @@ class ExchangeClient(BaseClient):
         api_key: Optional[str] = None,
         admin_token: Optional[str] = None,
         base_url: str | None = None,
-        *,
-        ca_cert: Optional[_CaCert] = None,
-        timeout: Optional[float] = None,
-        auth_timeout: Optional[float] = None,
-        refresh_window: Optional[float] = None,
-        background_refresh: bool = True,
-        max_retries: Optional[int] = None,
+        **options: Unpack[_Options],
     ) -> ExchangeClient: ...
     @staticmethod
     def from_env(
-        *,
-        ca_cert: Optional[_CaCert] = None,
-        timeout: Optional[float] = None,
-        auth_timeout: Optional[float] = None,
-        refresh_window: Optional[float] = None,
-        background_refresh: bool = True,
-        max_retries: Optional[int] = None,
+        **options: Unpack[_Options],
     ) -> ExchangeClient: ...
     def ws_auth_message(self, id: int = 1) -> str: ...
     def aws_auth_message(self, id: int = 1) -> asyncio.Future[str]: ...

@@ -193,7 +193,7 @@ impl Options {
             "connect_timeout",
             Some("tradeauth_options_set_connect_timeout_ms"),
             Some("connect_timeout"),
-            None,
+            Some("connect_timeout"),
         ),
         spec(
             "auth_timeout",
@@ -207,8 +207,18 @@ impl Options {
             Some("max_retries"),
             Some("max_retries"),
         ),
-        spec("retry_base_delay", None, None, None),
-        spec("retry_max_delay", None, None, None),
+        spec(
+            "retry_base_delay",
+            Some("tradeauth_options_set_retry_delays_ms"),
+            Some("retry_delays"),
+            Some("retry_base_delay"),
+        ),
+        spec(
+            "retry_max_delay",
+            Some("tradeauth_options_set_retry_delays_ms"),
+            Some("retry_delays"),
+            Some("retry_max_delay"),
+        ),
         spec(
             "background_refresh",
             Some("tradeauth_options_set_background_refresh"),
@@ -221,8 +231,18 @@ impl Options {
             Some("refresh_window"),
             Some("refresh_window"),
         ),
-        spec("max_date_skew", None, None, None),
-        spec("max_lifetime", None, None, None),
+        spec(
+            "max_date_skew",
+            Some("tradeauth_options_set_max_date_skew_ms"),
+            Some("max_date_skew"),
+            Some("max_date_skew"),
+        ),
+        spec(
+            "max_lifetime",
+            Some("tradeauth_options_set_max_lifetime_ms"),
+            Some("max_lifetime"),
+            Some("max_lifetime"),
+        ),
         spec(
             "store",
             Some("tradeauth_options_set_store"),
@@ -247,9 +267,24 @@ impl Options {
             Some("store_lease"),
             Some("store_lease"),
         ),
-        spec("store_timeout", None, None, None),
-        spec("store_prefix", None, None, None),
-        spec("store_ca_pem", None, None, None),
+        spec(
+            "store_timeout",
+            Some("tradeauth_options_set_store_timeout_ms"),
+            Some("store_timeout"),
+            Some("store_timeout"),
+        ),
+        spec(
+            "store_prefix",
+            Some("tradeauth_options_set_store_prefix"),
+            Some("store_prefix"),
+            Some("store_prefix"),
+        ),
+        spec(
+            "store_ca_pem",
+            Some("tradeauth_options_set_store_ca_pem"),
+            Some("store_ca_pem"),
+            Some("store_ca_cert"),
+        ),
     ];
 
     /// Defaults: the venue's production URL, bundled roots, 10 s requests, 3 retries.
@@ -286,21 +321,28 @@ impl Options {
     /// unreadable one, or one without a `-----BEGIN CERTIFICATE-----` block, is an
     /// `InvalidArgument` error naming the path.
     pub fn add_root_file(mut self, path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let pem = std::fs::read_to_string(path).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                format!("cannot read root certificate file {}: {e}", path.display()),
-            )
-        })?;
-        if !holds_certificate(&pem) {
-            return Err(Error::invalid_argument(format!(
-                "{} holds no -----BEGIN CERTIFICATE----- block",
-                path.display()
-            )));
-        }
+        let pem = read_certificate_file(path.as_ref(), "root certificate")?;
         self.extra_root_certs_pem.push(pem);
         Ok(self)
+    }
+
+    /// [`Options::store_ca_pem`] for text a caller passed: text without a certificate
+    /// block is an `InvalidArgument` error now (the text is not quoted).
+    pub fn try_store_ca_pem(self, pem: impl Into<String>) -> Result<Self> {
+        let pem = pem.into();
+        if !holds_certificate(&pem) {
+            return Err(Error::invalid_argument(
+                "the store CA PEM text holds no -----BEGIN CERTIFICATE----- block",
+            ));
+        }
+        Ok(self.store_ca_pem(pem))
+    }
+
+    /// [`Options::store_ca_pem`] from a PEM file, read and checked now (errors name the
+    /// path).
+    pub fn store_ca_file(self, path: impl AsRef<Path>) -> Result<Self> {
+        let pem = read_certificate_file(path.as_ref(), "store CA certificate")?;
+        Ok(self.store_ca_pem(pem))
     }
 
     /// Sets the bound on one HTTP exchange.
@@ -429,6 +471,24 @@ impl Options {
 /// root-certificate option uses).
 fn holds_certificate(pem: &str) -> bool {
     pem.contains("-----BEGIN CERTIFICATE-----")
+}
+
+/// The PEM text of a certificate file: unreadable, or without a certificate block, is an
+/// `InvalidArgument` error naming the path (and `what` it was meant to be).
+fn read_certificate_file(path: &Path, what: &str) -> Result<String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("cannot read {what} file {}: {e}", path.display()),
+        )
+    })?;
+    if !holds_certificate(&pem) {
+        return Err(Error::invalid_argument(format!(
+            "{} holds no -----BEGIN CERTIFICATE----- block",
+            path.display()
+        )));
+    }
+    Ok(pem)
 }
 
 #[cfg(test)]

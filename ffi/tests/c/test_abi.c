@@ -72,6 +72,14 @@ static void test_null_arguments(tradeauth_session *session, tradeauth_response *
     NULLARG(tradeauth_options_set_max_retries(NULL, 1));
     NULLARG(tradeauth_options_set_refresh_window_ms(NULL, 1000));
     NULLARG(tradeauth_options_set_background_refresh(NULL, false));
+    NULLARG(tradeauth_options_set_retry_delays_ms(NULL, 100, 1000));
+    NULLARG(tradeauth_options_set_max_date_skew_ms(NULL, 1000));
+    NULLARG(tradeauth_options_set_max_lifetime_ms(NULL, 60000));
+    NULLARG(tradeauth_options_set_store_timeout_ms(NULL, 1000));
+    NULLARG(tradeauth_options_set_store_prefix(NULL, "p:"));
+    NULLARG(tradeauth_options_set_store_prefix(options, NULL));
+    NULLARG(tradeauth_options_set_store_ca_pem(NULL, "-----BEGIN CERTIFICATE-----"));
+    NULLARG(tradeauth_options_set_store_ca_pem(options, NULL));
 
     NULLARG(tradeauth_cadenza_new(NULL, "pw", options, &out));
     NULLARG(tradeauth_cadenza_new("a@b.c", NULL, options, &out));
@@ -194,6 +202,25 @@ static void test_option_and_constructor_errors(void) {
     NULLARG(tradeauth_options_set_connect_timeout_ms(options, 0));
     NULLARG(tradeauth_options_set_auth_timeout_ms(options, 0));
     NULLARG(tradeauth_options_set_refresh_window_ms(options, 0));
+    NULLARG(tradeauth_options_set_retry_delays_ms(options, 0, 1000));
+    NULLARG(tradeauth_options_set_retry_delays_ms(options, 2000, 1000));
+    CHECK(strstr(last_error(), "max delay") != NULL);
+    OK(tradeauth_options_set_retry_delays_ms(options, 100, 1000));
+    OK(tradeauth_options_set_max_date_skew_ms(options, 0)); /* believe no Date at all */
+    NULLARG(tradeauth_options_set_max_lifetime_ms(options, 0));
+    NULLARG(tradeauth_options_set_store_timeout_ms(options, 0));
+    OK(tradeauth_options_set_store_prefix(options, "desk-7:"));
+    NULLARG(tradeauth_options_set_store_ca_pem(options, "not a certificate"));
+    {
+        /* A max lifetime under a second reaches core, which refuses it for the session. */
+        tradeauth_options *short_lived = NULL;
+        tradeauth_session *none = NULL;
+        OK(tradeauth_options_new(&short_lived));
+        OK(tradeauth_options_set_max_lifetime_ms(short_lived, 500));
+        NULLARG(tradeauth_cadenza_new("a@b.c", "pw", short_lived, &none));
+        CHECK(none == NULL);
+        tradeauth_options_free(short_lived);
+    }
     NULLARG(tradeauth_options_add_root_pem(options, "not a certificate"));
     NULLARG(tradeauth_options_add_root_file(options, "/nonexistent/ca.pem"));
     CHECK(strstr(last_error(), "/nonexistent/ca.pem") != NULL);
