@@ -74,11 +74,7 @@ async fn cadenza_with_date_off_by(offset_secs: i64) {
     );
     let mut events = session.subscribe();
     let first = session.credential().await.expect("login despite the Date");
-    let profile = session
-        .request(Method::Get, "/api/v3/user/profile")
-        .send()
-        .await
-        .expect("profile");
+    let profile = support::get(&session, "/api/v3/user/profile").await;
     assert_eq!(profile.status, 200);
     assert_deadline_within_the_venue_expiry(&sim, &first);
     until_the_venue_expires(&sim, &first).await;
@@ -121,11 +117,7 @@ async fn cascade_with_date_off_by(offset_secs: i64) {
         .credential()
         .await
         .expect("session despite the Date");
-    let positions = session
-        .request(Method::Get, "/account/positions")
-        .send()
-        .await
-        .expect("positions");
+    let positions = support::get(&session, "/account/positions").await;
     assert_eq!(positions.status, 200);
     assert_deadline_within_the_venue_expiry(&sim, &first);
     until_the_venue_expires(&sim, &first).await;
@@ -220,11 +212,7 @@ async fn exchange_a_date_two_hours_off_changes_nothing() {
         let mut events = session.subscribe();
         let key = session.credential().await.expect("key");
         for _ in 0..3 {
-            let answer = session
-                .request(Method::Get, "/api/v1/positions")
-                .send()
-                .await
-                .expect("answer");
+            let answer = support::get(&session, "/api/v1/positions").await;
             assert!(answer.status < 500, "HTTP {}", answer.status);
         }
         assert_eq!(key.valid_until(), None);

@@ -94,11 +94,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
             .expose()
             .to_owned(),
     );
-    cadenza
-        .request(Method::Get, "/api/v3/user/profile")
-        .send()
-        .await
-        .expect("call");
+    support::get(&cadenza, "/api/v3/user/profile").await;
     let renewed = cadenza.refresh().await.expect("refresh");
     tokens.push(renewed.token().to_owned());
     tokens.push(
@@ -111,11 +107,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
     );
     sim.revoke(Venue::Cadenza, tradeauth_sim::Revoke::All)
         .expect("revoke");
-    cadenza
-        .request(Method::Get, "/api/v3/user/profile")
-        .send()
-        .await
-        .expect("re-login");
+    support::get(&cadenza, "/api/v3/user/profile").await;
     tokens.push(cadenza.current().expect("fresh").token().to_owned());
     keep(
         &mut printed,
@@ -135,11 +127,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         support::options(&sim, Venue::Partner),
     )
     .expect("session");
-    partner
-        .request(Method::Get, "/portfolio")
-        .send()
-        .await
-        .expect("call");
+    support::get(&partner, "/portfolio").await;
     tokens.push(partner.current().expect("token").token().to_owned());
     keep(
         &mut printed,
@@ -153,11 +141,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         support::options(&sim, Venue::Partner),
     )
     .expect("session");
-    let answer = forged
-        .request(Method::Get, "/portfolio")
-        .send()
-        .await
-        .expect("answer");
+    let answer = support::get(&forged, "/portfolio").await;
     assert_eq!(answer.status, 401);
     keep(&mut printed, format!("{answer:?}"));
 
@@ -167,11 +151,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         support::options(&sim, Venue::Cascade),
     )
     .expect("session");
-    cascade
-        .request(Method::Get, "/account/orders")
-        .send()
-        .await
-        .expect("call");
+    support::get(&cascade, "/account/orders").await;
     tokens.push(cascade.current().expect("token").token().to_owned());
     let (_ws, _) = cascade.connect_ws_authenticated("/ws").await.expect("ws");
     // A venue that echoes the bearer in its WebSocket rejection (twice: the session logs
@@ -243,11 +223,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         support::options(&sim, Venue::Exchange),
     )
     .expect("session");
-    exchange
-        .request(Method::Get, "/api/v1/user")
-        .send()
-        .await
-        .expect("call");
+    support::get(&exchange, "/api/v1/user").await;
     let (_ws, _) = exchange.connect_ws_authenticated("/ws").await.expect("ws");
     sim.arm_fault(tradeauth_sim::Fault::echo_credential(Venue::Exchange).on_path("/ws"));
     let error = exchange

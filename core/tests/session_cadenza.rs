@@ -5,7 +5,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tradeauth::{AuthEvent, ErrorKind, Method};
+use tradeauth::{AuthEvent, ErrorKind};
 use tradeauth_sim::{Fault, LifetimeUpdate, Revoke, Venue, demo};
 
 fn access_ttl(secs: u64) -> LifetimeUpdate {
@@ -26,11 +26,7 @@ async fn logs_in_and_calls_a_protected_endpoint() {
         session.current().is_none(),
         "no credential before the first use"
     );
-    let response = session
-        .request(Method::Get, "/api/v3/market/venue/list")
-        .send()
-        .await
-        .expect("request succeeds");
+    let response = support::get(&session, "/api/v3/market/venue/list").await;
     assert_eq!(response.status, 200);
     let body: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON body");
     assert_eq!(body["success"], true);
@@ -135,11 +131,7 @@ async fn a_401_causes_exactly_one_reauthentication_and_one_retry() {
     sim.revoke(Venue::Cadenza, Revoke::AccessTokens)
         .expect("revoked");
     let before = sim.stats().cadenza;
-    let response = session
-        .request(Method::Get, "/api/v3/user/profile")
-        .send()
-        .await
-        .expect("retried request");
+    let response = support::get(&session, "/api/v3/user/profile").await;
     assert_eq!(response.status, 200);
     let after = sim.stats().cadenza;
     let reauths = (after.logins + after.refreshes) - (before.logins + before.refreshes);

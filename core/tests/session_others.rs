@@ -14,11 +14,7 @@ use tradeauth_sim::{Revoke, Venue, demo};
 async fn partner_mints_and_calls_portfolio() {
     let sim = support::sim().await;
     let session = support::partner(&sim, support::options(&sim, Venue::Partner));
-    let response = session
-        .request(Method::Get, "/portfolio")
-        .send()
-        .await
-        .expect("request");
+    let response = support::get(&session, "/portfolio").await;
     assert_eq!(response.status, 200);
     let response = session
         .request(Method::Post, "/orders")
@@ -50,11 +46,7 @@ async fn partner_401_remints_on_the_venue_clock_and_retries_once() {
     // succeeds.
     sim.set_clock_offset_secs(360);
     let session = partner(support::options(&sim, Venue::Partner));
-    let response = session
-        .request(Method::Get, "/portfolio")
-        .send()
-        .await
-        .expect("answer");
+    let response = support::get(&session, "/portfolio").await;
     assert_eq!(response.status, 200);
     let stats = sim.stats().partner;
     assert_eq!(stats.requests, 2, "one rejected call, one retry");
@@ -65,21 +57,13 @@ async fn partner_401_remints_on_the_venue_clock_and_retries_once() {
     sim.reset();
     sim.set_clock_offset_secs(960);
     let session = partner(support::options(&sim, Venue::Partner));
-    let response = session
-        .request(Method::Get, "/portfolio")
-        .send()
-        .await
-        .expect("answer");
+    let response = support::get(&session, "/portfolio").await;
     assert_eq!(response.status, 401);
     sim.reset();
     sim.set_clock_offset_secs(960);
     let session =
         partner(support::options(&sim, Venue::Partner).max_date_skew(Duration::from_secs(1200)));
-    let response = session
-        .request(Method::Get, "/portfolio")
-        .send()
-        .await
-        .expect("answer");
+    let response = support::get(&session, "/portfolio").await;
     assert_eq!(response.status, 200);
 }
 
@@ -92,11 +76,7 @@ async fn partner_persistent_401_is_retried_exactly_once() {
     );
     let options = support::options(&sim, Venue::Partner).background_refresh(false);
     let session = Session::partner(config, options).expect("session");
-    let response = session
-        .request(Method::Get, "/portfolio")
-        .send()
-        .await
-        .expect("answer");
+    let response = support::get(&session, "/portfolio").await;
     assert_eq!(response.status, 401);
     let body: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
     assert_eq!(body["error"], "Invalid Token");
@@ -108,11 +88,7 @@ async fn cascade_wallet_login_and_protected_routes() {
     let sim = support::sim().await;
     let session = support::cascade(&sim, support::options(&sim, Venue::Cascade));
     for path in ["/account/orders", "/account/positions"] {
-        let response = session
-            .request(Method::Get, path)
-            .send()
-            .await
-            .expect("request");
+        let response = support::get(&session, path).await;
         assert_eq!(response.status, 200, "{path}");
     }
     let stats = sim.stats().cascade;
@@ -221,11 +197,7 @@ async fn websocket_replies_follow_the_machine() {
 async fn exchange_key_header_and_websocket() {
     let sim = support::sim().await;
     let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
-    let response = session
-        .request(Method::Get, "/api/v1/user")
-        .send()
-        .await
-        .expect("request");
+    let response = support::get(&session, "/api/v1/user").await;
     assert_eq!(response.status, 200);
     let profile: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
     assert_eq!(profile["username"], demo::EXCHANGE_USERNAME);
@@ -246,11 +218,7 @@ async fn exchange_unknown_key_is_rejected_without_retry_loops() {
         support::options(&sim, Venue::Exchange),
     )
     .expect("well-formed key");
-    let response = session
-        .request(Method::Get, "/api/v1/user")
-        .send()
-        .await
-        .expect("answer");
+    let response = support::get(&session, "/api/v1/user").await;
     assert_eq!(response.status, 401);
     assert!(String::from_utf8_lossy(&response.body).contains("invalid api key"));
     assert_eq!(sim.stats().exchange.requests, 1);
@@ -284,11 +252,7 @@ async fn exchange_public_session_reads_market_data() {
         support::options(&sim, Venue::Exchange),
     )
     .expect("public session");
-    let response = session
-        .request(Method::Get, "/api/v1/orderbook/BTC-USD")
-        .send()
-        .await
-        .expect("public data");
+    let response = support::get(&session, "/api/v1/orderbook/BTC-USD").await;
     assert_eq!(response.status, 200);
 }
 
@@ -354,11 +318,7 @@ async fn credentials_never_follow_a_redirect_to_another_host() {
         elsewhere.as_str(),
     ));
     let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
-    let response = session
-        .request(Method::Get, "/api/v1/user")
-        .send()
-        .await
-        .expect("answer");
+    let response = support::get(&session, "/api/v1/user").await;
     assert_eq!(
         response.status, 307,
         "the redirect is handed back, not followed"
@@ -384,11 +344,7 @@ async fn a_redirect_to_plain_http_is_refused() {
     let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
     // Another scheme is another origin: the redirect is handed back, never followed (and
     // https_only would refuse the hop anyway).
-    let response = session
-        .request(Method::Get, "/api/v1/user")
-        .send()
-        .await
-        .expect("answer");
+    let response = support::get(&session, "/api/v1/user").await;
     assert_eq!(response.status, 307);
     assert_eq!(
         sim.stats().exchange.requests,
@@ -405,11 +361,7 @@ async fn a_same_origin_redirect_is_followed_with_the_credential() {
         tradeauth_sim::Fault::redirect(Venue::Exchange, same.as_str()).on_path("/api/v1/user"),
     );
     let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
-    let response = session
-        .request(Method::Get, "/api/v1/user")
-        .send()
-        .await
-        .expect("answer");
+    let response = support::get(&session, "/api/v1/user").await;
     assert_eq!(response.status, 200);
     assert_eq!(sim.stats().exchange.requests, 2);
 }

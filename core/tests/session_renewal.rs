@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use tradeauth::{AuthEvent, ErrorKind, Method, PartnerConfig, Session};
+use tradeauth::{AuthEvent, ErrorKind, PartnerConfig, Session};
 use tradeauth_sim::{Fault, LifetimeUpdate, Revoke, Venue, demo};
 
 async fn callers_share_one_credential(session: &Session, callers: usize) -> usize {
@@ -68,11 +68,7 @@ async fn cascade_401_reruns_the_flow_once() {
     session.credential().await.expect("login");
     sim.revoke(Venue::Cascade, Revoke::AccessTokens)
         .expect("revoked");
-    let response = session
-        .request(Method::Get, "/account/positions")
-        .send()
-        .await
-        .expect("answer");
+    let response = support::get(&session, "/account/positions").await;
     assert_eq!(response.status, 200);
     let stats = sim.stats().cascade;
     assert_eq!((stats.challenges, stats.logins), (2, 2));
@@ -150,11 +146,7 @@ async fn partner_remints_before_expiry() {
         Instant::now() < first_valid_until,
         "re-minted while the old token was valid"
     );
-    let response = session
-        .request(Method::Get, "/portfolio")
-        .send()
-        .await
-        .expect("answer");
+    let response = support::get(&session, "/portfolio").await;
     assert_eq!(response.status, 200);
     assert_eq!(sim.stats().partner.total_rejections(), 0);
 }

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use tradeauth::{AuthEvent, Method};
+use tradeauth::AuthEvent;
 use tradeauth_sim::{LifetimeUpdate, Venue};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,11 +42,7 @@ async fn after_a_two_hour_suspend_no_token_from_before_it_is_served() {
     let second = session.current().expect("renewed in the background");
     assert_ne!(second.header_value(), first.header_value());
     assert!(second.is_valid_now());
-    let profile = session
-        .request(Method::Get, "/api/v3/user/profile")
-        .send()
-        .await
-        .expect("profile");
+    let profile = support::get(&session, "/api/v3/user/profile").await;
     assert_eq!(profile.status, 200);
     let stats = sim.stats().cadenza;
     assert_eq!((stats.logins, stats.refreshes), (1, 1), "{stats:?}");

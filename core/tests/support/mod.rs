@@ -69,3 +69,12 @@ pub async fn wait_for_event(
     .await
     .expect("event arrived in time")
 }
+
+/// `GET path` on a session; a transport or auth failure fails the test, naming the path.
+pub async fn get(session: &Session, path: &str) -> tradeauth::HttpResponse {
+    session
+        .request(tradeauth::Method::Get, path)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
