@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::credential::{Credential, check_token_text, safe_valid_until};
+use crate::credential::{Credential, check_token_text};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::machine::common::{self, Events};
 use crate::machine::{Capabilities, Machine, MachineStatus, SessionSnapshot, Venue};
 use crate::secret::Secret;
-use crate::time::{Now, SplitMix64, deadline_from_unix_ms};
+use crate::time::{Now, SplitMix64};
 
 /// `POST` path of the login.
 pub const LOGIN_PATH: &str = "/api/v3/auth/login";
@@ -441,30 +441,25 @@ impl CadenzaMachine {
     /// adopted from a shared store), so the safety margin and refresh window follow the
     /// token's whole lifetime, as in the process that obtained it.
     fn install_at(&mut self, now: Now, tokens: Tokens, obtained_at_ms: u64) -> Result<()> {
-        let base_ms = now.expiry_base_ms();
-        let deadline = deadline_from_unix_ms(now, tokens.expires_at_ms);
-        let age = Duration::from_millis(base_ms.saturating_sub(obtained_at_ms));
-        let arrived = now.instant.checked_sub(age).unwrap_or(now.instant);
-        let valid_until = safe_valid_until(arrived, deadline);
+        let schedule = common::schedule(
+            now,
+            tokens.expires_at_ms,
+            obtained_at_ms,
+            self.refresh_window,
+            &mut self.rng,
+        );
         let access = Credential::bearer(
             &tokens.access,
-            Some(valid_until),
+            Some(schedule.valid_until),
             Some(tokens.expires_at_ms),
         )
         .map_err(|_| Error::protocol(format!("{VENUE} access token is not valid header text")))?;
-        let refresh_at = common::refresh_at(
-            arrived,
-            deadline,
-            valid_until,
-            self.refresh_window,
-            Some(&mut self.rng),
-        );
         self.session = Some(Session {
             access: Some(access),
             refresh_token: Some(tokens.refresh),
             expires_at_ms: tokens.expires_at_ms,
-            obtained_at_ms: obtained_at_ms.min(base_ms),
-            refresh_at,
+            obtained_at_ms: schedule.obtained_at_ms,
+            refresh_at: schedule.refresh_at,
         });
         self.state = State::Active;
         self.last_error = None;

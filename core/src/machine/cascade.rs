@@ -21,14 +21,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::credential::{AUTHORIZATION, Credential, check_token_text, safe_valid_until};
+use crate::credential::{AUTHORIZATION, Credential, check_token_text};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::machine::common::{self, Events};
 use crate::machine::{Capabilities, Machine, MachineStatus, SessionSnapshot, Venue, WsAuthReply};
 use crate::secret::Secret;
-use crate::time::{Now, SplitMix64, deadline_from_unix_ms, safety_margin};
+use crate::time::{Now, SplitMix64, safety_margin};
 
 /// Path of both the challenge (`GET`) and its answer (`POST`).
 pub const AUTH_PATH: &str = "/auth";
@@ -694,9 +694,7 @@ impl CascadeMachine {
         .map_err(|_| proto(format!("{VENUE} session token is not valid header text")))
     }
 
-    /// A session for a token obtained at `obtained_at_ms` (venue clock; earlier than `now`
-    /// when adopted from a shared store), so the safety margin and refresh window follow
-    /// the token's whole lifetime.
+    /// A session for a token obtained at `obtained_at_ms` (see [`common::schedule`]).
     fn build_session(
         &mut self,
         now: Now,
@@ -705,25 +703,20 @@ impl CascadeMachine {
         expires_at_ms: u64,
         obtained_at_ms: u64,
     ) -> Result<Session> {
-        let base_ms = now.expiry_base_ms();
-        let obtained_at_ms = obtained_at_ms.min(base_ms);
-        let deadline = deadline_from_unix_ms(now, expires_at_ms);
-        let age = Duration::from_millis(base_ms - obtained_at_ms);
-        let arrived = now.instant.checked_sub(age).unwrap_or(now.instant);
-        let valid_until = safe_valid_until(arrived, deadline);
-        let credential = Credential::bearer(token, Some(valid_until), Some(expires_at_ms))?;
-        let refresh_at = common::refresh_at(
-            arrived,
-            deadline,
-            valid_until,
+        let schedule = common::schedule(
+            now,
+            expires_at_ms,
+            obtained_at_ms,
             self.refresh_window,
-            Some(&mut self.rng),
+            &mut self.rng,
         );
+        let credential =
+            Credential::bearer(token, Some(schedule.valid_until), Some(expires_at_ms))?;
         Ok(Session {
             credential,
             claims,
-            obtained_at_ms,
-            refresh_at,
+            obtained_at_ms: schedule.obtained_at_ms,
+            refresh_at: schedule.refresh_at,
         })
     }
 

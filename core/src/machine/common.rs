@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::credential::safe_valid_until;
 use crate::error::{Error, ErrorKind};
 use crate::event::AuthEvent;
 use crate::http::HttpResponse;
-use crate::time::{Now, SplitMix64, instant_after};
+use crate::time::{Now, SplitMix64, deadline_from_unix_ms, instant_after};
 
 /// Events kept if the driver never drains them; the oldest are dropped first so memory
 /// stays bounded.
@@ -238,6 +239,40 @@ pub(crate) fn refresh_at(
         .unwrap_or(arrived)
         .max(arrived);
     at.min(valid_until)
+}
+
+/// When a token stops being handed out and when to renew it, from its whole lifetime.
+pub(crate) struct Schedule {
+    /// The credential's safe deadline (the venue's expiry less the safety margin).
+    pub valid_until: Instant,
+    /// When to start renewing (the refresh window before expiry, with jitter).
+    pub refresh_at: Instant,
+    /// When the token was obtained (venue clock, Unix ms), never later than now.
+    pub obtained_at_ms: u64,
+}
+
+/// The [`Schedule`] of a token that expires at `expires_at_ms` and was obtained at
+/// `obtained_at_ms` (venue clock; earlier than `now` when adopted from a shared store),
+/// so the safety margin and the refresh window follow the token's whole lifetime and not
+/// only what is left of it.
+pub(crate) fn schedule(
+    now: Now,
+    expires_at_ms: u64,
+    obtained_at_ms: u64,
+    window: Duration,
+    rng: &mut SplitMix64,
+) -> Schedule {
+    let base_ms = now.expiry_base_ms();
+    let obtained_at_ms = obtained_at_ms.min(base_ms);
+    let deadline = deadline_from_unix_ms(now, expires_at_ms);
+    let age = Duration::from_millis(base_ms.saturating_sub(obtained_at_ms));
+    let arrived = now.instant.checked_sub(age).unwrap_or(now.instant);
+    let valid_until = safe_valid_until(arrived, deadline);
+    Schedule {
+        valid_until,
+        refresh_at: refresh_at(arrived, deadline, valid_until, window, Some(rng)),
+        obtained_at_ms,
+    }
 }
 
 /// The longest lifetime a venue may state before it is clamped (30 days): tokens that
