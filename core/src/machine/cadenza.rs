@@ -383,19 +383,16 @@ impl CadenzaMachine {
             ));
         }
         let expires_at_ms = match data.get("expiresAt") {
-            Some(Value::Number(n)) => match n.as_u64() {
+            Some(Value::Number(n)) => match common::unix_number(n) {
                 Some(ms) => ms,
-                None => match n.as_f64() {
-                    Some(f) if f.is_finite() && f > 0.0 && f < u64::MAX as f64 => f as u64,
-                    _ => {
-                        return Err(salvage(
-                            Error::protocol(format!(
-                                "{VENUE} {what} answer has a negative or invalid `expiresAt`"
-                            )),
-                            refresh,
-                        ));
-                    }
-                },
+                None => {
+                    return Err(salvage(
+                        Error::protocol(format!(
+                            "{VENUE} {what} answer has a negative or invalid `expiresAt`"
+                        )),
+                        refresh,
+                    ));
+                }
             },
             Some(other) => {
                 return Err(salvage(

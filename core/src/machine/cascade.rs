@@ -822,12 +822,7 @@ impl CascadeMachine {
 
 /// A JSON number of Unix seconds (integer, or a float rounded down).
 fn exp_seconds(v: &Value) -> Option<u64> {
-    let n = v.as_number()?;
-    n.as_u64().or_else(|| {
-        n.as_f64()
-            .filter(|f| f.is_finite() && *f > 0.0 && *f < u64::MAX as f64)
-            .map(|f| f as u64)
-    })
+    common::unix_number(v.as_number()?)
 }
 
 /// The `exp` claim of a JWT, read without verifying it (we are not the audience; the

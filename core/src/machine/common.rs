@@ -241,6 +241,17 @@ pub(crate) fn refresh_at(
     at.min(valid_until)
 }
 
+/// A JSON number a venue states a Unix time in (seconds or milliseconds, as its page
+/// says): an integer, or a positive float rounded down. `None` for a negative number or
+/// one beyond `u64`, which no clock can mean.
+pub(crate) fn unix_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.is_finite() && *f > 0.0 && *f < u64::MAX as f64)
+            .map(|f| f as u64)
+    })
+}
+
 /// When a token stops being handed out and when to renew it, from its whole lifetime.
 pub(crate) struct Schedule {
     /// The credential's safe deadline (the venue's expiry less the safety margin).
