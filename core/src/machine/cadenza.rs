@@ -246,14 +246,13 @@ impl CadenzaMachine {
     }
 
     fn fail(&mut self, now: Now, error: Error) -> Error {
-        tracing::warn!(venue = "cadenza", account = %self.email, kind = %error.kind(), "{}", error.message());
-        self.events.push(AuthEvent::failed(&error));
-        // Kept for callers that must report why they have no credential (or soon will
-        // not: a stopped machine will not renew the one it still holds).
-        if self.state == State::Stopped || self.credential(now.instant).is_none() {
-            self.last_error = Some(error.clone());
-        }
-        error
+        let failure = common::Failure {
+            stopped: self.state == State::Stopped,
+            has_credential: self.credential(now.instant).is_some(),
+            events: &mut self.events,
+            last_error: &mut self.last_error,
+        };
+        common::fail("cadenza", &self.email, failure, error)
     }
 
     /// Read and validate the envelope: HTTP status, `success`, and the three `data` fields.

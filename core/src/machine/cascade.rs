@@ -499,14 +499,13 @@ impl CascadeMachine {
     }
 
     fn fail(&mut self, now: Now, error: Error) -> Error {
-        tracing::warn!(venue = "cascade", account = %self.address, kind = %error.kind(), "{}", error.message());
-        self.events.push(AuthEvent::failed(&error));
-        // Kept for callers that must report why they have no credential (or soon will
-        // not: a stopped machine will not renew the one it still holds).
-        if matches!(self.phase, Phase::Stopped) || self.credential(now.instant).is_none() {
-            self.last_error = Some(error.clone());
-        }
-        error
+        let failure = common::Failure {
+            stopped: matches!(self.phase, Phase::Stopped),
+            has_credential: self.credential(now.instant).is_some(),
+            events: &mut self.events,
+            last_error: &mut self.last_error,
+        };
+        common::fail("cascade", &self.address, failure, error)
     }
 
     /// Drop expired state and start/abandon flows as time requires.

@@ -241,6 +241,36 @@ pub(crate) fn refresh_at(
     at.min(valid_until)
 }
 
+/// Reports a failed exchange: a warning log, a `Failed` event, and — when the machine
+/// has no credential to hand out or is `stopped` (it will not renew the one it holds) —
+/// the error kept for callers that must say why. Returns the error for the caller.
+pub(crate) fn fail(
+    venue: &'static str,
+    account: &str,
+    failure: Failure<'_>,
+    error: Error,
+) -> Error {
+    tracing::warn!(venue, account = %account, kind = %error.kind(), "{}", error.message());
+    failure.events.push(AuthEvent::failed(&error));
+    if failure.stopped || !failure.has_credential {
+        *failure.last_error = Some(error.clone());
+    }
+    error
+}
+
+/// What [`fail`] updates and decides by: the machine's event queue and kept error, and
+/// whether it is stopped or still holds a valid credential.
+pub(crate) struct Failure<'a> {
+    /// The machine's events.
+    pub events: &'a mut Events,
+    /// The machine's kept error.
+    pub last_error: &'a mut Option<Error>,
+    /// The machine stopped (it needs the caller to act).
+    pub stopped: bool,
+    /// The machine holds a credential valid now.
+    pub has_credential: bool,
+}
+
 /// A JSON number a venue states a Unix time in (seconds or milliseconds, as its page
 /// says): an integer, or a positive float rounded down. `None` for a negative number or
 /// one beyond `u64`, which no clock can mean.
