@@ -154,6 +154,13 @@ for spec in "${MUTANT_GROUPS[@]}"; do
   esac
 done
 
+# The mutated copies built into the shared target dir under the tree's own artifact
+# names: make the next build of the tree rebuild its crates rather than reuse the last
+# mutant's.
+if [ "${#ran[@]}" -gt 0 ]; then
+  touch core/src/lib.rs ffi/src/lib.rs python/src/lib.rs sim/src/lib.rs
+fi
+
 # The per-file table, from the outcome files of the groups that ran.
 table="$OUT_ROOT/summary.txt"
 if [ "${#ran[@]}" = 0 ] && { [ "$record" = 0 ] || [ "${#unchanged[@]}" = 0 ]; }; then
