@@ -1,6 +1,6 @@
 //! Cadenza sessions: email + password login, rotating refresh tokens.
 
-use super::{Options, Session, VenueMachine};
+use super::{Options, Session};
 use crate::error::Result;
 use crate::machine::{CadenzaConfig, CadenzaMachine};
 use crate::secret::Secret;
@@ -19,7 +19,7 @@ impl Session {
         config.jitter_seed = rand::random();
         config.max_lifetime = options.max_lifetime;
         Self::from_machine(
-            move || Ok(VenueMachine::Cadenza(CadenzaMachine::new(config.clone())?)),
+            move || CadenzaMachine::new(config.clone()),
             Some(CADENZA_PRODUCTION_URL),
             options,
         )
@@ -36,13 +36,9 @@ impl Session {
 
     /// Cadenza only: the current (rotated) refresh token, for callers that must persist it.
     pub async fn refresh_token(&self) -> Option<Secret> {
-        self.with_machine(|machine| match machine {
-            VenueMachine::Cadenza(m) => m.refresh_token().cloned(),
-            _ => None,
-        })
-        .await
-        .ok()
-        .flatten()
+        self.with_venue_machine(|m: &mut CadenzaMachine| m.refresh_token().cloned())
+            .await
+            .flatten()
     }
 
     /// The venue's wall-clock expiry of the current token, in Unix milliseconds.

@@ -1,6 +1,6 @@
 //! Cascade sessions: wallet challenge, EIP-191 signature by a delegate key, bearer JWT.
 
-use super::{Options, Session, VenueMachine};
+use super::{Options, Session};
 use crate::error::Result;
 use crate::machine::{CascadeConfig, CascadeMachine};
 use crate::secret::Secret;
@@ -17,7 +17,7 @@ impl Session {
         config.jitter_seed = rand::random();
         config.max_lifetime = options.max_lifetime;
         Self::from_machine(
-            move || Ok(VenueMachine::Cascade(CascadeMachine::new(config.clone())?)),
+            move || CascadeMachine::new(config.clone()),
             Some(CASCADE_URL),
             options,
         )
@@ -34,12 +34,8 @@ impl Session {
 
     /// Cascade only: the claims of the current session token (`sub`, `exp`, ...).
     pub async fn claims(&self) -> Option<serde_json::Value> {
-        self.with_machine(|machine| match machine {
-            VenueMachine::Cascade(m) => m.claims().cloned(),
-            _ => None,
-        })
-        .await
-        .ok()
-        .flatten()
+        self.with_venue_machine(|m: &mut CascadeMachine| m.claims().cloned())
+            .await
+            .flatten()
     }
 }

@@ -70,34 +70,26 @@ impl Session {
         // before a fallback login (see `adopt_before_login`).
         let (mut sent_any, mut reread) = (false, false);
         // A drive cancelled by a timeout leaves its request "in flight" in the machine.
-        if state.machine.get().is_busy() {
+        if state.machine.is_busy() {
             let error = Error::new(ErrorKind::Timeout, "previous request was abandoned");
-            state
-                .machine
-                .get_mut()
-                .handle_transport_error(self.now(), &error);
+            state.machine.handle_transport_error(self.now(), &error);
         }
         loop {
             let at = self.now();
-            state.machine.get_mut().handle_timeout(at);
+            state.machine.handle_timeout(at);
             self.publish(state, at);
             if sent_any && self.adopt_before_login(state, &mut reread).await {
                 continue;
             }
-            let request = state.machine.get_mut().poll_request(at);
+            let request = state.machine.poll_request(at);
             let Some(request) = request else {
                 let credential = self.publish(state, at);
                 if !want_credential || credential.is_some() {
                     return Ok(credential);
                 }
-                return Err(state
-                    .machine
-                    .get()
-                    .last_error()
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        Error::new(ErrorKind::Protocol, "no credential and nothing to send")
-                    }));
+                return Err(state.machine.last_error().cloned().unwrap_or_else(|| {
+                    Error::new(ErrorKind::Protocol, "no credential and nothing to send")
+                }));
             };
             sent_any = true;
             let http = state.ctx.http.clone();
@@ -107,9 +99,9 @@ impl Session {
                 Err(_) => self.now(),
             };
             let failure = match sent {
-                Ok(response) => state.machine.get_mut().handle_response(at, response).err(),
+                Ok(response) => state.machine.handle_response(at, response).err(),
                 Err(error) => {
-                    state.machine.get_mut().handle_transport_error(at, &error);
+                    state.machine.handle_transport_error(at, &error);
                     Some(error)
                 }
             };
@@ -146,7 +138,7 @@ impl Session {
     /// Publishes the machine's credential to the hot path, then forwards its events (in
     /// that order, so a subscriber woken by `Refreshed` reads the new credential).
     pub(super) fn publish(&self, state: &mut State, at: Now) -> Option<Arc<Credential>> {
-        let machine = state.machine.get_mut();
+        let machine = &mut *state.machine;
         let mut fresh = machine.credential(at.instant).map(Arc::new);
         if fresh.is_some() {
             // This process's machine has its own: the parent's is no longer needed.
@@ -171,7 +163,7 @@ impl Session {
         if !unchanged {
             self.inner.current.store(fresh);
         }
-        let machine = state.machine.get_mut();
+        let machine = &mut *state.machine;
         while let Some(event) = machine.poll_event() {
             match &event {
                 AuthEvent::Failed { kind, message } => tracing::warn!(

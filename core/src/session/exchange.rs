@@ -1,6 +1,6 @@
 //! Exchange sessions: a permanent trader API key, an admin bearer token, or public use.
 
-use super::{Options, Session, VenueMachine};
+use super::{Options, Session};
 use crate::error::{Error, ErrorKind, Result};
 use crate::machine::{ExchangeConfig, ExchangeMachine};
 use crate::secret::Secret;
@@ -12,11 +12,7 @@ impl Session {
     /// An Exchange session; the key's format is checked here, before anything is sent.
     pub fn exchange(config: ExchangeConfig, options: Options) -> Result<Self> {
         Self::from_machine(
-            move || {
-                Ok(VenueMachine::Exchange(ExchangeMachine::new(
-                    config.clone(),
-                )?))
-            },
+            move || ExchangeMachine::new(config.clone()),
             Some(EXCHANGE_URL),
             options,
         )

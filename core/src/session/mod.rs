@@ -6,6 +6,8 @@
 
 mod cadenza;
 mod cascade;
+#[cfg(test)]
+mod demo;
 mod drive;
 mod env;
 mod exchange;
@@ -35,44 +37,13 @@ pub use ws::WsStream;
 use crate::credential::Credential;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
-use crate::machine::{
-    CadenzaMachine, Capabilities, CascadeMachine, ExchangeMachine, Machine, PartnerMachine, Venue,
-};
-
-/// One of the four venue machines; an enum rather than `dyn Machine` so that venue
-/// accessors (Cadenza's refresh token, Cascade's claims) need no downcasting.
-// One per session, behind its mutex: the size difference between variants costs nothing.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum VenueMachine {
-    Cadenza(CadenzaMachine),
-    Partner(PartnerMachine),
-    Cascade(CascadeMachine),
-    Exchange(ExchangeMachine),
-}
-
-impl VenueMachine {
-    fn get(&self) -> &dyn Machine {
-        match self {
-            Self::Cadenza(m) => m,
-            Self::Partner(m) => m,
-            Self::Cascade(m) => m,
-            Self::Exchange(m) => m,
-        }
-    }
-
-    fn get_mut(&mut self) -> &mut dyn Machine {
-        match self {
-            Self::Cadenza(m) => m,
-            Self::Partner(m) => m,
-            Self::Cascade(m) => m,
-            Self::Exchange(m) => m,
-        }
-    }
-}
+use crate::machine::{Capabilities, Machine, Venue};
 
 /// What the driver guards with its one async mutex: the machine and the last outcome.
 struct State {
-    machine: VenueMachine,
+    /// Any venue's machine: the driver asks only the trait (venue accessors downcast, see
+    /// [`Session::with_venue_machine`]), so adding a venue does not touch it.
+    machine: Box<dyn Machine>,
     /// Outcome of the last authentication attempt, handed to callers that queued behind it.
     last_failure: Option<Error>,
     /// Shared-store bookkeeping (unused without a store).
@@ -99,13 +70,13 @@ impl Local {
         venue: Venue,
         base_url: &reqwest::Url,
         account: &str,
-        machine: VenueMachine,
+        machine: Box<dyn Machine>,
         inherited: Option<Arc<Credential>>,
     ) -> Result<Self> {
         let generation = crate::process::generation();
         let tls = tls::client_config(&options.extra_root_certs_pem)?;
         let http = tls::http_client(&tls, options.connect_timeout)?;
-        let shareable = machine.get().capabilities().shareable;
+        let shareable = machine.capabilities().shareable;
         let shared =
             shared::Shared::from_options(options, venue, shareable, base_url.as_str(), account)?
                 .map(Arc::new);
@@ -137,7 +108,7 @@ impl Local {
 }
 
 /// Builds the session's machine: once when the session is made, again in a forked child.
-type MachineFactory = Box<dyn Fn() -> Result<VenueMachine> + Send + Sync>;
+type MachineFactory = Box<dyn Fn() -> Result<Box<dyn Machine>> + Send + Sync>;
 
 /// Runs for the session in every process that uses it (see [`Session::on_each_process`]).
 type ProcessHook = Arc<dyn Fn(&Session) + Send + Sync>;
@@ -239,8 +210,8 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Wraps the machine `make_machine` builds (it is called again in a forked child);
     /// must be called inside a tokio runtime when background refresh is on.
-    pub(crate) fn from_machine(
-        make_machine: impl Fn() -> Result<VenueMachine> + Send + Sync + 'static,
+    pub(crate) fn from_machine<M: Machine>(
+        make_machine: impl Fn() -> Result<M> + Send + Sync + 'static,
         default_base_url: Option<&str>,
         options: Options,
     ) -> Result<Self> {
@@ -258,17 +229,24 @@ impl Session {
             })?;
         let base_url = tls::parse_base_url(raw_url)?;
         let machine = make_machine()?;
-        let venue = machine.get().venue();
-        let capabilities = machine.get().capabilities();
-        let account = machine.get().account().to_owned();
-        let local = Local::build(&options, venue, &base_url, &account, machine, None)?;
+        let venue = machine.venue();
+        let capabilities = machine.capabilities();
+        let account = machine.account().to_owned();
+        let local = Local::build(
+            &options,
+            venue,
+            &base_url,
+            &account,
+            Box::new(machine),
+            None,
+        )?;
         let generation = local.generation;
         let inner = Arc::new(Inner {
             venue,
             capabilities,
             account,
             base_url,
-            make_machine: Box::new(make_machine),
+            make_machine: Box::new(move || Ok(Box::new(make_machine()?) as Box<dyn Machine>)),
             current: ArcSwapOption::empty(),
             attempts: AtomicU64::new(0),
             skew_ms: AtomicI64::new(0),
@@ -469,7 +447,7 @@ impl Session {
             // An inherited credential the venue rejected is not served again either.
             state.inherited = None;
             let now = self.now();
-            state.machine.get_mut().handle_unauthorized(now);
+            state.machine.handle_unauthorized(now);
             self.publish(state, now);
             state.ctx.wake.notify_one();
         }
@@ -480,7 +458,7 @@ impl Session {
         let local = self.local()?;
         let mut state = local.state.lock().await;
         let now = self.now();
-        state.machine.get_mut().force_refresh(now);
+        state.machine.force_refresh(now);
         self.publish(&mut state, now);
         self.drive_bounded(&mut state).await
     }
@@ -492,7 +470,7 @@ impl Session {
             return;
         };
         let mut state = local.state.lock().await;
-        state.machine.get_mut().logout();
+        state.machine.logout();
         state.last_failure = None;
         state.inherited = None;
         self.inner.current.store(None);
@@ -505,16 +483,28 @@ impl Session {
         Ok(Arc::clone(&self.local()?.tls))
     }
 
-    /// Runs `f` on the machine under the session lock (venue accessors).
-    pub(crate) async fn with_machine<T>(
-        &self,
-        f: impl FnOnce(&mut VenueMachine) -> T,
-    ) -> Result<T> {
+    /// Runs `f` on the machine under the session lock.
+    pub(crate) async fn with_machine<T>(&self, f: impl FnOnce(&mut dyn Machine) -> T) -> Result<T> {
         let local = self.local()?;
         let mut state = local.state.lock().await;
-        let out = f(&mut state.machine);
+        let out = f(&mut *state.machine);
         let at = self.now();
         self.publish(&mut state, at);
         Ok(out)
+    }
+
+    /// Runs `f` on the machine if it is an `M` (a venue's own accessors, such as
+    /// Cadenza's refresh token): `None` for any other venue or a session in a bad state.
+    pub(crate) async fn with_venue_machine<M: Machine, T>(
+        &self,
+        f: impl FnOnce(&mut M) -> T,
+    ) -> Option<T> {
+        self.with_machine(|machine| {
+            let any: &mut dyn std::any::Any = machine;
+            any.downcast_mut::<M>().map(f)
+        })
+        .await
+        .ok()
+        .flatten()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{Options, Session, VenueMachine};
+use super::{Options, Session};
 use crate::error::{Error, ErrorKind, Result};
 use crate::machine::{PartnerConfig, PartnerMachine};
 use crate::secret::Secret;
@@ -13,11 +13,7 @@ impl Session {
         if let Some(window) = options.refresh_window {
             config.refresh_window = window;
         }
-        Self::from_machine(
-            move || Ok(VenueMachine::Partner(PartnerMachine::new(config.clone())?)),
-            None,
-            options,
-        )
+        Self::from_machine(move || PartnerMachine::new(config.clone()), None, options)
     }
 
     /// A Partner session from `PARTNER_CLIENT_ID`, `PARTNER_SECRET_KEY`, `PARTNER_BASE_URL`

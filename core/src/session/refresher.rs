@@ -35,7 +35,7 @@ async fn refresher(weak: Weak<Inner>, local: Weak<Local>) {
             state
                 .sync
                 .retry_at
-                .or_else(|| state.machine.get().poll_timeout())
+                .or_else(|| state.machine.poll_timeout())
                 .or_else(|| state.inherited.as_deref().and_then(inherited_renewal_at))
         };
         drop(parts);

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use zeroize::Zeroize;
 
-use super::{Options, Session, State, VenueMachine};
+use super::{Options, Session, State};
 use crate::credential::Credential;
 use crate::error::{Error, ErrorKind, Result};
-use crate::machine::{MachineStatus, Venue};
+use crate::machine::{Machine, MachineStatus, Venue};
 use crate::store::record::{PAYLOAD_VERSION, Payload, writer_label};
 use crate::store::{self, CredentialStore, OpenError, Sealer, StoreEvent, StoreFuture};
 
@@ -202,13 +202,13 @@ impl Shared {
 }
 
 /// Whether the machine is about to send something (login, refresh, challenge).
-fn wants_request(machine: &VenueMachine) -> bool {
-    machine.get().status().wants_request()
+fn wants_request(machine: &dyn Machine) -> bool {
+    machine.status().wants_request()
 }
 
 /// Whether the machine fell back to a full login (Cadenza) or a new challenge (Cascade).
-fn needs_login(machine: &VenueMachine) -> bool {
-    machine.get().status() == MachineStatus::LoggingIn
+fn needs_login(machine: &dyn Machine) -> bool {
+    machine.status() == MachineStatus::LoggingIn
 }
 
 /// Extends the lease (a third of its ttl at a time) until it is lost to another holder;
@@ -270,23 +270,23 @@ impl Session {
         };
         let shared = &*shared;
         state.sync.retry_at = None;
-        if state.machine.get().is_busy() {
+        if state.machine.is_busy() {
             // A drive cancelled by a timeout; forget its request so a record can be adopted.
             let error = Error::new(ErrorKind::Timeout, "previous request was abandoned");
             let at = self.now();
-            state.machine.get_mut().handle_transport_error(at, &error);
+            state.machine.handle_transport_error(at, &error);
         }
         let at = self.now();
-        state.machine.get_mut().handle_timeout(at);
+        state.machine.handle_timeout(at);
         self.publish(state, at);
-        if !wants_request(&state.machine) {
+        if !wants_request(&*state.machine) {
             return self.drive(state, want_credential).await;
         }
         // Another process may have renewed already: take theirs, no lease needed.
         match shared.read(self.inner.venue, &self.inner.account).await {
             Ok(read) => {
                 shared.healthy();
-                if self.adopt(shared, state, &read) && !wants_request(&state.machine) {
+                if self.adopt(shared, state, &read) && !wants_request(&*state.machine) {
                     return Ok(self.current());
                 }
             }
@@ -329,7 +329,7 @@ impl Session {
             let pause = Duration::from_millis(20 + rand::random::<u64>() % 40);
             tokio::time::sleep(pause).await;
             let read = shared.read(self.inner.venue, &self.inner.account).await?;
-            if self.adopt(shared, state, &read) && !wants_request(&state.machine) {
+            if self.adopt(shared, state, &read) && !wants_request(&*state.machine) {
                 return Ok(None);
             }
             if Instant::now() >= give_up {
@@ -353,7 +353,7 @@ impl Session {
             Ok(read) => read,
             Err(error) => return self.degraded(shared, state, want_credential, error).await,
         };
-        if self.adopt(shared, state, &read) && !wants_request(&state.machine) {
+        if self.adopt(shared, state, &read) && !wants_request(&*state.machine) {
             return Ok(self.current());
         }
         let expected = match self.fence(shared, state, &read).await {
@@ -411,7 +411,7 @@ impl Session {
     /// Returns the version the renewal's own write must replace, or `None` if the record
     /// changed under us (read again).
     async fn fence(&self, shared: &Shared, state: &mut State, read: &Read) -> Result<Option<u64>> {
-        let machine = state.machine.get_mut();
+        let machine = &mut *state.machine;
         if machine.status() != MachineStatus::Refreshing || !machine.holds_refresh_token() {
             return Ok(Some(read.version));
         }
@@ -444,7 +444,7 @@ impl Session {
     /// first, adopts theirs when it is at least as fresh.
     async fn write(&self, shared: &Shared, state: &mut State, expected: u64) -> Result<()> {
         let now = self.now();
-        let Some(snapshot) = state.machine.get().snapshot(now.instant) else {
+        let Some(snapshot) = state.machine.snapshot(now.instant) else {
             return Ok(());
         };
         let rid = rand::random::<u64>();
@@ -499,7 +499,7 @@ impl Session {
         if payload.expires_at_ms <= now.unix_ms {
             return false;
         }
-        let machine = state.machine.get_mut();
+        let machine = &mut *state.machine;
         if machine
             .snapshot(now.instant)
             .is_some_and(|ours| ours.expires_at_ms > payload.expires_at_ms)
@@ -565,7 +565,7 @@ impl Session {
             return false;
         };
         let shared = &*shared;
-        if *done || !needs_login(&state.machine) {
+        if *done || !needs_login(&*state.machine) {
             return false;
         }
         *done = true;

@@ -28,13 +28,13 @@ impl Session {
         if !self.inner.capabilities.ws_auth {
             let now = self.now();
             return self
-                .with_machine(|m| m.get().ws_auth_message(now.instant, id))
+                .with_machine(|m| m.ws_auth_message(now.instant, id))
                 .await?;
         }
         // The session's credential, which may be one the machine did not issue (a forked
         // parent's): the machine builds the message, whoever obtained the token.
         let credential = self.credential().await?;
-        self.with_machine(|m| m.get().ws_auth_message_for(&credential, id))
+        self.with_machine(|m| m.ws_auth_message_for(&credential, id))
             .await?
     }
 
@@ -55,9 +55,9 @@ impl Session {
             Some(credential) => crate::machine::common::redact(text, &[credential.token()]),
             None => text.to_owned(),
         };
-        let held_before = state.machine.get().credential(now.instant).is_some();
-        let reply = state.machine.get_mut().handle_ws_reply(now, &text);
-        let dropped = held_before && state.machine.get().credential(now.instant).is_none();
+        let held_before = state.machine.credential(now.instant).is_some();
+        let reply = state.machine.handle_ws_reply(now, &text);
+        let dropped = held_before && state.machine.credential(now.instant).is_none();
         if matches!(reply, WsAuthReply::Rejected { .. }) && (dropped || !held_before) {
             // Rejected while serving a credential this machine does not hold: that one
             // is not served again either.

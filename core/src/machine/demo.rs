@@ -1,0 +1,110 @@
+//! A venue that exists only in this crate's unit tests. It is the proof that adding a
+//! venue touches only what ARCHITECTURE.md lists: this file, a [`Venue`] variant with its
+//! names, and a constructor in `session/demo.rs`. The driver, the store and the bindings
+//! are not touched. It presents a static key in `x-api-key`, the header the simulator's
+//! Exchange venue checks, so a real `Session` can drive it over TLS.
+
+use std::time::Instant;
+
+use crate::credential::{Credential, X_API_KEY};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::AuthEvent;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::machine::common::Events;
+use crate::machine::{Capabilities, Machine, MachineStatus, Venue};
+use crate::secret::Secret;
+use crate::time::Now;
+
+/// The demo venue's machine: one static key, refused for good after a 401.
+pub(crate) struct DemoMachine {
+    key: Secret,
+    refused: Option<Error>,
+    events: Events,
+}
+
+impl DemoMachine {
+    /// A machine presenting `key`; an empty key is refused before anything is sent.
+    pub(crate) fn new(key: &str) -> Result<Self> {
+        if key.is_empty() {
+            return Err(Error::invalid_argument("the demo venue needs a key"));
+        }
+        Ok(DemoMachine {
+            key: Secret::from(key.to_owned()),
+            refused: None,
+            events: Events::default(),
+        })
+    }
+}
+
+impl Machine for DemoMachine {
+    fn venue(&self) -> Venue {
+        Venue::Demo
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            renewable: false,
+            shareable: false,
+            ws_auth: false,
+            public: false,
+        }
+    }
+
+    fn status(&self) -> MachineStatus {
+        match self.refused {
+            Some(_) => MachineStatus::Stopped,
+            None => MachineStatus::Active,
+        }
+    }
+
+    fn account(&self) -> &str {
+        "demo"
+    }
+
+    fn handle_timeout(&mut self, _now: Now) {}
+
+    fn poll_request(&mut self, _now: Now) -> Option<HttpRequest> {
+        None
+    }
+
+    fn handle_response(&mut self, _now: Now, _response: HttpResponse) -> Result<()> {
+        Err(Error::invalid_argument("the demo venue sends no requests"))
+    }
+
+    fn handle_transport_error(&mut self, _now: Now, _error: &Error) {}
+
+    fn handle_unauthorized(&mut self, _now: Now) {
+        if self.refused.is_none() {
+            let e = Error::new(ErrorKind::Unauthorized, "the demo venue refused the key");
+            self.events.push(AuthEvent::failed(&e));
+            self.refused = Some(e);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn credential(&self, _now: Instant) -> Option<Credential> {
+        match self.refused {
+            Some(_) => None,
+            None => Credential::new(X_API_KEY, self.key.clone(), None, None).ok(),
+        }
+    }
+
+    fn poll_event(&mut self) -> Option<AuthEvent> {
+        self.events.pop()
+    }
+
+    fn is_busy(&self) -> bool {
+        false
+    }
+
+    fn last_error(&self) -> Option<&Error> {
+        self.refused.as_ref()
+    }
+
+    fn logout(&mut self) {
+        self.refused = None;
+    }
+}
