@@ -11,9 +11,8 @@ use std::sync::Arc;
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::State as AxState;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, State as AxState};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::Response;
@@ -23,9 +22,11 @@ use serde_json::{Value, json};
 
 use crate::Venue;
 use crate::audit::{AuditAccount, audit_layer};
-use crate::common::{bearer, json_response, lock, parse_json, random_token, rejected};
+use crate::common::{
+    Authed, Authorize, bearer, json_body, json_response, lock, random_token, rejected,
+};
 use crate::config::CadenzaConfig;
-use crate::layer::venue_layer;
+use crate::layer::venue_router;
 use crate::state::Shared;
 
 /// Expired tokens are forgotten this long after they expire, so the maps stay small on a
@@ -200,20 +201,14 @@ fn secs_to_ms(secs: u64) -> i64 {
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v3/auth/login", post(login))
         .route("/api/v3/auth/token/refresh", post(refresh))
         .route("/api/v3/market/venue/list", get(venue_list))
         .route("/api/v3/user/profile", get(profile))
-        .route("/api/v3/account/balances", get(balances))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(
-            (shared.clone(), Venue::Cadenza),
-            venue_layer,
-        ))
-        .layer(from_fn_with_state(shared.clone(), audit_layer))
-        .with_state(shared)
+        .route("/api/v3/account/balances", get(balances));
+    venue_router(shared.clone(), Venue::Cadenza, routes, status_error)
+        .layer(from_fn_with_state(shared, audit_layer))
 }
 
 /// The error envelope, counted as a rejection under its code.
@@ -249,85 +244,86 @@ fn bad_request(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message)
 }
 
-fn body_json<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, Response> {
-    let body = body.map_err(|e| bad_request(&e.body_text()))?;
-    parse_json(&body).map_err(|e| bad_request(&e))
+/// Cadenza's code for a status it has no code of its own for: `NOT_FOUND` from
+/// "Not Found".
+fn reason_code(reason: &str) -> String {
+    reason.to_ascii_uppercase().replace([' ', '-'], "_")
 }
 
+/// The answer to a bare status (an unknown path or method): `Not found` under `NOT_FOUND`.
+fn status_error(status: StatusCode) -> Response {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let (first, rest) = reason.split_at(reason.len().min(1));
+    error(
+        status,
+        &reason_code(reason),
+        &format!("{first}{}", rest.to_ascii_lowercase()),
+    )
+}
+
+/// `POST /api/v3/auth/login`'s body.
 #[derive(Deserialize)]
 struct LoginRequest {
     email: String,
     password: String,
 }
 
-async fn login(
-    AxState(shared): AxState<Arc<Shared>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let request: LoginRequest = match body_json(body) {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
-    let now_ms = shared.clock.now_unix_ms();
-    let data = {
-        let mut state = lock(&shared.cadenza);
-        let Some(password) = state.users.get(&request.email) else {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "INVALID_CREDENTIALS",
-                "Invalid email or password",
-            );
-        };
-        if verify_slices_are_equal(password.as_bytes(), request.password.as_bytes()).is_err() {
-            return for_account(
-                error(
-                    StatusCode::UNAUTHORIZED,
-                    "INVALID_CREDENTIALS",
-                    "Invalid email or password",
-                ),
-                &request.email,
-            );
-        }
-        state.login(&request.email, now_ms)
-    };
-    shared.stats.update(Venue::Cadenza, |s| {
-        s.logins += 1;
-        s.tokens_issued += 1;
-    });
-    tracing::info!(account = %request.email, "cadenza login");
-    for_account(success(data), &request.email)
-}
-
+/// `POST /api/v3/auth/token/refresh`'s body.
 #[derive(Deserialize)]
 struct RefreshRequest {
     #[serde(rename = "refreshToken")]
     refresh_token: String,
 }
 
+async fn login(
+    AxState(shared): AxState<Arc<Shared>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Response> {
+    let request: LoginRequest = json_body(body, bad_request)?;
+    let data = {
+        let mut state = lock(&shared.cadenza);
+        let invalid = || {
+            error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_CREDENTIALS",
+                "Invalid email or password",
+            )
+        };
+        let Some(password) = state.users.get(&request.email) else {
+            return Err(invalid());
+        };
+        if verify_slices_are_equal(password.as_bytes(), request.password.as_bytes()).is_err() {
+            return Err(for_account(invalid(), &request.email));
+        }
+        state.login(&request.email, shared.clock.now_unix_ms())
+    };
+    shared.stats.update(Venue::Cadenza, |s| {
+        s.logins += 1;
+        s.tokens_issued += 1;
+    });
+    tracing::info!(account = %request.email, "cadenza login");
+    Ok(for_account(success(data), &request.email))
+}
+
 async fn refresh(
     AxState(shared): AxState<Arc<Shared>>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let request: RefreshRequest = match body_json(body) {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
+) -> Result<Response, Response> {
+    let request: RefreshRequest = json_body(body, bad_request)?;
     let now_ms = shared.clock.now_unix_ms();
     let outcome = lock(&shared.cadenza).refresh(&request.refresh_token, now_ms);
     let (email, data) = match outcome {
         RefreshOutcome::Rotated { email, data } => (email, data),
-        RefreshOutcome::Invalid => return invalid_refresh_token(),
+        RefreshOutcome::Invalid => return Err(invalid_refresh_token()),
         RefreshOutcome::Expired { email } => {
-            return for_account(
+            return Err(for_account(
                 error(
                     StatusCode::UNAUTHORIZED,
                     "REFRESH_TOKEN_EXPIRED",
                     "Refresh token expired",
                 ),
                 &email,
-            );
+            ));
         }
         RefreshOutcome::ReuseRevokedFamily { email, tokens } => {
             shared
@@ -338,7 +334,7 @@ async fn refresh(
                 revoked_tokens = tokens,
                 "cadenza refresh token reused: token family revoked"
             );
-            return for_account(invalid_refresh_token(), &email);
+            return Err(for_account(invalid_refresh_token(), &email));
         }
     };
     shared.stats.update(Venue::Cadenza, |s| {
@@ -346,85 +342,72 @@ async fn refresh(
         s.tokens_issued += 1;
     });
     tracing::info!(account = %email, "cadenza token refresh");
-    for_account(success(data), &email)
+    Ok(for_account(success(data), &email))
 }
 
-/// The email of a valid access token, or the error response.
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<String, Response> {
-    let Some(token) = bearer(headers) else {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "Missing bearer token",
-        ));
-    };
-    let now_ms = shared.clock.now_unix_ms();
-    let grant = lock(&shared.cadenza).access.get(token).cloned();
-    match grant {
-        None => Err(error(
-            StatusCode::UNAUTHORIZED,
-            "INVALID_TOKEN",
-            "Invalid access token",
-        )),
-        Some(g) if now_ms >= g.expires_ms => Err(for_account(
-            error(
+/// A bearer access token: `Authed<AccessToken>` is the email of its owner.
+struct AccessToken;
+
+impl Authorize for AccessToken {
+    type Identity = String;
+
+    fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<String, Response> {
+        let Some(token) = bearer(headers) else {
+            return Err(error(
                 StatusCode::UNAUTHORIZED,
-                "TOKEN_EXPIRED",
-                "Access token expired",
-            ),
-            &g.email,
-        )),
-        Some(g) => Ok(g.email),
+                "UNAUTHORIZED",
+                "Missing bearer token",
+            ));
+        };
+        let now_ms = shared.clock.now_unix_ms();
+        let grant = lock(&shared.cadenza).access.get(token).cloned();
+        match grant {
+            None => Err(error(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_TOKEN",
+                "Invalid access token",
+            )),
+            Some(g) if now_ms >= g.expires_ms => Err(for_account(
+                error(
+                    StatusCode::UNAUTHORIZED,
+                    "TOKEN_EXPIRED",
+                    "Access token expired",
+                ),
+                &g.email,
+            )),
+            Some(g) => Ok(g.email),
+        }
     }
 }
 
-/// The email of the access token's owner; extracting it authenticates the request.
-struct Authed(String);
-
-impl FromRequestParts<Arc<Shared>> for Authed {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, Response> {
-        authorize(shared, &parts.headers).map(Authed)
-    }
+/// The venues `GET /api/v3/market/venue/list` lists, the same for every account.
+fn venues() -> Value {
+    json!([
+        { "venueId": "BINANCE", "name": "Binance", "status": "ONLINE" },
+        { "venueId": "OKX", "name": "OKX", "status": "ONLINE" },
+        { "venueId": "DERIBIT", "name": "Deribit", "status": "MAINTENANCE" },
+    ])
 }
 
-async fn venue_list(Authed(email): Authed) -> Response {
-    for_account(
-        success(json!([
-            { "venueId": "BINANCE", "name": "Binance", "status": "ONLINE" },
-            { "venueId": "OKX", "name": "OKX", "status": "ONLINE" },
-            { "venueId": "DERIBIT", "name": "Deribit", "status": "MAINTENANCE" },
-        ])),
-        &email,
-    )
+/// The balances `GET /api/v3/account/balances` answers, the same for every account.
+fn demo_balances() -> Value {
+    json!([
+        { "asset": "USDT", "free": "100000.00", "locked": "0.00" },
+        { "asset": "BTC", "free": "1.50000000", "locked": "0.25000000" },
+        { "asset": "ETH", "free": "20.0000", "locked": "0.0000" },
+    ])
 }
 
-async fn profile(Authed(email): Authed) -> Response {
+async fn venue_list(Authed(email): Authed<AccessToken>) -> Response {
+    for_account(success(venues()), &email)
+}
+
+async fn profile(Authed(email): Authed<AccessToken>) -> Response {
     for_account(success(json!({ "email": email })), &email)
 }
 
-async fn balances(Authed(email): Authed) -> Response {
-    for_account(
-        success(json!([
-            { "asset": "USDT", "free": "100000.00", "locked": "0.00" },
-            { "asset": "BTC", "free": "1.50000000", "locked": "0.25000000" },
-            { "asset": "ETH", "free": "20.0000", "locked": "0.0000" },
-        ])),
-        &email,
-    )
-}
-
-async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "NOT_FOUND", "Not found")
-}
-
-async fn method_not_allowed() -> Response {
-    error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
-        "Method not allowed",
-    )
+async fn balances(Authed(email): Authed<AccessToken>) -> Response {
+    for_account(success(demo_balances()), &email)
 }
 
 /// The body a status fault answers with: Cadenza's error envelope. A 401 says
@@ -436,7 +419,7 @@ pub(crate) fn fault_body(status: StatusCode) -> Value {
         401 => "INVALID_TOKEN".to_owned(),
         429 => "RATE_LIMITED".to_owned(),
         500 => "INTERNAL_ERROR".to_owned(),
-        _ => reason.to_ascii_uppercase().replace([' ', '-'], "_"),
+        _ => reason_code(reason),
     };
     json!({ "success": false, "error": { "code": code, "message": reason } })
 }

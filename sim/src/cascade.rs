@@ -11,28 +11,26 @@ use aws_lc_rs::hmac;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Extension, FromRequestParts, Query, State as AxState};
-use axum::http::request::Parts;
+use axum::extract::{Query, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::Venue;
-use crate::common::{bearer, error_text, invalid_body, json_response, lock, parse_json};
+use crate::common::{
+    Authed, Authorize, bearer, error_text, hs256_signature_only, invalid_body, json_body,
+    json_response, lock, lowercase_status_error, text_fault_body,
+};
 use crate::config::{CascadeConfig, parse_address};
-use crate::faults::EchoCredential;
-use crate::layer::venue_layer;
+use crate::layer::venue_router;
 use crate::state::Shared;
+use crate::{Venue, ws};
 
 const INVALID_BEARER: &str = "Invalid Bearer Token";
 const NOT_AUTHENTICATED: &str = "Not authenticated";
@@ -154,18 +152,12 @@ struct Session {
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/auth", get(challenge).post(authenticate))
         .route("/account/orders", get(orders))
         .route("/account/positions", get(positions))
-        .route("/ws", get(websocket))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(
-            (shared.clone(), Venue::Cascade),
-            venue_layer,
-        ))
-        .with_state(shared)
+        .route("/ws", get(ws::upgrade::<JsonRpc>));
+    venue_router(shared, Venue::Cascade, routes, lowercase_status_error)
 }
 
 fn lower(address: Address) -> String {
@@ -253,9 +245,9 @@ async fn authenticate(
     AxState(shared): AxState<Arc<Shared>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let request: AuthRequest = match body.map_err(|e| e.body_text()).and_then(|b| parse_json(&b)) {
+    let request: AuthRequest = match json_body(body, invalid_body) {
         Ok(r) => r,
-        Err(e) => return invalid_body(&e),
+        Err(response) => return response,
     };
     let payload = request.message.signing_payload();
     let server_signature_ok = URL_SAFE_NO_PAD
@@ -335,10 +327,7 @@ async fn authenticate(
 /// A token is valid if the server signed it, it has not expired by the sim clock, and it
 /// was not revoked.
 fn verify(shared: &Shared, token: &str) -> Option<Session> {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
+    let validation = hs256_signature_only();
     let claims =
         jsonwebtoken::decode::<JwtClaims>(token, &shared.cascade_keys.jwt_decoding, &validation)
             .ok()?
@@ -356,10 +345,15 @@ fn still_valid(shared: &Shared, session: &Session) -> bool {
         && lock(&shared.cascade).tokens.contains(&session.jti)
 }
 
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Session, Response> {
-    bearer(headers)
-        .and_then(|token| verify(shared, token))
-        .ok_or_else(|| error_text(StatusCode::UNAUTHORIZED, INVALID_BEARER))
+/// `Authed<Session>` is the session of a valid bearer token.
+impl Authorize for Session {
+    type Identity = Session;
+
+    fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Session, Response> {
+        bearer(headers)
+            .and_then(|token| verify(shared, token))
+            .ok_or_else(|| error_text(StatusCode::UNAUTHORIZED, INVALID_BEARER))
+    }
 }
 
 fn account_orders(shared: &Shared, account: &str) -> Vec<Value> {
@@ -379,16 +373,10 @@ fn account_positions(account: &str) -> Value {
     })
 }
 
-/// Extracting a `Session` authenticates the request with its bearer token.
-impl FromRequestParts<Arc<Shared>> for Session {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, Response> {
-        authorize(shared, &parts.headers)
-    }
-}
-
-async fn orders(AxState(shared): AxState<Arc<Shared>>, session: Session) -> Response {
+async fn orders(
+    AxState(shared): AxState<Arc<Shared>>,
+    Authed(session): Authed<Session>,
+) -> Response {
     json_response(
         StatusCode::OK,
         json!({
@@ -398,56 +386,128 @@ async fn orders(AxState(shared): AxState<Arc<Shared>>, session: Session) -> Resp
     )
 }
 
-async fn positions(session: Session) -> Response {
+async fn positions(Authed(session): Authed<Session>) -> Response {
     json_response(StatusCode::OK, account_positions(&session.account))
 }
 
-async fn websocket(
-    AxState(shared): AxState<Arc<Shared>>,
-    echo: Option<Extension<EchoCredential>>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let echo = echo.is_some();
-    match upgrade {
-        Ok(upgrade) => upgrade.on_upgrade(move |socket| ws_session(shared, socket, echo)),
-        Err(rejection) => error_text(rejection.status(), "expected a WebSocket upgrade"),
-    }
-}
+/// Cascade's WebSocket: JSON-RPC 2.0, authenticated by an `auth` message.
+struct JsonRpc;
 
-/// `echo`: an `echo_credential` fault armed on the upgrade; every auth is rejected, quoting
-/// the token.
-async fn ws_session(shared: Arc<Shared>, mut socket: WebSocket, echo: bool) {
-    let mut shutdown = shared.shutdown.clone();
-    let mut session: Option<Session> = None;
-    loop {
-        let message = tokio::select! {
-            m = socket.recv() => m,
-            _ = shutdown.wait_for(|stop| *stop) => break,
+impl ws::Protocol for JsonRpc {
+    type Conn = Option<Session>;
+
+    fn binary_reply() -> Value {
+        rpc_error(Value::Null, -32700, "Parse error: expected a text frame")
+    }
+
+    fn invalid_json_reply() -> Value {
+        rpc_error(Value::Null, -32700, "Parse error")
+    }
+
+    /// Handles one JSON-RPC 2.0 message; returns the reply and any notifications after it.
+    /// `echo`: an `echo_credential` fault was armed on the upgrade; every auth is rejected,
+    /// quoting the token.
+    fn handle(shared: &Shared, session: &mut Self::Conn, request: Value, echo: bool) -> Vec<Value> {
+        let id = request.get("id").cloned().unwrap_or(Value::Null);
+        let method = match (
+            request.get("jsonrpc").and_then(Value::as_str),
+            request.get("method").and_then(Value::as_str),
+        ) {
+            (Some("2.0"), Some(method)) => method,
+            _ => return vec![rpc_error(id, -32600, "Invalid Request")],
         };
-        let text = match message {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Binary(_))) => {
-                let reply = rpc_error(Value::Null, -32700, "Parse error: expected a text frame");
-                if socket
-                    .send(Message::Text(reply.to_string().into()))
-                    .await
-                    .is_err()
-                {
-                    break;
+        let params = request.get("params").cloned().unwrap_or(Value::Null);
+        let reject = |reason: &str| shared.stats.reject(Venue::Cascade, reason);
+        match method {
+            "auth" => {
+                let Some(token) = params.get("bearer").and_then(Value::as_str) else {
+                    return vec![rpc_error(
+                        id,
+                        -32602,
+                        "Invalid params: expected {\"bearer\": TOKEN}",
+                    )];
+                };
+                if echo {
+                    reject(INVALID_BEARER);
+                    return vec![rpc_error(
+                        id,
+                        -32001,
+                        &format!("{INVALID_BEARER}: {token} is not accepted here"),
+                    )];
                 }
-                continue;
+                match verify(shared, token) {
+                    Some(verified) => {
+                        shared.stats.update(Venue::Cascade, |s| s.ws_auths += 1);
+                        let result = json!({
+                            "authenticated": true,
+                            "account": verified.account,
+                            "exp": verified.exp,
+                        });
+                        *session = Some(verified);
+                        vec![rpc_result(id, result)]
+                    }
+                    None => {
+                        reject(INVALID_BEARER);
+                        vec![rpc_error(id, -32001, INVALID_BEARER)]
+                    }
+                }
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-        };
-        for reply in handle_rpc(&shared, &mut session, text.as_str(), echo) {
-            if socket
-                .send(Message::Text(reply.to_string().into()))
-                .await
-                .is_err()
-            {
-                return;
+            "subscribe" => {
+                let channel = params.get("channel").and_then(Value::as_str);
+                let market = params.get("market").and_then(Value::as_str);
+                match (channel, market) {
+                    (Some("orderbook"), Some(market)) if !market.is_empty() => vec![
+                        rpc_result(id, json!({ "subscribed": format!("orderbook:{market}") })),
+                        orderbook_snapshot(market),
+                    ],
+                    // User-scoped streams need an authenticated connection.
+                    (Some(channel @ ("orders" | "positions")), _) => {
+                        match private_session(shared, session) {
+                            Ok(s) => vec![rpc_result(
+                                id,
+                                json!({ "subscribed": format!("{channel}:{}", s.account) }),
+                            )],
+                            Err((code, message)) => {
+                                reject(message);
+                                vec![rpc_error(id, code, message)]
+                            }
+                        }
+                    }
+                    _ => vec![rpc_error(
+                        id,
+                        -32602,
+                        "Invalid params: expected {\"channel\": \"orderbook\", \"market\": MARKET}",
+                    )],
+                }
             }
+            "orders.list" | "positions.list" | "order.create" => {
+                let s = match private_session(shared, session) {
+                    Ok(s) => s,
+                    Err((code, message)) => {
+                        reject(message);
+                        return vec![rpc_error(id, code, message)];
+                    }
+                };
+                match method {
+                    "orders.list" => vec![rpc_result(
+                        id,
+                        json!({ "orders": account_orders(shared, &s.account) }),
+                    )],
+                    "positions.list" => vec![rpc_result(id, account_positions(&s.account))],
+                    _ => match new_order(&s.account, &params) {
+                        Ok(order) => {
+                            lock(&shared.cascade)
+                                .orders
+                                .entry(s.account.clone())
+                                .or_default()
+                                .push(order.clone());
+                            vec![rpc_result(id, json!({ "order": order }))]
+                        }
+                        Err(why) => vec![rpc_error(id, -32602, &format!("Invalid params: {why}"))],
+                    },
+                }
+            }
+            _ => vec![rpc_error(id, -32601, "Method not found")],
         }
     }
 }
@@ -472,119 +532,6 @@ fn orderbook_snapshot(market: &str) -> Value {
             "asks": [["3012.00", "3.1"], ["3012.50", "8.5"]],
         },
     })
-}
-
-/// Handles one JSON-RPC 2.0 message; returns the reply and any notifications after it.
-fn handle_rpc(
-    shared: &Shared,
-    session: &mut Option<Session>,
-    text: &str,
-    echo: bool,
-) -> Vec<Value> {
-    let Ok(request) = serde_json::from_str::<Value>(text) else {
-        return vec![rpc_error(Value::Null, -32700, "Parse error")];
-    };
-    let id = request.get("id").cloned().unwrap_or(Value::Null);
-    let method = match (
-        request.get("jsonrpc").and_then(Value::as_str),
-        request.get("method").and_then(Value::as_str),
-    ) {
-        (Some("2.0"), Some(method)) => method,
-        _ => return vec![rpc_error(id, -32600, "Invalid Request")],
-    };
-    let params = request.get("params").cloned().unwrap_or(Value::Null);
-    let reject = |reason: &str| shared.stats.reject(Venue::Cascade, reason);
-    match method {
-        "auth" => {
-            let Some(token) = params.get("bearer").and_then(Value::as_str) else {
-                return vec![rpc_error(
-                    id,
-                    -32602,
-                    "Invalid params: expected {\"bearer\": TOKEN}",
-                )];
-            };
-            if echo {
-                reject(INVALID_BEARER);
-                return vec![rpc_error(
-                    id,
-                    -32001,
-                    &format!("{INVALID_BEARER}: {token} is not accepted here"),
-                )];
-            }
-            match verify(shared, token) {
-                Some(verified) => {
-                    shared.stats.update(Venue::Cascade, |s| s.ws_auths += 1);
-                    let result = json!({
-                        "authenticated": true,
-                        "account": verified.account,
-                        "exp": verified.exp,
-                    });
-                    *session = Some(verified);
-                    vec![rpc_result(id, result)]
-                }
-                None => {
-                    reject(INVALID_BEARER);
-                    vec![rpc_error(id, -32001, INVALID_BEARER)]
-                }
-            }
-        }
-        "subscribe" => {
-            let channel = params.get("channel").and_then(Value::as_str);
-            let market = params.get("market").and_then(Value::as_str);
-            match (channel, market) {
-                (Some("orderbook"), Some(market)) if !market.is_empty() => vec![
-                    rpc_result(id, json!({ "subscribed": format!("orderbook:{market}") })),
-                    orderbook_snapshot(market),
-                ],
-                // User-scoped streams need an authenticated connection.
-                (Some(channel @ ("orders" | "positions")), _) => {
-                    match private_session(shared, session) {
-                        Ok(s) => vec![rpc_result(
-                            id,
-                            json!({ "subscribed": format!("{channel}:{}", s.account) }),
-                        )],
-                        Err((code, message)) => {
-                            reject(message);
-                            vec![rpc_error(id, code, message)]
-                        }
-                    }
-                }
-                _ => vec![rpc_error(
-                    id,
-                    -32602,
-                    "Invalid params: expected {\"channel\": \"orderbook\", \"market\": MARKET}",
-                )],
-            }
-        }
-        "orders.list" | "positions.list" | "order.create" => {
-            let s = match private_session(shared, session) {
-                Ok(s) => s,
-                Err((code, message)) => {
-                    reject(message);
-                    return vec![rpc_error(id, code, message)];
-                }
-            };
-            match method {
-                "orders.list" => vec![rpc_result(
-                    id,
-                    json!({ "orders": account_orders(shared, &s.account) }),
-                )],
-                "positions.list" => vec![rpc_result(id, account_positions(&s.account))],
-                _ => match new_order(&s.account, &params) {
-                    Ok(order) => {
-                        lock(&shared.cascade)
-                            .orders
-                            .entry(s.account.clone())
-                            .or_default()
-                            .push(order.clone());
-                        vec![rpc_result(id, json!({ "order": order }))]
-                    }
-                    Err(why) => vec![rpc_error(id, -32602, &format!("Invalid params: {why}"))],
-                },
-            }
-        }
-        _ => vec![rpc_error(id, -32601, "Method not found")],
-    }
 }
 
 /// The connection's session if it is still good, else the JSON-RPC error to answer.
@@ -630,21 +577,10 @@ fn new_order(account: &str, params: &Value) -> Result<Value, String> {
     }))
 }
 
-async fn not_found() -> Response {
-    error_text(StatusCode::NOT_FOUND, "not found")
-}
-
-async fn method_not_allowed() -> Response {
-    error_text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-}
-
 /// The body a status fault answers with; a 401 is the page's `Invalid Bearer Token`, so a
 /// fault can force a client to re-run the challenge flow.
 pub(crate) fn fault_body(status: StatusCode) -> Value {
-    if status == StatusCode::UNAUTHORIZED {
-        return json!({ "error": "Invalid Bearer Token" });
-    }
-    json!({ "error": status.canonical_reason().unwrap_or("Error") })
+    text_fault_body(status, INVALID_BEARER)
 }
 
 #[cfg(test)]

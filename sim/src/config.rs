@@ -56,6 +56,41 @@ pub mod demo {
     pub const EXCHANGE_CREATED_AT: &str = "2024-01-15T10:00:00Z";
 }
 
+/// Implements `Debug` for a config struct, listing its fields in order with each
+/// `secret` one shown as `<redacted>`, so a logged config never shows a credential.
+macro_rules! redacted_debug {
+    ($ty:ident { $($field:ident: $how:ident),+ $(,)? }) => {
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), redacted_debug!(@$how self.$field)))+
+                    .finish()
+            }
+        }
+    };
+    (@shown $value:expr) => { &$value };
+    (@secret $value:expr) => { &"<redacted>" };
+}
+
+redacted_debug!(CadenzaUser {
+    email: shown,
+    password: secret
+});
+redacted_debug!(PartnerClient {
+    client_id: shown,
+    secret_key: secret
+});
+redacted_debug!(ExchangeConfig {
+    admin_token: secret,
+    traders: shown
+});
+redacted_debug!(ExchangeTrader {
+    username: shown,
+    api_key: secret,
+    trader_id: shown,
+    created_at: shown,
+});
+
 /// Whole simulator configuration: the JSON config file plus the knobs only flags or code set.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -146,15 +181,6 @@ impl CadenzaUser {
     }
 }
 
-impl fmt::Debug for CadenzaUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CadenzaUser")
-            .field("email", &self.email)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
 /// Partner section of the config.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -191,15 +217,6 @@ impl PartnerClient {
             client_id: client_id.into(),
             secret_key: secret_key.into(),
         }
-    }
-}
-
-impl fmt::Debug for PartnerClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PartnerClient")
-            .field("client_id", &self.client_id)
-            .field("secret_key", &"<redacted>")
-            .finish()
     }
 }
 
@@ -263,15 +280,6 @@ impl Default for ExchangeConfig {
     }
 }
 
-impl fmt::Debug for ExchangeConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExchangeConfig")
-            .field("admin_token", &"<redacted>")
-            .field("traders", &self.traders)
-            .finish()
-    }
-}
-
 /// One Exchange trader.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,17 +296,6 @@ pub struct ExchangeTrader {
     pub created_at: Option<String>,
 }
 
-impl fmt::Debug for ExchangeTrader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExchangeTrader")
-            .field("username", &self.username)
-            .field("api_key", &"<redacted>")
-            .field("trader_id", &self.trader_id)
-            .field("created_at", &self.created_at)
-            .finish()
-    }
-}
-
 impl SimConfig {
     /// Parses a JSON config file's text; unknown fields are an error that names the field.
     pub fn from_json(text: &str) -> Result<Self, SimError> {
@@ -310,112 +307,70 @@ impl SimConfig {
 
     /// Checks every field; the error names the offending field.
     pub fn validate(&self) -> Result<(), SimError> {
-        let bad = |field: String, why: &str| Err(SimError::Config(format!("{field}: {why}")));
+        const EMPTY: &str = "must not be empty";
+        const ADDRESS: &str = "expected 0x followed by 40 hex digits";
 
         let mut emails = HashSet::new();
         for (i, u) in self.cadenza.users.iter().enumerate() {
-            if u.email.is_empty() {
-                return bad(format!("cadenza.users[{i}].email"), "must not be empty");
-            }
-            if u.password.is_empty() {
-                return bad(format!("cadenza.users[{i}].password"), "must not be empty");
-            }
-            if !emails.insert(u.email.as_str()) {
-                return bad(format!("cadenza.users[{i}].email"), "duplicate email");
-            }
+            let at = |name: &str| format!("cadenza.users[{i}].{name}");
+            require(!u.email.is_empty(), at("email"), EMPTY)?;
+            require(!u.password.is_empty(), at("password"), EMPTY)?;
+            let unique = emails.insert(u.email.as_str());
+            require(unique, at("email"), "duplicate email")?;
         }
         positive("cadenza.access_ttl_secs", self.cadenza.access_ttl_secs)?;
         positive("cadenza.refresh_ttl_secs", self.cadenza.refresh_ttl_secs)?;
 
         let mut ids = HashSet::new();
         for (i, c) in self.partner.clients.iter().enumerate() {
-            if c.client_id.is_empty() {
-                return bad(
-                    format!("partner.clients[{i}].client_id"),
-                    "must not be empty",
-                );
-            }
-            if c.secret_key.is_empty() {
-                return bad(
-                    format!("partner.clients[{i}].secret_key"),
-                    "must not be empty",
-                );
-            }
-            if !ids.insert(c.client_id.as_str()) {
-                return bad(
-                    format!("partner.clients[{i}].client_id"),
-                    "duplicate client_id",
-                );
-            }
+            let at = |name: &str| format!("partner.clients[{i}].{name}");
+            require(!c.client_id.is_empty(), at("client_id"), EMPTY)?;
+            require(!c.secret_key.is_empty(), at("secret_key"), EMPTY)?;
+            let unique = ids.insert(c.client_id.as_str());
+            require(unique, at("client_id"), "duplicate client_id")?;
         }
 
         let mut accounts = HashSet::new();
         for (i, a) in self.cascade.accounts.iter().enumerate() {
             let field = format!("cascade.accounts[{i}].deposit_address");
             let Some(addr) = parse_address(&a.deposit_address) else {
-                return bad(field, "expected 0x followed by 40 hex digits");
+                return require(false, field, ADDRESS);
             };
-            if !accounts.insert(addr) {
-                return bad(field, "duplicate deposit_address");
-            }
+            require(accounts.insert(addr), field, "duplicate deposit_address")?;
             for (j, d) in a.delegates.iter().enumerate() {
-                if parse_address(d).is_none() {
-                    return bad(
-                        format!("cascade.accounts[{i}].delegates[{j}]"),
-                        "expected 0x followed by 40 hex digits",
-                    );
-                }
+                let field = format!("cascade.accounts[{i}].delegates[{j}]");
+                require(parse_address(d).is_some(), field, ADDRESS)?;
             }
         }
         positive("cascade.token_ttl_secs", self.cascade.token_ttl_secs)?;
         positive("cascade.nonce_ttl_secs", self.cascade.nonce_ttl_secs)?;
 
-        if self.exchange.admin_token.is_empty() {
-            return bad("exchange.admin_token".into(), "must not be empty");
-        }
+        let admin_token = "exchange.admin_token".to_owned();
+        require(!self.exchange.admin_token.is_empty(), admin_token, EMPTY)?;
         let mut names = HashSet::new();
         let mut keys = HashSet::new();
         for (i, t) in self.exchange.traders.iter().enumerate() {
-            if t.username.is_empty() {
-                return bad(
-                    format!("exchange.traders[{i}].username"),
-                    "must not be empty",
-                );
-            }
-            if !names.insert(t.username.as_str()) {
-                return bad(
-                    format!("exchange.traders[{i}].username"),
-                    "duplicate username",
-                );
-            }
-            if !is_exchange_api_key(&t.api_key) {
-                return bad(
-                    format!("exchange.traders[{i}].api_key"),
-                    "expected exch_ followed by 32 lowercase hex digits",
-                );
-            }
-            if !keys.insert(t.api_key.as_str()) {
-                return bad(
-                    format!("exchange.traders[{i}].api_key"),
-                    "duplicate api_key",
-                );
-            }
-            if let Some(id) = &t.trader_id {
-                if uuid::Uuid::parse_str(id).is_err() {
-                    return bad(
-                        format!("exchange.traders[{i}].trader_id"),
-                        "expected a UUID",
-                    );
-                }
-            }
-            if let Some(at) = &t.created_at {
-                if OffsetDateTime::parse(at, &Rfc3339).is_err() {
-                    return bad(
-                        format!("exchange.traders[{i}].created_at"),
-                        "expected an RFC 3339 time",
-                    );
-                }
-            }
+            let at = |name: &str| format!("exchange.traders[{i}].{name}");
+            require(!t.username.is_empty(), at("username"), EMPTY)?;
+            let unique = names.insert(t.username.as_str());
+            require(unique, at("username"), "duplicate username")?;
+            let why = "expected exch_ followed by 32 lowercase hex digits";
+            require(is_exchange_api_key(&t.api_key), at("api_key"), why)?;
+            let unique = keys.insert(t.api_key.as_str());
+            require(unique, at("api_key"), "duplicate api_key")?;
+            let uuid = |id: &String| uuid::Uuid::parse_str(id).is_ok();
+            require(
+                t.trader_id.as_ref().is_none_or(uuid),
+                at("trader_id"),
+                "expected a UUID",
+            )?;
+            let rfc3339 = |at: &String| OffsetDateTime::parse(at, &Rfc3339).is_ok();
+            let why = "expected an RFC 3339 time";
+            require(
+                t.created_at.as_ref().is_none_or(rfc3339),
+                at("created_at"),
+                why,
+            )?;
         }
         Ok(())
     }
@@ -432,11 +387,16 @@ impl SimConfig {
     }
 }
 
-fn positive(field: &str, value: u64) -> Result<(), SimError> {
-    if value == 0 {
-        return Err(SimError::Config(format!("{field}: must be at least 1")));
+/// `Err` naming `field` and saying `why`, unless `ok`.
+fn require(ok: bool, field: String, why: &str) -> Result<(), SimError> {
+    if ok {
+        return Ok(());
     }
-    Ok(())
+    Err(SimError::Config(format!("{field}: {why}")))
+}
+
+fn positive(field: &str, value: u64) -> Result<(), SimError> {
+    require(value > 0, field.to_owned(), "must be at least 1")
 }
 
 /// Parses `0x` + 40 hex digits (any case; the EIP-55 checksum is not enforced, as the

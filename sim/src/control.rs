@@ -11,15 +11,20 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::common::{error_text, json_response, lock, parse_json};
+use crate::common::{
+    error_text, json_body, json_response, lock, lowercase_status_error, with_fallbacks,
+};
 use crate::faults::Fault;
 use crate::state::{LifetimeUpdate, Shared};
-use crate::{Revoke, Venue};
+use crate::{Revoke, SimError, Venue};
+
+/// A request body as the handler receives it, parsed by `json_body`.
+type RawBody = Result<Bytes, BytesRejection>;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/stats", get(stats))
         .route(
             "/faults",
@@ -29,20 +34,21 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/clock", get(clock).post(set_clock))
         .route("/lifetimes", get(lifetimes).post(set_lifetimes))
         .route("/reset", post(reset))
-        .route("/audit", get(audit))
-        .fallback(|| async { error_text(StatusCode::NOT_FOUND, "not found") })
-        .method_not_allowed_fallback(|| async {
-            error_text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        })
-        .with_state(shared)
+        .route("/audit", get(audit));
+    with_fallbacks(routes, lowercase_status_error).with_state(shared)
 }
 
-fn body<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, Response> {
-    body.map_err(|e| e.body_text())
-        .and_then(|b| parse_json(&b))
-        .map_err(|e| error_text(StatusCode::BAD_REQUEST, &e))
+/// 400 `{"error": why}`: the control API's answer to a request it cannot carry out.
+fn bad_request(why: &str) -> Response {
+    error_text(StatusCode::BAD_REQUEST, why)
+}
+
+/// The answer to a change the simulator refused or made: `done` builds the JSON body.
+fn outcome<T>(result: Result<T, SimError>, done: impl FnOnce(T) -> Value) -> Response {
+    match result {
+        Ok(value) => json_response(StatusCode::OK, done(value)),
+        Err(e) => bad_request(&e.to_string()),
+    }
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
@@ -55,15 +61,11 @@ async fn list_faults(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn arm_fault(
     State(shared): State<Arc<Shared>>,
-    request: Result<Bytes, BytesRejection>,
-) -> Response {
-    match body::<Fault>(request) {
-        Ok(fault) => {
-            shared.faults.arm(fault.clone());
-            json_response(StatusCode::OK, json!({ "armed": fault }))
-        }
-        Err(response) => response,
-    }
+    request: RawBody,
+) -> Result<Response, Response> {
+    let fault: Fault = json_body(request, bad_request)?;
+    shared.faults.arm(fault.clone());
+    Ok(json_response(StatusCode::OK, json!({ "armed": fault })))
 }
 
 async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
@@ -79,18 +81,10 @@ struct RevokeRequest {
     what: Revoke,
 }
 
-async fn revoke(
-    State(shared): State<Arc<Shared>>,
-    request: Result<Bytes, BytesRejection>,
-) -> Response {
-    let request: RevokeRequest = match body(request) {
-        Ok(r) => r,
-        Err(response) => return response,
-    };
-    match shared.revoke(request.venue, request.what) {
-        Ok(revoked) => json_response(StatusCode::OK, json!({ "revoked": revoked })),
-        Err(e) => error_text(StatusCode::BAD_REQUEST, &e.to_string()),
-    }
+async fn revoke(State(shared): State<Arc<Shared>>, request: RawBody) -> Result<Response, Response> {
+    let request: RevokeRequest = json_body(request, bad_request)?;
+    let revoked = shared.revoke(request.venue, request.what);
+    Ok(outcome(revoked, |revoked| json!({ "revoked": revoked })))
 }
 
 #[derive(Deserialize)]
@@ -115,15 +109,11 @@ async fn clock(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn set_clock(
     State(shared): State<Arc<Shared>>,
-    request: Result<Bytes, BytesRejection>,
-) -> Response {
-    match body::<ClockRequest>(request) {
-        Ok(r) => {
-            shared.clock.set_offset_secs(r.offset_secs);
-            clock_body(&shared)
-        }
-        Err(response) => response,
-    }
+    request: RawBody,
+) -> Result<Response, Response> {
+    let request: ClockRequest = json_body(request, bad_request)?;
+    shared.clock.set_offset_secs(request.offset_secs);
+    Ok(clock_body(&shared))
 }
 
 async fn lifetimes(State(shared): State<Arc<Shared>>) -> Json<crate::Lifetimes> {
@@ -132,16 +122,12 @@ async fn lifetimes(State(shared): State<Arc<Shared>>) -> Json<crate::Lifetimes> 
 
 async fn set_lifetimes(
     State(shared): State<Arc<Shared>>,
-    request: Result<Bytes, BytesRejection>,
-) -> Response {
-    let update: LifetimeUpdate = match body(request) {
-        Ok(u) => u,
-        Err(response) => return response,
-    };
-    match shared.set_lifetimes(&update) {
-        Ok(lifetimes) => json_response(StatusCode::OK, json!(lifetimes)),
-        Err(e) => error_text(StatusCode::BAD_REQUEST, &e.to_string()),
-    }
+    request: RawBody,
+) -> Result<Response, Response> {
+    let update: LifetimeUpdate = json_body(request, bad_request)?;
+    Ok(outcome(shared.set_lifetimes(&update), |lifetimes| {
+        json!(lifetimes)
+    }))
 }
 
 async fn reset(State(shared): State<Arc<Shared>>) -> Response {

@@ -8,12 +8,8 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Extension, FromRequestParts, Path, State as AxState};
-use axum::http::request::Parts;
+use axum::extract::{Path, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{get, patch, post};
 use serde::{Deserialize, Serialize};
@@ -21,12 +17,14 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::Venue;
-use crate::common::{error_text, invalid_body, json_response, lock, parse_json};
+use crate::common::{
+    Authed, Authorize, error_text, invalid_body, json_body, json_response, lock,
+    lowercase_status_error, text_fault_body,
+};
 use crate::config::ExchangeConfig;
-use crate::faults::EchoCredential;
-use crate::layer::venue_layer;
+use crate::layer::venue_router;
 use crate::state::Shared;
+use crate::{Venue, ws};
 
 /// The page's error texts.
 const MISSING_AUTH: &str = "missing authentication";
@@ -162,7 +160,7 @@ fn check_positive(name: &str, value: f64) -> Result<(), String> {
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/user", get(user))
         .route("/api/v1/positions", get(positions))
         .route("/api/v1/portfolio", get(portfolio))
@@ -176,33 +174,25 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/v1/admin/traders", post(provision_trader))
         .route("/api/v1/orderbook/{market}", get(orderbook))
-        .route("/ws", get(websocket))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(
-            (shared.clone(), Venue::Exchange),
-            venue_layer,
-        ))
-        .with_state(shared)
+        .route("/ws", get(ws::upgrade::<Ops>));
+    venue_router(shared, Venue::Exchange, routes, lowercase_status_error)
 }
 
-/// The trader named by the `x-api-key` header, or the page's 401 answer.
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Trader, Response> {
-    let Some(key) = headers.get("x-api-key") else {
-        return Err(error_text(StatusCode::UNAUTHORIZED, MISSING_AUTH));
-    };
-    key.to_str()
-        .ok()
-        .and_then(|key| lock(&shared.exchange).trader_by_key(key).cloned())
-        .ok_or_else(|| error_text(StatusCode::UNAUTHORIZED, INVALID_KEY))
-}
+/// An `x-api-key` header: `Authed<ApiKey>` is the trader it names.
+struct ApiKey;
 
-/// Extracting a `Trader` authenticates the request, before any body is read.
-impl FromRequestParts<Arc<Shared>> for Trader {
-    type Rejection = Response;
+impl Authorize for ApiKey {
+    type Identity = Trader;
 
-    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, Response> {
-        authorize(shared, &parts.headers)
+    /// The trader named by the `x-api-key` header, or the page's 401 answer.
+    fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<Trader, Response> {
+        let Some(key) = headers.get("x-api-key") else {
+            return Err(error_text(StatusCode::UNAUTHORIZED, MISSING_AUTH));
+        };
+        key.to_str()
+            .ok()
+            .and_then(|key| lock(&shared.exchange).trader_by_key(key).cloned())
+            .ok_or_else(|| error_text(StatusCode::UNAUTHORIZED, INVALID_KEY))
     }
 }
 
@@ -210,11 +200,11 @@ fn now_text(shared: &Shared) -> String {
     crate::clock::rfc3339(shared.clock.now())
 }
 
-async fn user(trader: Trader) -> Response {
+async fn user(Authed(trader): Authed<ApiKey>) -> Response {
     json_response(StatusCode::OK, json!(trader))
 }
 
-async fn positions(trader: Trader) -> Response {
+async fn positions(Authed(trader): Authed<ApiKey>) -> Response {
     json_response(
         StatusCode::OK,
         json!({
@@ -226,7 +216,7 @@ async fn positions(trader: Trader) -> Response {
     )
 }
 
-async fn portfolio(trader: Trader) -> Response {
+async fn portfolio(Authed(trader): Authed<ApiKey>) -> Response {
     json_response(
         StatusCode::OK,
         json!({
@@ -242,7 +232,7 @@ async fn portfolio(trader: Trader) -> Response {
     )
 }
 
-async fn leaderboard(AxState(shared): AxState<Arc<Shared>>, _trader: Trader) -> Response {
+async fn leaderboard(AxState(shared): AxState<Arc<Shared>>, _trader: Authed<ApiKey>) -> Response {
     let entries: Vec<Value> = lock(&shared.exchange)
         .traders
         .iter()
@@ -252,7 +242,10 @@ async fn leaderboard(AxState(shared): AxState<Arc<Shared>>, _trader: Trader) -> 
     json_response(StatusCode::OK, json!({ "leaderboard": entries }))
 }
 
-async fn open_orders(AxState(shared): AxState<Arc<Shared>>, trader: Trader) -> Response {
+async fn open_orders(
+    AxState(shared): AxState<Arc<Shared>>,
+    Authed(trader): Authed<ApiKey>,
+) -> Response {
     let orders: Vec<Order> = lock(&shared.exchange)
         .orders
         .iter()
@@ -262,27 +255,19 @@ async fn open_orders(AxState(shared): AxState<Arc<Shared>>, trader: Trader) -> R
     json_response(StatusCode::OK, json!({ "orders": orders }))
 }
 
-async fn fills(trader: Trader) -> Response {
+async fn fills(Authed(trader): Authed<ApiKey>) -> Response {
     json_response(
         StatusCode::OK,
         json!({ "trader_id": trader.trader_id, "fills": [] }),
     )
 }
 
-fn body_json<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, Response> {
-    body.map_err(|e| e.body_text())
-        .and_then(|b| parse_json(&b))
-        .map_err(|e| invalid_body(&e))
-}
-
 async fn place_order(
     AxState(shared): AxState<Arc<Shared>>,
-    trader: Trader,
+    Authed(trader): Authed<ApiKey>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let new: NewOrder = match body_json(body) {
+    let new: NewOrder = match json_body(body, invalid_body) {
         Ok(n) => n,
         Err(response) => return response,
     };
@@ -303,14 +288,14 @@ struct Amendment {
 
 async fn amend_order(
     AxState(shared): AxState<Arc<Shared>>,
-    trader: Trader,
+    Authed(trader): Authed<ApiKey>,
     order_id: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Ok(Path(order_id)) = order_id else {
         return error_text(StatusCode::NOT_FOUND, ORDER_NOT_FOUND);
     };
-    let amendment: Amendment = match body_json(body) {
+    let amendment: Amendment = match json_body(body, invalid_body) {
         Ok(a) => a,
         Err(response) => return response,
     };
@@ -342,7 +327,7 @@ async fn amend_order(
 
 async fn cancel_order(
     AxState(shared): AxState<Arc<Shared>>,
-    trader: Trader,
+    Authed(trader): Authed<ApiKey>,
     order_id: Result<Path<String>, PathRejection>,
 ) -> Response {
     let Ok(Path(order_id)) = order_id else {
@@ -384,7 +369,7 @@ async fn provision_trader(
     if !admin_ok {
         return error_text(StatusCode::UNAUTHORIZED, INVALID_ADMIN);
     }
-    let new: NewTrader = match body_json(body) {
+    let new: NewTrader = match json_body(body, invalid_body) {
         Ok(n) => n,
         Err(response) => return response,
     };
@@ -431,44 +416,111 @@ async fn orderbook(market: Result<Path<String>, PathRejection>) -> Response {
     }
 }
 
-async fn websocket(
-    AxState(shared): AxState<Arc<Shared>>,
-    echo: Option<Extension<EchoCredential>>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let echo = echo.is_some();
-    match upgrade {
-        Ok(upgrade) => upgrade.on_upgrade(move |socket| ws_session(shared, socket, echo)),
-        Err(rejection) => error_text(rejection.status(), "expected a WebSocket upgrade"),
-    }
-}
+/// Exchange's WebSocket: `{"op": ..}` messages, authenticated by `authenticate`; a
+/// connection remembers the trader id it authenticated as.
+struct Ops;
 
-/// `echo`: an `echo_credential` fault armed on the upgrade; every authenticate is
-/// rejected, quoting the key.
-async fn ws_session(shared: Arc<Shared>, mut socket: WebSocket, echo: bool) {
-    let mut shutdown = shared.shutdown.clone();
-    let mut trader_id: Option<String> = None;
-    loop {
-        let message = tokio::select! {
-            m = socket.recv() => m,
-            _ = shutdown.wait_for(|stop| *stop) => break,
+impl ws::Protocol for Ops {
+    type Conn = Option<String>;
+
+    fn binary_reply() -> Value {
+        ws_error("expected a text frame")
+    }
+
+    fn invalid_json_reply() -> Value {
+        ws_error("invalid JSON")
+    }
+
+    /// Handles one WebSocket message; returns the messages to send back, in order. `echo`: an
+    /// `echo_credential` fault was armed on the upgrade; every authenticate is rejected,
+    /// quoting the key.
+    fn handle(shared: &Shared, conn: &mut Self::Conn, request: Value, echo: bool) -> Vec<Value> {
+        let Some(op) = request.get("op").and_then(Value::as_str) else {
+            return vec![ws_error("missing op")];
         };
-        let replies = match message {
-            Some(Ok(Message::Text(text))) => {
-                handle_op(&shared, &mut trader_id, text.as_str(), echo)
-            }
-            Some(Ok(Message::Binary(_))) => vec![ws_error("expected a text frame")],
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+        let reject = |reason: &str| {
+            shared.stats.reject(Venue::Exchange, reason);
+            vec![ws_error(reason)]
         };
-        for reply in replies {
-            if socket
-                .send(Message::Text(reply.to_string().into()))
-                .await
-                .is_err()
-            {
-                return;
+        // The connection's trader, if it authenticated and still exists (a reset may have
+        // removed a provisioned one).
+        let current = conn.as_deref().and_then(|id| {
+            lock(&shared.exchange)
+                .trader_by_id(id)
+                .map(|t| t.trader_id.clone())
+        });
+        match op {
+            "ping" => vec![json!({ "type": "pong" })],
+            "subscribe" => {
+                let market = request.get("market").and_then(Value::as_str);
+                match request.get("channel").and_then(Value::as_str) {
+                    Some("orderbook") => match market {
+                        Some(market) if !market.trim().is_empty() => {
+                            let mut snapshot = orderbook_body(market);
+                            snapshot["type"] = json!("orderbook_snapshot");
+                            vec![
+                                json!({ "type": "subscribed", "channel": "orderbook", "market": market }),
+                                snapshot,
+                            ]
+                        }
+                        _ => vec![ws_error("market is required")],
+                    },
+                    // User-scoped streams need a successful authenticate first.
+                    Some(channel @ ("orders" | "fills")) => match current {
+                        Some(_) => vec![json!({ "type": "subscribed", "channel": channel })],
+                        None => reject(NOT_AUTHENTICATED),
+                    },
+                    _ => vec![ws_error("unknown channel")],
+                }
             }
+            "authenticate" => {
+                let Some(key) = request.get("api_key").and_then(Value::as_str) else {
+                    return reject(MISSING_AUTH);
+                };
+                if echo {
+                    shared.stats.reject(Venue::Exchange, INVALID_KEY);
+                    return vec![ws_error(&format!("{INVALID_KEY}: {key}"))];
+                }
+                let Some(trader) = lock(&shared.exchange).trader_by_key(key).cloned() else {
+                    return reject(INVALID_KEY);
+                };
+                shared.stats.update(Venue::Exchange, |s| s.ws_auths += 1);
+                *conn = Some(trader.trader_id.clone());
+                vec![json!({
+                    "type": "authenticated",
+                    "trader_id": trader.trader_id,
+                    "username": trader.username,
+                })]
+            }
+            "place_order" | "cancel_order" => {
+                let Some(current) = current else {
+                    return reject(NOT_AUTHENTICATED);
+                };
+                let now = now_text(shared);
+                if op == "place_order" {
+                    let new: NewOrder = match serde_json::from_value(request.clone()) {
+                        Ok(n) => n,
+                        Err(e) => return vec![ws_error(&format!("invalid order: {e}"))],
+                    };
+                    match new.into_order(&current, &now) {
+                        Ok(order) => {
+                            lock(&shared.exchange).orders.push(order.clone());
+                            vec![json!({ "type": "order_accepted", "order": order })]
+                        }
+                        Err(why) => vec![ws_error(&why)],
+                    }
+                } else {
+                    let order_id = request
+                        .get("order_id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    match lock(&shared.exchange).cancel(&current, order_id, &now) {
+                        Some(order) => vec![json!({ "type": "order_cancelled", "order": order })],
+                        None => reject(ORDER_NOT_FOUND),
+                    }
+                }
+            }
+            other => vec![ws_error(&format!("unknown op: {other}"))],
         }
     }
 }
@@ -477,117 +529,7 @@ fn ws_error(message: &str) -> Value {
     json!({ "type": "error", "message": message })
 }
 
-/// Handles one WebSocket message; returns the messages to send back, in order.
-fn handle_op(
-    shared: &Shared,
-    trader_id: &mut Option<String>,
-    text: &str,
-    echo: bool,
-) -> Vec<Value> {
-    let Ok(request) = serde_json::from_str::<Value>(text) else {
-        return vec![ws_error("invalid JSON")];
-    };
-    let Some(op) = request.get("op").and_then(Value::as_str) else {
-        return vec![ws_error("missing op")];
-    };
-    let reject = |reason: &str| {
-        shared.stats.reject(Venue::Exchange, reason);
-        vec![ws_error(reason)]
-    };
-    // The connection's trader, if it authenticated and still exists (a reset may have
-    // removed a provisioned one).
-    let current = trader_id.as_deref().and_then(|id| {
-        lock(&shared.exchange)
-            .trader_by_id(id)
-            .map(|t| t.trader_id.clone())
-    });
-    match op {
-        "ping" => vec![json!({ "type": "pong" })],
-        "subscribe" => {
-            let market = request.get("market").and_then(Value::as_str);
-            match request.get("channel").and_then(Value::as_str) {
-                Some("orderbook") => match market {
-                    Some(market) if !market.trim().is_empty() => {
-                        let mut snapshot = orderbook_body(market);
-                        snapshot["type"] = json!("orderbook_snapshot");
-                        vec![
-                            json!({ "type": "subscribed", "channel": "orderbook", "market": market }),
-                            snapshot,
-                        ]
-                    }
-                    _ => vec![ws_error("market is required")],
-                },
-                // User-scoped streams need a successful authenticate first.
-                Some(channel @ ("orders" | "fills")) => match current {
-                    Some(_) => vec![json!({ "type": "subscribed", "channel": channel })],
-                    None => reject(NOT_AUTHENTICATED),
-                },
-                _ => vec![ws_error("unknown channel")],
-            }
-        }
-        "authenticate" => {
-            let Some(key) = request.get("api_key").and_then(Value::as_str) else {
-                return reject(MISSING_AUTH);
-            };
-            if echo {
-                shared.stats.reject(Venue::Exchange, INVALID_KEY);
-                return vec![ws_error(&format!("{INVALID_KEY}: {key}"))];
-            }
-            let Some(trader) = lock(&shared.exchange).trader_by_key(key).cloned() else {
-                return reject(INVALID_KEY);
-            };
-            shared.stats.update(Venue::Exchange, |s| s.ws_auths += 1);
-            *trader_id = Some(trader.trader_id.clone());
-            vec![json!({
-                "type": "authenticated",
-                "trader_id": trader.trader_id,
-                "username": trader.username,
-            })]
-        }
-        "place_order" | "cancel_order" => {
-            let Some(current) = current else {
-                return reject(NOT_AUTHENTICATED);
-            };
-            let now = now_text(shared);
-            if op == "place_order" {
-                let new: NewOrder = match serde_json::from_value(request.clone()) {
-                    Ok(n) => n,
-                    Err(e) => return vec![ws_error(&format!("invalid order: {e}"))],
-                };
-                match new.into_order(&current, &now) {
-                    Ok(order) => {
-                        lock(&shared.exchange).orders.push(order.clone());
-                        vec![json!({ "type": "order_accepted", "order": order })]
-                    }
-                    Err(why) => vec![ws_error(&why)],
-                }
-            } else {
-                let order_id = request
-                    .get("order_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                match lock(&shared.exchange).cancel(&current, order_id, &now) {
-                    Some(order) => vec![json!({ "type": "order_cancelled", "order": order })],
-                    None => reject(ORDER_NOT_FOUND),
-                }
-            }
-        }
-        other => vec![ws_error(&format!("unknown op: {other}"))],
-    }
-}
-
-async fn not_found() -> Response {
-    error_text(StatusCode::NOT_FOUND, "not found")
-}
-
-async fn method_not_allowed() -> Response {
-    error_text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-}
-
 /// The body a status fault answers with; a 401 is the venue's `invalid api key`.
 pub(crate) fn fault_body(status: StatusCode) -> Value {
-    if status == StatusCode::UNAUTHORIZED {
-        return json!({ "error": "invalid api key" });
-    }
-    json!({ "error": status.canonical_reason().unwrap_or("Error") })
+    text_fault_body(status, INVALID_KEY)
 }

@@ -214,6 +214,24 @@ fn one() -> u32 {
     1
 }
 
+impl FaultSpec {
+    /// A spec of `kind` with none of the kind-specific parameters set yet.
+    fn new(venue: Venue, path: Option<String>, kind: String, count: u32) -> Self {
+        Self {
+            venue,
+            path,
+            kind,
+            count,
+            status: None,
+            retry_after_secs: None,
+            delay_ms: None,
+            field: None,
+            location: None,
+            offset_secs: None,
+        }
+    }
+}
+
 impl TryFrom<FaultSpec> for Fault {
     type Error = SimError;
 
@@ -240,22 +258,33 @@ impl TryFrom<FaultSpec> for Fault {
             }
         }
         // Each kind takes only its own parameters, so a typo does not silently arm a
-        // different fault from the one meant.
-        let unexpected = |name: &str, present: bool| -> Result<(), SimError> {
-            if present {
-                Err(SimError::Fault(format!(
-                    "{name} does not apply to a {kind} fault"
-                )))
-            } else {
-                Ok(())
+        // different fault from the one meant. The ones it does not take, in the order they
+        // are checked (which decides the one an error names).
+        let not_taken = match kind.as_str() {
+            "status" => "location offset_secs delay_ms field",
+            "delay" => "location offset_secs status retry_after_secs field",
+            "drop" | "malformed" | "echo_credential" => {
+                "location offset_secs status retry_after_secs delay_ms field"
             }
+            "missing_field" => "location offset_secs status retry_after_secs delay_ms",
+            "redirect" => "status offset_secs retry_after_secs delay_ms field",
+            "date" => "location status retry_after_secs delay_ms field",
+            _ => "",
         };
+        let given = |name: &str| match name {
+            "location" => location.is_some(),
+            "offset_secs" => offset_secs.is_some(),
+            "status" => status.is_some(),
+            "retry_after_secs" => retry_after_secs.is_some(),
+            "delay_ms" => delay_ms.is_some(),
+            "field" => field.is_some(),
+            _ => false,
+        };
+        if let Some(name) = not_taken.split_whitespace().find(|name| given(name)) {
+            return bad(format!("{name} does not apply to a {kind} fault"));
+        }
         let kind = match kind.as_str() {
             "status" => {
-                unexpected("location", location.is_some())?;
-                unexpected("offset_secs", offset_secs.is_some())?;
-                unexpected("delay_ms", delay_ms.is_some())?;
-                unexpected("field", field.is_some())?;
                 let Some(status) = status else {
                     return bad("a status fault needs status (e.g. 503)".into());
                 };
@@ -268,61 +297,29 @@ impl TryFrom<FaultSpec> for Fault {
                 }
             }
             "delay" => {
-                unexpected("location", location.is_some())?;
-                unexpected("offset_secs", offset_secs.is_some())?;
-                unexpected("status", status.is_some())?;
-                unexpected("retry_after_secs", retry_after_secs.is_some())?;
-                unexpected("field", field.is_some())?;
                 let Some(delay_ms) = delay_ms else {
                     return bad("a delay fault needs delay_ms".into());
                 };
                 FaultKind::Delay { delay_ms }
             }
-            "drop" | "malformed" | "echo_credential" => {
-                unexpected("location", location.is_some())?;
-                unexpected("offset_secs", offset_secs.is_some())?;
-                unexpected("status", status.is_some())?;
-                unexpected("retry_after_secs", retry_after_secs.is_some())?;
-                unexpected("delay_ms", delay_ms.is_some())?;
-                unexpected("field", field.is_some())?;
-                match kind.as_str() {
-                    "drop" => FaultKind::Drop,
-                    "malformed" => FaultKind::Malformed,
-                    _ => FaultKind::EchoCredential,
+            "drop" | "malformed" | "echo_credential" => match kind.as_str() {
+                "drop" => FaultKind::Drop,
+                "malformed" => FaultKind::Malformed,
+                _ => FaultKind::EchoCredential,
+            },
+            "missing_field" => match field {
+                Some(field) if !field.is_empty() => FaultKind::MissingField { field },
+                _ => return bad("a missing_field fault needs field".into()),
+            },
+            "redirect" => match location {
+                Some(location)
+                    if HeaderValue::from_str(&location).is_ok() && !location.is_empty() =>
+                {
+                    FaultKind::Redirect { location }
                 }
-            }
-            "missing_field" => {
-                unexpected("location", location.is_some())?;
-                unexpected("offset_secs", offset_secs.is_some())?;
-                unexpected("status", status.is_some())?;
-                unexpected("retry_after_secs", retry_after_secs.is_some())?;
-                unexpected("delay_ms", delay_ms.is_some())?;
-                match field {
-                    Some(field) if !field.is_empty() => FaultKind::MissingField { field },
-                    _ => return bad("a missing_field fault needs field".into()),
-                }
-            }
-            "redirect" => {
-                unexpected("status", status.is_some())?;
-                unexpected("offset_secs", offset_secs.is_some())?;
-                unexpected("retry_after_secs", retry_after_secs.is_some())?;
-                unexpected("delay_ms", delay_ms.is_some())?;
-                unexpected("field", field.is_some())?;
-                match location {
-                    Some(location)
-                        if HeaderValue::from_str(&location).is_ok() && !location.is_empty() =>
-                    {
-                        FaultKind::Redirect { location }
-                    }
-                    _ => return bad("a redirect fault needs a valid location".into()),
-                }
-            }
+                _ => return bad("a redirect fault needs a valid location".into()),
+            },
             "date" => {
-                unexpected("location", location.is_some())?;
-                unexpected("status", status.is_some())?;
-                unexpected("retry_after_secs", retry_after_secs.is_some())?;
-                unexpected("delay_ms", delay_ms.is_some())?;
-                unexpected("field", field.is_some())?;
                 let Some(offset_secs) = offset_secs else {
                     return bad("a date fault needs offset_secs (e.g. -7200)".into());
                 };
@@ -350,18 +347,7 @@ impl TryFrom<FaultSpec> for Fault {
 
 impl From<Fault> for FaultSpec {
     fn from(f: Fault) -> Self {
-        let mut spec = FaultSpec {
-            venue: f.venue,
-            path: f.path,
-            kind: String::new(),
-            count: f.count,
-            status: None,
-            retry_after_secs: None,
-            delay_ms: None,
-            field: None,
-            location: None,
-            offset_secs: None,
-        };
+        let mut spec = FaultSpec::new(f.venue, f.path, String::new(), f.count);
         spec.kind = match f.kind {
             FaultKind::Status {
                 status,
@@ -416,18 +402,7 @@ impl FromStr for Fault {
         let venue: Venue = venue.trim().parse()?;
         let mut parts = action.split(',');
         let kind = parts.next().unwrap_or_default().trim().to_owned();
-        let mut spec = FaultSpec {
-            venue,
-            path,
-            kind,
-            count: 1,
-            status: None,
-            retry_after_secs: None,
-            delay_ms: None,
-            field: None,
-            location: None,
-            offset_secs: None,
-        };
+        let mut spec = FaultSpec::new(venue, path, kind, 1);
         for part in parts {
             let (key, value) = part
                 .split_once('=')

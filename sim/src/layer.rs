@@ -5,22 +5,36 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 
 use crate::Venue;
-use crate::common::Rejected;
+use crate::common::{Rejected, with_fallbacks};
 use crate::faults::{FaultKind, apply};
 use crate::state::Shared;
 
 /// The last second an HTTP date can state (9999-12-31T23:59:59Z); `httpdate` refuses later.
 const MAX_HTTP_DATE_SECS: i64 = 253_402_300_799;
 
+/// A venue's listener: its `routes` with its fallbacks (`status_error` answers a bare 404
+/// or 405 in the venue's error shape), behind the venue layer.
+pub(crate) fn venue_router(
+    shared: Arc<Shared>,
+    venue: Venue,
+    routes: Router<Arc<Shared>>,
+    status_error: fn(StatusCode) -> Response,
+) -> Router {
+    with_fallbacks(routes, status_error)
+        .layer(from_fn_with_state((shared.clone(), venue), venue_layer))
+        .with_state(shared)
+}
+
 /// The layer in front of every venue: counts the request, applies a matching fault, and
 /// counts the response's rejection reason.
-pub(crate) async fn venue_layer(
+async fn venue_layer(
     State((shared, venue)): State<(Arc<Shared>, Venue)>,
     request: Request,
     next: Next,

@@ -36,6 +36,7 @@ mod server;
 mod state;
 mod stats;
 mod tls;
+mod ws;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -83,27 +83,29 @@ fn config_from(cli: Cli) -> Result<SimConfig, String> {
         }
         None => SimConfig::default(),
     };
-    let set = |target: &mut u64, value: Option<u64>| {
+    // A lifetime flag overrides the config file's value only when given.
+    for (target, value) in [
+        (
+            &mut config.cadenza.access_ttl_secs,
+            cli.cadenza_access_ttl_secs,
+        ),
+        (
+            &mut config.cadenza.refresh_ttl_secs,
+            cli.cadenza_refresh_ttl_secs,
+        ),
+        (
+            &mut config.cascade.token_ttl_secs,
+            cli.cascade_token_ttl_secs,
+        ),
+        (
+            &mut config.cascade.nonce_ttl_secs,
+            cli.cascade_nonce_ttl_secs,
+        ),
+    ] {
         if let Some(v) = value {
             *target = v;
         }
-    };
-    set(
-        &mut config.cadenza.access_ttl_secs,
-        cli.cadenza_access_ttl_secs,
-    );
-    set(
-        &mut config.cadenza.refresh_ttl_secs,
-        cli.cadenza_refresh_ttl_secs,
-    );
-    set(
-        &mut config.cascade.token_ttl_secs,
-        cli.cascade_token_ttl_secs,
-    );
-    set(
-        &mut config.cascade.nonce_ttl_secs,
-        cli.cascade_nonce_ttl_secs,
-    );
+    }
     if cli.cadenza_revoke_family_on_reuse {
         config.cadenza.revoke_family_on_reuse = true;
     }

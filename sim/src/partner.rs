@@ -7,21 +7,21 @@ use std::sync::Arc;
 use aws_lc_rs::digest;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::FromRequestParts;
 use axum::extract::rejection::BytesRejection;
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::{get, post};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Venue;
-use crate::common::{bearer, error_text, invalid_body, json_response, lock, parse_json};
+use crate::common::{
+    Authed, Authorize, bearer, error_text, hs256_signature_only, invalid_body, json_body,
+    json_response, lock, text_fault_body,
+};
 use crate::config::PartnerConfig;
-use crate::layer::venue_layer;
+use crate::layer::venue_router;
 use crate::state::Shared;
 
 /// A token whose `iat` is further than this in the future is refused (clock skew bound).
@@ -67,70 +67,59 @@ struct Claims {
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/portfolio", get(portfolio))
-        .route("/orders", post(create_order))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(from_fn_with_state(
-            (shared.clone(), Venue::Partner),
-            venue_layer,
-        ))
-        .with_state(shared)
+        .route("/orders", post(create_order));
+    venue_router(shared, Venue::Partner, routes, |status| {
+        error_text(status, status.canonical_reason().unwrap_or("Error"))
+    })
 }
 
-/// Checks the bearer JWT; returns the client id or the page's error answer.
-fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<String, Response> {
-    let Some(token) = bearer(headers) else {
-        return Err(error_text(StatusCode::UNAUTHORIZED, UNAUTHORIZED));
-    };
-    let invalid = || error_text(StatusCode::UNAUTHORIZED, INVALID_TOKEN);
-    // The secret depends on who the token claims to be, so read the claims unverified
-    // first, then verify the signature with that client's secret. Only HS256 is accepted
-    // (`alg: none` does not even parse as a jsonwebtoken header).
-    let claimed: Claims =
-        jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|_| invalid())?;
-    let mut validation = Validation::new(Algorithm::HS256);
-    // Expiry is checked below against the simulated clock, not the system clock.
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let claims = {
-        let state = lock(&shared.partner);
-        let key = state.keys.get(&claimed.client_id).ok_or_else(invalid)?;
-        jsonwebtoken::decode::<Claims>(token, key, &validation)
-            .map_err(|_| invalid())?
-            .claims
-    };
-    let now = shared.clock.now_unix_secs();
-    if claims.exp <= now {
-        return Err(error_text(StatusCode::UNAUTHORIZED, TOKEN_EXPIRED));
-    }
-    if claims.iat > now + MAX_IAT_SKEW_SECS {
-        return Err(invalid());
-    }
-    let fingerprint: [u8; 32] = digest::digest(&digest::SHA256, token.as_bytes())
-        .as_ref()
-        .try_into()
-        .unwrap_or([0; 32]);
-    if lock(&shared.partner).seen.insert(fingerprint) {
-        shared.stats.update(Venue::Partner, |s| s.logins += 1);
-    }
-    Ok(claims.client_id)
-}
+/// A client-minted bearer JWT: `Authed<Jwt>` is its verified `clientId`.
+struct Jwt;
 
-/// The verified `clientId`; extracting it authenticates the request.
-struct ClientId(String);
+impl Authorize for Jwt {
+    type Identity = String;
 
-impl FromRequestParts<Arc<Shared>> for ClientId {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, shared: &Arc<Shared>) -> Result<Self, Response> {
-        authorize(shared, &parts.headers).map(ClientId)
+    /// Checks the bearer JWT; returns the client id or the page's error answer.
+    fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<String, Response> {
+        let Some(token) = bearer(headers) else {
+            return Err(error_text(StatusCode::UNAUTHORIZED, UNAUTHORIZED));
+        };
+        let invalid = || error_text(StatusCode::UNAUTHORIZED, INVALID_TOKEN);
+        // The secret depends on who the token claims to be, so read the claims unverified
+        // first, then verify the signature with that client's secret. Only HS256 is accepted
+        // (`alg: none` does not even parse as a jsonwebtoken header).
+        let claimed: Claims =
+            jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|_| invalid())?;
+        // Expiry is checked below against the simulated clock.
+        let validation = hs256_signature_only();
+        let claims = {
+            let state = lock(&shared.partner);
+            let key = state.keys.get(&claimed.client_id).ok_or_else(invalid)?;
+            jsonwebtoken::decode::<Claims>(token, key, &validation)
+                .map_err(|_| invalid())?
+                .claims
+        };
+        let now = shared.clock.now_unix_secs();
+        if claims.exp <= now {
+            return Err(error_text(StatusCode::UNAUTHORIZED, TOKEN_EXPIRED));
+        }
+        if claims.iat > now + MAX_IAT_SKEW_SECS {
+            return Err(invalid());
+        }
+        let fingerprint: [u8; 32] = digest::digest(&digest::SHA256, token.as_bytes())
+            .as_ref()
+            .try_into()
+            .unwrap_or([0; 32]);
+        if lock(&shared.partner).seen.insert(fingerprint) {
+            shared.stats.update(Venue::Partner, |s| s.logins += 1);
+        }
+        Ok(claims.client_id)
     }
 }
 
-async fn portfolio(ClientId(client_id): ClientId) -> Response {
+async fn portfolio(Authed(client_id): Authed<Jwt>) -> Response {
     json_response(
         StatusCode::OK,
         json!({
@@ -147,16 +136,10 @@ async fn portfolio(ClientId(client_id): ClientId) -> Response {
 }
 
 async fn create_order(
-    ClientId(client_id): ClientId,
+    Authed(client_id): Authed<Jwt>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let order = match body
-        .map_err(|e| e.body_text())
-        .and_then(|b| parse_json::<serde_json::Map<String, Value>>(&b))
-    {
-        Ok(order) => order,
-        Err(e) => return invalid_body(&e),
-    };
+) -> Result<Response, Response> {
+    let order: serde_json::Map<String, Value> = json_body(body, invalid_body)?;
     let mut answer = json!({
         "orderId": uuid::Uuid::new_v4().to_string(),
         "clientId": client_id,
@@ -167,22 +150,11 @@ async fn create_order(
             answer.entry(k).or_insert(v);
         }
     }
-    json_response(StatusCode::CREATED, answer)
-}
-
-async fn not_found() -> Response {
-    error_text(StatusCode::NOT_FOUND, "Not Found")
-}
-
-async fn method_not_allowed() -> Response {
-    error_text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+    Ok(json_response(StatusCode::CREATED, answer))
 }
 
 /// The body a status fault answers with; a 401 is the page's `Invalid Token`, so a fault
 /// can force a client to mint again.
 pub(crate) fn fault_body(status: StatusCode) -> Value {
-    if status == StatusCode::UNAUTHORIZED {
-        return json!({ "error": "Invalid Token" });
-    }
-    json!({ "error": status.canonical_reason().unwrap_or("Error") })
+    text_fault_body(status, INVALID_TOKEN)
 }

@@ -103,27 +103,28 @@ impl Shared {
 
     pub(crate) fn set_lifetimes(&self, update: &LifetimeUpdate) -> Result<Lifetimes, SimError> {
         let bad = |why: String| Err(SimError::Lifetimes(why));
+        // Which venue each lifetime belongs to, in the one table both checks read.
         let fields = [
-            ("access_ttl_secs", update.access_ttl_secs),
-            ("refresh_ttl_secs", update.refresh_ttl_secs),
-            ("token_ttl_secs", update.token_ttl_secs),
-            ("nonce_ttl_secs", update.nonce_ttl_secs),
+            (Venue::Cadenza, "access_ttl_secs", update.access_ttl_secs),
+            (Venue::Cadenza, "refresh_ttl_secs", update.refresh_ttl_secs),
+            (Venue::Cascade, "token_ttl_secs", update.token_ttl_secs),
+            (Venue::Cascade, "nonce_ttl_secs", update.nonce_ttl_secs),
         ];
-        if let Some((name, _)) = fields.iter().find(|(_, v)| *v == Some(0)) {
+        if let Some((_, name, _)) = fields.iter().find(|(_, _, v)| *v == Some(0)) {
             return bad(format!("{name} must be at least 1"));
         }
-        let allowed: &[&str] = match update.venue {
-            Venue::Cadenza => &["access_ttl_secs", "refresh_ttl_secs"],
-            Venue::Cascade => &["token_ttl_secs", "nonce_ttl_secs"],
-            Venue::Partner | Venue::Exchange => &[],
-        };
-        if let Some((name, _)) = fields
+        let allowed: Vec<&str> = fields
             .iter()
-            .find(|(name, v)| v.is_some() && !allowed.contains(name))
+            .filter(|(venue, _, _)| *venue == update.venue)
+            .map(|(_, name, _)| *name)
+            .collect();
+        if let Some((_, name, _)) = fields
+            .iter()
+            .find(|(venue, _, v)| v.is_some() && *venue != update.venue)
         {
             return bad(format!("{name} does not apply to {}", update.venue));
         }
-        if fields.iter().all(|(_, v)| v.is_none()) {
+        if fields.iter().all(|(_, _, v)| v.is_none()) {
             return bad(format!(
                 "no lifetime given for {} (it has: {})",
                 update.venue,
@@ -201,6 +202,20 @@ pub struct LifetimeUpdate {
     pub nonce_ttl_secs: Option<u64>,
 }
 
+/// Builder methods that set one lifetime of a [`LifetimeUpdate`], one per field and each
+/// named after it, so they cannot drift apart.
+macro_rules! lifetime_setters {
+    ($($(#[$doc:meta])* $field:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $field(mut self, secs: u64) -> Self {
+                self.$field = Some(secs);
+                self
+            }
+        )*
+    };
+}
+
 impl LifetimeUpdate {
     /// An update of `venue` that changes nothing yet.
     pub fn new(venue: Venue) -> Self {
@@ -213,27 +228,14 @@ impl LifetimeUpdate {
         }
     }
 
-    /// Cadenza: set the access token lifetime.
-    pub fn access_ttl_secs(mut self, secs: u64) -> Self {
-        self.access_ttl_secs = Some(secs);
-        self
-    }
-
-    /// Cadenza: set the refresh token lifetime.
-    pub fn refresh_ttl_secs(mut self, secs: u64) -> Self {
-        self.refresh_ttl_secs = Some(secs);
-        self
-    }
-
-    /// Cascade: set the JWT lifetime.
-    pub fn token_ttl_secs(mut self, secs: u64) -> Self {
-        self.token_ttl_secs = Some(secs);
-        self
-    }
-
-    /// Cascade: set the nonce lifetime.
-    pub fn nonce_ttl_secs(mut self, secs: u64) -> Self {
-        self.nonce_ttl_secs = Some(secs);
-        self
+    lifetime_setters! {
+        /// Cadenza: set the access token lifetime.
+        access_ttl_secs;
+        /// Cadenza: set the refresh token lifetime.
+        refresh_ttl_secs;
+        /// Cascade: set the JWT lifetime.
+        token_ttl_secs;
+        /// Cascade: set the nonce lifetime.
+        nonce_ttl_secs;
     }
 }
