@@ -138,18 +138,11 @@ impl Error {
         self
     }
 
-    /// Attach how long the venue asked us to wait (`Retry-After`).
-    #[must_use]
-    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
-        self.retry_after = retry_after;
-        self
-    }
-
-    /// Override whether the failure is worth retrying.
-    #[must_use]
-    pub fn with_retryable(mut self, retryable: bool) -> Self {
-        self.retryable = retryable;
-        self
+    setters! {
+        /// Attach how long the venue asked us to wait (`Retry-After`).
+        with_retry_after => retry_after: Option<Duration>;
+        /// Override whether the failure is worth retrying.
+        with_retryable => retryable: bool;
     }
 
     /// The stable kind.

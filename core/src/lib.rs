@@ -25,6 +25,22 @@
 
 #![deny(missing_docs)]
 
+/// Builder setters, one line each: `with_x => x: T` makes
+/// `#[must_use] pub fn with_x(mut self, value: T) -> Self`, with the doc given. Every config
+/// (and `Error`) had the same five lines per field.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident => $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.$field = value;
+                self
+            }
+        )*
+    };
+}
+
 mod clock;
 pub mod credential;
 pub mod error;

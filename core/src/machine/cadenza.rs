@@ -49,11 +49,7 @@ impl CadenzaConfig {
     /// A config with the default refresh window and a jitter seed derived from the email.
     pub fn new(email: impl Into<String>, password: impl Into<Secret>) -> Self {
         let email = email.into();
-        // FNV-1a of the email: a stable, non-secret default so sessions of different
-        // accounts spread their refreshes without the machine reading randomness.
-        let seed = email.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let seed = common::jitter_seed(&email);
         CadenzaConfig {
             email,
             password: password.into(),
@@ -63,25 +59,13 @@ impl CadenzaConfig {
         }
     }
 
-    /// Set the refresh window.
-    #[must_use]
-    pub fn with_refresh_window(mut self, window: Duration) -> Self {
-        self.refresh_window = window;
-        self
-    }
-
-    /// Set the jitter seed.
-    #[must_use]
-    pub fn with_jitter_seed(mut self, seed: u64) -> Self {
-        self.jitter_seed = seed;
-        self
-    }
-
-    /// Set the longest lifetime believed.
-    #[must_use]
-    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
-        self.max_lifetime = max;
-        self
+    setters! {
+        /// Set the refresh window.
+        with_refresh_window => refresh_window: Duration;
+        /// Set the jitter seed.
+        with_jitter_seed => jitter_seed: u64;
+        /// Set the longest lifetime believed.
+        with_max_lifetime => max_lifetime: Duration;
     }
 }
 
@@ -268,21 +252,22 @@ impl CadenzaMachine {
             rotated: None,
         };
         let secrets = self.secrets();
+        // An HTTP failure is classified by its status, whatever its body says.
+        let status_error = || {
+            let detail = common::error_detail(&response.body, &secrets);
+            plain(common::classify_status(
+                VENUE,
+                what,
+                response,
+                now.unix_ms,
+                detail.as_deref(),
+                hint,
+            ))
+        };
         let value = match common::parse_json(VENUE, what, response) {
             Ok(v) => v,
             Err(e) if response.is_success() => return Err(plain(e)),
-            Err(_) => {
-                let detail = common::error_detail(&response.body, &secrets);
-                let error = common::classify_status(
-                    VENUE,
-                    what,
-                    response,
-                    now.unix_ms,
-                    detail.as_deref(),
-                    hint,
-                );
-                return Err(plain(error));
-            }
+            Err(_) => return Err(status_error()),
         };
         let Value::Object(mut root) = value else {
             return Err(plain(
@@ -294,16 +279,7 @@ impl CadenzaMachine {
             ));
         };
         if !response.is_success() {
-            let detail = common::error_detail(&response.body, &secrets);
-            let error = common::classify_status(
-                VENUE,
-                what,
-                response,
-                now.unix_ms,
-                detail.as_deref(),
-                hint,
-            );
-            return Err(plain(error));
+            return Err(status_error());
         }
         match root.get("success") {
             Some(Value::Bool(true)) => {}

@@ -70,11 +70,8 @@ impl CascadeConfig {
         delegate_private_key: impl Into<Secret>,
     ) -> Self {
         let deposit_address = deposit_address.into();
-        let seed = deposit_address
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3)
-            });
+        // Lowercased: an address's case is not part of the account.
+        let seed = common::jitter_seed(&deposit_address.to_ascii_lowercase());
         CascadeConfig {
             deposit_address,
             delegate_private_key: delegate_private_key.into(),
@@ -86,39 +83,17 @@ impl CascadeConfig {
         }
     }
 
-    /// Set the default token lifetime.
-    #[must_use]
-    pub fn with_default_token_ttl(mut self, ttl: Duration) -> Self {
-        self.default_token_ttl = ttl;
-        self
-    }
-
-    /// Set the nonce lifetime.
-    #[must_use]
-    pub fn with_nonce_lifetime(mut self, lifetime: Duration) -> Self {
-        self.nonce_lifetime = lifetime;
-        self
-    }
-
-    /// Set the refresh window.
-    #[must_use]
-    pub fn with_refresh_window(mut self, window: Duration) -> Self {
-        self.refresh_window = window;
-        self
-    }
-
-    /// Set the jitter seed.
-    #[must_use]
-    pub fn with_jitter_seed(mut self, seed: u64) -> Self {
-        self.jitter_seed = seed;
-        self
-    }
-
-    /// Set the longest lifetime believed.
-    #[must_use]
-    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
-        self.max_lifetime = max;
-        self
+    setters! {
+        /// Set the default token lifetime.
+        with_default_token_ttl => default_token_ttl: Duration;
+        /// Set the nonce lifetime.
+        with_nonce_lifetime => nonce_lifetime: Duration;
+        /// Set the refresh window.
+        with_refresh_window => refresh_window: Duration;
+        /// Set the jitter seed.
+        with_jitter_seed => jitter_seed: u64;
+        /// Set the longest lifetime believed.
+        with_max_lifetime => max_lifetime: Duration;
     }
 }
 

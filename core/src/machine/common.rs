@@ -401,8 +401,25 @@ pub(crate) fn after(instant: Instant, d: Duration) -> Instant {
     instant_after(instant, d)
 }
 
+/// The default refresh-jitter seed of an account: FNV-1a of its label. Stable and not
+/// secret, so sessions of different accounts spread their refreshes without the machine
+/// reading randomness.
+pub(crate) fn jitter_seed(label: &str) -> u64 {
+    label.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    /// The published FNV-1a 64 vectors: a wrong constant or operator changes them.
+    #[test]
+    fn jitter_seeds_are_fnv_1a() {
+        assert_eq!(super::jitter_seed(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(super::jitter_seed("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(super::jitter_seed("foobar"), 0x8594_4171_f739_67e8);
+    }
+
     use super::*;
 
     #[test]

@@ -36,17 +36,27 @@ impl DemoMachine {
     }
 }
 
+/// Static key, nothing renewed, nothing shared, no WebSocket, no public use.
+const CAPABILITIES: Capabilities = Capabilities {
+    renewable: false,
+    shareable: false,
+    ws_auth: false,
+    public: false,
+};
+
 impl Machine for DemoMachine {
-    fn venue(&self) -> Venue {
-        Venue::Demo
+    fn credential(&self, _now: Instant) -> Option<Credential> {
+        match self.refused {
+            Some(_) => None,
+            None => Credential::new(X_API_KEY, self.key.clone(), None, None).ok(),
+        }
     }
 
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            renewable: false,
-            shareable: false,
-            ws_auth: false,
-            public: false,
+    fn handle_unauthorized(&mut self, _now: Now) {
+        if self.refused.is_none() {
+            let e = Error::new(ErrorKind::Unauthorized, "the demo venue refused the key");
+            self.events.push(AuthEvent::failed(&e));
+            self.refused = Some(e);
         }
     }
 
@@ -57,54 +67,42 @@ impl Machine for DemoMachine {
         }
     }
 
-    fn account(&self) -> &str {
-        "demo"
-    }
-
-    fn handle_timeout(&mut self, _now: Now) {}
-
-    fn poll_request(&mut self, _now: Now) -> Option<HttpRequest> {
-        None
-    }
-
-    fn handle_response(&mut self, _now: Now, _response: HttpResponse) -> Result<()> {
-        Err(Error::invalid_argument("the demo venue sends no requests"))
-    }
-
-    fn handle_transport_error(&mut self, _now: Now, _error: &Error) {}
-
-    fn handle_unauthorized(&mut self, _now: Now) {
-        if self.refused.is_none() {
-            let e = Error::new(ErrorKind::Unauthorized, "the demo venue refused the key");
-            self.events.push(AuthEvent::failed(&e));
-            self.refused = Some(e);
-        }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-
-    fn credential(&self, _now: Instant) -> Option<Credential> {
-        match self.refused {
-            Some(_) => None,
-            None => Credential::new(X_API_KEY, self.key.clone(), None, None).ok(),
-        }
-    }
-
-    fn poll_event(&mut self) -> Option<AuthEvent> {
-        self.events.pop()
-    }
-
-    fn is_busy(&self) -> bool {
-        false
-    }
-
     fn last_error(&self) -> Option<&Error> {
         self.refused.as_ref()
     }
 
     fn logout(&mut self) {
         self.refused = None;
+    }
+
+    fn poll_event(&mut self) -> Option<AuthEvent> {
+        self.events.pop()
+    }
+
+    fn handle_response(&mut self, _now: Now, _response: HttpResponse) -> Result<()> {
+        Err(Error::invalid_argument("the demo venue sends no requests"))
+    }
+
+    // Nothing is ever sent and nothing expires: no request, timer or transport to track.
+    fn poll_request(&mut self, _now: Now) -> Option<HttpRequest> {
+        None
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn is_busy(&self) -> bool {
+        false
+    }
+    fn handle_timeout(&mut self, _now: Now) {}
+    fn handle_transport_error(&mut self, _now: Now, _error: &Error) {}
+
+    fn venue(&self) -> Venue {
+        Venue::Demo
+    }
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+    fn account(&self) -> &str {
+        "demo"
     }
 }

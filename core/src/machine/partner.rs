@@ -52,18 +52,11 @@ impl PartnerConfig {
         }
     }
 
-    /// Set the token lifetime.
-    #[must_use]
-    pub fn with_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// Set the refresh window.
-    #[must_use]
-    pub fn with_refresh_window(mut self, window: Duration) -> Self {
-        self.refresh_window = window;
-        self
+    setters! {
+        /// Set the token lifetime.
+        with_ttl => ttl: Duration;
+        /// Set the refresh window.
+        with_refresh_window => refresh_window: Duration;
     }
 }
 
