@@ -9,11 +9,13 @@ use serde_json::json;
 use tradeauth::machine::cadenza::{LOGIN_PATH, REFRESH_PATH};
 use tradeauth::{
     AuthEvent, CadenzaConfig, CadenzaMachine, ErrorKind, HttpResponse, Machine, MachineStatus,
-    Method, Secret, SessionSnapshot,
+    Secret, SessionSnapshot,
 };
 
 const EMAIL: &str = "trader@example.com";
 const PASSWORD: &str = "correct-horse-battery";
+/// Two hours after the test's zero, on the wall clock: a later token's expiry.
+const TWO_HOURS_ON: u64 = BASE_MS + 7_200_000;
 
 fn machine() -> CadenzaMachine {
     CadenzaMachine::new(CadenzaConfig::new(EMAIL, PASSWORD).with_jitter_seed(7)).unwrap()
@@ -46,23 +48,91 @@ fn logged_in(clock: &Clock, lifetime_s: u64) -> CadenzaMachine {
     m
 }
 
+/// Logged in for an hour (see `logged_in`), now at the refresh's scheduled time with the
+/// refresh sent: the machine, that time and the refresh request.
+fn refresh_sent(clock: &Clock) -> (CadenzaMachine, tradeauth::Now, tradeauth::HttpRequest) {
+    let mut m = logged_in(clock, 3600);
+    let now = clock.at(m.poll_timeout().unwrap());
+    let req = m.poll_request(now).unwrap();
+    (m, now, req)
+}
+
+/// The renewal in flight at `now` is answered with `access` / `refresh`, expiring at
+/// `expires_at`: the machine reports it as `how`, and `access` is the credential.
+fn renewed(
+    m: &mut CadenzaMachine,
+    now: tradeauth::Now,
+    (access, refresh, expires_at): (&str, &str, u64),
+    how: AuthEvent,
+) {
+    m.handle_response(now, ok_tokens(access, refresh, expires_at))
+        .unwrap();
+    assert_eq!(m.credential(now.instant).unwrap().token(), access);
+    assert_eq!(events(m), vec![how]);
+}
+
+/// `renewed` by a login (the refresh token was no good), the new token two hours on.
+fn relogged_in(m: &mut CadenzaMachine, now: tradeauth::Now, access: &str, refresh: &str) {
+    renewed(
+        m,
+        now,
+        (access, refresh, TWO_HOURS_ON),
+        AuthEvent::ReLoggedIn,
+    );
+}
+
+/// `renewed` by a refresh.
+fn refreshed(
+    m: &mut CadenzaMachine,
+    now: tradeauth::Now,
+    access: &str,
+    refresh: &str,
+    expires_at: u64,
+) {
+    renewed(m, now, (access, refresh, expires_at), AuthEvent::Refreshed);
+}
+
+/// `req` is a refresh presenting the refresh token `refresh`.
+fn assert_refresh_with(req: &tradeauth::HttpRequest, refresh: &str) {
+    assert_eq!(req.path, REFRESH_PATH);
+    assert_eq!(body_json(req), json!({ "refreshToken": refresh }));
+}
+
+/// A 401 on a call while the refresh (see `refresh_sent`) is in flight.
+fn unauthorized_mid_refresh(clock: &Clock) -> (CadenzaMachine, tradeauth::Now) {
+    let (mut m, now, req) = refresh_sent(clock);
+    assert_eq!(req.path, REFRESH_PATH);
+    m.handle_unauthorized(now);
+    (m, now)
+}
+
+/// A fresh machine's login sent at `clock.ms(0)` and refused by `answer` at
+/// `clock.ms(at_ms)`: the machine and the error.
+fn login_refused(
+    clock: &Clock,
+    at_ms: u64,
+    answer: HttpResponse,
+) -> (CadenzaMachine, tradeauth::Error) {
+    let mut m = machine();
+    let _ = m.poll_request(clock.ms(0)).unwrap();
+    let e = m.handle_response(clock.ms(at_ms), answer).unwrap_err();
+    (m, e)
+}
+
 #[test]
 fn login_gives_credential() {
     let clock = Clock::new();
     let mut m = machine();
-    assert_eq!(m.venue().as_str(), "cadenza");
-    assert_eq!(m.account(), EMAIL);
+    assert_venue_and_account(&m, "cadenza", EMAIL);
     assert_eq!(m.state_name(), "logged_out");
     assert!(m.credential(clock.ms(0).instant).is_none());
     assert_eq!(m.poll_timeout(), None);
 
     let req = m.poll_request(clock.ms(0)).unwrap();
-    assert_eq!(req.method, Method::Post);
-    assert_eq!(req.path, "/api/v3/auth/login");
-    assert_eq!(req.header("content-type"), Some("application/json"));
-    assert_eq!(
-        body_json(&req),
-        json!({"email": EMAIL, "password": PASSWORD})
+    assert_json_post(
+        &req,
+        "/api/v3/auth/login",
+        json!({"email": EMAIL, "password": PASSWORD}),
     );
     assert!(m.is_busy());
     assert_eq!(m.state_name(), "logging_in");
@@ -108,16 +178,12 @@ fn proactive_refresh_at_poll_timeout_and_rotation() {
     m.handle_timeout(now);
     assert_eq!(m.state_name(), "refreshing");
     let req = m.poll_request(now).unwrap();
-    assert_eq!(req.path, REFRESH_PATH);
-    assert_eq!(body_json(&req), json!({"refreshToken": "R1"}));
+    assert_refresh_with(&req, "R1");
     // The old token is still handed out while refreshing.
     assert_eq!(m.credential(now.instant).unwrap().token(), "A1");
 
     let now_ms = t.duration_since(clock.base).as_millis() as u64;
-    m.handle_response(now, ok_tokens("A2", "R2", BASE_MS + now_ms + 3_600_000))
-        .unwrap();
-    assert_eq!(events(&mut m), vec![AuthEvent::Refreshed]);
-    assert_eq!(m.credential(now.instant).unwrap().token(), "A2");
+    refreshed(&mut m, now, "A2", "R2", BASE_MS + now_ms + 3_600_000);
     assert_eq!(m.refresh_token().unwrap().expose(), "R2");
 
     // Second refresh sends the rotated token.
@@ -185,10 +251,7 @@ fn rejected_refresh_falls_back_to_full_login() {
         (400, "REFRESH_TOKEN_EXPIRED"),
     ] {
         let clock = Clock::new();
-        let mut m = logged_in(&clock, 3600);
-        let t = m.poll_timeout().unwrap();
-        let now = clock.at(t);
-        let _ = m.poll_request(now).unwrap();
+        let (mut m, now, _) = refresh_sent(&clock);
         // Recovery, not a failure: Ok, and the next request is a login.
         m.handle_response(now, venue_error(status, code, "refresh token is no good"))
             .unwrap();
@@ -202,24 +265,18 @@ fn rejected_refresh_falls_back_to_full_login() {
         let req = m.poll_request(now).unwrap();
         assert_eq!(req.path, LOGIN_PATH);
         assert_eq!(body_json(&req)["password"], PASSWORD);
-        m.handle_response(now, ok_tokens("A9", "R9", BASE_MS + 7_200_000))
-            .unwrap();
-        assert_eq!(events(&mut m), vec![AuthEvent::ReLoggedIn]);
-        assert_eq!(m.credential(now.instant).unwrap().token(), "A9");
+        relogged_in(&mut m, now, "A9", "R9");
     }
 }
 
 #[test]
 fn rejected_login_is_not_resent() {
     let clock = Clock::new();
-    let mut m = machine();
-    let _ = m.poll_request(clock.ms(0)).unwrap();
-    let err = m
-        .handle_response(
-            clock.ms(10),
-            venue_error(401, "INVALID_CREDENTIALS", "Invalid email or password"),
-        )
-        .unwrap_err();
+    let (mut m, err) = login_refused(
+        &clock,
+        10,
+        venue_error(401, "INVALID_CREDENTIALS", "Invalid email or password"),
+    );
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
     assert!(!err.is_retryable());
     assert_eq!(err.status(), Some(401));
@@ -247,17 +304,13 @@ fn rejected_login_is_not_resent() {
     let req = m.poll_request(clock.secs(4000)).unwrap();
     assert_eq!(req.path, LOGIN_PATH);
     assert!(m.poll_request(clock.secs(4000)).is_none());
-    m.handle_response(clock.secs(4000), ok_tokens("A1", "R1", BASE_MS + 7_200_000))
+    m.handle_response(clock.secs(4000), ok_tokens("A1", "R1", TWO_HOURS_ON))
         .unwrap();
     assert_eq!(events(&mut m), vec![AuthEvent::LoggedIn]);
 
     // 403 and a plain 400 stop it too; logout + demand starts afresh.
     for status in [403u16, 400] {
-        let mut m = machine();
-        let _ = m.poll_request(clock.ms(0)).unwrap();
-        let e = m
-            .handle_response(clock.ms(0), HttpResponse::new(status, "nope"))
-            .unwrap_err();
+        let (mut m, e) = login_refused(&clock, 0, HttpResponse::new(status, "nope"));
         assert!(!e.is_retryable());
         assert_eq!(m.state_name(), "stopped");
         assert!(m.poll_request(clock.ms(1)).is_none());
@@ -271,15 +324,10 @@ fn busy_venue_is_retryable_and_resent() {
     let clock = Clock::new();
     let mut m = machine();
     let first = m.poll_request(clock.ms(0)).unwrap();
-    let err = m
-        .handle_response(
-            clock.ms(5),
-            venue_error(503, "UNAVAILABLE", "maintenance").with_header("Retry-After", "5"),
-        )
-        .unwrap_err();
+    let maintenance =
+        venue_error(503, "UNAVAILABLE", "maintenance").with_header("Retry-After", "5");
+    let err = retryable_after(&mut m, clock.ms(5), maintenance, Duration::from_secs(5));
     assert_eq!(err.kind(), ErrorKind::ApiError);
-    assert!(err.is_retryable());
-    assert_eq!(err.retry_after(), Some(Duration::from_secs(5)));
     assert_eq!(err.status(), Some(503));
     assert_eq!(m.state_name(), "logging_in");
     assert!(m.credential(clock.ms(5).instant).is_none());
@@ -288,19 +336,11 @@ fn busy_venue_is_retryable_and_resent() {
     assert_eq!(again, first, "same login re-sent");
 
     // 429 on a refresh: the same refresh (same token) is re-sent.
-    let mut m = logged_in(&clock, 3600);
-    let t = m.poll_timeout().unwrap();
-    let req = m.poll_request(clock.at(t)).unwrap();
-    let err = m
-        .handle_response(
-            clock.at(t),
-            HttpResponse::new(429, "slow down").with_header("retry-after", "2"),
-        )
-        .unwrap_err();
-    assert!(err.is_retryable());
-    assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+    let (mut m, now, req) = refresh_sent(&clock);
+    let slow_down = HttpResponse::new(429, "slow down").with_header("retry-after", "2");
+    retryable_after(&mut m, now, slow_down, Duration::from_secs(2));
     assert!(m.last_error().is_none(), "still holds a valid credential");
-    assert_eq!(m.poll_request(clock.at(t)).unwrap(), req);
+    assert_eq!(m.poll_request(now).unwrap(), req);
 }
 
 #[test]
@@ -354,27 +394,16 @@ fn unauthorized_drops_credential_and_logs_in_again() {
     assert_eq!(req.path, LOGIN_PATH, "a 401 means a full login");
     assert!(m.poll_request(now).is_none());
     m.handle_unauthorized(now); // while the login is in flight: nothing more
-    m.handle_response(now, ok_tokens("A2", "R2", BASE_MS + 7_200_000))
-        .unwrap();
-    assert_eq!(events(&mut m), vec![AuthEvent::ReLoggedIn]);
-    assert_eq!(m.credential(now.instant).unwrap().token(), "A2");
+    relogged_in(&mut m, now, "A2", "R2");
 }
 
 #[test]
 fn unauthorized_during_refresh_in_flight_keeps_the_refresh() {
     let clock = Clock::new();
-    let mut m = logged_in(&clock, 3600);
-    let t = m.poll_timeout().unwrap();
-    let now = clock.at(t);
-    let req = m.poll_request(now).unwrap();
-    assert_eq!(req.path, REFRESH_PATH);
-    m.handle_unauthorized(now);
+    let (mut m, now) = unauthorized_mid_refresh(&clock);
     assert!(m.credential(now.instant).is_none());
     assert!(m.poll_request(now).is_none(), "still in flight");
-    m.handle_response(now, ok_tokens("A2", "R2", BASE_MS + 9_000_000))
-        .unwrap();
-    assert_eq!(m.credential(now.instant).unwrap().token(), "A2");
-    assert_eq!(events(&mut m), vec![AuthEvent::Refreshed]);
+    refreshed(&mut m, now, "A2", "R2", BASE_MS + 9_000_000);
 }
 
 #[test]
@@ -534,14 +563,14 @@ fn malformed_answers_are_classified() {
     // A number that is not a Unix ms time is named as such (not mistaken for an expiry
     // at 0 or at the end of time): negative, zero, or too large for u64.
     for bad in [json!(-5), json!(-5.5), json!(0.0), json!(u64::MAX as f64)] {
-        let mut m = machine();
-        let _ = m.poll_request(clock.ms(0)).unwrap();
-        let e = m
-            .handle_response(
-                clock.ms(0),
-                json(200, json!({"success": true, "data": {"accessToken": "A", "refreshToken": "R", "expiresAt": bad}})),
-            )
-            .unwrap_err();
+        let (_, e) = login_refused(
+            &clock,
+            0,
+            json(
+                200,
+                json!({"success": true, "data": {"accessToken": "A", "refreshToken": "R", "expiresAt": bad}}),
+            ),
+        );
         assert_eq!(e.kind(), ErrorKind::Protocol, "{bad}");
         assert!(
             e.message().contains("negative or invalid `expiresAt`"),
@@ -553,32 +582,27 @@ fn malformed_answers_are_classified() {
 #[test]
 fn rotated_refresh_token_is_kept_from_a_broken_answer() {
     let clock = Clock::new();
-    let mut m = logged_in(&clock, 3600);
-    let t = m.poll_timeout().unwrap();
-    let _ = m.poll_request(clock.at(t)).unwrap();
+    let (mut m, now, _) = refresh_sent(&clock);
     let e = m
         .handle_response(
-            clock.at(t),
+            now,
             json(200, json!({"success": true, "data": {"refreshToken": "R2", "expiresAt": BASE_MS + 9_000_000}})),
         )
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Protocol);
     assert_eq!(m.refresh_token().unwrap().expose(), "R2");
-    let req = m.poll_request(clock.at(t)).unwrap();
+    let req = m.poll_request(now).unwrap();
     assert_eq!(body_json(&req), json!({"refreshToken": "R2"}));
 }
 
 #[test]
 fn venue_echo_of_a_secret_is_redacted() {
     let clock = Clock::new();
-    let mut m = machine();
-    let _ = m.poll_request(clock.ms(0)).unwrap();
-    let e = m
-        .handle_response(
-            clock.ms(0),
-            venue_error(401, "BAD", &format!("password {PASSWORD} is wrong")),
-        )
-        .unwrap_err();
+    let (_, e) = login_refused(
+        &clock,
+        0,
+        venue_error(401, "BAD", &format!("password {PASSWORD} is wrong")),
+    );
     assert_no_secret(&e.to_string(), &[PASSWORD]);
     assert!(e.message().contains("[REDACTED]"));
 }
@@ -658,10 +682,7 @@ fn nothing_prints_a_secret() {
 #[test]
 fn stopped_with_a_still_valid_token_reports_why() {
     let clock = Clock::new();
-    let mut m = logged_in(&clock, 3600);
-    let t = m.poll_timeout().unwrap();
-    let now = clock.at(t);
-    let _ = m.poll_request(now).unwrap();
+    let (mut m, now, _) = refresh_sent(&clock);
     m.handle_response(now, venue_error(401, "INVALID_REFRESH_TOKEN", "gone"))
         .unwrap();
     let _ = m.poll_request(now).unwrap();
@@ -689,17 +710,13 @@ fn unauthorized_during_a_refresh_that_then_fails_retries_the_refresh() {
     // so the refresh token is kept; when the refresh then fails (503) the retry is a
     // refresh again, not a login with the password.
     let clock = Clock::new();
-    let mut m = logged_in(&clock, 3600);
-    let now = clock.at(m.poll_timeout().unwrap());
-    assert_eq!(m.poll_request(now).unwrap().path, REFRESH_PATH);
-    m.handle_unauthorized(now);
+    let (mut m, now) = unauthorized_mid_refresh(&clock);
     let e = m
         .handle_response(now, venue_error(503, "UNAVAILABLE", "busy"))
         .unwrap_err();
     assert!(e.is_retryable());
     let retry = m.poll_request(now).expect("a retry");
-    assert_eq!(retry.path, REFRESH_PATH);
-    assert_eq!(body_json(&retry), json!({"refreshToken": "R1"}));
+    assert_refresh_with(&retry, "R1");
 }
 
 #[test]
@@ -713,16 +730,12 @@ fn a_forced_refresh_uses_the_refresh_token_and_keeps_serving_until_its_answer() 
     );
     m.force_refresh(early);
     let req = m.poll_request(early).expect("a refresh now");
-    assert_eq!(req.path, REFRESH_PATH);
-    assert_eq!(body_json(&req), json!({"refreshToken": "R1"}));
+    assert_refresh_with(&req, "R1");
     assert_eq!(m.credential(early.instant).unwrap().token(), "A1");
     // Forcing again while it is in flight changes nothing (no second request, no login).
     m.force_refresh(early);
     assert!(m.poll_request(early).is_none());
-    m.handle_response(early, ok_tokens("A2", "R2", BASE_MS + 7_200_000))
-        .unwrap();
-    assert_eq!(m.credential(early.instant).unwrap().token(), "A2");
-    assert_eq!(events(&mut m), vec![AuthEvent::Refreshed]);
+    refreshed(&mut m, early, "A2", "R2", TWO_HOURS_ON);
 }
 
 #[test]
@@ -739,11 +752,7 @@ fn a_forced_refresh_when_one_is_already_due_stays_a_refresh() {
 #[test]
 fn a_forced_refresh_re_arms_a_stopped_machine() {
     let clock = Clock::new();
-    let mut m = machine();
-    let _ = m.poll_request(clock.ms(0)).unwrap();
-    let _ = m
-        .handle_response(clock.ms(1), venue_error(401, "INVALID_CREDENTIALS", "bad"))
-        .unwrap_err();
+    let (mut m, _) = login_refused(&clock, 1, venue_error(401, "INVALID_CREDENTIALS", "bad"));
     assert!(m.poll_request(clock.ms(2)).is_none(), "stopped");
     m.force_refresh(clock.ms(3));
     assert_eq!(m.poll_request(clock.ms(3)).unwrap().path, LOGIN_PATH);
@@ -927,7 +936,7 @@ fn a_forgotten_refresh_token_is_never_presented_again() {
     let req = m.poll_request(clock.secs(20)).expect("renewal");
     assert_eq!(req.path, LOGIN_PATH, "the forgotten token is not presented");
     assert!(!String::from_utf8_lossy(&req.body).contains("R1"));
-    m.handle_response(clock.secs(20), ok_tokens("A2", "R2", BASE_MS + 7_200_000))
+    m.handle_response(clock.secs(20), ok_tokens("A2", "R2", TWO_HOURS_ON))
         .unwrap();
     assert_eq!(m.credential(clock.secs(21).instant).unwrap().token(), "A2");
     assert_eq!(
@@ -995,7 +1004,7 @@ fn status_and_refresh_token_through_the_trait() {
         "falls back to a login"
     );
     let _ = m.poll_request(now).expect("login");
-    m.handle_response(now, ok_tokens("A2", "R2", BASE_MS + 7_200_000))
+    m.handle_response(now, ok_tokens("A2", "R2", TWO_HOURS_ON))
         .unwrap();
     assert_eq!(status(&m), MachineStatus::Active);
 

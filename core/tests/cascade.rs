@@ -65,6 +65,30 @@ fn authenticate(
     m.handle_response(now, session)
 }
 
+/// A fresh machine that asked for a challenge at `now` and got it: the signed answer is
+/// its next request.
+fn challenged(now: tradeauth::Now) -> CascadeMachine {
+    let mut m = machine();
+    let _ = m.poll_request(now).unwrap();
+    m.handle_response(now, json(200, challenge())).unwrap();
+    m
+}
+
+/// A fresh machine signed in at `now`, the venue's session answer being `session`.
+fn signed_in(now: tradeauth::Now, session: HttpResponse) -> CascadeMachine {
+    let mut m = machine();
+    authenticate(&mut m, now, session).unwrap();
+    m
+}
+
+/// A fresh machine whose sign-in at `now` ended with the session answer `answer`, an
+/// error: the machine and that error.
+fn refused(now: tradeauth::Now, answer: HttpResponse) -> (CascadeMachine, tradeauth::Error) {
+    let mut m = machine();
+    let e = authenticate(&mut m, now, answer).unwrap_err();
+    (m, e)
+}
+
 #[test]
 fn known_answer_matches_eth_account() {
     assert_eq!(
@@ -87,8 +111,7 @@ fn known_answer_matches_eth_account() {
 fn full_flow() {
     let clock = Clock::new();
     let mut m = machine();
-    assert_eq!(m.venue().as_str(), "cascade");
-    assert_eq!(m.account(), DEPOSIT);
+    assert_venue_and_account(&m, "cascade", DEPOSIT);
     assert_eq!(m.address(), DEPOSIT);
     assert_eq!(m.state_name(), "no_token");
 
@@ -105,16 +128,14 @@ fn full_flow() {
         .unwrap();
     assert_eq!(m.state_name(), "awaiting_session");
     let req = m.poll_request(clock.ms(25)).unwrap();
-    assert_eq!(req.method, Method::Post);
-    assert_eq!(req.path, "/auth");
-    assert_eq!(req.header("content-type"), Some("application/json"));
-    assert_eq!(
-        body_json(&req),
+    assert_json_post(
+        &req,
+        "/auth",
         json!({
             "message": {"account": DEPOSIT, "nonce": NONCE, "timestamp": TIMESTAMP},
             "signature": PAYLOAD_SIGNATURE,
             "server_signature": SERVER_SIG,
-        })
+        }),
     );
 
     let exp = 1_700_003_600u64;
@@ -164,31 +185,24 @@ fn full_flow() {
 
 #[test]
 fn expiry_sources() {
-    let clock = Clock::new();
-    let now = clock.ms(0);
+    let now = Clock::new().ms(0);
     // claims.exp wins over the JWT's exp.
-    let mut m = machine();
-    authenticate(
-        &mut m,
+    let m = signed_in(
         now,
         json(
             200,
             json!({"token": jwt(Some(1_700_009_999)), "claims": {"exp": 1_700_001_000u64}}),
         ),
-    )
-    .unwrap();
+    );
     assert_eq!(m.expires_at_ms(), Some(1_700_001_000_000));
     // No claims.exp: the JWT's own exp.
-    let mut m = machine();
-    authenticate(
-        &mut m,
+    let m = signed_in(
         now,
         json(
             200,
             json!({"token": jwt(Some(1_700_002_000)), "claims": {"sub": "x"}}),
         ),
-    )
-    .unwrap();
+    );
     assert_eq!(m.expires_at_ms(), Some(1_700_002_000_000));
     // Neither (opaque token, no claims): the configured default ttl.
     let mut m = CascadeMachine::new(
@@ -204,13 +218,7 @@ fn expiry_sources() {
         Some(now.instant + Duration::from_secs(110))
     );
     // JWT without exp: the default too (3600 s).
-    let mut m = machine();
-    authenticate(
-        &mut m,
-        now,
-        json(200, json!({"token": jwt(None), "claims": {}})),
-    )
-    .unwrap();
+    let m = signed_in(now, json(200, json!({"token": jwt(None), "claims": {}})));
     assert_eq!(m.expires_at_ms(), Some(BASE_MS + 3_600_000));
     // Never an expired credential.
     let until = now.instant + Duration::from_secs(3590);
@@ -372,8 +380,7 @@ fn malformed_sessions_are_protocol_errors() {
         ),
     ];
     for (name, response) in cases {
-        let mut m = machine();
-        let e = authenticate(&mut m, clock.ms(0), response).unwrap_err();
+        let (mut m, e) = refused(clock.ms(0), response);
         assert_eq!(e.kind(), ErrorKind::Protocol, "{name}: {e}");
         assert!(m.credential(clock.ms(0).instant).is_none());
         // The nonce is spent: a fresh challenge next.
@@ -391,22 +398,19 @@ fn answer_rejections() {
     let now = clock.ms(0);
     // Nonce expired / used: a fresh challenge will do.
     for text in ["nonce expired", "Nonce already used"] {
-        let mut m = machine();
-        let e = authenticate(&mut m, now, json(401, json!({"error": text}))).unwrap_err();
+        let (mut m, e) = refused(now, json(401, json!({"error": text})));
         assert_eq!(e.kind(), ErrorKind::ChallengeExpired, "{text}");
         assert!(e.is_retryable());
         assert_eq!(e.status(), Some(401));
         assert_eq!(m.poll_request(now).unwrap().method, Method::Get);
     }
     // Plain-text bodies are understood too.
-    let mut m = machine();
-    let e = authenticate(&mut m, now, HttpResponse::new(401, "nonce expired")).unwrap_err();
+    let (_, e) = refused(now, HttpResponse::new(401, "nonce expired"));
     assert_eq!(e.kind(), ErrorKind::ChallengeExpired);
 
     // Signer not authorized / bad signature: stop, never retried on its own.
     for text in ["signer is not authorized", "invalid signature"] {
-        let mut m = machine();
-        let e = authenticate(&mut m, now, json(401, json!({"error": text}))).unwrap_err();
+        let (mut m, e) = refused(now, json(401, json!({"error": text})));
         assert_eq!(e.kind(), ErrorKind::Unauthorized, "{text}");
         assert!(!e.is_retryable());
         assert_eq!(m.state_name(), "stopped");
@@ -416,28 +420,14 @@ fn answer_rejections() {
         m.handle_unauthorized(clock.secs(20));
         assert_eq!(m.poll_request(clock.secs(20)).unwrap().method, Method::Get);
     }
-    let mut m = machine();
-    let e = authenticate(
-        &mut m,
-        now,
-        json(401, json!({"error": "signer is not authorized"})),
-    )
-    .unwrap_err();
+    let (_, e) = refused(now, json(401, json!({"error": "signer is not authorized"})));
     assert!(e.message().contains("delegate"), "{e}");
 
     // Busy: the same answer is re-posted while fresh.
-    let mut m = machine();
-    let _ = m.poll_request(now).unwrap();
-    m.handle_response(now, json(200, challenge())).unwrap();
+    let mut m = challenged(now);
     let post = m.poll_request(now).unwrap();
-    let e = m
-        .handle_response(
-            now,
-            HttpResponse::new(503, "").with_header("Retry-After", "1"),
-        )
-        .unwrap_err();
-    assert!(e.is_retryable());
-    assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+    let busy = HttpResponse::new(503, "").with_header("Retry-After", "1");
+    retryable_after(&mut m, now, busy, Duration::from_secs(1));
     assert_eq!(m.poll_request(clock.secs(1)).unwrap(), post);
     // Transport error: re-posted too.
     m.handle_transport_error(clock.secs(1), &tradeauth::Error::timeout("no answer"));
@@ -671,8 +661,7 @@ fn eip191_sign_matches_alloy_signer_for_many_keys_and_messages() {
 /// issue (a forked parent's, a store's).
 #[test]
 fn status_and_ws_message_for_a_given_credential() {
-    let clock = Clock::new();
-    let now = clock.ms(0);
+    let now = Clock::new().ms(0);
     let mut m = machine();
     assert_eq!(m.status(), MachineStatus::LoggedOut);
     assert!(m.status().wants_request());
@@ -712,13 +701,7 @@ fn status_and_ws_message_for_a_given_credential() {
         ErrorKind::InvalidArgument
     );
 
-    let mut stopped = machine();
-    let _ = authenticate(
-        &mut stopped,
-        now,
-        json(401, json!({"error": "invalid signature"})),
-    )
-    .unwrap_err();
+    let (stopped, _) = refused(now, json(401, json!({"error": "invalid signature"})));
     assert_eq!(stopped.status(), MachineStatus::Stopped);
     assert!(!stopped.status().wants_request());
 
@@ -726,14 +709,28 @@ fn status_and_ws_message_for_a_given_credential() {
     assert!(caps.renewable && caps.shareable && caps.ws_auth && !caps.public);
 }
 
+/// The machine takes `reply` on the WebSocket at `now` for a rejection, and still holds
+/// its token after it or not, as `kept` says (`why` names the case).
+fn assert_ws_rejection(
+    m: &mut CascadeMachine,
+    now: tradeauth::Now,
+    reply: &str,
+    kept: bool,
+    why: &str,
+) {
+    assert!(
+        matches!(m.handle_ws_reply(now, reply), WsAuthReply::Rejected { .. }),
+        "{why}: {reply}"
+    );
+    assert_eq!(m.credential(now.instant).is_some(), kept, "{why}");
+}
+
 /// The venue's invalid-token code alone (-32001, whatever the text says) is a rejection of
 /// the bearer: the token is dropped. A different code with an unrelated text is neither.
 #[test]
 fn the_invalid_token_code_alone_drops_the_token() {
-    let clock = Clock::new();
-    let now = clock.ms(0);
-    let mut m = machine();
-    authenticate(&mut m, now, json(200, json!({"token": "tok.en.1"}))).unwrap();
+    let now = Clock::new().ms(0);
+    let mut m = signed_in(now, json(200, json!({"token": "tok.en.1"})));
     let other = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"slow down"}}"#;
     assert_eq!(parse_ws_reply(other), WsAuthReply::Unrelated);
     let _ = m.handle_ws_reply(now, other);
@@ -743,41 +740,24 @@ fn the_invalid_token_code_alone_drops_the_token() {
         parse_ws_reply(coded),
         WsAuthReply::Rejected { .. }
     ));
-    assert!(matches!(
-        m.handle_ws_reply(now, coded),
-        WsAuthReply::Rejected { .. }
-    ));
-    assert!(
-        m.credential(now.instant).is_none(),
-        "the coded rejection drops it"
-    );
+    assert_ws_rejection(&mut m, now, coded, false, "the coded rejection drops it");
 }
 
 /// Only a rejection of the bearer drops it: an auth-related error that is not one keeps
 /// the token; "Invalid Bearer Token" without the code drops it, as the code alone does.
 #[test]
 fn only_a_bearer_rejection_drops_the_token() {
-    let clock = Clock::new();
-    let now = clock.ms(0);
-    let mut m = machine();
-    authenticate(&mut m, now, json(200, json!({"token": "tok.en.1"}))).unwrap();
+    let now = Clock::new().ms(0);
+    let mut m = signed_in(now, json(200, json!({"token": "tok.en.1"})));
     let limited = r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"auth calls are rate limited"}}"#;
-    assert!(matches!(
-        m.handle_ws_reply(now, limited),
-        WsAuthReply::Rejected { .. }
-    ));
-    assert!(
-        m.credential(now.instant).is_some(),
-        "not a bearer rejection"
-    );
+    assert_ws_rejection(&mut m, now, limited, true, "not a bearer rejection");
     let uncoded = r#"{"jsonrpc":"2.0","id":2,"error":{"message":"Invalid Bearer Token"}}"#;
-    assert!(matches!(
-        m.handle_ws_reply(now, uncoded),
-        WsAuthReply::Rejected { .. }
-    ));
-    assert!(
-        m.credential(now.instant).is_none(),
-        "the page's text alone drops it"
+    assert_ws_rejection(
+        &mut m,
+        now,
+        uncoded,
+        false,
+        "the page's text alone drops it",
     );
 }
 
@@ -800,23 +780,15 @@ fn a_nonce_word_alone_or_a_server_error_is_not_an_expired_challenge() {
     let clock = Clock::new();
     let now = clock.ms(0);
     // "nonce" without "expired"/"used": the answer itself was refused.
-    let mut m = machine();
-    let e = authenticate(&mut m, now, json(401, json!({"error": "nonce mismatch"}))).unwrap_err();
+    let (m, e) = refused(now, json(401, json!({"error": "nonce mismatch"})));
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
     assert_eq!(m.status(), MachineStatus::Stopped);
     // "expired" without "nonce"/"challenge": not a challenge problem either.
-    let mut m = machine();
-    let e = authenticate(&mut m, now, json(401, json!({"error": "key expired"}))).unwrap_err();
+    let (_, e) = refused(now, json(401, json!({"error": "key expired"})));
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
     // A 5xx that mentions an expired nonce is the venue failing, not the nonce: the same
     // prepared answer is kept for the retry.
-    let mut m = machine();
-    let e = authenticate(
-        &mut m,
-        now,
-        json(503, json!({"error": "nonce store expired"})),
-    )
-    .unwrap_err();
+    let (mut m, e) = refused(now, json(503, json!({"error": "nonce store expired"})));
     assert_ne!(e.kind(), ErrorKind::ChallengeExpired, "{e}");
     assert!(e.is_retryable());
     assert_eq!(m.poll_request(clock.secs(1)).unwrap().method, Method::Post);
@@ -824,8 +796,7 @@ fn a_nonce_word_alone_or_a_server_error_is_not_an_expired_challenge() {
 
 #[test]
 fn claims_exp_numbers_are_unix_seconds_and_nothing_else() {
-    let clock = Clock::new();
-    let now = clock.ms(0);
+    let now = Clock::new().ms(0);
     let session = |exp: Value| {
         json(
             200,
@@ -833,8 +804,7 @@ fn claims_exp_numbers_are_unix_seconds_and_nothing_else() {
         )
     };
     // A float is rounded down to whole seconds.
-    let mut m = machine();
-    authenticate(&mut m, now, session(json!(1_700_001_000.7f64))).unwrap();
+    let m = signed_in(now, session(json!(1_700_001_000.7f64)));
     assert_eq!(m.expires_at_ms(), Some(1_700_001_000_000));
     // Zero, negative and beyond-u64 numbers are refused as `claims.exp`, never turned
     // into "expired" or into a lifetime of centuries.
@@ -844,8 +814,7 @@ fn claims_exp_numbers_are_unix_seconds_and_nothing_else() {
         json!(-5),
         json!(1.8446744073709552e19f64),
     ] {
-        let mut m = machine();
-        let e = authenticate(&mut m, now, session(exp.clone())).unwrap_err();
+        let (m, e) = refused(now, session(exp.clone()));
         assert_eq!(e.kind(), ErrorKind::Protocol, "{exp}: {e}");
         assert!(e.message().contains("`claims.exp`"), "{exp}: {e}");
         assert!(m.credential(now.instant).is_none());
@@ -854,11 +823,8 @@ fn claims_exp_numbers_are_unix_seconds_and_nothing_else() {
 
 #[test]
 fn no_answer_deadline_while_the_answer_is_in_flight() {
-    let clock = Clock::new();
-    let now = clock.ms(0);
-    let mut m = machine();
-    let _ = m.poll_request(now).unwrap();
-    m.handle_response(now, json(200, challenge())).unwrap();
+    let now = Clock::new().ms(0);
+    let mut m = challenged(now);
     assert!(m.poll_timeout().is_some(), "the prepared answer goes stale");
     let _ = m.poll_request(now).unwrap();
     // In flight: the venue's answer (or a transport error) comes next, not a stale check.

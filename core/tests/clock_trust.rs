@@ -6,16 +6,29 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tradeauth::{AuthEvent, Credential, Method, PartnerConfig, Session};
+use tradeauth::{AuthEvent, Credential, Method, Options, PartnerConfig, Session};
 use tradeauth_sim::{Fault, LifetimeUpdate, Sim, Venue, demo};
 
 const TWO_HOURS: i64 = 2 * 3600;
 
-/// A `Date` shifted by `offset_secs` on every answer of `venue` (auth answers included).
-fn shift_every_date(sim: &Sim, venue: Venue, offset_secs: i64) {
+/// A simulator whose `venue` shifts the `Date` of every answer (auth answers included)
+/// by `offset_secs`, its tokens living as `lifetime` says if given; and options for that
+/// venue with no background refresh.
+async fn date_off_by(
+    venue: Venue,
+    offset_secs: i64,
+    lifetime: Option<LifetimeUpdate>,
+) -> (Sim, Options) {
+    let sim = support::sim().await;
+    if let Some(lifetime) = lifetime {
+        sim.set_lifetimes(lifetime).expect("lifetimes");
+    }
     sim.arm_fault(Fault::date(venue, offset_secs).times(10_000));
+    let options = support::options(&sim, venue).background_refresh(false);
+    (sim, options)
 }
 
 /// The credential's local deadline is not after the venue's own expiry of it.
@@ -63,24 +76,34 @@ fn saw_distrusted(events: &mut tokio::sync::broadcast::Receiver<AuthEvent>) -> b
     seen
 }
 
-async fn cadenza_with_date_off_by(offset_secs: i64) {
-    let sim = support::sim().await;
-    sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(3))
-        .expect("lifetimes");
-    shift_every_date(&sim, Venue::Cadenza, offset_secs);
-    let session = support::cadenza(
-        &sim,
-        support::options(&sim, Venue::Cadenza).background_refresh(false),
-    );
-    let mut events = session.subscribe();
-    let first = session.credential().await.expect("login despite the Date");
-    let profile = support::get(&session, "/api/v3/user/profile").await;
-    assert_eq!(profile.status, 200);
-    assert_deadline_within_the_venue_expiry(&sim, &first);
-    until_the_venue_expires(&sim, &first).await;
-    assert_not_served(&session, &first);
+/// The first token despite the `Date` (a protected `GET path` answers 200), served only
+/// within the venue's expiry and not past it; then the renewed one. Returns the renewed
+/// one and the session's events from before the first.
+async fn first_then_renewed(
+    sim: &Sim,
+    session: &Session,
+    path: &str,
+) -> (Arc<Credential>, tokio::sync::broadcast::Receiver<AuthEvent>) {
+    let events = session.subscribe();
+    let first = session
+        .credential()
+        .await
+        .expect("first token despite the Date");
+    let answer = support::get(session, path).await;
+    assert_eq!(answer.status, 200);
+    assert_deadline_within_the_venue_expiry(sim, &first);
+    until_the_venue_expires(sim, &first).await;
+    assert_not_served(session, &first);
     let second = session.credential().await.expect("renewed");
     assert_ne!(second.header_value(), first.header_value());
+    (second, events)
+}
+
+async fn cadenza_with_date_off_by(offset_secs: i64) {
+    let ttl = LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(3);
+    let (sim, options) = date_off_by(Venue::Cadenza, offset_secs, Some(ttl)).await;
+    let session = support::cadenza(&sim, options);
+    let (second, mut events) = first_then_renewed(&sim, &session, "/api/v3/user/profile").await;
     assert_deadline_within_the_venue_expiry(&sim, &second);
     let stats = sim.stats().cadenza;
     assert_eq!(stats.logins, 1, "{stats:?}");
@@ -93,94 +116,72 @@ async fn cadenza_with_date_off_by(offset_secs: i64) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cadenza_a_date_two_hours_behind_cannot_stretch_a_token() {
-    cadenza_with_date_off_by(-TWO_HOURS).await;
+/// Two tests of one scenario: the venue's `Date` two hours behind, then two hours ahead.
+macro_rules! behind_and_ahead {
+    ($scenario:ident: $behind:ident, $ahead:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $behind() {
+            $scenario(-TWO_HOURS).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $ahead() {
+            $scenario(TWO_HOURS).await;
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cadenza_a_date_two_hours_ahead_cannot_expire_tokens_on_arrival() {
-    cadenza_with_date_off_by(TWO_HOURS).await;
-}
+behind_and_ahead!(
+    cadenza_with_date_off_by: cadenza_a_date_two_hours_behind_cannot_stretch_a_token,
+    cadenza_a_date_two_hours_ahead_cannot_expire_tokens_on_arrival
+);
 
 async fn cascade_with_date_off_by(offset_secs: i64) {
-    let sim = support::sim().await;
-    sim.set_lifetimes(LifetimeUpdate::new(Venue::Cascade).token_ttl_secs(3))
-        .expect("lifetimes");
-    shift_every_date(&sim, Venue::Cascade, offset_secs);
-    let session = support::cascade(
-        &sim,
-        support::options(&sim, Venue::Cascade).background_refresh(false),
-    );
-    let mut events = session.subscribe();
-    let first = session
-        .credential()
-        .await
-        .expect("session despite the Date");
-    let positions = support::get(&session, "/account/positions").await;
-    assert_eq!(positions.status, 200);
-    assert_deadline_within_the_venue_expiry(&sim, &first);
-    until_the_venue_expires(&sim, &first).await;
-    assert_not_served(&session, &first);
-    let second = session.credential().await.expect("renewed");
-    assert_ne!(second.header_value(), first.header_value());
+    let ttl = LifetimeUpdate::new(Venue::Cascade).token_ttl_secs(3);
+    let (sim, options) = date_off_by(Venue::Cascade, offset_secs, Some(ttl)).await;
+    let session = support::cascade(&sim, options);
+    let (_, mut events) = first_then_renewed(&sim, &session, "/account/positions").await;
     let stats = sim.stats().cascade;
     assert!(stats.logins <= 2, "{stats:?}");
     assert!(saw_distrusted(&mut events), "no Distrusted event");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cascade_a_date_two_hours_behind_cannot_stretch_a_token() {
-    cascade_with_date_off_by(-TWO_HOURS).await;
-}
+behind_and_ahead!(
+    cascade_with_date_off_by: cascade_a_date_two_hours_behind_cannot_stretch_a_token,
+    cascade_a_date_two_hours_ahead_cannot_expire_tokens_on_arrival
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cascade_a_date_two_hours_ahead_cannot_expire_tokens_on_arrival() {
-    cascade_with_date_off_by(TWO_HOURS).await;
+/// `POST /orders`; the venue takes the order (201).
+async fn place(session: &Session, order: &serde_json::Value) {
+    let placed = session
+        .request(Method::Post, "/orders")
+        .json(order)
+        .send()
+        .await
+        .expect("order");
+    assert_eq!(
+        placed.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&placed.body)
+    );
 }
 
 /// Partner stamps `iat` itself, on the venue's clock as learned: a `Date` off by 2 h
 /// would date the next token 2 h wrong, and the venue would refuse it.
 async fn partner_with_date_off_by(offset_secs: i64) {
-    let sim = support::sim().await;
-    shift_every_date(&sim, Venue::Partner, offset_secs);
+    let (sim, options) = date_off_by(Venue::Partner, offset_secs, None).await;
     let config = PartnerConfig::new(demo::PARTNER_CLIENT_ID, demo::PARTNER_SECRET_KEY)
         .with_ttl(Duration::from_secs(3));
-    let session = Session::partner(
-        config,
-        support::options(&sim, Venue::Partner).background_refresh(false),
-    )
-    .expect("partner session");
+    let session = Session::partner(config, options).expect("partner session");
     let mut events = session.subscribe();
     let order = serde_json::json!({"symbol": "BTC-USD", "quantity": 1});
     let first = session.credential().await.expect("minted");
-    let placed = session
-        .request(Method::Post, "/orders")
-        .json(&order)
-        .send()
-        .await
-        .expect("order");
-    assert_eq!(
-        placed.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&placed.body)
-    );
+    place(&session, &order).await;
     until_the_venue_expires(&sim, &first).await;
     assert_not_served(&session, &first);
     // The next token is stamped after the shifted Date was seen: the venue takes it.
-    let placed = session
-        .request(Method::Post, "/orders")
-        .json(&order)
-        .send()
-        .await
-        .expect("order");
-    assert_eq!(
-        placed.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&placed.body)
-    );
+    place(&session, &order).await;
     let second = session.current().expect("a token");
     assert_ne!(second.header_value(), first.header_value());
     assert_deadline_within_the_venue_expiry(&sim, &second);
@@ -188,27 +189,18 @@ async fn partner_with_date_off_by(offset_secs: i64) {
     assert!(saw_distrusted(&mut events), "no Distrusted event");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partner_a_date_two_hours_behind_does_not_backdate_tokens() {
-    partner_with_date_off_by(-TWO_HOURS).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partner_a_date_two_hours_ahead_does_not_postdate_tokens() {
-    partner_with_date_off_by(TWO_HOURS).await;
-}
+behind_and_ahead!(
+    partner_with_date_off_by: partner_a_date_two_hours_behind_does_not_backdate_tokens,
+    partner_a_date_two_hours_ahead_does_not_postdate_tokens
+);
 
 /// Exchange keys do not expire: a wrong `Date` must change nothing (no renewal, no
 /// failure), and is still reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_a_date_two_hours_off_changes_nothing() {
     for offset in [-TWO_HOURS, TWO_HOURS] {
-        let sim = support::sim().await;
-        shift_every_date(&sim, Venue::Exchange, offset);
-        let session = support::exchange(
-            &sim,
-            support::options(&sim, Venue::Exchange).background_refresh(false),
-        );
+        let (sim, options) = date_off_by(Venue::Exchange, offset, None).await;
+        let session = support::exchange(&sim, options);
         let mut events = session.subscribe();
         let key = session.credential().await.expect("key");
         for _ in 0..3 {
@@ -230,14 +222,13 @@ async fn exchange_a_date_two_hours_off_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plausible_date_only_shortens_a_lifetime() {
     for (offset, shorter) in [(600i64, true), (-600, false)] {
-        let sim = support::sim().await;
-        sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(3600))
-            .expect("lifetimes");
-        shift_every_date(&sim, Venue::Cadenza, offset);
-        let session = support::cadenza(
-            &sim,
-            support::options(&sim, Venue::Cadenza).background_refresh(false),
-        );
+        let (sim, options) = date_off_by(
+            Venue::Cadenza,
+            offset,
+            Some(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(3600)),
+        )
+        .await;
+        let session = support::cadenza(&sim, options);
         let credential = session.credential().await.expect("login");
         let expires_at = credential.expires_at_ms().expect("expiring");
         let stated = Duration::from_millis(expires_at - sim.now_unix_ms() as u64);

@@ -50,6 +50,34 @@ pub fn body_json(req: &tradeauth::HttpRequest) -> serde_json::Value {
     serde_json::from_slice(&req.body).expect("machine bodies are JSON")
 }
 
+/// The machine is `venue`'s, for `account`.
+pub fn assert_venue_and_account(m: &dyn Machine, venue: &str, account: &str) {
+    assert_eq!(m.venue().as_str(), venue);
+    assert_eq!(m.account(), account);
+}
+
+/// The machine's request in flight at `now` gets `answer`: a retryable error that says
+/// to wait `wait`. Returns the error.
+pub fn retryable_after(
+    m: &mut dyn Machine,
+    now: Now,
+    answer: HttpResponse,
+    wait: Duration,
+) -> tradeauth::Error {
+    let e = m.handle_response(now, answer).unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert_eq!(e.retry_after(), Some(wait), "{e}");
+    e
+}
+
+/// `req` is a `POST path` of the JSON `body`.
+pub fn assert_json_post(req: &tradeauth::HttpRequest, path: &str, body: serde_json::Value) {
+    assert_eq!(req.method, tradeauth::Method::Post);
+    assert_eq!(req.path, path);
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(body_json(req), body);
+}
+
 /// Assert no secret appears in a formatted value.
 pub fn assert_no_secret(text: &str, secrets: &[&str]) {
     for s in secrets {
