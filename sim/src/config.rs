@@ -307,28 +307,17 @@ impl SimConfig {
 
     /// Checks every field; the error names the offending field.
     pub fn validate(&self) -> Result<(), SimError> {
-        const EMPTY: &str = "must not be empty";
         const ADDRESS: &str = "expected 0x followed by 40 hex digits";
 
-        let mut emails = HashSet::new();
-        for (i, u) in self.cadenza.users.iter().enumerate() {
-            let at = |name: &str| format!("cadenza.users[{i}].{name}");
-            require(!u.email.is_empty(), at("email"), EMPTY)?;
-            require(!u.password.is_empty(), at("password"), EMPTY)?;
-            let unique = emails.insert(u.email.as_str());
-            require(unique, at("email"), "duplicate email")?;
-        }
+        let users = self.cadenza.users.iter();
+        let users = users.map(|u| (u.email.as_str(), u.password.as_str()));
+        logins("cadenza.users", ["email", "password"], users)?;
         positive("cadenza.access_ttl_secs", self.cadenza.access_ttl_secs)?;
         positive("cadenza.refresh_ttl_secs", self.cadenza.refresh_ttl_secs)?;
 
-        let mut ids = HashSet::new();
-        for (i, c) in self.partner.clients.iter().enumerate() {
-            let at = |name: &str| format!("partner.clients[{i}].{name}");
-            require(!c.client_id.is_empty(), at("client_id"), EMPTY)?;
-            require(!c.secret_key.is_empty(), at("secret_key"), EMPTY)?;
-            let unique = ids.insert(c.client_id.as_str());
-            require(unique, at("client_id"), "duplicate client_id")?;
-        }
+        let clients = self.partner.clients.iter();
+        let clients = clients.map(|c| (c.client_id.as_str(), c.secret_key.as_str()));
+        logins("partner.clients", ["client_id", "secret_key"], clients)?;
 
         let mut accounts = HashSet::new();
         for (i, a) in self.cascade.accounts.iter().enumerate() {
@@ -385,6 +374,26 @@ impl SimConfig {
             t.created_at.get_or_insert_with(|| created.clone());
         }
     }
+}
+
+/// What a required text field that was left empty is told.
+const EMPTY: &str = "must not be empty";
+
+/// Checks a list of logins (`list[i]`, each an id and a secret, named `names`): both
+/// must be non-empty, and no id may appear twice.
+fn logins<'a>(
+    list: &str,
+    [id, secret]: [&str; 2],
+    items: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), SimError> {
+    let mut seen = HashSet::new();
+    for (i, (id_value, secret_value)) in items.enumerate() {
+        let at = |name: &str| format!("{list}[{i}].{name}");
+        require(!id_value.is_empty(), at(id), EMPTY)?;
+        require(!secret_value.is_empty(), at(secret), EMPTY)?;
+        require(seen.insert(id_value), at(id), &format!("duplicate {id}"))?;
+    }
+    Ok(())
 }
 
 /// `Err` naming `field` and saying `why`, unless `ok`.
