@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, get_json, start, start_with, status_json};
+use common::{Send as _, assert_rejected, get_json, start_client, start_client_with, status_json};
 use serde_json::{Value, json};
 use tradeauth_sim::{LifetimeUpdate, Revoke, Sim, SimConfig, Venue, demo};
 
@@ -11,9 +11,8 @@ async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) 
     status_json(
         http.post(format!("{base}/api/v3/auth/login"))
             .json(&json!({ "email": email, "password": password }))
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
     )
     .await
 }
@@ -22,15 +21,14 @@ async fn refresh(http: &reqwest::Client, base: &str, token: &str) -> (u16, Value
     status_json(
         http.post(format!("{base}/api/v3/auth/token/refresh"))
             .json(&json!({ "refreshToken": token }))
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
     )
     .await
 }
 
 async fn get_auth(http: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
-    status_json(http.get(url).bearer_auth(token).send().await.unwrap()).await
+    status_json(http.get(url).bearer_auth(token).sent().await).await
 }
 
 fn assert_error(actual: (u16, Value), status: u16, code: &str) {
@@ -51,8 +49,7 @@ fn tokens(body: &Value) -> (String, String, i64) {
 
 #[tokio::test]
 async fn login_and_protected_routes() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().cadenza;
 
     let before = sim.now_unix_ms();
@@ -100,8 +97,7 @@ async fn login_and_protected_routes() {
 
 #[tokio::test]
 async fn login_errors() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().cadenza;
     let url = format!("{base}/api/v3/auth/login");
 
@@ -115,19 +111,13 @@ async fn login_errors() {
         401,
         "INVALID_CREDENTIALS",
     );
-    let not_json = http
-        .post(&url)
-        .body("email=a&password=b")
-        .send()
-        .await
-        .unwrap();
+    let not_json = http.post(&url).body("email=a&password=b").sent().await;
     assert_error(status_json(not_json).await, 400, "BAD_REQUEST");
     let missing = http
         .post(&url)
         .json(&json!({ "email": "a@b.c" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let (status, body) = status_json(missing).await;
     assert!(
         body["error"]["message"]
@@ -139,33 +129,28 @@ async fn login_errors() {
     let mistyped = http
         .post(&url)
         .json(&json!({ "email": "a@b.c", "password": 12345 }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_error(status_json(mistyped).await, 400, "BAD_REQUEST");
-    let empty = http.post(&url).send().await.unwrap();
+    let empty = http.post(&url).sent().await;
     assert_error(status_json(empty).await, 400, "BAD_REQUEST");
 
-    let unknown_path = http
-        .get(format!("{base}/api/v3/nope"))
-        .send()
-        .await
-        .unwrap();
+    let unknown_path = http.get(format!("{base}/api/v3/nope")).sent().await;
     assert_error(status_json(unknown_path).await, 404, "NOT_FOUND");
-    let wrong_method = http.get(&url).send().await.unwrap();
+    let wrong_method = http.get(&url).sent().await;
     assert_eq!(wrong_method.status(), 405);
 
     let stats = sim.venue_stats(Venue::Cadenza);
     assert_eq!(stats.logins, 0);
-    assert_eq!(stats.rejected("INVALID_CREDENTIALS"), 2);
-    assert_eq!(stats.rejected("BAD_REQUEST"), 4);
-    assert_eq!(stats.rejected("NOT_FOUND"), 1);
+    assert_rejected(
+        &stats,
+        "INVALID_CREDENTIALS = 2; BAD_REQUEST = 4; NOT_FOUND = 1",
+    );
 }
 
 #[tokio::test]
 async fn bearer_errors_and_access_expiry() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().cadenza;
     let profile = format!("{base}/api/v3/user/profile");
 
@@ -180,9 +165,8 @@ async fn bearer_errors_and_access_expiry() {
     let basic = http
         .get(&profile)
         .header("authorization", "Basic ZGVtbzpkZW1v")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let (status, body) = status_json(basic).await;
     assert_eq!(body["error"]["message"], "Missing bearer token");
     assert_error((status, body), 401, "UNAUTHORIZED");
@@ -206,8 +190,7 @@ async fn bearer_errors_and_access_expiry() {
 
 #[tokio::test]
 async fn refresh_rotates_and_expires() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().cadenza;
     let profile = format!("{base}/api/v3/user/profile");
 
@@ -241,9 +224,8 @@ async fn refresh_rotates_and_expires() {
     let bad = http
         .post(format!("{base}/api/v3/auth/token/refresh"))
         .json(&json!({ "refresh_token": refresh2 }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_error(status_json(bad).await, 400, "BAD_REQUEST");
 
     // Seven days later the refresh token has expired.
@@ -258,14 +240,15 @@ async fn refresh_rotates_and_expires() {
     assert_eq!(stats.logins, 1);
     assert_eq!(stats.refreshes, 1);
     assert_eq!(stats.tokens_issued, 2);
-    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 2);
-    assert_eq!(stats.rejected("REFRESH_TOKEN_EXPIRED"), 1);
+    assert_rejected(
+        &stats,
+        "INVALID_REFRESH_TOKEN = 2; REFRESH_TOKEN_EXPIRED = 1",
+    );
 }
 
 #[tokio::test]
 async fn revocation_and_lifetimes() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().cadenza;
     let profile = format!("{base}/api/v3/user/profile");
 
@@ -329,8 +312,7 @@ async fn revocation_and_lifetimes() {
 
 #[tokio::test]
 async fn audit_log_names_accounts_never_secrets() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().cadenza;
 
     let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
@@ -394,17 +376,16 @@ async fn audit_log_names_accounts_never_secrets() {
     }
 }
 
-/// A simulator with `cadenza.revoke_family_on_reuse` on.
-async fn start_revoking_families() -> Sim {
+/// A simulator with `cadenza.revoke_family_on_reuse` on, and a client.
+async fn start_revoking_families() -> (Sim, reqwest::Client) {
     let mut config = SimConfig::default();
     config.cadenza.revoke_family_on_reuse = true;
-    start_with(config).await
+    start_client_with(config).await
 }
 
 #[tokio::test]
 async fn reused_refresh_token_is_only_refused_by_default() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().cadenza;
     let profile = format!("{base}/api/v3/user/profile");
 
@@ -435,8 +416,7 @@ async fn reused_refresh_token_is_only_refused_by_default() {
 
 #[tokio::test]
 async fn reuse_of_a_rotated_refresh_token_revokes_its_family() {
-    let sim = start_revoking_families().await;
-    let http = client(&sim);
+    let (sim, http) = start_revoking_families().await;
     let base = &sim.urls().cadenza;
     let profile = format!("{base}/api/v3/user/profile");
 
@@ -506,12 +486,8 @@ async fn reuse_of_a_rotated_refresh_token_revokes_its_family() {
     // /stats names the counter; only Cadenza's moved.
     let raw = http
         .get(format!("{}/stats", sim.urls().control))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+        .send_json::<Value>()
+        .await;
     assert_eq!(raw["cadenza"]["family_revocations"], 1, "{raw}");
     for venue in ["partner", "cascade", "exchange"] {
         assert_eq!(raw[venue]["family_revocations"], 0, "{venue}");
@@ -520,8 +496,7 @@ async fn reuse_of_a_rotated_refresh_token_revokes_its_family() {
     assert_eq!(stats.family_revocations, 1);
     assert_eq!(stats.logins, 4);
     assert_eq!(stats.refreshes, 5);
-    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 5);
-    assert_eq!(stats.rejected("INVALID_TOKEN"), 3);
+    assert_rejected(&stats, "INVALID_REFRESH_TOKEN = 5; INVALID_TOKEN = 3");
 
     // The reuse is audited under the token's owner; no token appears in the log.
     let audit = sim.audit();
@@ -543,8 +518,7 @@ async fn reuse_of_a_rotated_refresh_token_revokes_its_family() {
 
 #[tokio::test]
 async fn reuse_detection_after_admin_revoke_and_expiry() {
-    let sim = start_revoking_families().await;
-    let http = client(&sim);
+    let (sim, http) = start_revoking_families().await;
     let base = &sim.urls().cadenza;
     let profile = format!("{base}/api/v3/user/profile");
 

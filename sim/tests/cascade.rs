@@ -8,7 +8,10 @@ use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{client, get_json, start, status_json, ws_call, ws_connect, ws_recv, ws_send_text};
+use common::{
+    Send as _, assert_rejected, get_json, start_client, status_json, ws_call, ws_connect, ws_recv,
+    ws_send_text,
+};
 use serde_json::{Value, json};
 use tradeauth_sim::{LifetimeUpdate, Revoke, Sim, Venue, demo};
 
@@ -39,11 +42,15 @@ async fn post_auth(http: &reqwest::Client, sim: &Sim, body: &Value) -> (u16, Val
     status_json(
         http.post(format!("{}/auth", sim.urls().cascade))
             .json(body)
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
     )
     .await
+}
+
+/// The `POST /auth` body for `c` signed with the private key `key`.
+fn signed_proof(c: &Value, key: &str) -> Value {
+    proof(c, hex0x(&sign(key, c["signing_payload"].as_str().unwrap())))
 }
 
 fn proof(challenge: &Value, signature: String) -> Value {
@@ -57,11 +64,8 @@ fn proof(challenge: &Value, signature: String) -> Value {
 /// A full login of the demo account signed by its delegate; returns the token.
 async fn login(http: &reqwest::Client, sim: &Sim) -> (String, Value) {
     let c = challenge(http, sim, demo::CASCADE_ACCOUNT).await;
-    let sig = sign(
-        demo::CASCADE_DELEGATE_KEY,
-        c["signing_payload"].as_str().unwrap(),
-    );
-    let (status, body) = post_auth(http, sim, &proof(&c, hex0x(&sig))).await;
+    let signed = signed_proof(&c, demo::CASCADE_DELEGATE_KEY);
+    let (status, body) = post_auth(http, sim, &signed).await;
     assert_eq!(status, 200, "{body}");
     (body["token"].as_str().unwrap().to_owned(), body)
 }
@@ -87,8 +91,7 @@ fn eip191_known_answer() {
 
 #[tokio::test]
 async fn challenge_has_the_pages_shape() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let c = challenge(&http, &sim, demo::CASCADE_ACCOUNT).await;
 
     let mut keys: Vec<_> = c.as_object().unwrap().keys().cloned().collect();
@@ -137,8 +140,7 @@ async fn challenge_has_the_pages_shape() {
 
 #[tokio::test]
 async fn challenge_needs_a_well_formed_account() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().cascade;
     for (query, text) in [
         ("", "missing query parameter: account"),
@@ -167,8 +169,7 @@ async fn challenge_needs_a_well_formed_account() {
 
 #[tokio::test]
 async fn delegate_login_issues_a_jwt() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let before = sim.now_unix_ms() / 1000;
     let (token, body) = login(&http, &sim).await;
     assert_eq!(token.split('.').count(), 3);
@@ -194,8 +195,7 @@ async fn delegate_login_issues_a_jwt() {
 
 #[tokio::test]
 async fn signature_encodings_and_self_signing() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     // Every combination of 0x-prefixed / bare hex and v = 27/28 / 0/1 is accepted.
     for prefixed in [true, false] {
         for electrum_v in [true, false] {
@@ -221,11 +221,8 @@ async fn signature_encodings_and_self_signing() {
     }
     // The account may sign for itself.
     let c = challenge(&http, &sim, demo::CASCADE_ACCOUNT).await;
-    let sig = sign(
-        demo::CASCADE_ACCOUNT_KEY,
-        c["signing_payload"].as_str().unwrap(),
-    );
-    let (status, body) = post_auth(&http, &sim, &proof(&c, hex0x(&sig))).await;
+    let signed = signed_proof(&c, demo::CASCADE_ACCOUNT_KEY);
+    let (status, body) = post_auth(&http, &sim, &signed).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["claims"]["signer"],
@@ -236,39 +233,29 @@ async fn signature_encodings_and_self_signing() {
 
 #[tokio::test]
 async fn rejections_use_the_documented_texts() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let error = |status: u16, text: &str| (status, json!({ "error": text }));
 
     // A signer that is not a delegate.
     let c = challenge(&http, &sim, demo::CASCADE_ACCOUNT).await;
-    let sig = sign(
-        demo::CASCADE_STRANGER_KEY,
-        c["signing_payload"].as_str().unwrap(),
-    );
+    let signed = signed_proof(&c, demo::CASCADE_STRANGER_KEY);
     assert_eq!(
-        post_auth(&http, &sim, &proof(&c, hex0x(&sig))).await,
+        post_auth(&http, &sim, &signed).await,
         error(401, "signer is not authorized for this account")
     );
     // ...and its nonce is spent even though the login failed.
-    let sig = sign(
-        demo::CASCADE_DELEGATE_KEY,
-        c["signing_payload"].as_str().unwrap(),
-    );
+    let signed = signed_proof(&c, demo::CASCADE_DELEGATE_KEY);
     assert_eq!(
-        post_auth(&http, &sim, &proof(&c, hex0x(&sig))).await,
+        post_auth(&http, &sim, &signed).await,
         error(401, "nonce already used")
     );
 
     // Nonce reuse after a success.
     let c = challenge(&http, &sim, demo::CASCADE_ACCOUNT).await;
-    let sig = sign(
-        demo::CASCADE_DELEGATE_KEY,
-        c["signing_payload"].as_str().unwrap(),
-    );
-    assert_eq!(post_auth(&http, &sim, &proof(&c, hex0x(&sig))).await.0, 200);
+    let signed = signed_proof(&c, demo::CASCADE_DELEGATE_KEY);
+    assert_eq!(post_auth(&http, &sim, &signed).await.0, 200);
     assert_eq!(
-        post_auth(&http, &sim, &proof(&c, hex0x(&sig))).await,
+        post_auth(&http, &sim, &signed).await,
         error(401, "nonce already used")
     );
 
@@ -323,26 +310,21 @@ async fn rejections_use_the_documented_texts() {
     let not_json = http
         .post(format!("{}/auth", sim.urls().cascade))
         .body("{")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(not_json.status(), 400);
 
     let stats = sim.venue_stats(Venue::Cascade);
-    assert_eq!(
-        stats.rejected("signer is not authorized for this account"),
-        1
+    assert_rejected(
+        &stats,
+        "signer is not authorized for this account = 1; nonce already used = 2; invalid server signature = 3; malformed signature = 3",
     );
-    assert_eq!(stats.rejected("nonce already used"), 2);
-    assert_eq!(stats.rejected("invalid server signature"), 3);
-    assert_eq!(stats.rejected("malformed signature"), 3);
     assert_eq!(stats.logins, 2);
 }
 
 #[tokio::test]
 async fn nonce_expires_by_the_sim_clock() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
 
     let c = challenge(&http, &sim, demo::CASCADE_ACCOUNT).await;
     let sig = hex0x(&sign(
@@ -387,8 +369,7 @@ async fn nonce_expires_by_the_sim_clock() {
 
 #[tokio::test]
 async fn protected_routes_need_a_live_token() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().cascade;
     let invalid = (401, json!({ "error": "Invalid Bearer Token" }));
     let get = |path: &str, token: Option<&str>| {
@@ -396,7 +377,7 @@ async fn protected_routes_need_a_live_token() {
         if let Some(t) = token {
             request = request.bearer_auth(t);
         }
-        async move { status_json(request.send().await.unwrap()).await }
+        async move { status_json(request.sent().await).await }
     };
 
     assert_eq!(get("/account/orders", None).await, invalid);
@@ -446,8 +427,7 @@ async fn protected_routes_need_a_live_token() {
 
 #[tokio::test]
 async fn websocket_json_rpc() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let mut ws = ws_connect(&sim, &sim.urls().cascade).await;
 
     // Public market data needs no auth; a snapshot follows the subscription.
@@ -520,9 +500,8 @@ async fn websocket_json_rpc() {
     let (_, rest) = status_json(
         http.get(format!("{}/account/orders", sim.urls().cascade))
             .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
     )
     .await;
     assert_eq!(rest["orders"], json!([order]));
@@ -581,8 +560,7 @@ async fn websocket_json_rpc() {
 
 #[tokio::test]
 async fn echo_credential_fault_quotes_the_bearer_in_the_ws_rejection() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let (token, _) = login(&http, &sim).await;
     sim.arm_fault(tradeauth_sim::Fault::echo_credential(Venue::Cascade).on_path("/ws"));
     let mut ws = ws_connect(&sim, &sim.urls().cascade).await;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, get_json, start, status_json};
+use common::{Send as _, get_json, start_client, status_json};
 use serde_json::{Value, json};
 use tradeauth_sim::{Fault, Sim, Stats, Venue, demo};
 
@@ -13,9 +13,8 @@ async fn control_post(http: &reqwest::Client, sim: &Sim, path: &str, body: Value
     status_json(
         http.post(format!("{}{path}", sim.urls().control))
             .json(&body)
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
     )
     .await
 }
@@ -33,8 +32,7 @@ async fn login(http: &reqwest::Client, sim: &Sim) -> reqwest::Result<reqwest::Re
 
 #[tokio::test]
 async fn status_fault_with_retry_after() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let (status, armed) = control_post(
         &http,
         &sim,
@@ -48,9 +46,8 @@ async fn status_fault_with_retry_after() {
     // Another path of the same venue is not affected.
     let other = http
         .get(format!("{}/api/v3/user/profile", sim.urls().cadenza))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(other.status(), 401);
 
     for _ in 0..2 {
@@ -67,9 +64,8 @@ async fn status_fault_with_retry_after() {
     sim.arm_fault(Fault::status(Venue::Exchange, 429));
     let response = http
         .get(format!("{}/api/v1/orderbook/BTC-USD", sim.urls().exchange))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), 429);
     assert!(response.headers().get("retry-after").is_none());
     assert_eq!(
@@ -87,8 +83,7 @@ async fn status_fault_with_retry_after() {
 
 #[tokio::test]
 async fn delay_fault_delays_then_serves() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     // Warm the connection so the measurement is the fault, not the TLS handshake.
     assert_eq!(login(&http, &sim).await.unwrap().status(), 200);
     sim.arm_fault(Fault::delay(Venue::Cadenza, 300));
@@ -103,8 +98,7 @@ async fn delay_fault_delays_then_serves() {
 
 #[tokio::test]
 async fn drop_fault_closes_the_connection() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     sim.arm_fault(Fault::drop_connection(Venue::Partner).on_path("/portfolio"));
     let error = http
         .get(format!("{}/portfolio", sim.urls().partner))
@@ -116,9 +110,8 @@ async fn drop_fault_closes_the_connection() {
     // The next request is served (on a new connection).
     let response = http
         .get(format!("{}/portfolio", sim.urls().partner))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), 401);
 
     // A drop on Cadenza is audited with status 0.
@@ -137,8 +130,7 @@ async fn drop_fault_closes_the_connection() {
 
 #[tokio::test]
 async fn malformed_and_missing_field_faults() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
 
     sim.arm_fault(Fault::malformed(Venue::Cadenza));
     let response = login(&http, &sim).await.unwrap();
@@ -167,20 +159,15 @@ async fn malformed_and_missing_field_faults() {
     let profile: Value = http
         .get(format!("{}/api/v1/user", sim.urls().exchange))
         .header("x-api-key", demo::EXCHANGE_API_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .send_json()
+        .await;
     assert!(profile.get("trader_id").is_none());
     assert_eq!(profile["username"], demo::EXCHANGE_USERNAME);
 }
 
 #[tokio::test]
 async fn faults_are_consumed_in_arming_order() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     sim.arm_fault(Fault::status(Venue::Cadenza, 500));
     sim.arm_fault(Fault::status(Venue::Cadenza, 502).times(2));
     sim.arm_fault(Fault::status(Venue::Partner, 503));
@@ -200,17 +187,15 @@ async fn faults_are_consumed_in_arming_order() {
     assert_eq!(sim.armed_faults(), [Fault::status(Venue::Partner, 503)]);
     let cleared = http
         .delete(format!("{}/faults", sim.urls().control))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(status_json(cleared).await, (200, json!({ "cleared": 1 })));
     assert!(sim.armed_faults().is_empty());
 }
 
 #[tokio::test]
 async fn bad_control_requests_say_why() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     for (path, body, needle) in [
         (
             "/faults",
@@ -260,8 +245,7 @@ async fn bad_control_requests_say_why() {
 
 #[tokio::test]
 async fn clock_lifetimes_and_revoke_over_http() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
 
     let (status, clock) = control_post(&http, &sim, "/clock", json!({ "offset_secs": -600 })).await;
     assert_eq!(status, 200);
@@ -313,9 +297,8 @@ async fn clock_lifetimes_and_revoke_over_http() {
     let refreshed = http
         .post(format!("{}/api/v3/auth/token/refresh", sim.urls().cadenza))
         .json(&json!({ "refreshToken": body["data"]["refreshToken"] }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let (status, answer) = status_json(refreshed).await;
     assert_eq!(status, 401);
     assert_eq!(answer["error"]["code"], "INVALID_REFRESH_TOKEN");
@@ -323,8 +306,7 @@ async fn clock_lifetimes_and_revoke_over_http() {
 
 #[tokio::test]
 async fn stats_are_exact_and_reset_restores_the_start() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
 
     let (status, stats) = control_get(&http, &sim, "/stats").await;
     assert_eq!(status, 200);
@@ -340,9 +322,8 @@ async fn stats_are_exact_and_reset_restores_the_start() {
         http.post(format!("{}/api/v1/admin/traders", sim.urls().exchange))
             .bearer_auth(demo::EXCHANGE_ADMIN_TOKEN)
             .json(&json!({ "username": "temp" }))
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
     )
     .await;
     let temp_key = trader["api_key"].as_str().unwrap().to_owned();
@@ -393,9 +374,8 @@ async fn stats_are_exact_and_reset_restores_the_start() {
     let profile = http
         .get(format!("{}/api/v3/user/profile", sim.urls().cadenza))
         .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(
         status_json(profile).await.1["error"]["code"],
         "INVALID_TOKEN"
@@ -403,16 +383,14 @@ async fn stats_are_exact_and_reset_restores_the_start() {
     let gone = http
         .get(format!("{}/api/v1/user", sim.urls().exchange))
         .header("x-api-key", &temp_key)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(gone.status(), 401);
     let demo_user = http
         .get(format!("{}/api/v1/user", sim.urls().exchange))
         .header("x-api-key", demo::EXCHANGE_API_KEY)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(demo_user.status(), 200);
     assert_eq!(login(&http, &sim).await.unwrap().status(), 200);
     let stats = sim.stats();
@@ -430,9 +408,8 @@ async fn redirect_fault_answers_307_with_the_location() {
     let client = common::client_no_redirects(&sim);
     let response = client
         .get(format!("{}/api/v1/user", sim.urls().exchange))
-        .send()
-        .await
-        .expect("answer");
+        .sent()
+        .await;
     assert_eq!(response.status().as_u16(), 307);
     assert_eq!(response.headers()["location"], target.as_str());
     assert_eq!(sim.stats().exchange.rejected("fault:redirect"), 1);
@@ -452,9 +429,8 @@ async fn date_header_follows_the_simulated_clock() {
     let client = common::client(&sim);
     let response = client
         .get(format!("{}/api/v1/orderbook/BTC-USD", sim.urls().exchange))
-        .send()
-        .await
-        .expect("answer");
+        .sent()
+        .await;
     let date = response.headers()["date"]
         .to_str()
         .expect("ascii")
@@ -522,7 +498,7 @@ async fn stamped_get(sim: &Sim, http: &reqwest::Client, url: &str, token: Option
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.unwrap();
+    let response = request.sent().await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response.bytes().await.unwrap().to_vec();
@@ -543,8 +519,7 @@ async fn access_token(http: &reqwest::Client, sim: &Sim) -> String {
 
 #[tokio::test]
 async fn date_fault_shifts_only_the_date_header() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let access = access_token(&http, &sim).await;
     let profile = format!("{}/api/v3/user/profile", sim.urls().cadenza);
 
@@ -644,8 +619,7 @@ async fn date_fault_shifts_only_the_date_header() {
 
 #[tokio::test]
 async fn date_fault_count_and_path_are_respected() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let access = access_token(&http, &sim).await;
     let profile = format!("{}/api/v3/user/profile", sim.urls().cadenza);
     let balances = format!("{}/api/v3/account/balances", sim.urls().cadenza);
@@ -697,8 +671,7 @@ async fn date_fault_count_and_path_are_respected() {
 
 #[tokio::test]
 async fn date_fault_bad_params_are_rejected() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     for (body, needle) in [
         (
             json!({"venue":"cadenza","kind":"date"}),

@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{client, get_json, start, status_json, ws_call, ws_connect, ws_recv};
+use common::{
+    Send as _, assert_rejected, get_json, start, start_client, status_json, ws_call, ws_connect,
+    ws_recv,
+};
 use serde_json::{Value, json};
 use tradeauth_sim::{Sim, Venue, demo};
 
@@ -15,9 +18,8 @@ async fn get_key(http: &reqwest::Client, sim: &Sim, path: &str, key: &str) -> (u
     status_json(
         http.get(url(sim, path))
             .header("x-api-key", key)
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
     )
     .await
 }
@@ -27,9 +29,8 @@ async fn place(http: &reqwest::Client, sim: &Sim, key: &str, order: Value) -> (u
         http.post(url(sim, "/api/v1/orders"))
             .header("x-api-key", key)
             .json(&order)
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
     )
     .await
 }
@@ -46,13 +47,12 @@ async fn provision(
     if let Some(value) = auth {
         request = request.header("authorization", value);
     }
-    status_json(request.send().await.unwrap()).await
+    status_json(request.sent().await).await
 }
 
 #[tokio::test]
 async fn key_protected_routes() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
 
     let (status, body) = get_key(&http, &sim, "/api/v1/user", demo::EXCHANGE_API_KEY).await;
     assert_eq!(status, 200);
@@ -93,22 +93,16 @@ async fn key_protected_routes() {
         invalid,
         "authentication comes before body validation"
     );
-    let no_key = http
-        .delete(url(&sim, "/api/v1/orders/abc"))
-        .send()
-        .await
-        .unwrap();
+    let no_key = http.delete(url(&sim, "/api/v1/orders/abc")).sent().await;
     assert_eq!(status_json(no_key).await, missing);
 
     let stats = sim.venue_stats(Venue::Exchange);
-    assert_eq!(stats.rejected("missing authentication"), 4);
-    assert_eq!(stats.rejected("invalid api key"), 4);
+    assert_rejected(&stats, "missing authentication = 4; invalid api key = 4");
 }
 
 #[tokio::test]
 async fn order_lifecycle() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let key = demo::EXCHANGE_API_KEY;
 
     let (status, order) = place(
@@ -132,24 +126,19 @@ async fn order_lifecycle() {
     assert_eq!(open["orders"], json!([order]));
 
     // Amend.
-    let amended = http
-        .patch(url(&sim, &format!("/api/v1/orders/{order_id}")))
-        .header("x-api-key", key)
-        .json(&json!({ "price": 49000.0 }))
-        .send()
-        .await
-        .unwrap();
+    let amend = |key: &str, body: Value| {
+        let request = http
+            .patch(url(&sim, &format!("/api/v1/orders/{order_id}")))
+            .header("x-api-key", key)
+            .json(&body);
+        async move { request.sent().await }
+    };
+    let amended = amend(key, json!({ "price": 49000.0 })).await;
     let (status, amended) = status_json(amended).await;
     assert_eq!(status, 200, "{amended}");
     assert_eq!(amended["price"], 49000.0);
     assert_eq!(amended["quantity"], 0.5);
-    let empty_amend = http
-        .patch(url(&sim, &format!("/api/v1/orders/{order_id}")))
-        .header("x-api-key", key)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let empty_amend = amend(key, json!({})).await;
     assert_eq!(empty_amend.status(), 400);
 
     // Another trader cannot see, amend or cancel it.
@@ -168,19 +157,13 @@ async fn order_lifecycle() {
         let request = http
             .delete(url(&sim, &format!("/api/v1/orders/{id}")))
             .header("x-api-key", key);
-        async move { status_json(request.send().await.unwrap()).await }
+        async move { status_json(request.sent().await).await }
     };
     assert_eq!(
         cancel(other_key.to_owned(), order_id.clone()).await,
         not_found
     );
-    let other_amend = http
-        .patch(url(&sim, &format!("/api/v1/orders/{order_id}")))
-        .header("x-api-key", other_key)
-        .json(&json!({ "quantity": 1.0 }))
-        .send()
-        .await
-        .unwrap();
+    let other_amend = amend(other_key, json!({ "quantity": 1.0 })).await;
     assert_eq!(status_json(other_amend).await, not_found);
 
     // Cancel: it leaves open-orders; a second cancel finds nothing.
@@ -209,8 +192,7 @@ async fn order_lifecycle() {
 
 #[tokio::test]
 async fn admin_provisioning() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let admin = format!("Bearer {}", demo::EXCHANGE_ADMIN_TOKEN);
 
     let (status, trader) = provision(&http, &sim, Some(&admin), "team-gamma").await;
@@ -257,8 +239,7 @@ async fn admin_provisioning() {
 
 #[tokio::test]
 async fn public_orderbook() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let (status, book) = get_json(&http, &url(&sim, "/api/v1/orderbook/BTC-USD")).await;
     assert_eq!(status, 200);
     assert_eq!(book["market"], "BTC-USD");
@@ -274,8 +255,7 @@ async fn public_orderbook() {
 
 #[tokio::test]
 async fn websocket() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let mut ws = ws_connect(&sim, &sim.urls().exchange).await;
 
     // Market data before authenticating.
@@ -354,9 +334,10 @@ async fn websocket() {
 
     let stats = sim.venue_stats(Venue::Exchange);
     assert_eq!(stats.ws_auths, 1);
-    assert_eq!(stats.rejected("not authenticated"), 2);
-    assert_eq!(stats.rejected("invalid api key"), 1);
-    assert_eq!(stats.rejected("missing authentication"), 1);
+    assert_rejected(
+        &stats,
+        "not authenticated = 2; invalid api key = 1; missing authentication = 1",
+    );
 }
 
 #[tokio::test]

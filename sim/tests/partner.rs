@@ -5,7 +5,9 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{client, offset_to, start, start_with, status_json};
+use common::{
+    Send as _, assert_rejected, client, offset_to, start_client, start_with, status_json,
+};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tradeauth_sim::{PartnerClient, SimConfig, Venue, demo};
@@ -32,7 +34,7 @@ async fn portfolio(http: &reqwest::Client, base: &str, auth: Option<&str>) -> (u
     if let Some(value) = auth {
         request = request.header("authorization", value);
     }
-    status_json(request.send().await.unwrap()).await
+    status_json(request.sent().await).await
 }
 
 fn unix_now(sim: &tradeauth_sim::Sim) -> i64 {
@@ -41,8 +43,7 @@ fn unix_now(sim: &tradeauth_sim::Sim) -> i64 {
 
 #[tokio::test]
 async fn valid_tokens_are_accepted() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().partner;
     let now = unix_now(&sim);
     let token = demo_token(now, now + 900);
@@ -57,9 +58,8 @@ async fn valid_tokens_are_accepted() {
         .post(format!("{base}/orders"))
         .bearer_auth(&token)
         .json(&order)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let (status, body) = status_json(response).await;
     assert_eq!(status, 201, "{body}");
     uuid::Uuid::parse_str(body["orderId"].as_str().unwrap()).unwrap();
@@ -70,9 +70,8 @@ async fn valid_tokens_are_accepted() {
         .post(format!("{base}/orders"))
         .bearer_auth(&token)
         .body("not json")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(bad_body.status(), 400);
 
     // A token issued a little in the future (within 60 s of skew) is fine.
@@ -118,8 +117,7 @@ async fn pyjwt_known_answer_is_accepted() {
 
 #[tokio::test]
 async fn missing_or_non_bearer_header_is_unauthorized() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().partner;
     let unauthorized = (401, json!({ "error": "Unauthorized" }));
     assert_eq!(portfolio(&http, base, None).await, unauthorized);
@@ -133,8 +131,7 @@ async fn missing_or_non_bearer_header_is_unauthorized() {
 
 #[tokio::test]
 async fn expired_and_invalid_tokens() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let base = &sim.urls().partner;
     let now = unix_now(&sim);
     let invalid = (401, json!({ "error": "Invalid Token" }));
@@ -153,92 +150,54 @@ async fn expired_and_invalid_tokens() {
     assert_eq!(portfolio(&http, base, Some(&bearer(&token))).await, expired);
     sim.set_clock_offset_secs(0);
 
-    // iat more than 60 s in the future.
-    assert_eq!(
-        portfolio(
-            &http,
-            base,
-            Some(&bearer(&demo_token(now + 120, now + 900)))
-        )
-        .await,
-        invalid
-    );
-    // Wrong secret.
-    let wrong_secret = mint(
-        &json!({ "clientId": demo::PARTNER_CLIENT_ID, "iat": now, "exp": now + 900 }),
-        "not-the-secret",
-        Algorithm::HS256,
-    );
-    assert_eq!(
-        portfolio(&http, base, Some(&bearer(&wrong_secret))).await,
-        invalid
-    );
-    // Unknown client.
-    let unknown = mint(
-        &json!({ "clientId": "someone-else", "iat": now, "exp": now + 900 }),
-        demo::PARTNER_SECRET_KEY,
-        Algorithm::HS256,
-    );
-    assert_eq!(
-        portfolio(&http, base, Some(&bearer(&unknown))).await,
-        invalid
-    );
-    // Another HMAC algorithm with the right secret.
-    let hs512 = mint(
-        &json!({ "clientId": demo::PARTNER_CLIENT_ID, "iat": now, "exp": now + 900 }),
-        demo::PARTNER_SECRET_KEY,
-        Algorithm::HS512,
-    );
-    assert_eq!(portfolio(&http, base, Some(&bearer(&hs512))).await, invalid);
+    // Each of these is refused as an invalid token, in this order.
+    let key = demo::PARTNER_SECRET_KEY;
+    let claims = json!({ "clientId": demo::PARTNER_CLIENT_ID, "iat": now, "exp": now + 900 });
+    let other_client = json!({ "clientId": "someone-else", "iat": now, "exp": now + 900 });
+    let no_client = json!({ "iat": now, "exp": now + 900 });
+    let float_iat =
+        json!({ "clientId": demo::PARTNER_CLIENT_ID, "iat": now as f64 + 0.5, "exp": now + 900 });
     // alg: none, unsigned.
-    let none = format!(
+    let unsigned = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(
-            json!({ "clientId": demo::PARTNER_CLIENT_ID, "iat": now, "exp": now + 900 })
-                .to_string()
-        )
+        URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    assert_eq!(portfolio(&http, base, Some(&bearer(&none))).await, invalid);
-    // Malformed, missing claims, mistyped claims.
-    assert_eq!(
-        portfolio(&http, base, Some("Bearer not.a.jwt")).await,
-        invalid
-    );
-    assert_eq!(portfolio(&http, base, Some("Bearer abc")).await, invalid);
-    let no_client = mint(
-        &json!({ "iat": now, "exp": now + 900 }),
-        demo::PARTNER_SECRET_KEY,
-        Algorithm::HS256,
-    );
-    assert_eq!(
-        portfolio(&http, base, Some(&bearer(&no_client))).await,
-        invalid
-    );
-    let float_iat = mint(
-        &json!({ "clientId": demo::PARTNER_CLIENT_ID, "iat": now as f64 + 0.5, "exp": now + 900 }),
-        demo::PARTNER_SECRET_KEY,
-        Algorithm::HS256,
-    );
-    assert_eq!(
-        portfolio(&http, base, Some(&bearer(&float_iat))).await,
-        invalid
-    );
+    for (what, token) in [
+        (
+            "iat more than 60 s in the future",
+            demo_token(now + 120, now + 900),
+        ),
+        (
+            "wrong secret",
+            mint(&claims, "not-the-secret", Algorithm::HS256),
+        ),
+        ("unknown client", mint(&other_client, key, Algorithm::HS256)),
+        (
+            "another HMAC algorithm, right secret",
+            mint(&claims, key, Algorithm::HS512),
+        ),
+        ("alg: none", unsigned),
+        ("malformed", "not.a.jwt".to_owned()),
+        ("not a JWT", "abc".to_owned()),
+        ("missing clientId", mint(&no_client, key, Algorithm::HS256)),
+        ("mistyped iat", mint(&float_iat, key, Algorithm::HS256)),
+    ] {
+        let answer = portfolio(&http, base, Some(&bearer(&token))).await;
+        assert_eq!(answer, invalid, "{what}");
+    }
 
     let stats = sim.venue_stats(Venue::Partner);
-    assert_eq!(stats.rejected("Token Expired"), 2);
-    assert_eq!(stats.rejected("Invalid Token"), 9);
+    assert_rejected(&stats, "Token Expired = 2; Invalid Token = 9");
     assert_eq!(stats.logins, 1);
 }
 
 #[tokio::test]
 async fn unknown_path_is_404() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     let response = http
         .get(format!("{}/nope", sim.urls().partner))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), 404);
 }

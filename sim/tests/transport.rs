@@ -7,7 +7,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
-use common::{client, rustls_config, start};
+use common::{Send as _, client, rustls_config, start, start_client};
 use rustls::pki_types::ServerName;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,9 +61,8 @@ async fn http2_and_http11_are_both_served() {
     let sim = start().await;
     let h2 = client(&sim)
         .get(format!("{}/api/v1/orderbook/BTC-USD", sim.urls().exchange))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(h2.version(), reqwest::Version::HTTP_2, "ALPN offers h2");
     let h1 = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(sim.ca_pem().as_bytes()).unwrap()])
@@ -71,20 +70,18 @@ async fn http2_and_http11_are_both_served() {
         .build()
         .unwrap()
         .get(format!("{}/api/v1/orderbook/BTC-USD", sim.urls().exchange))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(h1.version(), reqwest::Version::HTTP_11);
     assert_eq!((h2.status().as_u16(), h1.status().as_u16()), (200, 200));
 }
 
 #[tokio::test]
 async fn certificate_is_valid_for_localhost_too() {
-    let sim = start().await;
-    let http = client(&sim);
+    let (sim, http) = start_client().await;
     for url in all_urls(&sim) {
         let localhost = url.replace("127.0.0.1", "localhost");
-        let response = http.get(format!("{localhost}/nope")).send().await.unwrap();
+        let response = http.get(format!("{localhost}/nope")).sent().await;
         assert_eq!(response.status(), 404, "{localhost}");
     }
 }
@@ -196,18 +193,10 @@ fn binary_prints_one_json_line_and_exits_0_on_sigterm() {
             .unwrap();
         let login = format!("{}/api/v3/auth/login", info["cadenza"].as_str().unwrap());
         let body = serde_json::json!({ "email": "demo@cadenza.test", "password": "demo-password" });
-        let faulted = http.post(&login).json(&body).send().await.unwrap();
+        let faulted = http.post(&login).json(&body).sent().await;
         assert_eq!(faulted.status(), 503);
         assert_eq!(faulted.headers()["retry-after"], "2");
-        let ok: Value = http
-            .post(&login)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let ok: Value = http.post(&login).json(&body).send_json().await;
         let (_, clock) = common::get_json(
             &http,
             &format!("{}/clock", info["control"].as_str().unwrap()),
@@ -405,9 +394,8 @@ async fn reuse_a_rotated_token(http: &reqwest::Client, info: &Value) -> (u16, u1
     let profile = http
         .get(format!("{cadenza}/api/v3/account/balances"))
         .bearer_auth(&access)
-        .send()
+        .sent()
         .await
-        .unwrap()
         .status()
         .as_u16();
     let (_, stats) = common::get_json(
@@ -462,7 +450,7 @@ fn binary_takes_the_date_fault_and_family_revocation_flag_and_config() {
         };
         for offset in [-7200, 0] {
             let (_, before) = common::get_json(&http, &format!("{control}/clock")).await;
-            let response = http.get(&profile).send().await.unwrap();
+            let response = http.get(&profile).sent().await;
             let (_, after) = common::get_json(&http, &format!("{control}/clock")).await;
             assert_eq!(response.status(), 401, "no token: handled as usual");
             let date = date_of(&response);

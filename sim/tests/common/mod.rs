@@ -145,3 +145,44 @@ pub fn offset_to(target: i64) -> i64 {
         .as_secs() as i64;
     target - now
 }
+
+/// A simulator with the default config, and a client that trusts it.
+pub async fn start_client() -> (Sim, reqwest::Client) {
+    start_client_with(SimConfig::default()).await
+}
+
+/// A simulator with `config`, and a client that trusts it.
+pub async fn start_client_with(config: SimConfig) -> (Sim, reqwest::Client) {
+    let sim = start_with(config).await;
+    let http = client(&sim);
+    (sim, http)
+}
+
+/// Sending a request a test expects to reach the simulator (any failure to get an
+/// answer fails the test).
+pub trait Send {
+    /// The answer.
+    fn sent(self) -> impl std::future::Future<Output = reqwest::Response>;
+    /// The answer's JSON body.
+    fn send_json<T: serde::de::DeserializeOwned>(self) -> impl std::future::Future<Output = T>;
+}
+
+impl Send for reqwest::RequestBuilder {
+    async fn sent(self) -> reqwest::Response {
+        self.send().await.expect("request succeeds")
+    }
+
+    async fn send_json<T: serde::de::DeserializeOwned>(self) -> T {
+        self.sent().await.json().await.expect("JSON body")
+    }
+}
+
+/// Asserts how many rejections `stats` counted under each reason of `expected`, written
+/// `reason = count; reason = count` (one line per table, however many reasons).
+pub fn assert_rejected(stats: &tradeauth_sim::VenueStats, expected: &str) {
+    for entry in expected.split("; ") {
+        let (reason, count) = entry.rsplit_once(" = ").expect("reason = count");
+        let count: u64 = count.parse().expect("a count");
+        assert_eq!(stats.rejected(reason), count, "rejections for {reason:?}");
+    }
+}
