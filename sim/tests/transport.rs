@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use common::{Send as _, client, rustls_config, start, start_client};
 use rustls::pki_types::ServerName;
@@ -143,19 +143,14 @@ fn binary_prints_one_json_line_and_exits_0_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("tradeauth-sim-test-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir(&dir).unwrap();
     let ca_out = dir.join("ca.pem");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tradeauth-sim"))
-        .args(["--ca-out", ca_out.to_str().unwrap()])
-        .args(["--clock-offset-secs", "-600"])
-        .args(["--cadenza-access-ttl-secs", "60"])
-        .args([
-            "--fault",
-            "cadenza:/api/v3/auth/login=status,status=503,retry_after=2",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let fault = "cadenza:/api/v3/auth/login=status,status=503,retry_after=2";
+    let args = [
+        ["--ca-out", ca_out.to_str().unwrap()],
+        ["--clock-offset-secs", "-600"],
+        ["--cadenza-access-ttl-secs", "60"],
+        ["--fault", fault],
+    ];
+    let mut child = binary(args.as_flattened(), Stdio::piped());
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -211,24 +206,13 @@ fn binary_prints_one_json_line_and_exits_0_on_sigterm() {
         );
     });
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(kill(&child, "-TERM"));
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "exit 0 on SIGTERM");
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "", "exactly one line on stdout");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(!stderr.contains("demo-password"));
+    assert!(!stderr_of(&mut child).contains("demo-password"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -297,57 +281,50 @@ fn binary_rejects_bad_config_and_flags() {
             "exchange":{"admin_token":"adm","traders":[{"username":"team-alpha","api_key":"exch_1d4208be6fa84b8cb0a2e5cfa9508d5f"}]}}"#,
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tradeauth-sim"))
-        .args(["--config", config.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let info: Value = serde_json::from_str(&line).unwrap();
+    let mut child = binary(&["--config", config.to_str().unwrap()], Stdio::null());
+    let info: Value = serde_json::from_str(&startup_line(&mut child)).unwrap();
     let ca_dir = std::path::Path::new(info["ca_cert"].as_str().unwrap())
         .parent()
         .unwrap()
         .to_owned();
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    kill(&child, "-INT");
     assert_eq!(child.wait().unwrap().code(), Some(0), "exit 0 on SIGINT");
     assert!(!ca_dir.exists(), "the default temp dir is removed at exit");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Starts the binary with `args`; returns it, its startup line and its CA PEM.
-fn spawn_binary(args: &[&str]) -> (std::process::Child, Value, Vec<u8>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tradeauth-sim"))
+/// The simulator binary started with `args`, stdin closed and stdout piped (it prints
+/// its startup line there).
+fn binary(args: &[&str], stderr: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tradeauth-sim"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// The first line the binary printed on stdout.
+fn startup_line(child: &mut Child) -> String {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let info: Value = serde_json::from_str(&line).expect("one JSON line");
-    let pem = std::fs::read(info["ca_cert"].as_str().unwrap()).unwrap();
-    (child, info, pem)
+    line
 }
 
-/// Stops the binary with SIGTERM; returns its stderr.
-fn stop_binary(mut child: std::process::Child) -> String {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+/// Sends `signal` (`-TERM`, `-INT`) to the binary with kill(1); whether kill succeeded.
+fn kill(child: &Child, signal: &str) -> bool {
+    Command::new("kill")
+        .args([signal, &child.id().to_string()])
         .status()
-        .unwrap();
-    assert!(status.success());
-    assert_eq!(child.wait().unwrap().code(), Some(0), "exit 0 on SIGTERM");
+        .unwrap()
+        .success()
+}
+
+/// Everything the binary wrote on stderr (it must have exited, or this waits).
+fn stderr_of(child: &mut Child) -> String {
     let mut stderr = String::new();
     child
         .stderr
@@ -356,6 +333,21 @@ fn stop_binary(mut child: std::process::Child) -> String {
         .read_to_string(&mut stderr)
         .unwrap();
     stderr
+}
+
+/// Starts the binary with `args`; returns it, its startup line and its CA PEM.
+fn spawn_binary(args: &[&str]) -> (Child, Value, Vec<u8>) {
+    let mut child = binary(args, Stdio::piped());
+    let info: Value = serde_json::from_str(&startup_line(&mut child)).expect("one JSON line");
+    let pem = std::fs::read(info["ca_cert"].as_str().unwrap()).unwrap();
+    (child, info, pem)
+}
+
+/// Stops the binary with SIGTERM; returns its stderr.
+fn stop_binary(mut child: Child) -> String {
+    assert!(kill(&child, "-TERM"));
+    assert_eq!(child.wait().unwrap().code(), Some(0), "exit 0 on SIGTERM");
+    stderr_of(&mut child)
 }
 
 /// Logs in, rotates once, presents the rotated token again; returns the reuse answer's
@@ -463,28 +455,26 @@ fn binary_takes_the_date_fault_and_family_revocation_flag_and_config() {
     let stderr = stop_binary(child);
     assert!(!stderr.contains("demo-password"));
 
-    // The config key.
     let dir = std::env::temp_dir().join(format!("tradeauth-sim-test-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir(&dir).unwrap();
     let config = dir.join("config.json");
     std::fs::write(&config, r#"{"cadenza":{"revoke_family_on_reuse":true}}"#).unwrap();
-    let (child, info, pem) = spawn_binary(&["--config", config.to_str().unwrap()]);
-    let http = http_for(&pem);
-    runtime.block_on(async {
-        let (reuse, access_after, stats) = reuse_a_rotated_token(&http, &info).await;
-        assert_eq!((reuse, access_after), (401, 401));
-        assert_eq!(stats["cadenza"]["family_revocations"], 1, "{stats}");
-    });
-    stop_binary(child);
-
-    // Neither: reuse is refused, the family lives on.
-    let (child, info, pem) = spawn_binary(&[]);
-    let http = http_for(&pem);
-    runtime.block_on(async {
-        let (reuse, access_after, stats) = reuse_a_rotated_token(&http, &info).await;
-        assert_eq!((reuse, access_after), (401, 200));
-        assert_eq!(stats["cadenza"]["family_revocations"], 0, "{stats}");
-    });
-    stop_binary(child);
+    // With the config key, and with neither (reuse is refused, the family lives on).
+    for (args, access_after_reuse, revocations) in [
+        (&["--config", config.to_str().unwrap()][..], 401, 1),
+        (&[][..], 200, 0),
+    ] {
+        let (child, info, pem) = spawn_binary(args);
+        let http = http_for(&pem);
+        runtime.block_on(async {
+            let (reuse, access_after, stats) = reuse_a_rotated_token(&http, &info).await;
+            assert_eq!((reuse, access_after), (401, access_after_reuse));
+            assert_eq!(
+                stats["cadenza"]["family_revocations"], revocations,
+                "{stats}"
+            );
+        });
+        stop_binary(child);
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
