@@ -140,9 +140,9 @@ impl Error {
 
     setters! {
         /// Attach how long the venue asked us to wait (`Retry-After`).
-        with_retry_after => retry_after: Option<Duration>;
+        with_retry_after(value: Option<Duration>) => retry_after = value;
         /// Override whether the failure is worth retrying.
-        with_retryable => retryable: bool;
+        with_retryable(value: bool) => retryable = value;
     }
 
     /// The stable kind.

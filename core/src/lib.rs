@@ -25,16 +25,16 @@
 
 #![deny(missing_docs)]
 
-/// Builder setters, one line each: `with_x => x: T` makes
-/// `#[must_use] pub fn with_x(mut self, value: T) -> Self`, with the doc given. Every config
-/// (and `Error`) had the same five lines per field.
+/// Builder setters, one line each: `with_x(v: T) => x = v;` makes
+/// `#[must_use] pub fn with_x(mut self, v: T) -> Self { self.x = v; self }`, with the doc
+/// given. The configs, `Options` and `Error` had the same five lines per field.
 macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident => $field:ident: $ty:ty;)*) => {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty) => $field:ident = $value:expr;)*) => {
         $(
             $(#[$doc])*
             #[must_use]
-            pub fn $name(mut self, value: $ty) -> Self {
-                self.$field = value;
+            pub fn $name(mut self, $arg: $ty) -> Self {
+                self.$field = $value;
                 self
             }
         )*

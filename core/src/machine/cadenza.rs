@@ -61,11 +61,11 @@ impl CadenzaConfig {
 
     setters! {
         /// Set the refresh window.
-        with_refresh_window => refresh_window: Duration;
+        with_refresh_window(value: Duration) => refresh_window = value;
         /// Set the jitter seed.
-        with_jitter_seed => jitter_seed: u64;
+        with_jitter_seed(value: u64) => jitter_seed = value;
         /// Set the longest lifetime believed.
-        with_max_lifetime => max_lifetime: Duration;
+        with_max_lifetime(value: Duration) => max_lifetime = value;
     }
 }
 

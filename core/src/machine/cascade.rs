@@ -85,15 +85,27 @@ impl CascadeConfig {
 
     setters! {
         /// Set the default token lifetime.
-        with_default_token_ttl => default_token_ttl: Duration;
+        with_default_token_ttl(value: Duration) => default_token_ttl = value;
         /// Set the nonce lifetime.
-        with_nonce_lifetime => nonce_lifetime: Duration;
+        with_nonce_lifetime(value: Duration) => nonce_lifetime = value;
         /// Set the refresh window.
-        with_refresh_window => refresh_window: Duration;
+        with_refresh_window(value: Duration) => refresh_window = value;
         /// Set the jitter seed.
-        with_jitter_seed => jitter_seed: u64;
+        with_jitter_seed(value: u64) => jitter_seed = value;
         /// Set the longest lifetime believed.
-        with_max_lifetime => max_lifetime: Duration;
+        with_max_lifetime(value: Duration) => max_lifetime = value;
+    }
+}
+
+/// A Cascade answer's JSON object (`what`: "challenge", "session"); anything else is a
+/// protocol error carrying the HTTP status.
+fn json_object(what: &str, response: &HttpResponse) -> Result<serde_json::Map<String, Value>> {
+    match common::parse_json(VENUE, what, response)? {
+        Value::Object(root) => Ok(root),
+        _ => Err(
+            Error::protocol(format!("{VENUE} {what} answer is not a JSON object"))
+                .with_status(response.status),
+        ),
     }
 }
 
@@ -522,12 +534,7 @@ impl CascadeMachine {
     fn prepare(&self, now: Now, response: &HttpResponse) -> Result<Prepared> {
         let status = response.status;
         let proto = |m: String| Error::protocol(m).with_status(status);
-        let value = common::parse_json(VENUE, "challenge", response)?;
-        let Value::Object(mut root) = value else {
-            return Err(proto(format!(
-                "{VENUE} challenge answer is not a JSON object"
-            )));
-        };
+        let mut root = json_object("challenge", response)?;
         let message = match root.remove("message") {
             Some(Value::Object(m)) => m,
             Some(other) => {
@@ -611,12 +618,7 @@ impl CascadeMachine {
     fn open_session(&mut self, now: Now, response: &HttpResponse) -> Result<Session> {
         let status = response.status;
         let proto = |m: String| Error::protocol(m).with_status(status);
-        let value = common::parse_json(VENUE, "session", response)?;
-        let Value::Object(mut root) = value else {
-            return Err(proto(format!(
-                "{VENUE} session answer is not a JSON object"
-            )));
-        };
+        let mut root = json_object("session", response)?;
         let token = Secret::from(
             common::take_string(&mut root, "token", VENUE, "session")
                 .map_err(|e| e.with_status(status))?,

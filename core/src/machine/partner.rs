@@ -54,9 +54,9 @@ impl PartnerConfig {
 
     setters! {
         /// Set the token lifetime.
-        with_ttl => ttl: Duration;
+        with_ttl(value: Duration) => ttl = value;
         /// Set the refresh window.
-        with_refresh_window => refresh_window: Duration;
+        with_refresh_window(value: Duration) => refresh_window = value;
     }
 }
 

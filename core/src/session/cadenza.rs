@@ -1,5 +1,7 @@
 //! Cadenza sessions: email + password login, rotating refresh tokens.
 
+use std::time::Duration;
+
 use super::{Options, Session};
 use crate::error::Result;
 use crate::machine::{CadenzaConfig, CadenzaMachine};
@@ -12,17 +14,8 @@ pub const CADENZA_UAT_URL: &str = "https://cadenza-api-uat.algo724.com";
 
 impl Session {
     /// A Cadenza session; the first credential request logs in.
-    pub fn cadenza(mut config: CadenzaConfig, options: Options) -> Result<Self> {
-        if let Some(window) = options.refresh_window {
-            config.refresh_window = window;
-        }
-        config.jitter_seed = rand::random();
-        config.max_lifetime = options.max_lifetime;
-        Self::from_machine(
-            move || CadenzaMachine::new(config.clone()),
-            Some(CADENZA_PRODUCTION_URL),
-            options,
-        )
+    pub fn cadenza(config: CadenzaConfig, options: Options) -> Result<Self> {
+        Self::renewing(config, CadenzaMachine::new, CADENZA_PRODUCTION_URL, options)
     }
 
     /// A Cadenza session from `CADENZA_EMAIL`, `CADENZA_PASSWORD` and optionally
@@ -44,5 +37,15 @@ impl Session {
     /// The venue's wall-clock expiry of the current token, in Unix milliseconds.
     pub fn expires_at_ms(&self) -> Option<u64> {
         self.current().and_then(|c| c.expires_at_ms())
+    }
+}
+
+impl super::RenewalConfig for CadenzaConfig {
+    fn renewal(&mut self) -> (&mut Duration, &mut u64, &mut Duration) {
+        (
+            &mut self.refresh_window,
+            &mut self.jitter_seed,
+            &mut self.max_lifetime,
+        )
     }
 }

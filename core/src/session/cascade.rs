@@ -1,5 +1,7 @@
 //! Cascade sessions: wallet challenge, EIP-191 signature by a delegate key, bearer JWT.
 
+use std::time::Duration;
+
 use super::{Options, Session};
 use crate::error::Result;
 use crate::machine::{CascadeConfig, CascadeMachine};
@@ -10,17 +12,8 @@ pub const CASCADE_URL: &str = "https://matcher.cascade.xyz";
 
 impl Session {
     /// A Cascade session; the first credential request runs the challenge flow.
-    pub fn cascade(mut config: CascadeConfig, options: Options) -> Result<Self> {
-        if let Some(window) = options.refresh_window {
-            config.refresh_window = window;
-        }
-        config.jitter_seed = rand::random();
-        config.max_lifetime = options.max_lifetime;
-        Self::from_machine(
-            move || CascadeMachine::new(config.clone()),
-            Some(CASCADE_URL),
-            options,
-        )
+    pub fn cascade(config: CascadeConfig, options: Options) -> Result<Self> {
+        Self::renewing(config, CascadeMachine::new, CASCADE_URL, options)
     }
 
     /// A Cascade session from `CASCADE_DEPOSIT_ADDRESS`, `CASCADE_DELEGATE_PRIVATE_KEY` and
@@ -37,5 +30,15 @@ impl Session {
         self.with_venue_machine(|m: &mut CascadeMachine| m.claims().cloned())
             .await
             .flatten()
+    }
+}
+
+impl super::RenewalConfig for CascadeConfig {
+    fn renewal(&mut self) -> (&mut Duration, &mut u64, &mut Duration) {
+        (
+            &mut self.refresh_window,
+            &mut self.jitter_seed,
+            &mut self.max_lifetime,
+        )
     }
 }

@@ -22,6 +22,7 @@ mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::{Mutex, Notify, broadcast};
@@ -105,6 +106,13 @@ impl Local {
             shared,
         })
     }
+}
+
+/// A renewing venue's config (Cadenza, Cascade): its refresh window, jitter seed and
+/// lifetime cap, which the session options decide.
+trait RenewalConfig: Clone + Send + Sync + 'static {
+    /// The three fields, for [`Session::renewing`] to set.
+    fn renewal(&mut self) -> (&mut Duration, &mut u64, &mut Duration);
 }
 
 /// Builds the session's machine: once when the session is made, again in a forked child.
@@ -208,6 +216,24 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// A session of a renewing venue: the refresh window if the options set one, their
+    /// lifetime cap, and a random jitter seed, so that processes of one account do not
+    /// renew in lockstep (the configs' default seed is per account).
+    fn renewing<C: RenewalConfig, M: Machine>(
+        mut config: C,
+        new: fn(C) -> Result<M>,
+        default_base_url: &str,
+        options: Options,
+    ) -> Result<Self> {
+        let (window, seed, max_lifetime) = config.renewal();
+        if let Some(set) = options.refresh_window {
+            *window = set;
+        }
+        *seed = rand::random();
+        *max_lifetime = options.max_lifetime;
+        Self::from_machine(move || new(config.clone()), Some(default_base_url), options)
+    }
+
     /// Wraps the machine `make_machine` builds (it is called again in a forked child);
     /// must be called inside a tokio runtime when background refresh is on.
     pub(crate) fn from_machine<M: Machine>(

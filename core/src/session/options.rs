@@ -292,10 +292,9 @@ impl Options {
         Self::default()
     }
 
-    /// Sets the venue base URL (must be `https://`; checked when the session is built).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
+    setters! {
+        /// Sets the venue base URL (must be `https://`; checked when the session is built).
+        base_url(url: impl Into<String>) => base_url = Some(url.into());
     }
 
     /// Trusts the root certificate(s) in this PEM text too (a simulator's CA, a corporate proxy).
@@ -308,13 +307,7 @@ impl Options {
     /// `-----BEGIN CERTIFICATE-----` block is an `InvalidArgument` error now, not a TLS
     /// failure at the first request. The error does not quote the text (it may be a key).
     pub fn try_add_root_pem(self, pem: impl Into<String>) -> Result<Self> {
-        let pem = pem.into();
-        if !holds_certificate(&pem) {
-            return Err(Error::invalid_argument(
-                "the PEM text holds no -----BEGIN CERTIFICATE----- block",
-            ));
-        }
-        Ok(self.add_root_pem(pem))
+        Ok(self.add_root_pem(certificate_text(pem.into(), "PEM text")?))
     }
 
     /// Trusts the root certificate(s) in this PEM file too. The file is read now; an
@@ -329,13 +322,7 @@ impl Options {
     /// [`Options::store_ca_pem`] for text a caller passed: text without a certificate
     /// block is an `InvalidArgument` error now (the text is not quoted).
     pub fn try_store_ca_pem(self, pem: impl Into<String>) -> Result<Self> {
-        let pem = pem.into();
-        if !holds_certificate(&pem) {
-            return Err(Error::invalid_argument(
-                "the store CA PEM text holds no -----BEGIN CERTIFICATE----- block",
-            ));
-        }
-        Ok(self.store_ca_pem(pem))
+        Ok(self.store_ca_pem(certificate_text(pem.into(), "store CA PEM text")?))
     }
 
     /// [`Options::store_ca_pem`] from a PEM file, read and checked now (errors name the
@@ -345,22 +332,13 @@ impl Options {
         Ok(self.store_ca_pem(pem))
     }
 
-    /// Sets the bound on one HTTP exchange.
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Sets the bound on one whole authentication including retries.
-    pub fn auth_timeout(mut self, timeout: Duration) -> Self {
-        self.auth_timeout = timeout;
-        self
-    }
-
-    /// Sets how many times a failed transport / 5xx / 429 exchange is retried.
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
-        self
+    setters! {
+        /// Sets the bound on one HTTP exchange.
+        request_timeout(timeout: Duration) => request_timeout = timeout;
+        /// Sets the bound on one whole authentication including retries.
+        auth_timeout(timeout: Duration) => auth_timeout = timeout;
+        /// Sets how many times a failed transport / 5xx / 429 exchange is retried.
+        max_retries(retries: u32) => max_retries = retries;
     }
 
     /// Sets the first and the largest backoff delay.
@@ -370,73 +348,32 @@ impl Options {
         self
     }
 
-    /// Turns the background refresher on or off (off: refresh happens on demand).
-    pub fn background_refresh(mut self, enabled: bool) -> Self {
-        self.background_refresh = enabled;
-        self
-    }
-
-    /// Sets how long before expiry a token is renewed.
-    pub fn refresh_window(mut self, window: Duration) -> Self {
-        self.refresh_window = Some(window);
-        self
-    }
-
-    /// Trusts this CA (PEM text) for a `rediss://` store instead of the system's roots.
-    pub fn store_ca_pem(mut self, pem: impl Into<String>) -> Self {
-        self.store_ca_pem = Some(pem.into());
-        self
-    }
-
-    /// Sets how far a venue's `Date` may be from our clock and still be believed.
-    pub fn max_date_skew(mut self, bound: Duration) -> Self {
-        self.max_date_skew = bound;
-        self
-    }
-
-    /// Sets the longest token lifetime believed (at least 1 s).
-    pub fn max_lifetime(mut self, max: Duration) -> Self {
-        self.max_lifetime = max;
-        self
-    }
-
-    /// Shares the credential through a store: `"memory:"` (sessions of this process),
-    /// `"file:///var/lib/tradeauth"` (processes of one host), `"redis://127.0.0.1:6379/0"`
-    /// or `"rediss://…"` (several hosts). Records are encrypted: set
-    /// [`store_key`](Self::store_key) or `TRADEAUTH_STORE_KEY`.
-    pub fn store(mut self, url: impl Into<String>) -> Self {
-        self.store = Some(url.into());
-        self
-    }
-
-    /// Sets the store encryption key: 32 bytes as 64 hex digits or base64.
-    pub fn store_key(mut self, key: impl Into<Secret>) -> Self {
-        self.store_key = Some(key.into());
-        self
-    }
-
-    /// Allows unencrypted store records when no key is set.
-    pub fn store_plaintext(mut self, plaintext: bool) -> Self {
-        self.store_plaintext = plaintext;
-        self
-    }
-
-    /// Sets the store lease lifetime (default 15 s).
-    pub fn store_lease_ttl(mut self, ttl: Duration) -> Self {
-        self.store_lease_ttl = ttl;
-        self
-    }
-
-    /// Sets the bound on one store operation (default 2 s).
-    pub fn store_timeout(mut self, timeout: Duration) -> Self {
-        self.store_timeout = timeout;
-        self
-    }
-
-    /// Sets the Redis key prefix (default `tradeauth:`).
-    pub fn store_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.store_prefix = Some(prefix.into());
-        self
+    setters! {
+        /// Turns the background refresher on or off (off: refresh happens on demand).
+        background_refresh(enabled: bool) => background_refresh = enabled;
+        /// Sets how long before expiry a token is renewed.
+        refresh_window(window: Duration) => refresh_window = Some(window);
+        /// Trusts this CA (PEM text) for a `rediss://` store instead of the system's roots.
+        store_ca_pem(pem: impl Into<String>) => store_ca_pem = Some(pem.into());
+        /// Sets how far a venue's `Date` may be from our clock and still be believed.
+        max_date_skew(bound: Duration) => max_date_skew = bound;
+        /// Sets the longest token lifetime believed (at least 1 s).
+        max_lifetime(max: Duration) => max_lifetime = max;
+        /// Shares the credential through a store: `"memory:"` (sessions of this process),
+        /// `"file:///var/lib/tradeauth"` (processes of one host), `"redis://127.0.0.1:6379/0"`
+        /// or `"rediss://…"` (several hosts). Records are encrypted: set
+        /// [`store_key`](Self::store_key) or `TRADEAUTH_STORE_KEY`.
+        store(url: impl Into<String>) => store = Some(url.into());
+        /// Sets the store encryption key: 32 bytes as 64 hex digits or base64.
+        store_key(key: impl Into<Secret>) => store_key = Some(key.into());
+        /// Allows unencrypted store records when no key is set.
+        store_plaintext(plaintext: bool) => store_plaintext = plaintext;
+        /// Sets the store lease lifetime (default 15 s).
+        store_lease_ttl(ttl: Duration) => store_lease_ttl = ttl;
+        /// Sets the bound on one store operation (default 2 s).
+        store_timeout(timeout: Duration) => store_timeout = timeout;
+        /// Sets the Redis key prefix (default `tradeauth:`).
+        store_prefix(prefix: impl Into<String>) => store_prefix = Some(prefix.into());
     }
 
     /// Reads `TRADEAUTH_CA_CERT` (a PEM file to trust in addition to the bundled roots).
@@ -464,6 +401,18 @@ impl Options {
             }
         }
         Ok(())
+    }
+}
+
+/// `pem` if it holds a certificate block; otherwise an `InvalidArgument` error naming
+/// `what`, never quoting the text (it may be a key).
+fn certificate_text(pem: String, what: &str) -> Result<String> {
+    if holds_certificate(&pem) {
+        Ok(pem)
+    } else {
+        Err(Error::invalid_argument(format!(
+            "the {what} holds no -----BEGIN CERTIFICATE----- block"
+        )))
     }
 }
 
@@ -538,33 +487,39 @@ mod tests {
         format!("{options:?}")
     }
 
+    /// `options`' Debug hides every one of `secrets` and shows the URL as `shown_as`.
+    fn hides(options: &Options, secrets: &[&str], shown_as: &str) {
+        let shown = debug(options);
+        for secret in secrets {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains(shown_as), "{shown}");
+    }
+
     #[test]
     fn store_password_with_at_is_hidden_whole() {
-        let shown = debug(&Options::new().store("redis://user:p@ss@w0rd@redis.example:6379/0"));
-        assert!(!shown.contains("p@ss"), "{shown}");
-        assert!(!shown.contains("w0rd"), "{shown}");
-        assert!(!shown.contains("ss@"), "{shown}");
-        assert!(
-            shown.contains("redis://[REDACTED]@redis.example:6379/0"),
-            "{shown}"
+        hides(
+            &Options::new().store("redis://user:p@ss@w0rd@redis.example:6379/0"),
+            &["p@ss", "w0rd", "ss@"],
+            "redis://[REDACTED]@redis.example:6379/0",
         );
     }
 
     #[test]
     fn store_password_only_is_hidden() {
-        let shown = debug(&Options::new().store("rediss://:hunter2secret@cache:6380"));
-        assert!(!shown.contains("hunter2secret"), "{shown}");
-        assert!(shown.contains("rediss://[REDACTED]@cache:6380"), "{shown}");
+        hides(
+            &Options::new().store("rediss://:hunter2secret@cache:6380"),
+            &["hunter2secret"],
+            "rediss://[REDACTED]@cache:6380",
+        );
     }
 
     #[test]
     fn base_url_userinfo_is_hidden() {
-        let shown = debug(&Options::new().base_url("https://alice:s3cr3t-pw@venue.example/api"));
-        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
-        assert!(!shown.contains("alice"), "{shown}");
-        assert!(
-            shown.contains("https://[REDACTED]@venue.example/api"),
-            "{shown}"
+        hides(
+            &Options::new().base_url("https://alice:s3cr3t-pw@venue.example/api"),
+            &["s3cr3t-pw", "alice"],
+            "https://[REDACTED]@venue.example/api",
         );
     }
 

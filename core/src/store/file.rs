@@ -374,6 +374,21 @@ mod tests {
         dir
     }
 
+    /// A fresh private directory and a store opened on it.
+    fn opened(name: &str) -> (PathBuf, FileStore) {
+        let dir = temp(name);
+        let store = FileStore::open(&dir).unwrap();
+        (dir, store)
+    }
+
+    /// Runs one store call to completion (the tests are synchronous).
+    fn block_on<T>(call: impl std::future::Future<Output = T>) -> T {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(call)
+    }
+
     #[test]
     fn group_or_world_writable_directory_is_refused() {
         for mode in [0o770, 0o707, 0o777, 0o1777, 0o720] {
@@ -413,20 +428,10 @@ mod tests {
 
     #[test]
     fn private_directory_is_accepted_and_files_are_0600() {
-        let dir = temp("store-ok");
-        let store = FileStore::open(&dir).unwrap();
+        let (dir, store) = opened("store-ok");
         let key = "cadenza|https://h/|me";
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        assert!(
-            rt.block_on(store.compare_and_swap(key, 0, b"sealed"))
-                .unwrap()
-        );
-        assert!(
-            rt.block_on(store.try_lease(key, "me", std::time::Duration::from_secs(5)))
-                .unwrap()
-        );
+        assert!(block_on(store.compare_and_swap(key, 0, b"sealed")).unwrap());
+        assert!(block_on(store.try_lease(key, "me", std::time::Duration::from_secs(5))).unwrap());
         for path in [
             store.record_path(key),
             store.lease_path(key),
@@ -440,36 +445,25 @@ mod tests {
 
     #[test]
     fn symlink_planted_at_the_lock_file_is_refused_not_followed() {
-        let dir = temp("store-link");
-        let store = FileStore::open(&dir).unwrap();
+        let (dir, store) = opened("store-link");
         let key = "cascade|https://h/|0xabc";
         let target = dir.join("victim");
         std::os::unix::fs::symlink(&target, store.lock_path(key)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        assert!(
-            rt.block_on(store.compare_and_swap(key, 0, b"sealed"))
-                .is_err()
-        );
+        assert!(block_on(store.compare_and_swap(key, 0, b"sealed")).is_err());
         assert!(!target.exists(), "the symlink was followed");
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn symlinked_record_and_lease_are_not_read() {
-        let dir = temp("store-link-read");
-        let store = FileStore::open(&dir).unwrap();
+        let (dir, store) = opened("store-link-read");
         let key = "cadenza|https://h/|me";
         // An old record (or a never-expiring lease) elsewhere, linked into place.
         let planted = dir.join("planted");
         std::fs::write(&planted, br#"{"version":7,"data":"c2VhbGVk"}"#).unwrap();
         std::os::unix::fs::symlink(&planted, store.record_path(key)).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         assert!(
-            rt.block_on(store.read(key)).is_err(),
+            block_on(store.read(key)).is_err(),
             "a linked record must not be read"
         );
         let lease = dir.join("lease-elsewhere");
@@ -480,8 +474,7 @@ mod tests {
         .unwrap();
         std::os::unix::fs::symlink(&lease, store.lease_path(key)).unwrap();
         assert!(
-            rt.block_on(store.try_lease(key, "me", std::time::Duration::from_secs(5)))
-                .unwrap(),
+            block_on(store.try_lease(key, "me", std::time::Duration::from_secs(5))).unwrap(),
             "a linked lease must not hold the store"
         );
         let _ = std::fs::remove_dir_all(dir);
