@@ -604,12 +604,7 @@ impl Machine for CadenzaMachine {
 
     fn handle_response(&mut self, now: Now, response: HttpResponse) -> Result<()> {
         // The body holds tokens: HttpResponse wipes it when dropped, on every path here.
-        let Some(sent) = self.in_flight.take() else {
-            return Err(Error::invalid_argument(
-                "Cadenza got a response but no request is in flight; it was ignored",
-            ));
-        };
-        match sent {
+        match common::take_in_flight(&mut self.in_flight, VENUE)? {
             Sent::Login => self.on_login(now, &response),
             Sent::Refresh => self.on_refresh(now, &response),
         }

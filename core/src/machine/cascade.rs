@@ -875,12 +875,7 @@ impl Machine for CascadeMachine {
 
     fn handle_response(&mut self, now: Now, response: HttpResponse) -> Result<()> {
         // The body holds tokens: HttpResponse wipes it when dropped, on every path here.
-        let Some(sent) = self.in_flight.take() else {
-            return Err(Error::invalid_argument(
-                "Cascade got a response but no request is in flight; it was ignored",
-            ));
-        };
-        match sent {
+        match common::take_in_flight(&mut self.in_flight, VENUE)? {
             Sent::Challenge => self.on_challenge(now, &response),
             Sent::Answer => self.on_answer(now, &response),
         }

@@ -401,6 +401,16 @@ pub(crate) fn after(instant: Instant, d: Duration) -> Instant {
     instant_after(instant, d)
 }
 
+/// The request a reply answers, taken out of `in_flight`; a reply with nothing in flight
+/// is ignored and reported as `InvalidArgument` (the trait's promise for a stray reply).
+pub(crate) fn take_in_flight<S>(in_flight: &mut Option<S>, venue: &str) -> Result<S, Error> {
+    in_flight.take().ok_or_else(|| {
+        Error::invalid_argument(format!(
+            "{venue} got a response but no request is in flight; it was ignored"
+        ))
+    })
+}
+
 /// The default refresh-jitter seed of an account: FNV-1a of its label. Stable and not
 /// secret, so sessions of different accounts spread their refreshes without the machine
 /// reading randomness.
