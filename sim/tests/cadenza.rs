@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Send as _, assert_rejected, get_json, start_client, start_client_with, status_json};
+use common::{Send as _, assert_rejected, get_json, start_client_with, status_json};
 use serde_json::{Value, json};
 use tradeauth_sim::{LifetimeUpdate, Revoke, Sim, SimConfig, Venue, demo};
 
@@ -38,6 +38,47 @@ fn assert_error(actual: (u16, Value), status: u16, code: &str) {
     assert!(actual.1["error"]["message"].is_string(), "{}", actual.1);
 }
 
+/// A fresh simulator and a client that trusts it, with Cadenza's base and profile URLs.
+async fn start_cadenza(config: SimConfig) -> (Sim, reqwest::Client, String, String) {
+    let (sim, http) = start_client_with(config).await;
+    let base = sim.urls().cadenza.clone();
+    let profile = format!("{base}/api/v3/user/profile");
+    (sim, http, base, profile)
+}
+
+/// Asserts a 401 in the error envelope with `code`.
+fn assert_401(actual: (u16, Value), code: &str) {
+    assert_error(actual, 401, code);
+}
+
+/// Logs the demo user in; returns the new access token, refresh token and expiry.
+async fn demo_login(http: &reqwest::Client, base: &str) -> (String, String, i64) {
+    let (_, body) = login(http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    tokens(&body)
+}
+
+/// Logs the second demo user (ops) in.
+async fn ops_login(http: &reqwest::Client, base: &str) -> (u16, Value) {
+    login(
+        http,
+        base,
+        demo::CADENZA_OPS_EMAIL,
+        demo::CADENZA_OPS_PASSWORD,
+    )
+    .await
+}
+
+/// Presents a refresh token; returns the rotated pair and expiry.
+async fn rotate(http: &reqwest::Client, base: &str, token: &str) -> (String, String, i64) {
+    let (_, body) = refresh(http, base, token).await;
+    tokens(&body)
+}
+
+/// Asserts that presenting `token` is refused as an invalid refresh token.
+async fn assert_refresh_refused(http: &reqwest::Client, base: &str, token: &str) {
+    assert_401(refresh(http, base, token).await, "INVALID_REFRESH_TOKEN");
+}
+
 fn tokens(body: &Value) -> (String, String, i64) {
     let data = &body["data"];
     (
@@ -49,11 +90,10 @@ fn tokens(body: &Value) -> (String, String, i64) {
 
 #[tokio::test]
 async fn login_and_protected_routes() {
-    let (sim, http) = start_client().await;
-    let base = &sim.urls().cadenza;
+    let (sim, http, base, _) = start_cadenza(SimConfig::default()).await;
 
     let before = sim.now_unix_ms();
-    let (status, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (status, body) = login(&http, &base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
     let after = sim.now_unix_ms();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["success"], true);
@@ -76,13 +116,7 @@ async fn login_and_protected_routes() {
     }
 
     // The second demo user logs in too, and gets its own identity.
-    let (status, body) = login(
-        &http,
-        base,
-        demo::CADENZA_OPS_EMAIL,
-        demo::CADENZA_OPS_PASSWORD,
-    )
-    .await;
+    let (status, body) = ops_login(&http, &base).await;
     assert_eq!(status, 200);
     let (ops_access, _, _) = tokens(&body);
     let (_, body) = get_auth(&http, &format!("{base}/api/v3/user/profile"), &ops_access).await;
@@ -97,17 +131,16 @@ async fn login_and_protected_routes() {
 
 #[tokio::test]
 async fn login_errors() {
-    let (sim, http) = start_client().await;
-    let base = &sim.urls().cadenza;
+    let (sim, http, base, _) = start_cadenza(SimConfig::default()).await;
     let url = format!("{base}/api/v3/auth/login");
 
     assert_error(
-        login(&http, base, demo::CADENZA_EMAIL, "wrong").await,
+        login(&http, &base, demo::CADENZA_EMAIL, "wrong").await,
         401,
         "INVALID_CREDENTIALS",
     );
     assert_error(
-        login(&http, base, "nobody@cadenza.test", "demo-password").await,
+        login(&http, &base, "nobody@cadenza.test", "demo-password").await,
         401,
         "INVALID_CREDENTIALS",
     );
@@ -150,9 +183,7 @@ async fn login_errors() {
 
 #[tokio::test]
 async fn bearer_errors_and_access_expiry() {
-    let (sim, http) = start_client().await;
-    let base = &sim.urls().cadenza;
-    let profile = format!("{base}/api/v3/user/profile");
+    let (sim, http, base, profile) = start_cadenza(SimConfig::default()).await;
 
     let (status, body) = get_json(&http, &profile).await;
     assert_eq!(
@@ -170,36 +201,27 @@ async fn bearer_errors_and_access_expiry() {
     let (status, body) = status_json(basic).await;
     assert_eq!(body["error"]["message"], "Missing bearer token");
     assert_error((status, body), 401, "UNAUTHORIZED");
-    assert_error(
+    assert_401(
         get_auth(&http, &profile, "not-a-token").await,
-        401,
         "INVALID_TOKEN",
     );
 
-    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
-    let (access, _, _) = tokens(&body);
+    let (access, _, _) = demo_login(&http, &base).await;
     sim.advance_clock_secs(3599);
     assert_eq!(get_auth(&http, &profile, &access).await.0, 200);
     sim.advance_clock_secs(2);
-    assert_error(
-        get_auth(&http, &profile, &access).await,
-        401,
-        "TOKEN_EXPIRED",
-    );
+    assert_401(get_auth(&http, &profile, &access).await, "TOKEN_EXPIRED");
 }
 
 #[tokio::test]
 async fn refresh_rotates_and_expires() {
-    let (sim, http) = start_client().await;
-    let base = &sim.urls().cadenza;
-    let profile = format!("{base}/api/v3/user/profile");
+    let (sim, http, base, profile) = start_cadenza(SimConfig::default()).await;
 
-    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
-    let (access1, refresh1, _) = tokens(&body);
+    let (access1, refresh1, _) = demo_login(&http, &base).await;
 
     sim.advance_clock_secs(600);
     let before = sim.now_unix_ms();
-    let (status, body) = refresh(&http, base, &refresh1).await;
+    let (status, body) = refresh(&http, &base, &refresh1).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["success"], true);
     let (access2, refresh2, expires2) = tokens(&body);
@@ -208,19 +230,11 @@ async fn refresh_rotates_and_expires() {
     assert!(expires2 >= before + 3_600_000);
 
     // Rotation: the spent refresh token is refused; the old access token still works.
-    assert_error(
-        refresh(&http, base, &refresh1).await,
-        401,
-        "INVALID_REFRESH_TOKEN",
-    );
+    assert_refresh_refused(&http, &base, &refresh1).await;
     assert_eq!(get_auth(&http, &profile, &access1).await.0, 200);
     assert_eq!(get_auth(&http, &profile, &access2).await.0, 200);
 
-    assert_error(
-        refresh(&http, base, "never-issued").await,
-        401,
-        "INVALID_REFRESH_TOKEN",
-    );
+    assert_refresh_refused(&http, &base, "never-issued").await;
     let bad = http
         .post(format!("{base}/api/v3/auth/token/refresh"))
         .json(&json!({ "refresh_token": refresh2 }))
@@ -230,9 +244,8 @@ async fn refresh_rotates_and_expires() {
 
     // Seven days later the refresh token has expired.
     sim.advance_clock_secs(7 * 24 * 3600 + 1);
-    assert_error(
-        refresh(&http, base, &refresh2).await,
-        401,
+    assert_401(
+        refresh(&http, &base, &refresh2).await,
         "REFRESH_TOKEN_EXPIRED",
     );
 
@@ -248,28 +261,17 @@ async fn refresh_rotates_and_expires() {
 
 #[tokio::test]
 async fn revocation_and_lifetimes() {
-    let (sim, http) = start_client().await;
-    let base = &sim.urls().cadenza;
-    let profile = format!("{base}/api/v3/user/profile");
+    let (sim, http, base, profile) = start_cadenza(SimConfig::default()).await;
 
-    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
-    let (access, refresh_token, _) = tokens(&body);
+    let (access, refresh_token, _) = demo_login(&http, &base).await;
     assert_eq!(
         sim.revoke(Venue::Cadenza, Revoke::RefreshTokens).unwrap(),
         1
     );
-    assert_error(
-        refresh(&http, base, &refresh_token).await,
-        401,
-        "INVALID_REFRESH_TOKEN",
-    );
+    assert_refresh_refused(&http, &base, &refresh_token).await;
     assert_eq!(get_auth(&http, &profile, &access).await.0, 200);
     assert_eq!(sim.revoke(Venue::Cadenza, Revoke::AccessTokens).unwrap(), 1);
-    assert_error(
-        get_auth(&http, &profile, &access).await,
-        401,
-        "INVALID_TOKEN",
-    );
+    assert_401(get_auth(&http, &profile, &access).await, "INVALID_TOKEN");
 
     let lifetimes = sim
         .set_lifetimes(
@@ -280,23 +282,16 @@ async fn revocation_and_lifetimes() {
         .unwrap();
     assert_eq!(lifetimes.cadenza.access_ttl_secs, 3);
     let before = sim.now_unix_ms();
-    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
-    let (access, refresh_token, expires_at) = tokens(&body);
+    let (access, refresh_token, expires_at) = demo_login(&http, &base).await;
     assert!((before + 3000..before + 4000).contains(&expires_at));
     sim.advance_clock_secs(4);
-    assert_error(
-        get_auth(&http, &profile, &access).await,
-        401,
-        "TOKEN_EXPIRED",
-    );
-    assert_eq!(refresh(&http, base, &refresh_token).await.0, 200);
+    assert_401(get_auth(&http, &profile, &access).await, "TOKEN_EXPIRED");
+    assert_eq!(refresh(&http, &base, &refresh_token).await.0, 200);
     sim.advance_clock_secs(11);
-    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
-    let (_, refresh_token, _) = tokens(&body);
+    let (_, refresh_token, _) = demo_login(&http, &base).await;
     sim.advance_clock_secs(11);
-    assert_error(
-        refresh(&http, base, &refresh_token).await,
-        401,
+    assert_401(
+        refresh(&http, &base, &refresh_token).await,
         "REFRESH_TOKEN_EXPIRED",
     );
 
@@ -312,16 +307,13 @@ async fn revocation_and_lifetimes() {
 
 #[tokio::test]
 async fn audit_log_names_accounts_never_secrets() {
-    let (sim, http) = start_client().await;
-    let base = &sim.urls().cadenza;
+    let (sim, http, base, _) = start_cadenza(SimConfig::default()).await;
 
-    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
-    let (access, refresh_token, _) = tokens(&body);
+    let (access, refresh_token, _) = demo_login(&http, &base).await;
     let _ = get_auth(&http, &format!("{base}/api/v3/account/balances"), &access).await;
-    let (_, body) = refresh(&http, base, &refresh_token).await;
-    let (access2, refresh2, _) = tokens(&body);
-    let _ = login(&http, base, demo::CADENZA_EMAIL, "guess-1").await;
-    let _ = login(&http, base, "stranger@x.test", "guess-2").await;
+    let (access2, refresh2, _) = rotate(&http, &base, &refresh_token).await;
+    let _ = login(&http, &base, demo::CADENZA_EMAIL, "guess-1").await;
+    let _ = login(&http, &base, "stranger@x.test", "guess-2").await;
     let _ = get_json(&http, &format!("{base}/api/v3/user/profile")).await;
 
     let audit = sim.audit();
@@ -376,32 +368,28 @@ async fn audit_log_names_accounts_never_secrets() {
     }
 }
 
-/// A simulator with `cadenza.revoke_family_on_reuse` on, and a client.
-async fn start_revoking_families() -> (Sim, reqwest::Client) {
+/// The config with `cadenza.revoke_family_on_reuse` on.
+fn revoking_families() -> SimConfig {
     let mut config = SimConfig::default();
     config.cadenza.revoke_family_on_reuse = true;
-    start_client_with(config).await
+    config
 }
 
 #[tokio::test]
 async fn reused_refresh_token_is_only_refused_by_default() {
-    let (sim, http) = start_client().await;
-    let base = &sim.urls().cadenza;
-    let profile = format!("{base}/api/v3/user/profile");
+    let (sim, http, base, profile) = start_cadenza(SimConfig::default()).await;
 
-    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
-    let (access1, refresh1, _) = tokens(&body);
-    let (_, body) = refresh(&http, base, &refresh1).await;
-    let (access2, refresh2, _) = tokens(&body);
-    let never_issued = refresh(&http, base, "never-issued").await;
+    let (access1, refresh1, _) = demo_login(&http, &base).await;
+    let (access2, refresh2, _) = rotate(&http, &base, &refresh1).await;
+    let never_issued = refresh(&http, &base, "never-issued").await;
 
     // Reuse is refused like any invalid token, and nothing else happens.
-    let reused = refresh(&http, base, &refresh1).await;
+    let reused = refresh(&http, &base, &refresh1).await;
     assert_eq!(reused, never_issued);
     assert_error(reused, 401, "INVALID_REFRESH_TOKEN");
     assert_eq!(get_auth(&http, &profile, &access1).await.0, 200);
     assert_eq!(get_auth(&http, &profile, &access2).await.0, 200);
-    let (status, body) = refresh(&http, base, &refresh2).await;
+    let (status, body) = refresh(&http, &base, &refresh2).await;
     assert_eq!(status, 200, "{body}");
 
     let stats = sim.venue_stats(Venue::Cadenza);
@@ -416,27 +404,15 @@ async fn reused_refresh_token_is_only_refused_by_default() {
 
 #[tokio::test]
 async fn reuse_of_a_rotated_refresh_token_revokes_its_family() {
-    let (sim, http) = start_revoking_families().await;
-    let base = &sim.urls().cadenza;
-    let profile = format!("{base}/api/v3/user/profile");
+    let (sim, http, base, profile) = start_cadenza(revoking_families()).await;
 
     // One family: a login and two rotations.
-    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
-    let (access1, refresh1, _) = tokens(&body);
-    let (_, body) = refresh(&http, base, &refresh1).await;
-    let (access2, refresh2, _) = tokens(&body);
-    let (_, body) = refresh(&http, base, &refresh2).await;
-    let (access3, refresh3, _) = tokens(&body);
+    let (access1, refresh1, _) = demo_login(&http, &base).await;
+    let (access2, refresh2, _) = rotate(&http, &base, &refresh1).await;
+    let (access3, refresh3, _) = rotate(&http, &base, &refresh2).await;
     // Two other families: the same user logged in again, and another user.
-    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
-    let (other_access, other_refresh, _) = tokens(&body);
-    let (_, body) = login(
-        &http,
-        base,
-        demo::CADENZA_OPS_EMAIL,
-        demo::CADENZA_OPS_PASSWORD,
-    )
-    .await;
+    let (other_access, other_refresh, _) = demo_login(&http, &base).await;
+    let (_, body) = ops_login(&http, &base).await;
     let (ops_access, ops_refresh, _) = tokens(&body);
     for access in [&access1, &access2, &access3] {
         assert_eq!(get_auth(&http, &profile, access).await.0, 200);
@@ -444,8 +420,8 @@ async fn reuse_of_a_rotated_refresh_token_revokes_its_family() {
 
     // The first refresh token, already rotated, is presented again: refused with the
     // invalid-refresh-token answer, and the whole family is revoked.
-    let never_issued = refresh(&http, base, "never-issued").await;
-    let reused = refresh(&http, base, &refresh1).await;
+    let never_issued = refresh(&http, &base, "never-issued").await;
+    let reused = refresh(&http, &base, &refresh1).await;
     assert_eq!(reused, never_issued);
     assert_error(reused, 401, "INVALID_REFRESH_TOKEN");
     assert_eq!(sim.venue_stats(Venue::Cadenza).family_revocations, 1);
@@ -462,23 +438,23 @@ async fn reuse_of_a_rotated_refresh_token_revokes_its_family() {
     }
     // The newest refresh token of the family is dead too, and so is the middle one;
     // presenting them again does not count a second revocation.
-    assert_eq!(refresh(&http, base, &refresh3).await, never_issued);
-    assert_eq!(refresh(&http, base, &refresh2).await, never_issued);
-    assert_eq!(refresh(&http, base, &refresh1).await, never_issued);
+    assert_eq!(refresh(&http, &base, &refresh3).await, never_issued);
+    assert_eq!(refresh(&http, &base, &refresh2).await, never_issued);
+    assert_eq!(refresh(&http, &base, &refresh1).await, never_issued);
 
     // Other families are untouched.
     assert_eq!(get_auth(&http, &profile, &other_access).await.0, 200);
     let (_, body) = get_auth(&http, &profile, &ops_access).await;
     assert_eq!(body["data"]["email"], demo::CADENZA_OPS_EMAIL);
-    assert_eq!(refresh(&http, base, &other_refresh).await.0, 200);
-    assert_eq!(refresh(&http, base, &ops_refresh).await.0, 200);
+    assert_eq!(refresh(&http, &base, &other_refresh).await.0, 200);
+    assert_eq!(refresh(&http, &base, &ops_refresh).await.0, 200);
 
     // A fresh password login starts a new family that works.
-    let (status, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
+    let (status, body) = login(&http, &base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
     assert_eq!(status, 200, "{body}");
     let (new_access, new_refresh, _) = tokens(&body);
     assert_eq!(get_auth(&http, &profile, &new_access).await.0, 200);
-    let (status, body) = refresh(&http, base, &new_refresh).await;
+    let (status, body) = refresh(&http, &base, &new_refresh).await;
     assert_eq!(status, 200, "{body}");
     let (newer_access, _, _) = tokens(&body);
     assert_eq!(get_auth(&http, &profile, &newer_access).await.0, 200);
@@ -518,54 +494,29 @@ async fn reuse_of_a_rotated_refresh_token_revokes_its_family() {
 
 #[tokio::test]
 async fn reuse_detection_after_admin_revoke_and_expiry() {
-    let (sim, http) = start_revoking_families().await;
-    let base = &sim.urls().cadenza;
-    let profile = format!("{base}/api/v3/user/profile");
+    let (sim, http, base, profile) = start_cadenza(revoking_families()).await;
 
     // Presenting a token that was never rotated is an ordinary refresh; a token revoked
     // by the control API is just invalid, not a reuse.
-    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
-    let (access1, refresh1, _) = tokens(&body);
-    let (status, body) = refresh(&http, base, &refresh1).await;
+    let (access1, refresh1, _) = demo_login(&http, &base).await;
+    let (status, body) = refresh(&http, &base, &refresh1).await;
     assert_eq!(status, 200, "{body}");
     let (access2, refresh2, _) = tokens(&body);
     assert_eq!(
         sim.revoke(Venue::Cadenza, Revoke::RefreshTokens).unwrap(),
         1
     );
-    assert_error(
-        refresh(&http, base, &refresh2).await,
-        401,
-        "INVALID_REFRESH_TOKEN",
-    );
-    assert_error(
-        refresh(&http, base, &refresh1).await,
-        401,
-        "INVALID_REFRESH_TOKEN",
-    );
+    assert_refresh_refused(&http, &base, &refresh2).await;
+    assert_refresh_refused(&http, &base, &refresh1).await;
     assert_eq!(get_auth(&http, &profile, &access1).await.0, 200);
     assert_eq!(get_auth(&http, &profile, &access2).await.0, 200);
 
     // An expired, already rotated token still counts as reuse.
-    let (_, body) = login(&http, base, demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD).await;
-    let (access3, refresh3, _) = tokens(&body);
-    let (_, body) = refresh(&http, base, &refresh3).await;
-    let (_, refresh4, _) = tokens(&body);
+    let (access3, refresh3, _) = demo_login(&http, &base).await;
+    let (_, refresh4, _) = rotate(&http, &base, &refresh3).await;
     sim.advance_clock_secs(7 * 24 * 3600 + 1);
-    assert_error(
-        refresh(&http, base, &refresh3).await,
-        401,
-        "INVALID_REFRESH_TOKEN",
-    );
-    assert_error(
-        refresh(&http, base, &refresh4).await,
-        401,
-        "INVALID_REFRESH_TOKEN",
-    );
-    assert_error(
-        get_auth(&http, &profile, &access3).await,
-        401,
-        "INVALID_TOKEN",
-    );
+    assert_refresh_refused(&http, &base, &refresh3).await;
+    assert_refresh_refused(&http, &base, &refresh4).await;
+    assert_401(get_auth(&http, &profile, &access3).await, "INVALID_TOKEN");
     assert_eq!(sim.venue_stats(Venue::Cadenza).family_revocations, 1);
 }
