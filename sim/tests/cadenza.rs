@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Send as _, assert_rejected, get_json, start_client_with, status_json};
+use common::{Rejections as _, Send as _, get_json, start_client_with, status_json};
 use serde_json::{Value, json};
 use tradeauth_sim::{LifetimeUpdate, Revoke, Sim, SimConfig, Venue, demo};
 
@@ -175,10 +175,7 @@ async fn login_errors() {
 
     let stats = sim.venue_stats(Venue::Cadenza);
     assert_eq!(stats.logins, 0);
-    assert_rejected(
-        &stats,
-        "INVALID_CREDENTIALS = 2; BAD_REQUEST = 4; NOT_FOUND = 1",
-    );
+    stats.assert_rejected("INVALID_CREDENTIALS = 2; BAD_REQUEST = 4; NOT_FOUND = 1");
 }
 
 #[tokio::test]
@@ -253,10 +250,7 @@ async fn refresh_rotates_and_expires() {
     assert_eq!(stats.logins, 1);
     assert_eq!(stats.refreshes, 1);
     assert_eq!(stats.tokens_issued, 2);
-    assert_rejected(
-        &stats,
-        "INVALID_REFRESH_TOKEN = 2; REFRESH_TOKEN_EXPIRED = 1",
-    );
+    stats.assert_rejected("INVALID_REFRESH_TOKEN = 2; REFRESH_TOKEN_EXPIRED = 1");
 }
 
 #[tokio::test]
@@ -472,7 +466,7 @@ async fn reuse_of_a_rotated_refresh_token_revokes_its_family() {
     assert_eq!(stats.family_revocations, 1);
     assert_eq!(stats.logins, 4);
     assert_eq!(stats.refreshes, 5);
-    assert_rejected(&stats, "INVALID_REFRESH_TOKEN = 5; INVALID_TOKEN = 3");
+    stats.assert_rejected("INVALID_REFRESH_TOKEN = 5; INVALID_TOKEN = 3");
 
     // The reuse is audited under the token's owner; no token appears in the log.
     let audit = sim.audit();

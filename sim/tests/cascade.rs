@@ -9,8 +9,8 @@ use alloy_signer_local::PrivateKeySigner;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{
-    Send as _, assert_rejected, get_json, start_client, status_json, ws_call, ws_connect, ws_recv,
-    ws_send_text,
+    Rejections as _, Send as _, get_json, start_client, start_ws, status_json, ws_call, ws_connect,
+    ws_recv, ws_send_text,
 };
 use serde_json::{Value, json};
 use tradeauth_sim::{LifetimeUpdate, Revoke, Sim, Venue, demo};
@@ -315,10 +315,8 @@ async fn rejections_use_the_documented_texts() {
     assert_eq!(not_json.status(), 400);
 
     let stats = sim.venue_stats(Venue::Cascade);
-    assert_rejected(
-        &stats,
-        "signer is not authorized for this account = 1; nonce already used = 2; invalid server signature = 3; malformed signature = 3",
-    );
+    stats.assert_rejected("signer is not authorized for this account = 1; nonce already used = 2");
+    stats.assert_rejected("invalid server signature = 3; malformed signature = 3");
     assert_eq!(stats.logins, 2);
 }
 
@@ -427,8 +425,7 @@ async fn protected_routes_need_a_live_token() {
 
 #[tokio::test]
 async fn websocket_json_rpc() {
-    let (sim, http) = start_client().await;
-    let mut ws = ws_connect(&sim, &sim.urls().cascade).await;
+    let (sim, http, mut ws) = start_ws(Venue::Cascade).await;
 
     // Public market data needs no auth; a snapshot follows the subscription.
     let reply = ws_call(

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    Send as _, assert_rejected, get_json, start, start_client, status_json, ws_call, ws_connect,
-    ws_recv,
+    Rejections as _, Send as _, get_json, start, start_client, start_ws, status_json, ws_call,
+    ws_connect, ws_recv,
 };
 use serde_json::{Value, json};
 use tradeauth_sim::{Sim, Venue, demo};
@@ -97,7 +97,7 @@ async fn key_protected_routes() {
     assert_eq!(status_json(no_key).await, missing);
 
     let stats = sim.venue_stats(Venue::Exchange);
-    assert_rejected(&stats, "missing authentication = 4; invalid api key = 4");
+    stats.assert_rejected("missing authentication = 4; invalid api key = 4");
 }
 
 #[tokio::test]
@@ -255,8 +255,7 @@ async fn public_orderbook() {
 
 #[tokio::test]
 async fn websocket() {
-    let (sim, http) = start_client().await;
-    let mut ws = ws_connect(&sim, &sim.urls().exchange).await;
+    let (sim, http, mut ws) = start_ws(Venue::Exchange).await;
 
     // Market data before authenticating.
     let reply = ws_call(
@@ -334,10 +333,7 @@ async fn websocket() {
 
     let stats = sim.venue_stats(Venue::Exchange);
     assert_eq!(stats.ws_auths, 1);
-    assert_rejected(
-        &stats,
-        "not authenticated = 2; invalid api key = 1; missing authentication = 1",
-    );
+    stats.assert_rejected("not authenticated = 2; invalid api key = 1; missing authentication = 1");
 }
 
 #[tokio::test]

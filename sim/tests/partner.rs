@@ -6,7 +6,7 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{
-    Send as _, assert_rejected, client, offset_to, start_client, start_with, status_json,
+    Rejections as _, Send as _, client, offset_to, start_client, start_with, status_json,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -188,7 +188,7 @@ async fn expired_and_invalid_tokens() {
     }
 
     let stats = sim.venue_stats(Venue::Partner);
-    assert_rejected(&stats, "Token Expired = 2; Invalid Token = 9");
+    stats.assert_rejected("Token Expired = 2; Invalid Token = 9");
     assert_eq!(stats.logins, 1);
 }
 

@@ -177,12 +177,26 @@ impl Send for reqwest::RequestBuilder {
     }
 }
 
-/// Asserts how many rejections `stats` counted under each reason of `expected`, written
-/// `reason = count; reason = count` (one line per table, however many reasons).
-pub fn assert_rejected(stats: &tradeauth_sim::VenueStats, expected: &str) {
-    for entry in expected.split("; ") {
-        let (reason, count) = entry.rsplit_once(" = ").expect("reason = count");
-        let count: u64 = count.parse().expect("a count");
-        assert_eq!(stats.rejected(reason), count, "rejections for {reason:?}");
+/// Checks of a venue's counters.
+pub trait Rejections {
+    /// Asserts how many rejections were counted under each reason of `expected`, written
+    /// `reason = count; reason = count` (one line per table, however many reasons).
+    fn assert_rejected(&self, expected: &str);
+}
+
+impl Rejections for tradeauth_sim::VenueStats {
+    fn assert_rejected(&self, expected: &str) {
+        for entry in expected.split("; ") {
+            let (reason, count) = entry.rsplit_once(" = ").expect("reason = count");
+            let count: u64 = count.parse().expect("a count");
+            assert_eq!(self.rejected(reason), count, "rejections for {reason:?}");
+        }
     }
+}
+
+/// A simulator, a client that trusts it, and a WebSocket to `venue`'s `/ws`.
+pub async fn start_ws(venue: tradeauth_sim::Venue) -> (Sim, reqwest::Client, Ws) {
+    let (sim, http) = start_client().await;
+    let ws = ws_connect(&sim, sim.urls().venue(venue)).await;
+    (sim, http, ws)
 }
