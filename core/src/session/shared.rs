@@ -581,3 +581,115 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::SessionSnapshot;
+    use crate::secret::Secret;
+
+    /// A session's connection to the in-process store (no key needed), under a record
+    /// key of its own: every `memory:` store is the one process-wide store.
+    fn shared(account: &str) -> Shared {
+        let options = Options::new().store("memory:");
+        let base_url = format!("https://{:x}.example/", rand::random::<u64>());
+        Shared::from_options(&options, Venue::Cadenza, true, &base_url, account)
+            .expect("store")
+            .expect("a shareable venue gets one")
+    }
+
+    /// Writes `payload` as version 1, with `v` set to `v`.
+    async fn write(shared: &Shared, payload: &Payload, v: u32) {
+        let mut json = serde_json::to_value(payload).expect("json");
+        json["v"] = v.into();
+        let sealed = shared
+            .sealer
+            .seal(&shared.key, 1, json.to_string().as_bytes())
+            .expect("seal");
+        let written = shared.store.compare_and_swap(&shared.key, 0, &sealed);
+        assert!(written.await.expect("store"), "first write");
+    }
+
+    fn payload(venue: &str, account: &str) -> Payload {
+        let snapshot = SessionSnapshot {
+            token: Secret::from("tok"),
+            expires_at_ms: u64::MAX / 2,
+            obtained_at_ms: 1,
+            refresh_token: Some(Secret::from("rt")),
+            claims: None,
+        };
+        Payload::new(venue, account, 7, &snapshot)
+    }
+
+    fn drain(events: &mut broadcast::Receiver<StoreEvent>) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            seen.push(match event {
+                StoreEvent::Unavailable { .. } => "unavailable".to_owned(),
+                StoreEvent::Recovered => "recovered".to_owned(),
+                StoreEvent::Unreadable { message } => format!("unreadable: {message}"),
+                _ => "other".to_owned(),
+            });
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn a_record_of_this_payload_version_is_read() {
+        let shared = shared("me");
+        write(&shared, &payload("cadenza", "me"), PAYLOAD_VERSION).await;
+        let read = shared.read(Venue::Cadenza, "me").await.expect("read");
+        assert_eq!(read.version, 1);
+        assert_eq!(read.payload.expect("usable").rid, 7);
+    }
+
+    /// A newer tradeauth's record, even one whose fields this version can parse, is not
+    /// adopted: its meaning may have changed. It reads as absent, reported once.
+    #[tokio::test]
+    async fn a_record_of_a_newer_payload_version_reads_as_absent() {
+        let shared = shared("me");
+        let mut events = shared.events.subscribe();
+        write(&shared, &payload("cadenza", "me"), PAYLOAD_VERSION + 1).await;
+        for _ in 0..2 {
+            let read = shared.read(Venue::Cadenza, "me").await.expect("read");
+            assert_eq!(
+                read.version, 1,
+                "its version is kept for the compare-and-swap"
+            );
+            assert!(read.payload.is_none(), "a newer record was adopted");
+        }
+        let seen = drain(&mut events);
+        assert_eq!(seen.len(), 1, "reported once: {seen:?}");
+        assert!(seen[0].contains("newer"), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_record_of_another_venue_or_account_reads_as_absent() {
+        for (venue, account) in [("cascade", "me"), ("cadenza", "someone else")] {
+            let shared = shared("me");
+            write(&shared, &payload(venue, account), PAYLOAD_VERSION).await;
+            let read = shared.read(Venue::Cadenza, "me").await.expect("read");
+            assert!(read.payload.is_none(), "{venue}/{account} was adopted");
+        }
+    }
+
+    /// Unavailable once per outage, Recovered once per recovery, nothing while healthy.
+    #[test]
+    fn store_health_is_reported_on_change_only() {
+        let shared = shared("me");
+        let mut events = shared.events.subscribe();
+        shared.healthy();
+        assert_eq!(
+            drain(&mut events),
+            Vec::<String>::new(),
+            "healthy while healthy"
+        );
+        let down = Error::transport("connection refused");
+        shared.failed(&down);
+        shared.failed(&down);
+        assert_eq!(drain(&mut events), ["unavailable"]);
+        shared.healthy();
+        shared.healthy();
+        assert_eq!(drain(&mut events), ["recovered"]);
+    }
+}
