@@ -323,7 +323,7 @@ impl SimConfig {
         for (i, a) in self.cascade.accounts.iter().enumerate() {
             let field = format!("cascade.accounts[{i}].deposit_address");
             let Some(addr) = parse_address(&a.deposit_address) else {
-                return require(false, field, ADDRESS);
+                return Err(invalid(field, ADDRESS));
             };
             require(accounts.insert(addr), field, "duplicate deposit_address")?;
             for (j, d) in a.delegates.iter().enumerate() {
@@ -396,12 +396,14 @@ fn logins<'a>(
     Ok(())
 }
 
+/// The error that names `field` and says `why`.
+fn invalid(field: String, why: &str) -> SimError {
+    SimError::Config(format!("{field}: {why}"))
+}
+
 /// `Err` naming `field` and saying `why`, unless `ok`.
 fn require(ok: bool, field: String, why: &str) -> Result<(), SimError> {
-    if ok {
-        return Ok(());
-    }
-    Err(SimError::Config(format!("{field}: {why}")))
+    if ok { Ok(()) } else { Err(invalid(field, why)) }
 }
 
 fn positive(field: &str, value: u64) -> Result<(), SimError> {

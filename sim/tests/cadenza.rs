@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Rejections as _, Send as _, get_json, start_client_with, status_json};
+use common::{Rejections as _, RequestExt as _, get_json, start_client_with, status_json};
 use serde_json::{Value, json};
 use tradeauth_sim::{LifetimeUpdate, Revoke, Sim, SimConfig, Venue, demo};
 

@@ -9,8 +9,8 @@ use alloy_signer_local::PrivateKeySigner;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{
-    Rejections as _, Send as _, get_json, start_client, start_ws, status_json, ws_call, ws_connect,
-    ws_recv, ws_send_text,
+    Rejections as _, RequestExt as _, get_json, start_client, start_ws, status_json, ws_call,
+    ws_connect, ws_recv, ws_send_text,
 };
 use serde_json::{Value, json};
 use tradeauth_sim::{LifetimeUpdate, Revoke, Sim, Venue, demo};

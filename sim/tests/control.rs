@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Send as _, get_json, start_client, status_json};
+use common::{RequestExt as _, get_json, start_client, status_json};
 use serde_json::{Value, json};
 use tradeauth_sim::{Fault, Sim, Stats, Venue, demo};
 

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    Rejections as _, Send as _, get_json, start, start_client, start_ws, status_json, ws_call,
-    ws_connect, ws_recv,
+    Rejections as _, RequestExt as _, get_json, start, start_client, start_ws, status_json,
+    ws_call, ws_connect, ws_recv,
 };
 use serde_json::{Value, json};
 use tradeauth_sim::{Sim, Venue, demo};

@@ -6,7 +6,7 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{
-    Rejections as _, Send as _, client, offset_to, start_client, start_with, status_json,
+    Rejections as _, RequestExt as _, client, offset_to, start_client, start_with, status_json,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};

@@ -160,14 +160,14 @@ pub async fn start_client_with(config: SimConfig) -> (Sim, reqwest::Client) {
 
 /// Sending a request a test expects to reach the simulator (any failure to get an
 /// answer fails the test).
-pub trait Send {
+pub trait RequestExt {
     /// The answer.
     fn sent(self) -> impl std::future::Future<Output = reqwest::Response>;
     /// The answer's JSON body.
     fn send_json<T: serde::de::DeserializeOwned>(self) -> impl std::future::Future<Output = T>;
 }
 
-impl Send for reqwest::RequestBuilder {
+impl RequestExt for reqwest::RequestBuilder {
     async fn sent(self) -> reqwest::Response {
         self.send().await.expect("request succeeds")
     }
