@@ -586,14 +586,20 @@ impl Session {
 mod tests {
     use super::*;
     use crate::machine::SessionSnapshot;
+    use crate::machine::demo::DemoMachine;
     use crate::secret::Secret;
+
+    /// The venue of these tests: the demo venue, as sharing is venue-neutral.
+    fn venue() -> Venue {
+        DemoMachine::new("key").expect("machine").venue()
+    }
 
     /// A session's connection to the in-process store (no key needed), under a record
     /// key of its own: every `memory:` store is the one process-wide store.
     fn shared(account: &str) -> Shared {
         let options = Options::new().store("memory:");
         let base_url = format!("https://{:x}.example/", rand::random::<u64>());
-        Shared::from_options(&options, Venue::Cadenza, true, &base_url, account)
+        Shared::from_options(&options, venue(), true, &base_url, account)
             .expect("store")
             .expect("a shareable venue gets one")
     }
@@ -637,8 +643,8 @@ mod tests {
     #[tokio::test]
     async fn a_record_of_this_payload_version_is_read() {
         let shared = shared("me");
-        write(&shared, &payload("cadenza", "me"), PAYLOAD_VERSION).await;
-        let read = shared.read(Venue::Cadenza, "me").await.expect("read");
+        write(&shared, &payload("demo", "me"), PAYLOAD_VERSION).await;
+        let read = shared.read(venue(), "me").await.expect("read");
         assert_eq!(read.version, 1);
         assert_eq!(read.payload.expect("usable").rid, 7);
     }
@@ -649,9 +655,9 @@ mod tests {
     async fn a_record_of_a_newer_payload_version_reads_as_absent() {
         let shared = shared("me");
         let mut events = shared.events.subscribe();
-        write(&shared, &payload("cadenza", "me"), PAYLOAD_VERSION + 1).await;
+        write(&shared, &payload("demo", "me"), PAYLOAD_VERSION + 1).await;
         for _ in 0..2 {
-            let read = shared.read(Venue::Cadenza, "me").await.expect("read");
+            let read = shared.read(venue(), "me").await.expect("read");
             assert_eq!(
                 read.version, 1,
                 "its version is kept for the compare-and-swap"
@@ -665,11 +671,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_record_of_another_venue_or_account_reads_as_absent() {
-        for (venue, account) in [("cascade", "me"), ("cadenza", "someone else")] {
+        for (other, account) in [("cascade", "me"), ("demo", "someone else")] {
             let shared = shared("me");
-            write(&shared, &payload(venue, account), PAYLOAD_VERSION).await;
-            let read = shared.read(Venue::Cadenza, "me").await.expect("read");
-            assert!(read.payload.is_none(), "{venue}/{account} was adopted");
+            write(&shared, &payload(other, account), PAYLOAD_VERSION).await;
+            let read = shared.read(venue(), "me").await.expect("read");
+            assert!(read.payload.is_none(), "{other}/{account} was adopted");
         }
     }
 
