@@ -103,130 +103,111 @@ class Options {
 
     /// The venue base URL (https:// only).
     Options &base_url(std::string_view url) {
-        detail::check(tradeauth_options_set_base_url(handle_.get(), detail::c_str(url).c_str()),
-                      "tradeauth_options_set_base_url");
-        return *this;
+        return set(tradeauth_options_set_base_url, "tradeauth_options_set_base_url",
+                   detail::c_str(url).c_str());
     }
     /// Shares the credential between processes: "memory:", "file:///dir", "redis://...".
     Options &store(std::string_view url) {
-        detail::check(tradeauth_options_set_store(handle_.get(), detail::c_str(url).c_str()),
-                      "tradeauth_options_set_store");
-        return *this;
+        return set(tradeauth_options_set_store, "tradeauth_options_set_store",
+                   detail::c_str(url).c_str());
     }
     /// The key (64 hex chars) that encrypts store records at rest.
     Options &store_key(std::string_view key) {
-        detail::check(tradeauth_options_set_store_key(handle_.get(), detail::c_str(key).c_str()),
-                      "tradeauth_options_set_store_key");
-        return *this;
+        return set(tradeauth_options_set_store_key, "tradeauth_options_set_store_key",
+                   detail::c_str(key).c_str());
     }
     /// How long a store lease lasts (default 15 s): the longest the other processes wait
     /// for a renewing process that died.
     Options &store_lease(std::chrono::milliseconds lease) {
-        detail::check(tradeauth_options_set_store_lease_ms(handle_.get(),
-                                                           static_cast<uint64_t>(lease.count())),
-                      "tradeauth_options_set_store_lease_ms");
-        return *this;
+        return set(tradeauth_options_set_store_lease_ms, "tradeauth_options_set_store_lease_ms",
+                   static_cast<uint64_t>(lease.count()));
     }
     /// Allows unencrypted store records (off by default).
     Options &store_plaintext(bool plaintext) {
-        detail::check(tradeauth_options_set_store_plaintext(handle_.get(), plaintext),
-                      "tradeauth_options_set_store_plaintext");
-        return *this;
+        return set(tradeauth_options_set_store_plaintext, "tradeauth_options_set_store_plaintext",
+                   plaintext);
     }
     /// Trusts the certificate(s) in this PEM text too.
     Options &add_root_pem(std::string_view pem) {
-        detail::check(tradeauth_options_add_root_pem(handle_.get(), detail::c_str(pem).c_str()),
-                      "tradeauth_options_add_root_pem");
-        return *this;
+        return set(tradeauth_options_add_root_pem, "tradeauth_options_add_root_pem",
+                   detail::c_str(pem).c_str());
     }
     /// Trusts the certificate(s) in this PEM file too.
     Options &add_root_file(std::string_view path) {
-        detail::check(tradeauth_options_add_root_file(handle_.get(), detail::c_str(path).c_str()),
-                      "tradeauth_options_add_root_file");
-        return *this;
+        return set(tradeauth_options_add_root_file, "tradeauth_options_add_root_file",
+                   detail::c_str(path).c_str());
     }
     /// Bound on one HTTP exchange.
     Options &request_timeout(std::chrono::milliseconds timeout) {
-        detail::check(tradeauth_options_set_request_timeout_ms(handle_.get(), ms(timeout)),
-                      "tradeauth_options_set_request_timeout_ms");
-        return *this;
+        return set(tradeauth_options_set_request_timeout_ms,
+                   "tradeauth_options_set_request_timeout_ms", ms(timeout));
     }
     /// Bound on one TCP + TLS connect.
     Options &connect_timeout(std::chrono::milliseconds timeout) {
-        detail::check(tradeauth_options_set_connect_timeout_ms(handle_.get(), ms(timeout)),
-                      "tradeauth_options_set_connect_timeout_ms");
-        return *this;
+        return set(tradeauth_options_set_connect_timeout_ms,
+                   "tradeauth_options_set_connect_timeout_ms", ms(timeout));
     }
     /// Bound on one whole authentication, retries included.
     Options &auth_timeout(std::chrono::milliseconds timeout) {
-        detail::check(tradeauth_options_set_auth_timeout_ms(handle_.get(), ms(timeout)),
-                      "tradeauth_options_set_auth_timeout_ms");
-        return *this;
+        return set(tradeauth_options_set_auth_timeout_ms, "tradeauth_options_set_auth_timeout_ms",
+                   ms(timeout));
     }
     /// Retries on transport errors, 5xx and 429.
     Options &max_retries(uint32_t retries) {
-        detail::check(tradeauth_options_set_max_retries(handle_.get(), retries),
-                      "tradeauth_options_set_max_retries");
-        return *this;
+        return set(tradeauth_options_set_max_retries, "tradeauth_options_set_max_retries", retries);
     }
     /// How long before expiry a token is renewed.
     Options &refresh_window(std::chrono::milliseconds window) {
-        detail::check(tradeauth_options_set_refresh_window_ms(handle_.get(), ms(window)),
-                      "tradeauth_options_set_refresh_window_ms");
-        return *this;
+        return set(tradeauth_options_set_refresh_window_ms,
+                   "tradeauth_options_set_refresh_window_ms", ms(window));
     }
     /// Background refresh on (default) or off.
     Options &background_refresh(bool enabled) {
-        detail::check(tradeauth_options_set_background_refresh(handle_.get(), enabled),
-                      "tradeauth_options_set_background_refresh");
-        return *this;
+        return set(tradeauth_options_set_background_refresh,
+                   "tradeauth_options_set_background_refresh", enabled);
     }
     /// The first and the largest backoff delay between retries.
     Options &retry_delays(std::chrono::milliseconds base, std::chrono::milliseconds max) {
-        detail::check(tradeauth_options_set_retry_delays_ms(handle_.get(),
-                                                            static_cast<uint64_t>(base.count()),
-                                                            static_cast<uint64_t>(max.count())),
-                      "tradeauth_options_set_retry_delays_ms");
-        return *this;
+        return set(tradeauth_options_set_retry_delays_ms, "tradeauth_options_set_retry_delays_ms",
+                   static_cast<uint64_t>(base.count()), static_cast<uint64_t>(max.count()));
     }
     /// How far a venue's `Date` header may be from our clock and still be believed.
     Options &max_date_skew(std::chrono::milliseconds skew) {
-        detail::check(tradeauth_options_set_max_date_skew_ms(handle_.get(),
-                                                             static_cast<uint64_t>(skew.count())),
-                      "tradeauth_options_set_max_date_skew_ms");
-        return *this;
+        return set(tradeauth_options_set_max_date_skew_ms, "tradeauth_options_set_max_date_skew_ms",
+                   static_cast<uint64_t>(skew.count()));
     }
     /// The longest token lifetime believed (a longer stated one is clamped).
     Options &max_lifetime(std::chrono::milliseconds lifetime) {
-        detail::check(tradeauth_options_set_max_lifetime_ms(handle_.get(),
-                                                            static_cast<uint64_t>(lifetime.count())),
-                      "tradeauth_options_set_max_lifetime_ms");
-        return *this;
+        return set(tradeauth_options_set_max_lifetime_ms, "tradeauth_options_set_max_lifetime_ms",
+                   static_cast<uint64_t>(lifetime.count()));
     }
     /// The bound on one store operation.
     Options &store_timeout(std::chrono::milliseconds timeout) {
-        detail::check(tradeauth_options_set_store_timeout_ms(handle_.get(),
-                                                             static_cast<uint64_t>(timeout.count())),
-                      "tradeauth_options_set_store_timeout_ms");
-        return *this;
+        return set(tradeauth_options_set_store_timeout_ms, "tradeauth_options_set_store_timeout_ms",
+                   static_cast<uint64_t>(timeout.count()));
     }
     /// The Redis key prefix.
     Options &store_prefix(std::string_view prefix) {
-        detail::check(tradeauth_options_set_store_prefix(handle_.get(), detail::c_str(prefix).c_str()),
-                      "tradeauth_options_set_store_prefix");
-        return *this;
+        return set(tradeauth_options_set_store_prefix, "tradeauth_options_set_store_prefix",
+                   detail::c_str(prefix).c_str());
     }
     /// A `rediss://` store's CA certificate(s), PEM text.
     Options &store_ca_pem(std::string_view pem) {
-        detail::check(tradeauth_options_set_store_ca_pem(handle_.get(), detail::c_str(pem).c_str()),
-                      "tradeauth_options_set_store_ca_pem");
-        return *this;
+        return set(tradeauth_options_set_store_ca_pem, "tradeauth_options_set_store_ca_pem",
+                   detail::c_str(pem).c_str());
     }
 
     /// The C handle (still owned by this object).
     const tradeauth_options *get() const noexcept { return handle_.get(); }
 
   private:
+    /// Every setter: calls the C setter on this handle, throws its error, chains.
+    template <typename... Params, typename... Args>
+    Options &set(tradeauth_status (*setter)(tradeauth_options *, Params...), const char *what,
+                 Args... args) {
+        detail::check(setter(handle_.get(), args...), what);
+        return *this;
+    }
     static uint64_t ms(std::chrono::milliseconds d) {
         return d.count() < 0 ? 0 : static_cast<uint64_t>(d.count());
     }

@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::status::{Failure, tradeauth_status};
+use crate::status::{Failure, boundary, tradeauth_status};
 
 /// How many counters a gate spreads its callers over.
 const SLOTS: usize = 8;
@@ -110,6 +110,28 @@ impl Gate {
             }
         }
     }
+}
+
+/// The whole `_free` of a handle that has nothing to stop but its gate (options, a
+/// response), inside the panic boundary `name`: NULL is a no-op; otherwise closes the
+/// gate, waits until no call is inside, and frees the box.
+///
+/// # Safety
+/// `handle` is NULL or came from `Box::into_raw` and is freed once, per the contract;
+/// until the box is rebuilt only shared references to it exist.
+pub(crate) unsafe fn free<T>(name: &str, handle: *mut T, gate: fn(&T) -> &Gate) {
+    let _ = boundary(name, || {
+        if !handle.is_null() {
+            // SAFETY: per the contract.
+            let shared = unsafe { &*handle };
+            let gate = gate(shared);
+            gate.close();
+            gate.wait_empty();
+            // SAFETY: no call is inside and none can enter.
+            drop(unsafe { Box::from_raw(handle) });
+        }
+        Ok(())
+    });
 }
 
 /// The failure of a call on a handle whose `_free` has begun.

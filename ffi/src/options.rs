@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tradeauth::Options;
 
-use crate::handle::Gate;
+use crate::handle::{Gate, free};
 use crate::status::{Failure, FfiResult, boundary, tradeauth_status};
 use crate::text::{arg_out, arg_ref, arg_str};
 
@@ -33,14 +33,37 @@ impl tradeauth_options {
             .clone())
     }
 
-    fn update(&self, f: impl FnOnce(&mut Options) -> FfiResult) -> FfiResult {
+    fn update(&self, f: impl FnOnce(&mut Options)) -> FfiResult {
         let _inside = self.gate.enter("options")?;
         let mut guard = self
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut guard)
+        f(&mut guard);
+        Ok(())
     }
+}
+
+/// What every `tradeauth_options_set_*` / `_add_*` does, inside the panic boundary
+/// `name`: checks `options`, then reads and checks the argument (`value`: NULL and
+/// non-UTF-8 text, a 0 duration, a PEM without a certificate), and only then applies it
+/// under the lock, so a rejected argument changes nothing.
+///
+/// # Safety
+/// `options` is NULL or a live handle, and `value` may rely on the caller's contract for
+/// the argument's pointers.
+unsafe fn set<T>(
+    name: &str,
+    options: *mut tradeauth_options,
+    value: impl FnOnce() -> Result<T, Failure>,
+    apply: impl FnOnce(&mut Options, T),
+) -> tradeauth_status {
+    boundary(name, || {
+        // SAFETY: forwarded contract.
+        let options = unsafe { arg_ref(options, "options") }?;
+        let value = value()?;
+        options.update(|o| apply(o, value))
+    })
 }
 
 /// Reads an optional options handle: NULL means the defaults.
@@ -64,6 +87,19 @@ fn millis(ms: u64, name: &str) -> Result<Duration, Failure> {
         )));
     }
     Ok(Duration::from_millis(ms))
+}
+
+/// The first backoff delay and the largest one, both checked (see
+/// `tradeauth_options_set_retry_delays_ms`).
+fn retry_delays(base_ms: u64, max_ms: u64) -> Result<(Duration, Duration), Failure> {
+    let base = millis(base_ms, "retry base delay")?;
+    let max = millis(max_ms, "retry max delay")?;
+    if max < base {
+        return Err(Failure::invalid(
+            "the retry max delay must not be less than the base delay",
+        ));
+    }
+    Ok((base, max))
 }
 
 /// Makes options with the defaults: the venue's production URL, the bundled Mozilla
@@ -93,19 +129,9 @@ pub unsafe extern "C" fn tradeauth_options_new(
 /// get `TRADEAUTH_ERR_CLOSED`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tradeauth_options_free(options: *mut tradeauth_options) {
-    let _ = boundary("tradeauth_options_free", || {
-        if !options.is_null() {
-            // SAFETY: a non-NULL pointer came from Box::into_raw in tradeauth_options_new
-            // and is freed once, per the contract; until the box is rebuilt only shared
-            // references to it exist.
-            let shared = unsafe { &*options };
-            shared.gate.close();
-            shared.gate.wait_empty();
-            // SAFETY: no call is inside and none can enter.
-            drop(unsafe { Box::from_raw(options) });
-        }
-        Ok(())
-    });
+    // SAFETY: a non-NULL pointer came from Box::into_raw in tradeauth_options_new and is
+    // freed once, per the contract.
+    unsafe { free("tradeauth_options_free", options, |o| &o.gate) }
 }
 
 /// Sets the venue base URL, e.g. `"https://127.0.0.1:8443"` (Partner's is the venue
@@ -117,15 +143,15 @@ pub unsafe extern "C" fn tradeauth_options_set_base_url(
     options: *mut tradeauth_options,
     url: *const c_char,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_base_url", || {
-        // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let url = unsafe { arg_str(url, "url") }?;
-        options.update(|o| {
-            o.base_url = Some(url.to_owned());
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
+    unsafe {
+        set(
+            "tradeauth_options_set_base_url",
+            options,
+            || arg_str(url, "url"),
+            |o, url| o.base_url = Some(url.to_owned()),
+        )
+    }
 }
 
 /// Trusts the root certificate(s) in this PEM text as well as the bundled roots (a
@@ -136,16 +162,15 @@ pub unsafe extern "C" fn tradeauth_options_add_root_pem(
     options: *mut tradeauth_options,
     pem: *const c_char,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_add_root_pem", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let pem = unsafe { arg_str(pem, "pem") }?;
-        let checked = Options::new().try_add_root_pem(pem)?;
-        options.update(|o| {
-            o.extra_root_certs_pem.extend(checked.extra_root_certs_pem);
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_add_root_pem",
+            options,
+            || Ok(Options::new().try_add_root_pem(arg_str(pem, "pem")?)?),
+            |o, checked| o.extra_root_certs_pem.extend(checked.extra_root_certs_pem),
+        )
+    }
 }
 
 /// Trusts the root certificate(s) in this PEM file as well. The file is read now; an
@@ -156,17 +181,18 @@ pub unsafe extern "C" fn tradeauth_options_add_root_file(
     options: *mut tradeauth_options,
     path: *const c_char,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_add_root_file", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let path = unsafe { arg_str(path, "path") }?;
-        let with_file = Options::new().add_root_file(path)?;
-        options.update(|o| {
-            o.extra_root_certs_pem
-                .extend(with_file.extra_root_certs_pem);
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_add_root_file",
+            options,
+            || Ok(Options::new().add_root_file(arg_str(path, "path")?)?),
+            |o, with_file| {
+                o.extra_root_certs_pem
+                    .extend(with_file.extra_root_certs_pem)
+            },
+        )
+    }
 }
 
 /// Sets the bound on one HTTP exchange, in milliseconds (default 10000). 0 gives
@@ -176,15 +202,15 @@ pub unsafe extern "C" fn tradeauth_options_set_request_timeout_ms(
     options: *mut tradeauth_options,
     timeout_ms: u64,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_request_timeout_ms", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let timeout = millis(timeout_ms, "request timeout")?;
-        options.update(|o| {
-            o.request_timeout = timeout;
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_request_timeout_ms",
+            options,
+            || millis(timeout_ms, "request timeout"),
+            |o, timeout| o.request_timeout = timeout,
+        )
+    }
 }
 
 /// Sets the bound on one TCP + TLS connect, in milliseconds (default 5000). 0 gives
@@ -194,15 +220,15 @@ pub unsafe extern "C" fn tradeauth_options_set_connect_timeout_ms(
     options: *mut tradeauth_options,
     timeout_ms: u64,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_connect_timeout_ms", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let timeout = millis(timeout_ms, "connect timeout")?;
-        options.update(|o| {
-            o.connect_timeout = timeout;
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_connect_timeout_ms",
+            options,
+            || millis(timeout_ms, "connect timeout"),
+            |o, timeout| o.connect_timeout = timeout,
+        )
+    }
 }
 
 /// Sets the bound on one whole authentication (login / refresh / challenge, retries
@@ -213,15 +239,15 @@ pub unsafe extern "C" fn tradeauth_options_set_auth_timeout_ms(
     options: *mut tradeauth_options,
     timeout_ms: u64,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_auth_timeout_ms", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let timeout = millis(timeout_ms, "auth timeout")?;
-        options.update(|o| {
-            o.auth_timeout = timeout;
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_auth_timeout_ms",
+            options,
+            || millis(timeout_ms, "auth timeout"),
+            |o, timeout| o.auth_timeout = timeout,
+        )
+    }
 }
 
 /// Sets how many times a transport error, 5xx or 429 is retried (default 3; 0 = never).
@@ -230,14 +256,15 @@ pub unsafe extern "C" fn tradeauth_options_set_max_retries(
     options: *mut tradeauth_options,
     retries: u32,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_max_retries", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        options.update(|o| {
-            o.max_retries = retries;
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_max_retries",
+            options,
+            || Ok(retries),
+            |o, retries| o.max_retries = retries,
+        )
+    }
 }
 
 /// Sets how long before expiry a token is renewed, in milliseconds (default: the
@@ -248,15 +275,15 @@ pub unsafe extern "C" fn tradeauth_options_set_refresh_window_ms(
     options: *mut tradeauth_options,
     window_ms: u64,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_refresh_window_ms", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let window = millis(window_ms, "refresh window")?;
-        options.update(|o| {
-            o.refresh_window = Some(window);
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_refresh_window_ms",
+            options,
+            || millis(window_ms, "refresh window"),
+            |o, window| o.refresh_window = Some(window),
+        )
+    }
 }
 
 /// Turns the background refresher on (default) or off. On: a library thread renews
@@ -267,14 +294,15 @@ pub unsafe extern "C" fn tradeauth_options_set_background_refresh(
     options: *mut tradeauth_options,
     enabled: bool,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_background_refresh", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        options.update(|o| {
-            o.background_refresh = enabled;
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_background_refresh",
+            options,
+            || Ok(enabled),
+            |o, enabled| o.background_refresh = enabled,
+        )
+    }
 }
 
 /// Shares the credential between processes through a store: `"memory:"` (default, this
@@ -291,15 +319,15 @@ pub unsafe extern "C" fn tradeauth_options_set_store(
     options: *mut tradeauth_options,
     url: *const c_char,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_store", || {
-        // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let url = unsafe { arg_str(url, "url") }?;
-        options.update(|o| {
-            o.store = Some(url.to_owned());
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
+    unsafe {
+        set(
+            "tradeauth_options_set_store",
+            options,
+            || arg_str(url, "url"),
+            |o, url| o.store = Some(url.to_owned()),
+        )
+    }
 }
 
 /// Sets the key that encrypts store records at rest: 32 bytes as 64 hex characters (or
@@ -311,15 +339,15 @@ pub unsafe extern "C" fn tradeauth_options_set_store_key(
     options: *mut tradeauth_options,
     key: *const c_char,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_store_key", || {
-        // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let key = unsafe { arg_str(key, "key") }?;
-        options.update(|o| {
-            o.store_key = Some(tradeauth::Secret::new(key));
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
+    unsafe {
+        set(
+            "tradeauth_options_set_store_key",
+            options,
+            || arg_str(key, "key"),
+            |o, key| o.store_key = Some(tradeauth::Secret::new(key)),
+        )
+    }
 }
 
 /// Sets how long a store lease lasts, in milliseconds (default 15000): the longest the
@@ -330,15 +358,15 @@ pub unsafe extern "C" fn tradeauth_options_set_store_lease_ms(
     options: *mut tradeauth_options,
     lease_ms: u64,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_store_lease_ms", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let lease = millis(lease_ms, "store lease")?;
-        options.update(|o| {
-            o.store_lease_ttl = lease;
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_store_lease_ms",
+            options,
+            || millis(lease_ms, "store lease"),
+            |o, lease| o.store_lease_ttl = lease,
+        )
+    }
 }
 
 /// Allows store records without encryption (for a store that is itself protected).
@@ -348,14 +376,15 @@ pub unsafe extern "C" fn tradeauth_options_set_store_plaintext(
     options: *mut tradeauth_options,
     plaintext: bool,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_store_plaintext", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        options.update(|o| {
-            o.store_plaintext = plaintext;
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_store_plaintext",
+            options,
+            || Ok(plaintext),
+            |o, plaintext| o.store_plaintext = plaintext,
+        )
+    }
 }
 
 /// Sets the first backoff delay and the largest one, in milliseconds (defaults 100 and
@@ -367,22 +396,18 @@ pub unsafe extern "C" fn tradeauth_options_set_retry_delays_ms(
     base_ms: u64,
     max_ms: u64,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_retry_delays_ms", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let base = millis(base_ms, "retry base delay")?;
-        let max = millis(max_ms, "retry max delay")?;
-        if max < base {
-            return Err(Failure::invalid(
-                "the retry max delay must not be less than the base delay",
-            ));
-        }
-        options.update(|o| {
-            o.retry_base_delay = base;
-            o.retry_max_delay = max;
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_retry_delays_ms",
+            options,
+            || retry_delays(base_ms, max_ms),
+            |o, (base, max)| {
+                o.retry_base_delay = base;
+                o.retry_max_delay = max;
+            },
+        )
+    }
 }
 
 /// Sets how far a venue's `Date` header may be from our clock and still be believed, in
@@ -392,14 +417,15 @@ pub unsafe extern "C" fn tradeauth_options_set_max_date_skew_ms(
     options: *mut tradeauth_options,
     skew_ms: u64,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_max_date_skew_ms", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        options.update(|o| {
-            o.max_date_skew = Duration::from_millis(skew_ms);
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_max_date_skew_ms",
+            options,
+            || Ok(Duration::from_millis(skew_ms)),
+            |o, skew| o.max_date_skew = skew,
+        )
+    }
 }
 
 /// Sets the longest token lifetime believed, in milliseconds (default 30 days); a longer
@@ -410,15 +436,15 @@ pub unsafe extern "C" fn tradeauth_options_set_max_lifetime_ms(
     options: *mut tradeauth_options,
     lifetime_ms: u64,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_max_lifetime_ms", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let lifetime = millis(lifetime_ms, "max lifetime")?;
-        options.update(|o| {
-            o.max_lifetime = lifetime;
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_max_lifetime_ms",
+            options,
+            || millis(lifetime_ms, "max lifetime"),
+            |o, lifetime| o.max_lifetime = lifetime,
+        )
+    }
 }
 
 /// Sets the bound on one store operation, connect included, in milliseconds (default
@@ -429,15 +455,15 @@ pub unsafe extern "C" fn tradeauth_options_set_store_timeout_ms(
     options: *mut tradeauth_options,
     timeout_ms: u64,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_store_timeout_ms", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let timeout = millis(timeout_ms, "store timeout")?;
-        options.update(|o| {
-            o.store_timeout = timeout;
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_store_timeout_ms",
+            options,
+            || millis(timeout_ms, "store timeout"),
+            |o, timeout| o.store_timeout = timeout,
+        )
+    }
 }
 
 /// Sets the Redis key prefix (default `tradeauth:`, or the URL's `?prefix=`). NULL or
@@ -447,15 +473,15 @@ pub unsafe extern "C" fn tradeauth_options_set_store_prefix(
     options: *mut tradeauth_options,
     prefix: *const c_char,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_store_prefix", || {
-        // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let prefix = unsafe { arg_str(prefix, "prefix") }?;
-        options.update(|o| {
-            o.store_prefix = Some(prefix.to_owned());
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract: NULL or live handle / NUL-terminated string.
+    unsafe {
+        set(
+            "tradeauth_options_set_store_prefix",
+            options,
+            || arg_str(prefix, "prefix"),
+            |o, prefix| o.store_prefix = Some(prefix.to_owned()),
+        )
+    }
 }
 
 /// For a `rediss://` store: trusts the CA certificate(s) in this PEM text for the
@@ -466,14 +492,13 @@ pub unsafe extern "C" fn tradeauth_options_set_store_ca_pem(
     options: *mut tradeauth_options,
     pem: *const c_char,
 ) -> tradeauth_status {
-    boundary("tradeauth_options_set_store_ca_pem", || {
-        // SAFETY: caller contract.
-        let options = unsafe { arg_ref(options, "options") }?;
-        let pem = unsafe { arg_str(pem, "pem") }?;
-        let checked = Options::new().try_store_ca_pem(pem)?;
-        options.update(|o| {
-            o.store_ca_pem = checked.store_ca_pem;
-            Ok(())
-        })
-    })
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_store_ca_pem",
+            options,
+            || Ok(Options::new().try_store_ca_pem(arg_str(pem, "pem")?)?),
+            |o, checked| o.store_ca_pem = checked.store_ca_pem,
+        )
+    }
 }

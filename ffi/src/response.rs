@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use tradeauth::Method;
 
-use crate::handle::Gate;
+use crate::handle::{Gate, free};
 use crate::session::tradeauth_session;
 use crate::status::{Failure, boundary, boundary_value, tradeauth_status};
 use crate::text::{arg_out, arg_ref, arg_str, copy_out, opt_str};
@@ -205,18 +205,9 @@ pub unsafe extern "C" fn tradeauth_response_header(
 /// `tradeauth_response_body` is invalid once this returns.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tradeauth_response_free(response: *mut tradeauth_response) {
-    let _ = boundary("tradeauth_response_free", || {
-        if !response.is_null() {
-            // SAFETY: came from Box::into_raw in tradeauth_session_request; freed once.
-            // Until the box is rebuilt only shared references to it exist.
-            let shared = unsafe { &*response };
-            shared.gate.close();
-            shared.gate.wait_empty();
-            // SAFETY: no call is inside and none can enter.
-            drop(unsafe { Box::from_raw(response) });
-        }
-        Ok(())
-    });
+    // SAFETY: a non-NULL pointer came from Box::into_raw in tradeauth_session_request and
+    // is freed once, per the contract.
+    unsafe { free("tradeauth_response_free", response, |r| &r.gate) }
 }
 
 #[cfg(test)]
