@@ -43,24 +43,16 @@ int main(int argc, char **argv) {
     example_request(session, "GET", "/account/positions", NULL, 1);
 
     /* The WebSocket auth message (send it on wss://.../ws; it carries the token). */
-    char message[4096];
-    size_t message_len = 0;
-    example_check(tradeauth_session_ws_auth_message(session, 1, message, sizeof message, &message_len),
-                  "ws_auth_message");
+    size_t message_len = example_ws_auth_message(session, 1);
     printf("WebSocket auth message ready: %zu bytes, JSON-RPC method \"auth\" (not shown: it holds the token)\n",
            message_len);
     /* Classify what the venue answers. */
-    tradeauth_ws_reply reply = TRADEAUTH_WS_UNRELATED;
-    example_check(tradeauth_session_ws_handle_reply(
-                      session, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"authenticated\":true}}", &reply),
-                  "ws_handle_reply");
+    tradeauth_ws_reply reply =
+        example_ws_reply(session, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"authenticated\":true}}");
     printf("reply {\"result\":{\"authenticated\":true}} -> %s\n",
            reply == TRADEAUTH_WS_AUTHENTICATED ? "authenticated" : "not authenticated");
-    example_check(tradeauth_session_ws_handle_reply(
-                      session,
-                      "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32001,\"message\":\"Invalid Bearer Token\"}}",
-                      &reply),
-                  "ws_handle_reply");
+    reply = example_ws_reply(
+        session, "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32001,\"message\":\"Invalid Bearer Token\"}}");
     printf("reply \"Invalid Bearer Token\" -> %s (%s); the next auth message carries a new token\n",
            reply == TRADEAUTH_WS_REJECTED ? "rejected" : "?", example_last_error());
     example_show_header(session);

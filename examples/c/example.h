@@ -69,6 +69,24 @@ static void example_show_header(tradeauth_session *session) {
            value_len - strlen(scheme));
 }
 
+/* Builds the WebSocket auth message (request id `id`) and returns its length only: the
+   message holds the credential (a client sends it on the WebSocket; it never prints it). */
+static inline size_t example_ws_auth_message(tradeauth_session *session, uint64_t id) {
+    char message[4096];
+    size_t message_len = 0;
+    example_check(tradeauth_session_ws_auth_message(session, id, message, sizeof message, &message_len),
+                  "ws_auth_message");
+    return message_len;
+}
+
+/* Classifies a text message received on the venue's WebSocket after the auth message.
+   (Both WebSocket helpers are inline: only the Cascade and Exchange examples use them.) */
+static inline tradeauth_ws_reply example_ws_reply(tradeauth_session *session, const char *text) {
+    tradeauth_ws_reply reply = TRADEAUTH_WS_UNRELATED;
+    example_check(tradeauth_session_ws_handle_reply(session, text, &reply), "ws_handle_reply");
+    return reply;
+}
+
 /* Sends a request and prints the HTTP status, and the start of the body if `show_body`
    (off for answers that carry a key, such as Exchange's profile). Returns the status. */
 static unsigned example_request(tradeauth_session *session, const char *method, const char *path,

@@ -29,16 +29,11 @@ int main(int argc, char **argv) {
     example_request(session, "GET", "/api/v1/portfolio", NULL, 1);
     example_request(session, "POST", "/api/v1/orders",
                     "{\"market\":\"BTC-USD\",\"side\":\"buy\",\"price\":50000,\"quantity\":0.1}", 1);
-    char message[1024];
-    size_t message_len = 0;
-    example_check(tradeauth_session_ws_auth_message(session, 0, message, sizeof message, &message_len),
-                  "ws_auth_message");
+    size_t message_len = example_ws_auth_message(session, 0);
     printf("WebSocket {\"op\":\"authenticate\",...} message ready: %zu bytes (not shown: it holds the key)\n",
            message_len);
-    tradeauth_ws_reply reply = TRADEAUTH_WS_UNRELATED;
-    example_check(tradeauth_session_ws_handle_reply(
-                      session, "{\"type\":\"authenticated\",\"trader_id\":\"t\",\"username\":\"team-alpha\"}", &reply),
-                  "ws_handle_reply");
+    tradeauth_ws_reply reply =
+        example_ws_reply(session, "{\"type\":\"authenticated\",\"trader_id\":\"t\",\"username\":\"team-alpha\"}");
     printf("reply {\"type\":\"authenticated\"} -> %s\n", reply == TRADEAUTH_WS_AUTHENTICATED ? "authenticated" : "?");
     tradeauth_session_free(session);
 

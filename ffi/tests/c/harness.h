@@ -126,8 +126,8 @@ static inline long stat_counter(const char *venue, const char *counter) {
 }
 
 /* Starts a test program: unbuffered stdout, its banner, the control session, a reset
-   simulator. Returns 0, or 1 if the simulator cannot be reached. */
-static inline int harness_start(const char *what) {
+   simulator. Exits with status 1 if the simulator cannot be reached. */
+static inline void harness_start(const char *what) {
     setvbuf(stdout, NULL, _IONBF, 0);
     printf("tradeauth %s %s\n", tradeauth_version(), what);
     tradeauth_options *control_options = options_for(env("SIM_CONTROL"));
@@ -135,10 +135,9 @@ static inline int harness_start(const char *what) {
     tradeauth_options_free(control_options);
     if (control == NULL) {
         fprintf(stderr, "cannot reach the simulator's control API\n");
-        return 1;
+        exit(1);
     }
     control_call("POST", "/reset", NULL);
-    return 0;
 }
 
 /* Ends a test program: frees the control session, waits TRADEAUTH_TEST_SETTLE_MS
