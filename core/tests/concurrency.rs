@@ -107,30 +107,36 @@ async fn hot_path_readers_never_see_an_expired_or_missing_credential_during_refr
     assert_eq!(sim.stats().cadenza.rejected("INVALID_REFRESH_TOKEN"), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_callers_during_an_outage_share_one_login_at_a_time() {
+/// A simulator whose Cadenza login answers 503 `times` times, and an on-demand Cadenza
+/// session on it with its options `tune`d.
+async fn failing_logins(
+    times: u32,
+    tune: fn(tradeauth::Options) -> tradeauth::Options,
+) -> (tradeauth_sim::Sim, tradeauth::Session) {
     let sim = support::sim().await;
     sim.arm_fault(
         Fault::status(Venue::Cadenza, 503)
             .on_path("/api/v3/auth/login")
-            .times(3),
+            .times(times),
     );
-    let options = support::options(&sim, Venue::Cadenza).background_refresh(false);
+    let options = tune(support::options(&sim, Venue::Cadenza).background_refresh(false));
     let session = support::cadenza(&sim, options);
-    let mut tasks = Vec::new();
-    for _ in 0..200 {
-        let session = session.clone();
-        tasks.push(tokio::spawn(async move {
-            session
-                .request(Method::Get, "/api/v3/market/venue/list")
-                .send()
-                .await
-        }));
-    }
+    (sim, session)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_callers_during_an_outage_share_one_login_at_a_time() {
+    let (sim, session) = failing_logins(3, |options| options).await;
+    let answers = support::concurrently(&session, 200, |session| async move {
+        session
+            .request(Method::Get, "/api/v3/market/venue/list")
+            .send()
+            .await
+    })
+    .await;
     let mut statuses = HashSet::new();
-    for task in tasks {
-        let response = task.await.expect("task").expect("answer");
-        statuses.insert(response.status);
+    for answer in answers {
+        statuses.insert(answer.expect("answer").status);
     }
     assert_eq!(
         statuses,
@@ -146,24 +152,10 @@ async fn two_hundred_callers_during_an_outage_share_one_login_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_shared_not_repeated_per_caller() {
-    let sim = support::sim().await;
-    sim.arm_fault(
-        Fault::status(Venue::Cadenza, 503)
-            .on_path("/api/v3/auth/login")
-            .times(100),
-    );
-    let options = support::options(&sim, Venue::Cadenza)
-        .background_refresh(false)
-        .max_retries(2);
-    let session = support::cadenza(&sim, options);
-    let mut tasks = Vec::new();
-    for _ in 0..200 {
-        let session = session.clone();
-        tasks.push(tokio::spawn(async move { session.credential().await }));
-    }
+    let (sim, session) = failing_logins(100, |options| options.max_retries(2)).await;
     let mut kinds = HashSet::new();
-    for task in tasks {
-        let error = task.await.expect("task").expect_err("outage");
+    for credential in support::credentials_at_once(&session, 200).await {
+        let error = credential.expect_err("outage");
         kinds.insert(error.kind());
     }
     assert_eq!(kinds.len(), 1, "every caller got the same failure");

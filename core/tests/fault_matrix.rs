@@ -89,6 +89,27 @@ fn same(options: Options) -> Options {
     options
 }
 
+/// No fault armed: the session's own credential is wrong.
+fn wrong_credential(
+    venue: Venue,
+    fault: &'static str,
+    session: fn(&Sim, Options) -> Session,
+    expect: Expect,
+    requests: u64,
+) -> Case {
+    Case {
+        venue,
+        fault,
+        arm: Box::new(|_| {}),
+        tune: same,
+        session,
+        prepare: None,
+        expect,
+        requests,
+        bound: Duration::from_secs(3),
+    }
+}
+
 fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for venue in [
@@ -301,12 +322,10 @@ fn cases() -> Vec<Case> {
         requests: 3,
         bound: Duration::from_secs(3),
     });
-    cases.push(Case {
-        venue: Venue::Cadenza,
-        fault: "wrong password",
-        arm: Box::new(|_| {}),
-        tune: same,
-        session: |sim, options| {
+    cases.push(wrong_credential(
+        Venue::Cadenza,
+        "wrong password",
+        |sim, options| {
             let _ = sim;
             Session::cadenza(
                 tradeauth::CadenzaConfig::new(demo::CADENZA_EMAIL, "not-it"),
@@ -314,44 +333,34 @@ fn cases() -> Vec<Case> {
             )
             .expect("session")
         },
-        prepare: None,
-        expect: Expect::Fails(ErrorKind::Unauthorized),
-        requests: 1,
-        bound: Duration::from_secs(3),
-    });
-    cases.push(Case {
-        venue: Venue::Partner,
-        fault: "wrong secret key",
-        arm: Box::new(|_| {}),
-        tune: same,
-        session: |_, options| {
+        Expect::Fails(ErrorKind::Unauthorized),
+        1,
+    ));
+    // The page's rule: one re-mint and one retry, then the answer.
+    cases.push(wrong_credential(
+        Venue::Partner,
+        "wrong secret key",
+        |_, options| {
             let config = tradeauth::PartnerConfig::new(
                 demo::PARTNER_CLIENT_ID,
                 "a-wrong-secret-key-0123456789abcdef",
             );
             Session::partner(config, options).expect("session")
         },
-        prepare: None,
-        expect: Expect::Answers(401),
-        // The page's rule: one re-mint and one retry, then the answer.
-        requests: 2,
-        bound: Duration::from_secs(3),
-    });
-    cases.push(Case {
-        venue: Venue::Cascade,
-        fault: "wrong signer (not a delegate)",
-        arm: Box::new(|_| {}),
-        tune: same,
-        session: |_, options| {
+        Expect::Answers(401),
+        2,
+    ));
+    cases.push(wrong_credential(
+        Venue::Cascade,
+        "wrong signer (not a delegate)",
+        |_, options| {
             let config =
                 tradeauth::CascadeConfig::new(demo::CASCADE_ACCOUNT, demo::CASCADE_STRANGER_KEY);
             Session::cascade(config, options).expect("session")
         },
-        prepare: None,
-        expect: Expect::Fails(ErrorKind::Unauthorized),
-        requests: 2,
-        bound: Duration::from_secs(3),
-    });
+        Expect::Fails(ErrorKind::Unauthorized),
+        2,
+    ));
     cases.push(Case {
         venue: Venue::Cascade,
         fault: "nonce expired in transit",
@@ -372,20 +381,16 @@ fn cases() -> Vec<Case> {
         requests: 5,
         bound: Duration::from_secs(4),
     });
-    cases.push(Case {
-        venue: Venue::Exchange,
-        fault: "unknown api key",
-        arm: Box::new(|_| {}),
-        tune: same,
-        session: |_, options| {
+    cases.push(wrong_credential(
+        Venue::Exchange,
+        "unknown api key",
+        |_, options| {
             let key = format!("exch_{}", "0".repeat(32));
             Session::exchange(tradeauth::ExchangeConfig::trader(key), options).expect("session")
         },
-        prepare: None,
-        expect: Expect::Answers(401),
-        requests: 1,
-        bound: Duration::from_secs(3),
-    });
+        Expect::Answers(401),
+        1,
+    ));
     cases
 }
 

@@ -56,6 +56,55 @@ fn config() -> SimConfig {
     config
 }
 
+/// Adds `what` to what the test printed (scanned for secrets at the end).
+fn keep(printed: &mut String, what: String) {
+    printed.push_str(&what);
+    printed.push('\n');
+}
+
+/// Keeps an error's Display and Debug.
+fn keep_error(printed: &mut String, error: &tradeauth::Error) {
+    keep(printed, format!("{error} {error:?}"));
+}
+
+/// The session's token, obtained if need be.
+async fn credential_token(session: &Session) -> String {
+    session
+        .credential()
+        .await
+        .expect("token")
+        .token()
+        .to_owned()
+}
+
+/// The session's refresh token (`what` names it if there is none).
+async fn refresh_token(session: &Session, what: &str) -> String {
+    session
+        .refresh_token()
+        .await
+        .expect(what)
+        .expose()
+        .to_owned()
+}
+
+/// A WebSocket authenticated, then one refused by a venue that echoes the bearer in its
+/// rejection: the error is kept. Returns the first WebSocket, for the caller to keep open.
+async fn ws_echo_refused(
+    sim: &Sim,
+    session: &Session,
+    venue: Venue,
+    printed: &mut String,
+) -> tradeauth::WsStream {
+    let (ws, _) = session.connect_ws_authenticated("/ws").await.expect("ws");
+    sim.arm_fault(tradeauth_sim::Fault::echo_credential(venue).on_path("/ws"));
+    let error = session
+        .connect_ws_authenticated("/ws")
+        .await
+        .expect_err("echoed rejection");
+    keep_error(printed, &error);
+    ws
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_or_token_in_logs_errors_or_debug() {
     let captured = Captured::default();
@@ -72,10 +121,6 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
     let sim = Sim::start(config()).await.expect("simulator");
     let mut printed = String::new();
     let mut tokens: Vec<String> = Vec::new();
-    let keep = |printed: &mut String, what: String| {
-        printed.push_str(&what);
-        printed.push('\n');
-    };
 
     // Cadenza: login, protected call, forced refresh, a 401 re-login, a wrong password.
     let options = support::options(&sim, Venue::Cadenza);
@@ -86,25 +131,11 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
     .expect("session");
     let credential = cadenza.credential().await.expect("login");
     tokens.push(credential.token().to_owned());
-    tokens.push(
-        cadenza
-            .refresh_token()
-            .await
-            .expect("refresh token")
-            .expose()
-            .to_owned(),
-    );
+    tokens.push(refresh_token(&cadenza, "refresh token").await);
     support::get(&cadenza, "/api/v3/user/profile").await;
     let renewed = cadenza.refresh().await.expect("refresh");
     tokens.push(renewed.token().to_owned());
-    tokens.push(
-        cadenza
-            .refresh_token()
-            .await
-            .expect("rotated")
-            .expose()
-            .to_owned(),
-    );
+    tokens.push(refresh_token(&cadenza, "rotated").await);
     sim.revoke(Venue::Cadenza, tradeauth_sim::Revoke::All)
         .expect("revoke");
     support::get(&cadenza, "/api/v3/user/profile").await;
@@ -119,7 +150,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
     )
     .expect("session");
     let error = wrong.credential().await.expect_err("refused");
-    keep(&mut printed, format!("{error} {error:?}"));
+    keep_error(&mut printed, &error);
 
     // Partner: minted token, a call, a wrong secret (401, re-mint, 401).
     let partner = Session::partner(
@@ -153,23 +184,10 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
     .expect("session");
     support::get(&cascade, "/account/orders").await;
     tokens.push(cascade.current().expect("token").token().to_owned());
-    let (_ws, _) = cascade.connect_ws_authenticated("/ws").await.expect("ws");
     // A venue that echoes the bearer in its WebSocket rejection (twice: the session logs
     // in again and retries once), a path off the origin, and an echo handled directly.
-    sim.arm_fault(tradeauth_sim::Fault::echo_credential(Venue::Cascade).on_path("/ws"));
-    let error = cascade
-        .connect_ws_authenticated("/ws")
-        .await
-        .expect_err("echoed rejection");
-    keep(&mut printed, format!("{error} {error:?}"));
-    tokens.push(
-        cascade
-            .credential()
-            .await
-            .expect("token")
-            .token()
-            .to_owned(),
-    );
+    let _ws = ws_echo_refused(&sim, &cascade, Venue::Cascade, &mut printed).await;
+    tokens.push(credential_token(&cascade).await);
     let echoed = format!(
         r#"{{"jsonrpc":"2.0","id":1,"error":{{"code":-32001,"message":"Invalid Bearer Token: {}"}}}}"#,
         cascade.current().expect("token").token()
@@ -178,14 +196,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         &mut printed,
         format!("{:?}", cascade.handle_ws_reply(&echoed).await),
     );
-    tokens.push(
-        cascade
-            .credential()
-            .await
-            .expect("token")
-            .token()
-            .to_owned(),
-    );
+    tokens.push(credential_token(&cascade).await);
     let other = sim
         .urls()
         .exchange
@@ -195,7 +206,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         .connect_ws_authenticated(&format!("//{other}/ws"))
         .await
         .expect_err("off-origin path");
-    keep(&mut printed, format!("{error} {error:?}"));
+    keep_error(&mut printed, &error);
     keep(
         &mut printed,
         format!(
@@ -209,13 +220,13 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
     )
     .expect("session");
     let error = stranger.credential().await.expect_err("refused");
-    keep(&mut printed, format!("{error} {error:?}"));
+    keep_error(&mut printed, &error);
     let error = Session::cascade(
         CascadeConfig::new(demo::CASCADE_ACCOUNT, "0xnot-a-key-PLANTED"),
         support::options(&sim, Venue::Cascade),
     )
     .expect_err("malformed key");
-    keep(&mut printed, format!("{error} {error:?}"));
+    keep_error(&mut printed, &error);
 
     // Exchange: trader call + WebSocket, admin provisioning, malformed and unknown keys.
     let exchange = Session::exchange(
@@ -224,13 +235,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
     )
     .expect("session");
     support::get(&exchange, "/api/v1/user").await;
-    let (_ws, _) = exchange.connect_ws_authenticated("/ws").await.expect("ws");
-    sim.arm_fault(tradeauth_sim::Fault::echo_credential(Venue::Exchange).on_path("/ws"));
-    let error = exchange
-        .connect_ws_authenticated("/ws")
-        .await
-        .expect_err("echoed rejection");
-    keep(&mut printed, format!("{error} {error:?}"));
+    let _ws = ws_echo_refused(&sim, &exchange, Venue::Exchange, &mut printed).await;
     let admin = Session::exchange(
         ExchangeConfig::admin(ADMIN_TOKEN),
         support::options(&sim, Venue::Exchange),
@@ -256,7 +261,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         support::options(&sim, Venue::Exchange),
     )
     .expect_err("malformed");
-    keep(&mut printed, format!("{error} {error:?}"));
+    keep_error(&mut printed, &error);
     let unknown = format!("exch_{}", "f".repeat(32));
     let session = Session::exchange(
         ExchangeConfig::trader(unknown.as_str()),
@@ -267,7 +272,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         .connect_ws_authenticated("/ws")
         .await
         .expect_err("unknown key");
-    keep(&mut printed, format!("{error} {error:?}"));
+    keep_error(&mut printed, &error);
     keep(&mut printed, format!("{:?}", sim.audit()));
 
     // Options' Debug with userinfo in the store URL (a password containing '@') and in
@@ -284,7 +289,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         // Refusing is asserted in wrong_place.rs; here only its message is scanned.
         if let Err(error) = tradeauth::store::FileStore::open(&dir) {
-            keep(&mut printed, format!("{error} {error:?}"));
+            keep_error(&mut printed, &error);
         }
         let _ = std::fs::remove_dir_all(dir);
     }

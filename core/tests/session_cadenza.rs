@@ -30,8 +30,7 @@ async fn logs_in_and_calls_a_protected_endpoint() {
     assert_eq!(response.status, 200);
     let body: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON body");
     assert_eq!(body["success"], true);
-    let stats = sim.stats().cadenza;
-    assert_eq!((stats.logins, stats.refreshes), (1, 0));
+    assert_eq!(support::cadenza_renewals(&sim), (1, 0));
     let credential = session.current().expect("credential cached after login");
     let expires = credential.expires_at_ms().expect("expiry known") as i64;
     assert!(
@@ -42,11 +41,8 @@ async fn logs_in_and_calls_a_protected_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refreshes_in_the_background_before_expiry() {
-    let sim = support::sim().await;
-    sim.set_lifetimes(access_ttl(3)).expect("lifetime set");
-    let session = support::cadenza(&sim, support::options(&sim, Venue::Cadenza));
-    let mut events = session.subscribe();
-    let first = session.credential().await.expect("login");
+    let (sim, session) = support::renewing(access_ttl(3)).await;
+    let (mut events, first) = support::subscribe_and_log_in(&session).await;
     let first_valid_until = first.valid_until().expect("expiring token");
     let refreshed = support::wait_for_event(&mut events, Duration::from_secs(10), |e| {
         matches!(e, AuthEvent::Refreshed)
@@ -64,25 +60,16 @@ async fn refreshes_in_the_background_before_expiry() {
         first.header_value() != second.header_value(),
         "a new access token"
     );
-    let stats = sim.stats().cadenza;
-    assert_eq!((stats.logins, stats.refreshes), (1, 1));
+    assert_eq!(support::cadenza_renewals(&sim), (1, 1));
     // And the rotated token keeps working: a second background refresh uses it.
-    support::wait_for_event(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, AuthEvent::Refreshed)
-    })
-    .await;
-    let stats = sim.stats().cadenza;
-    assert_eq!((stats.logins, stats.refreshes), (1, 2));
-    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 0);
+    support::wait_for(&mut events, Duration::from_secs(10), AuthEvent::Refreshed).await;
+    assert_eq!(support::cadenza_renewals(&sim), (1, 2));
+    assert_eq!(sim.stats().cadenza.rejected("INVALID_REFRESH_TOKEN"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forced_refreshes_rotate_the_refresh_token() {
-    let sim = support::sim().await;
-    let session = support::cadenza(
-        &sim,
-        support::options(&sim, Venue::Cadenza).background_refresh(false),
-    );
+    let (sim, session) = support::on_demand(Venue::Cadenza).await;
     session.credential().await.expect("login");
     let first = session.refresh_token().await.expect("refresh token held");
     session.refresh().await.expect("refresh 1");
@@ -92,17 +79,12 @@ async fn forced_refreshes_rotate_the_refresh_token() {
         .await
         .expect("refresh 2 uses the rotated token");
     assert!(first.expose() != second.expose(), "refresh token rotated");
-    let stats = sim.stats().cadenza;
-    assert_eq!((stats.logins, stats.refreshes), (1, 2));
+    assert_eq!(support::cadenza_renewals(&sim), (1, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_refresh_token_falls_back_to_a_full_login() {
-    let sim = support::sim().await;
-    let session = support::cadenza(
-        &sim,
-        support::options(&sim, Venue::Cadenza).background_refresh(false),
-    );
+    let (sim, session) = support::on_demand(Venue::Cadenza).await;
     let mut events = session.subscribe();
     session.credential().await.expect("login");
     sim.revoke(Venue::Cadenza, Revoke::RefreshTokens)
@@ -111,22 +93,14 @@ async fn a_revoked_refresh_token_falls_back_to_a_full_login() {
         .refresh()
         .await
         .expect("re-login after the rejected refresh");
-    support::wait_for_event(&mut events, Duration::from_secs(5), |e| {
-        matches!(e, AuthEvent::ReLoggedIn)
-    })
-    .await;
-    let stats = sim.stats().cadenza;
-    assert_eq!((stats.logins, stats.refreshes), (2, 0));
-    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 1);
+    support::wait_for(&mut events, Duration::from_secs(5), AuthEvent::ReLoggedIn).await;
+    assert_eq!(support::cadenza_renewals(&sim), (2, 0));
+    assert_eq!(sim.stats().cadenza.rejected("INVALID_REFRESH_TOKEN"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_401_causes_exactly_one_reauthentication_and_one_retry() {
-    let sim = support::sim().await;
-    let session = support::cadenza(
-        &sim,
-        support::options(&sim, Venue::Cadenza).background_refresh(false),
-    );
+    let (sim, session) = support::on_demand(Venue::Cadenza).await;
     session.credential().await.expect("login");
     sim.revoke(Venue::Cadenza, Revoke::AccessTokens)
         .expect("revoked");
@@ -142,22 +116,12 @@ async fn a_401_causes_exactly_one_reauthentication_and_one_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_callers_cause_one_login() {
-    let sim = support::sim().await;
-    let session = support::cadenza(
-        &sim,
-        support::options(&sim, Venue::Cadenza).background_refresh(false),
+    let (sim, session) = support::on_demand(Venue::Cadenza).await;
+    assert_eq!(
+        support::distinct_credentials(&session, 200).await,
+        1,
+        "every caller got the same credential"
     );
-    let mut tasks = Vec::new();
-    for _ in 0..200 {
-        let session = session.clone();
-        tasks.push(tokio::spawn(async move { session.credential().await }));
-    }
-    let mut values = std::collections::HashSet::new();
-    for task in tasks {
-        let credential = task.await.expect("task ran").expect("credential");
-        values.insert(credential.header_value().to_owned());
-    }
-    assert_eq!(values.len(), 1, "every caller got the same credential");
     assert_eq!(sim.stats().cadenza.logins, 1);
     assert_eq!(sim.stats().cadenza.requests, 1);
 }
@@ -171,13 +135,8 @@ async fn concurrent_callers_share_one_failure() {
         support::options(&sim, Venue::Cadenza).background_refresh(false),
     )
     .expect("session");
-    let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let session = session.clone();
-        tasks.push(tokio::spawn(async move { session.credential().await }));
-    }
-    for task in tasks {
-        let error = task.await.expect("task ran").expect_err("rejected");
+    for credential in support::credentials_at_once(&session, 50).await {
+        let error = credential.expect_err("rejected");
         assert_eq!(error.kind(), ErrorKind::Unauthorized);
         assert!(!error.to_string().contains("wrong-password"));
     }
@@ -286,11 +245,7 @@ async fn a_slow_venue_hits_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_debug_or_errors() {
-    let sim = support::sim().await;
-    let session = support::cadenza(
-        &sim,
-        support::options(&sim, Venue::Cadenza).background_refresh(false),
-    );
+    let (_sim, session) = support::on_demand(Venue::Cadenza).await;
     let credential: Arc<tradeauth::Credential> = session.credential().await.expect("login");
     let refresh = session.refresh_token().await.expect("refresh token");
     let printed = format!("{session:?} {credential:?} {refresh:?}");

@@ -91,19 +91,14 @@ async fn cascade_wallet_login_and_protected_routes() {
         let response = support::get(&session, path).await;
         assert_eq!(response.status, 200, "{path}");
     }
-    let stats = sim.stats().cascade;
-    assert_eq!((stats.challenges, stats.logins), (1, 1));
+    assert_eq!(support::cascade_logins(&sim), (1, 1));
     let claims = session.claims().await.expect("claims kept");
     assert_eq!(claims["sub"], demo::CASCADE_ACCOUNT.to_lowercase());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_websocket_auth_round_trip_and_rejection() {
-    let sim = support::sim().await;
-    let session = support::cascade(
-        &sim,
-        support::options(&sim, Venue::Cascade).background_refresh(false),
-    );
+    let (sim, session) = support::on_demand(Venue::Cascade).await;
     let (_stream, detail) = session
         .connect_ws_authenticated("/ws")
         .await
@@ -147,11 +142,7 @@ async fn cascade_websocket_auth_round_trip_and_rejection() {
 /// bypass the machine and keep serving it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_replies_follow_the_machine() {
-    let sim = support::sim().await;
-    let cascade = support::cascade(
-        &sim,
-        support::options(&sim, Venue::Cascade).background_refresh(false),
-    );
+    let (sim, cascade) = support::on_demand(Venue::Cascade).await;
     let token = cascade.credential().await.expect("login");
     let other = r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32000,"message":"auth calls are rate limited"}}"#;
     assert!(matches!(
@@ -308,17 +299,29 @@ async fn next_text(stream: &mut tradeauth::WsStream) -> String {
     }
 }
 
+/// The Exchange venue redirects to `target` (only `/api/v1/user` if `only_there`, else
+/// every path); an Exchange session's `GET /api/v1/user` there.
+async fn get_user_redirected_to(
+    sim: &tradeauth_sim::Sim,
+    target: &str,
+    only_there: bool,
+) -> tradeauth::HttpResponse {
+    let redirect = tradeauth_sim::Fault::redirect(Venue::Exchange, target);
+    sim.arm_fault(if only_there {
+        redirect.on_path("/api/v1/user")
+    } else {
+        redirect
+    });
+    let session = support::exchange(sim, support::options(sim, Venue::Exchange));
+    support::get(&session, "/api/v1/user").await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_never_follow_a_redirect_to_another_host() {
     let sim = support::sim().await;
     // The "other host" is the Partner listener: it counts every request it receives.
     let elsewhere = format!("{}/portfolio", sim.urls().partner);
-    sim.arm_fault(tradeauth_sim::Fault::redirect(
-        Venue::Exchange,
-        elsewhere.as_str(),
-    ));
-    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
-    let response = support::get(&session, "/api/v1/user").await;
+    let response = get_user_redirected_to(&sim, &elsewhere, false).await;
     assert_eq!(
         response.status, 307,
         "the redirect is handed back, not followed"
@@ -337,14 +340,9 @@ async fn a_redirect_to_plain_http_is_refused() {
         "{}/api/v1/user",
         sim.urls().exchange.replace("https://", "http://")
     );
-    sim.arm_fault(tradeauth_sim::Fault::redirect(
-        Venue::Exchange,
-        plain.as_str(),
-    ));
-    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
     // Another scheme is another origin: the redirect is handed back, never followed (and
     // https_only would refuse the hop anyway).
-    let response = support::get(&session, "/api/v1/user").await;
+    let response = get_user_redirected_to(&sim, &plain, false).await;
     assert_eq!(response.status, 307);
     assert_eq!(
         sim.stats().exchange.requests,
@@ -357,11 +355,7 @@ async fn a_redirect_to_plain_http_is_refused() {
 async fn a_same_origin_redirect_is_followed_with_the_credential() {
     let sim = support::sim().await;
     let same = format!("{}/api/v1/positions", sim.urls().exchange);
-    sim.arm_fault(
-        tradeauth_sim::Fault::redirect(Venue::Exchange, same.as_str()).on_path("/api/v1/user"),
-    );
-    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
-    let response = support::get(&session, "/api/v1/user").await;
+    let response = get_user_redirected_to(&sim, &same, true).await;
     assert_eq!(response.status, 200);
     assert_eq!(sim.stats().exchange.requests, 2);
 }

@@ -3,34 +3,16 @@
 
 mod support;
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use tradeauth::{AuthEvent, ErrorKind, PartnerConfig, Session};
 use tradeauth_sim::{Fault, LifetimeUpdate, Revoke, Venue, demo};
 
-async fn callers_share_one_credential(session: &Session, callers: usize) -> usize {
-    let mut tasks = Vec::new();
-    for _ in 0..callers {
-        let session = session.clone();
-        tasks.push(tokio::spawn(async move { session.credential().await }));
-    }
-    let mut values = HashSet::new();
-    for task in tasks {
-        let credential = task.await.expect("task ran").expect("credential");
-        values.insert(credential.header_value().to_owned());
-    }
-    values.len()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_renews_before_expiry_with_a_new_challenge() {
-    let sim = support::sim().await;
-    sim.set_lifetimes(LifetimeUpdate::new(Venue::Cascade).token_ttl_secs(3))
-        .expect("ttl");
-    let session = support::cascade(&sim, support::options(&sim, Venue::Cascade));
-    let mut events = session.subscribe();
-    let first = session.credential().await.expect("login");
+    let (sim, session) =
+        support::renewing(LifetimeUpdate::new(Venue::Cascade).token_ttl_secs(3)).await;
+    let (mut events, first) = support::subscribe_and_log_in(&session).await;
     let first_valid_until = first.valid_until().expect("expiring token");
     support::wait_for_event(&mut events, Duration::from_secs(10), |e| {
         matches!(e, AuthEvent::Refreshed | AuthEvent::ReLoggedIn)
@@ -42,36 +24,25 @@ async fn cascade_renews_before_expiry_with_a_new_challenge() {
     );
     let second = session.current().expect("fresh token published");
     assert!(first.header_value() != second.header_value(), "a new token");
-    let stats = sim.stats().cascade;
-    assert_eq!((stats.challenges, stats.logins), (2, 2));
+    assert_eq!(support::cascade_logins(&sim), (2, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_two_hundred_callers_cause_one_challenge() {
-    let sim = support::sim().await;
-    let session = support::cascade(
-        &sim,
-        support::options(&sim, Venue::Cascade).background_refresh(false),
-    );
-    assert_eq!(callers_share_one_credential(&session, 200).await, 1);
-    let stats = sim.stats().cascade;
-    assert_eq!((stats.challenges, stats.logins), (1, 1));
+    let (sim, session) = support::on_demand(Venue::Cascade).await;
+    assert_eq!(support::distinct_credentials(&session, 200).await, 1);
+    assert_eq!(support::cascade_logins(&sim), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_401_reruns_the_flow_once() {
-    let sim = support::sim().await;
-    let session = support::cascade(
-        &sim,
-        support::options(&sim, Venue::Cascade).background_refresh(false),
-    );
+    let (sim, session) = support::on_demand(Venue::Cascade).await;
     session.credential().await.expect("login");
     sim.revoke(Venue::Cascade, Revoke::AccessTokens)
         .expect("revoked");
     let response = support::get(&session, "/account/positions").await;
     assert_eq!(response.status, 200);
-    let stats = sim.stats().cascade;
-    assert_eq!((stats.challenges, stats.logins), (2, 2));
+    assert_eq!(support::cascade_logins(&sim), (2, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,10 +109,7 @@ async fn partner_remints_before_expiry() {
     let mut events = session.subscribe();
     let first = session.credential().await.expect("minted");
     let first_valid_until = first.valid_until().expect("expiring token");
-    support::wait_for_event(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, AuthEvent::Refreshed)
-    })
-    .await;
+    support::wait_for(&mut events, Duration::from_secs(10), AuthEvent::Refreshed).await;
     assert!(
         Instant::now() < first_valid_until,
         "re-minted while the old token was valid"
@@ -153,12 +121,8 @@ async fn partner_remints_before_expiry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_two_hundred_callers_share_one_token() {
-    let sim = support::sim().await;
-    let session = support::partner(
-        &sim,
-        support::options(&sim, Venue::Partner).background_refresh(false),
-    );
-    assert_eq!(callers_share_one_credential(&session, 200).await, 1);
+    let (_sim, session) = support::on_demand(Venue::Partner).await;
+    assert_eq!(support::distinct_credentials(&session, 200).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,34 +28,16 @@ fn file_url(dir: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_processes_share_one_cadenza_login_and_one_refresh_per_cycle() {
-    let sim = sim().await;
-    sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(3))
-        .expect("lifetime");
     let dir = temp_dir("store-cadenza");
-    // A 3 s token is renewed about every 2.25 s (window: a quarter of its life).
-    let run = Duration::from_millis(cycles() * 2250 + 1500);
-    let workers = spawn_workers(8, "cadenza", &sim, &file_url(&dir), run, &[]);
-    let summaries = collect_all(workers).await;
-    assert_no_failures(&summaries);
+    let (sim, summaries) = eight_share_one_cadenza_login(&file_url(&dir)).await;
     let stats = sim.stats().cadenza;
-    assert_eq!(stats.logins, 1, "one login for 8 processes");
-    assert!(stats.refreshes >= cycles(), "{} refreshes", stats.refreshes);
-    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 0);
-    assert_eq!(
-        stats.total_rejections(),
-        0,
-        "every credential presented was accepted"
-    );
-    // Every venue hit produced exactly one new record, and they are a cycle apart.
+    // Every venue hit produced exactly one new record (and they are a cycle apart).
     // Each refresh is two versions: the fence that takes the refresh token out of the
     // record before it is presented, then the new record.
     assert_eq!(
         file_record_version(&dir),
         stats.logins + 2 * stats.refreshes
     );
-    let expiries = distinct_expiries(&summaries);
-    assert_eq!(expiries.len() as u64, stats.logins + stats.refreshes);
-    assert_spaced(&expiries, Duration::from_millis(1500));
     let adopted: u64 = summaries
         .iter()
         .map(|s| s.events.get("adopted").copied().unwrap_or(0))
@@ -66,14 +48,10 @@ async fn eight_processes_share_one_cadenza_login_and_one_refresh_per_cycle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_processes_share_cascade_wallet_logins() {
-    let sim = sim().await;
-    sim.set_lifetimes(LifetimeUpdate::new(Venue::Cascade).token_ttl_secs(4))
-        .expect("lifetime");
     let dir = temp_dir("store-cascade");
+    let lifetime = LifetimeUpdate::new(Venue::Cascade).token_ttl_secs(4);
     let run = Duration::from_secs(12);
-    let workers = spawn_workers(8, "cascade", &sim, &file_url(&dir), run, &[]);
-    let summaries = collect_all(workers).await;
-    assert_no_failures(&summaries);
+    let (sim, summaries) = share(8, "cascade", lifetime, &file_url(&dir), run).await;
     let stats = sim.stats().cascade;
     // JWT exp is in whole seconds: a 4 s token lives 3-4 s and is renewed a quarter
     // before, so at most one login per ~2.2 s, plus the first.
@@ -113,33 +91,12 @@ async fn a_lease_holder_killed_mid_refresh_is_taken_over_within_the_lease() {
         &extra,
     );
     // Wait for the first refresh's lease, then SIGKILL its holder.
-    let deadline = Instant::now() + Duration::from_secs(14);
-    let holder_pid = loop {
-        assert!(
-            Instant::now() < deadline,
-            "no lease was taken for the refresh"
-        );
-        if file_record_version(&dir) >= 1
-            && let Some(path) = files_with(&dir, "lease").first()
-            && let Ok(bytes) = std::fs::read(path)
-            && let Ok(lease) = serde_json::from_slice::<serde_json::Value>(&bytes)
-            && let Some(pid) = lease["holder"]
-                .as_str()
-                .and_then(|h| h.split('@').next())
-                .and_then(|p| p.parse::<u32>().ok())
-        {
-            break pid;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let probe = Probe::File(dir.clone());
+    let (within, every) = (Duration::from_secs(14), Duration::from_millis(10));
+    let what = "no lease was taken for the refresh";
+    let holder_pid = lease_holder(&probe, within, every, what, |v, _| v >= 1).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let index = workers
-        .iter()
-        .position(|c| c.id() == holder_pid)
-        .expect("the holder is one of our workers");
-    let mut victim = workers.remove(index);
-    victim.kill().expect("SIGKILL");
-    let _ = victim.wait();
+    kill_worker(&mut workers, holder_pid);
     let killed = Instant::now();
     let at_kill = file_record_version(&dir);
     // Another process takes the lease after it expires and renews: a new version appears.

@@ -131,21 +131,7 @@ async fn eight_processes_share_one_cadenza_login_over_redis() {
     let Some(url) = redis_url("eight_processes_share_one_cadenza_login_over_redis") else {
         return;
     };
-    let sim = Sim::start(SimConfig::default()).await.expect("sim");
-    sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(3))
-        .expect("lifetime");
-    let run = Duration::from_millis(cycles() * 2250 + 1500);
-    let workers = spawn_workers(8, "cadenza", &sim, &with_prefix(&url), run, &[]);
-    let summaries = collect_all(workers).await;
-    assert_no_failures(&summaries);
-    let stats = sim.stats().cadenza;
-    assert_eq!(stats.logins, 1, "one login for 8 processes");
-    assert!(stats.refreshes >= cycles(), "{} refreshes", stats.refreshes);
-    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 0);
-    assert_eq!(stats.total_rejections(), 0);
-    let expiries = distinct_expiries(&summaries);
-    assert_eq!(expiries.len() as u64, stats.logins + stats.refreshes);
-    assert_spaced(&expiries, Duration::from_millis(1500));
+    eight_share_one_cadenza_login(&with_prefix(&url)).await;
 }
 
 /// A redis-server of the test's own, so it can be stopped and started again.
@@ -279,28 +265,38 @@ async fn redis_outage_longer_than_a_refresh_window_costs_no_request() {
     }
 }
 
+/// `fencing_run` over the Redis server `test` is given, its keys under a fresh prefix
+/// starting with `tag`; nothing if there is no server.
+async fn fencing_over_redis(test: &str, tag: &str, kill: bool) {
+    let Some(url) = redis_url(test) else {
+        return;
+    };
+    let prefix = format!("{tag}-{:08x}:", rand::random::<u32>());
+    fencing_run(Probe::Redis { url, prefix }, kill).await;
+}
+
 /// Issue #14 over Redis: see `fencing_run`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a redis-server: scripts/test_store.sh runs it"]
 async fn four_processes_never_present_one_refresh_token_twice_over_redis() {
-    let Some(url) = redis_url("four_processes_never_present_one_refresh_token_twice_over_redis")
-    else {
-        return;
-    };
-    let prefix = format!("ta-fence-{:08x}:", rand::random::<u32>());
-    fencing_run(Probe::Redis { url, prefix }, false).await;
+    fencing_over_redis(
+        "four_processes_never_present_one_refresh_token_twice_over_redis",
+        "ta-fence",
+        false,
+    )
+    .await;
 }
 
 /// Issue #14 over Redis, the lease holder killed mid-refresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a redis-server: scripts/test_store.sh runs it"]
 async fn a_lease_holder_killed_mid_refresh_over_redis_costs_one_login() {
-    let Some(url) = redis_url("a_lease_holder_killed_mid_refresh_over_redis_costs_one_login")
-    else {
-        return;
-    };
-    let prefix = format!("ta-fence-kill-{:08x}:", rand::random::<u32>());
-    fencing_run(Probe::Redis { url, prefix }, true).await;
+    fencing_over_redis(
+        "a_lease_holder_killed_mid_refresh_over_redis_costs_one_login",
+        "ta-fence-kill",
+        true,
+    )
+    .await;
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`:

@@ -13,12 +13,9 @@ use tradeauth_sim::{LifetimeUpdate, Venue};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_two_hour_suspend_no_token_from_before_it_is_served() {
-    let sim = support::sim().await;
-    sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(600))
-        .expect("lifetimes");
-    let session = support::cadenza(&sim, support::options(&sim, Venue::Cadenza));
-    let mut events = session.subscribe();
-    let first = session.credential().await.expect("login");
+    let (sim, session) =
+        support::renewing(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(600)).await;
+    let (mut events, first) = support::subscribe_and_log_in(&session).await;
     assert!(first.is_valid_now());
     // Let the background refresher go back to sleep (on the monotonic clock) first.
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -16,11 +16,7 @@ fn authority(url: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_ws_refuses_paths_that_leave_the_origin() {
-    let sim = support::sim().await;
-    let session = support::cascade(
-        &sim,
-        support::options(&sim, Venue::Cascade).background_refresh(false),
-    );
+    let (sim, session) = support::on_demand(Venue::Cascade).await;
     let other = authority(&sim.urls().exchange).to_owned();
     for path in [
         format!("//{other}/ws"),
@@ -62,11 +58,7 @@ async fn connect_ws_refuses_paths_that_leave_the_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_ws_rejection_echoing_the_bearer_is_redacted() {
-    let sim = support::sim().await;
-    let session = support::cascade(
-        &sim,
-        support::options(&sim, Venue::Cascade).background_refresh(false),
-    );
+    let (sim, session) = support::on_demand(Venue::Cascade).await;
     let first = session
         .credential()
         .await
@@ -127,11 +119,7 @@ async fn exchange_ws_rejection_echoing_the_key_is_redacted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handle_ws_reply_redacts_the_credential_even_past_the_length_cap() {
-    let sim = support::sim().await;
-    let cascade = support::cascade(
-        &sim,
-        support::options(&sim, Venue::Cascade).background_refresh(false),
-    );
+    let (sim, cascade) = support::on_demand(Venue::Cascade).await;
     let exchange = support::exchange(&sim, support::options(&sim, Venue::Exchange));
     let key = demo::EXCHANGE_API_KEY;
     // A prefix that puts the secret across the 200-character cap: redacting after the

@@ -172,6 +172,81 @@ pub fn spawn_workers(
         .collect()
 }
 
+/// A fresh simulator whose `venue` ("cadenza" or "cascade") issues tokens as `lifetime`
+/// says, and `n` workers of it sharing `store` for `run`; every worker made calls and
+/// none failed. The simulator and the workers' summaries.
+pub async fn share(
+    n: usize,
+    venue: &str,
+    lifetime: LifetimeUpdate,
+    store: &str,
+    run: Duration,
+) -> (Sim, Vec<Summary>) {
+    let sim = Sim::start(SimConfig::default())
+        .await
+        .expect("simulator starts");
+    sim.set_lifetimes(lifetime).expect("lifetime");
+    let workers = spawn_workers(n, venue, &sim, store, run, &[]);
+    let summaries = collect_all(workers).await;
+    assert_no_failures(&summaries);
+    (sim, summaries)
+}
+
+/// 8 processes share one Cadenza login through `store` for `cycles()` lifetimes of a
+/// 3 s token: one login, a refresh per cycle, no credential refused, and one distinct
+/// credential per venue hit, a cycle apart. The simulator and the summaries.
+pub async fn eight_share_one_cadenza_login(store: &str) -> (Sim, Vec<Summary>) {
+    // A 3 s token is renewed about every 2.25 s (window: a quarter of its life).
+    let run = Duration::from_millis(cycles() * 2250 + 1500);
+    let lifetime = LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(3);
+    let (sim, summaries) = share(8, "cadenza", lifetime, store, run).await;
+    let stats = sim.stats().cadenza;
+    assert_eq!(stats.logins, 1, "one login for 8 processes");
+    assert!(stats.refreshes >= cycles(), "{} refreshes", stats.refreshes);
+    assert_eq!(stats.rejected("INVALID_REFRESH_TOKEN"), 0);
+    assert_eq!(
+        stats.total_rejections(),
+        0,
+        "every credential presented was accepted"
+    );
+    let expiries = distinct_expiries(&summaries);
+    assert_eq!(expiries.len() as u64, stats.logins + stats.refreshes);
+    assert_spaced(&expiries, Duration::from_millis(1500));
+    (sim, summaries)
+}
+
+/// Polls `probe` every `every` until its record version and lease holder satisfy
+/// `ready`, and returns the holder's pid; fails with `what` after `within`.
+pub async fn lease_holder(
+    probe: &Probe,
+    within: Duration,
+    every: Duration,
+    what: &str,
+    ready: impl Fn(u64, u32) -> bool,
+) -> u32 {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        if let (version, Some(pid)) = probe.look()
+            && ready(version, pid)
+        {
+            return pid;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// SIGKILLs the worker `pid` and takes it out of `workers`.
+pub fn kill_worker(workers: &mut Vec<Child>, pid: u32) {
+    let index = workers
+        .iter()
+        .position(|w| w.id() == pid)
+        .expect("the holder is one of our workers");
+    let mut victim = workers.remove(index);
+    victim.kill().expect("SIGKILL");
+    let _ = victim.wait();
+}
+
 /// Waits for a worker (blocking; call from spawn_blocking) and parses its summary.
 pub fn collect(child: Child) -> Summary {
     let pid = child.id();
@@ -348,26 +423,17 @@ pub async fn fencing_run(probe: Probe, kill: bool) {
     let mut workers = spawn_workers(4, "cadenza", &sim, &probe.store_url(), run, &extra);
     if kill {
         // Version 2 is the first refresh's fence: its holder is waiting at the venue.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let pid = loop {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no refresh under a lease"
-            );
-            if let (2, Some(pid)) = probe.look()
-                && workers.iter().any(|w| w.id() == pid)
-            {
-                break pid;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        let index = workers
-            .iter()
-            .position(|w| w.id() == pid)
-            .expect("a worker");
-        let mut victim = workers.remove(index);
-        victim.kill().expect("SIGKILL");
-        let _ = victim.wait();
+        let within = Duration::from_secs(20);
+        let every = Duration::from_millis(20);
+        let pid = lease_holder(
+            &probe,
+            within,
+            every,
+            "no refresh under a lease",
+            |v, pid| v == 2 && workers.iter().any(|w| w.id() == pid),
+        )
+        .await;
+        kill_worker(&mut workers, pid);
     }
     let summaries = collect_all(workers).await;
     let stats = sim.stats().cadenza;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tradeauth::{Options, Session};
-use tradeauth_sim::{Sim, SimConfig, Venue, demo};
+use tradeauth_sim::{LifetimeUpdate, Sim, SimConfig, Venue, demo};
 
 /// A fresh simulator with the demo accounts.
 pub async fn sim() -> Sim {
@@ -51,6 +51,36 @@ pub fn exchange(sim: &Sim, options: Options) -> Session {
     Session::exchange(config, options).expect("valid exchange session")
 }
 
+/// A session for `venue`'s demo account (see the functions above).
+pub fn session(sim: &Sim, venue: Venue, options: Options) -> Session {
+    match venue {
+        Venue::Cadenza => cadenza(sim, options),
+        Venue::Partner => partner(sim, options),
+        Venue::Cascade => cascade(sim, options),
+        Venue::Exchange => exchange(sim, options),
+    }
+}
+
+/// A fresh simulator and a session for `venue`'s demo account on it that renews only
+/// when used or asked to (no background refresh).
+pub async fn on_demand(venue: Venue) -> (Sim, Session) {
+    let sim = sim().await;
+    let session = session(&sim, venue, options(&sim, venue).background_refresh(false));
+    (sim, session)
+}
+
+/// The simulator's Cadenza counts so far: (logins, refreshes).
+pub fn cadenza_renewals(sim: &Sim) -> (u64, u64) {
+    let stats = sim.stats().cadenza;
+    (stats.logins, stats.refreshes)
+}
+
+/// The simulator's Cascade counts so far: (challenges, logins).
+pub fn cascade_logins(sim: &Sim) -> (u64, u64) {
+    let stats = sim.stats().cascade;
+    (stats.challenges, stats.logins)
+}
+
 /// Waits (bounded) for the first event matching `pred`; events, not sleeps, say when.
 pub async fn wait_for_event(
     events: &mut tokio::sync::broadcast::Receiver<tradeauth::AuthEvent>,
@@ -68,6 +98,76 @@ pub async fn wait_for_event(
     })
     .await
     .expect("event arrived in time")
+}
+
+/// Waits (bounded) for the first event equal to `wanted`.
+pub async fn wait_for(
+    events: &mut tokio::sync::broadcast::Receiver<tradeauth::AuthEvent>,
+    within: Duration,
+    wanted: tradeauth::AuthEvent,
+) {
+    wait_for_event(events, within, |e| *e == wanted).await;
+}
+
+/// A fresh simulator whose venue issues tokens as `lifetime` says, and a session for
+/// that venue's demo account on it (background refresh on).
+pub async fn renewing(lifetime: LifetimeUpdate) -> (Sim, Session) {
+    let sim = sim().await;
+    let venue = lifetime.venue;
+    sim.set_lifetimes(lifetime).expect("lifetimes");
+    let session = session(&sim, venue, options(&sim, venue));
+    (sim, session)
+}
+
+/// The session's events from now on, and its first token (a login).
+pub async fn subscribe_and_log_in(
+    session: &Session,
+) -> (
+    tokio::sync::broadcast::Receiver<tradeauth::AuthEvent>,
+    std::sync::Arc<tradeauth::Credential>,
+) {
+    let events = session.subscribe();
+    let first = session.credential().await.expect("login");
+    (events, first)
+}
+
+/// `callers` tasks started at once, each running `call` on its own clone of `session`;
+/// their results, in the order they were started.
+pub async fn concurrently<T, Fut>(
+    session: &Session,
+    callers: usize,
+    call: impl Fn(Session) -> Fut,
+) -> Vec<T>
+where
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| tokio::spawn(call(session.clone())))
+        .collect();
+    let mut results = Vec::with_capacity(callers);
+    for task in tasks {
+        results.push(task.await.expect("task ran"));
+    }
+    results
+}
+
+/// `callers` concurrent `credential()` calls on `session`.
+pub async fn credentials_at_once(
+    session: &Session,
+    callers: usize,
+) -> Vec<tradeauth::Result<std::sync::Arc<tradeauth::Credential>>> {
+    concurrently(session, callers, |s| async move { s.credential().await }).await
+}
+
+/// How many distinct credentials `callers` concurrent callers got (each got one).
+pub async fn distinct_credentials(session: &Session, callers: usize) -> usize {
+    let mut values = std::collections::HashSet::new();
+    for credential in credentials_at_once(session, callers).await {
+        let credential = credential.expect("credential");
+        values.insert(credential.header_value().to_owned());
+    }
+    values.len()
 }
 
 /// `GET path` on a session; a transport or auth failure fails the test, naming the path.
