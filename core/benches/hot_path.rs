@@ -4,13 +4,15 @@
 //! Run: `cargo bench -p tradeauth --bench hot_path`; smoke: add
 //! `-- --warm-up-time 0.1 --measurement-time 0.2`.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tradeauth::{
-    CadenzaConfig, CadenzaMachine, Credential, HttpResponse, Machine, Now, Options, Secret,
-    Session, eip191_sign, mint_token,
+    CadenzaConfig, CadenzaMachine, Credential, HttpResponse, Machine, Now, Secret, Session,
+    eip191_sign, mint_token,
 };
 use tradeauth_sim::{Sim, SimConfig, Venue, demo};
 
@@ -20,19 +22,13 @@ const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZW1vQGNhZG
 fn hot_path(c: &mut Criterion) {
     // A real session with a real credential, logged in against the in-process simulator
     // (the runtime stays up so the background refresher exists, as in production).
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime(1);
     // The same account once more with a file credential store: the store is touched only
     // when a renewal is due, so its hot path must cost what the in-memory one does.
     let store_dir = std::env::temp_dir().join(format!("tradeauth-bench-{}", std::process::id()));
     let (_sim, session, stored) = rt.block_on(async {
         let sim = Sim::start(SimConfig::default()).await.expect("simulator");
-        let options = Options::new()
-            .base_url(sim.urls().venue(Venue::Cadenza))
-            .add_root_pem(sim.ca_pem());
+        let options = common::options(&sim, Venue::Cadenza);
         let config = CadenzaConfig::new(demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD);
         let session = Session::cadenza(config.clone(), options.clone()).expect("session");
         session.credential().await.expect("login");

@@ -6,27 +6,22 @@
 //!
 //! Run: `cargo bench -p tradeauth --bench login`.
 
+mod common;
+
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tradeauth::{CadenzaConfig, CascadeConfig, Options, Session};
+use tradeauth::{CadenzaConfig, CascadeConfig, Session};
 use tradeauth_sim::{Sim, SimConfig, Venue, demo};
 
 fn login(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = common::runtime(2);
     let sim = rt
         .block_on(Sim::start(SimConfig::default()))
         .expect("simulator");
     let options = |venue| {
-        Options::new()
-            .base_url(sim.urls().venue(venue))
-            .add_root_pem(sim.ca_pem())
-            // Each iteration logs in on purpose; no background task competing for the lock.
-            .background_refresh(false)
+        // Each iteration logs in on purpose; no background task competing for the lock.
+        common::options(&sim, venue).background_refresh(false)
     };
     let (cadenza, cascade) = rt.block_on(async {
         let cadenza = Session::cadenza(

@@ -19,6 +19,16 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
+/// The demo client's machine after its first token was minted at `clock.ms(0)` (its
+/// events drained): the machine and that token.
+fn minted(clock: &Clock) -> (PartnerMachine, tradeauth::Credential) {
+    let mut m = PartnerMachine::new(PartnerConfig::new("demo-client", SECRET_KEY)).unwrap();
+    m.handle_timeout(clock.ms(0));
+    let _ = events(&mut m);
+    let first = m.credential(clock.ms(0).instant).unwrap();
+    (m, first)
+}
+
 #[test]
 fn known_answer_matches_pyjwt() {
     // Computed with PyJWT 2.15.1:
@@ -105,10 +115,7 @@ fn mints_on_first_timeout_and_never_sends() {
 #[test]
 fn re_mints_inside_the_window() {
     let clock = Clock::new();
-    let mut m = PartnerMachine::new(PartnerConfig::new("demo-client", SECRET_KEY)).unwrap();
-    m.handle_timeout(clock.ms(0));
-    let _ = events(&mut m);
-    let first = m.credential(clock.ms(0).instant).unwrap();
+    let (mut m, first) = minted(&clock);
     let t = m.poll_timeout().unwrap();
     assert_eq!(t, clock.base + Duration::from_secs(840), "60 s before exp");
     assert_eq!(
@@ -168,10 +175,7 @@ fn short_ttl_window_is_capped_and_never_expired() {
 #[test]
 fn unauthorized_mints_anew() {
     let clock = Clock::new();
-    let mut m = PartnerMachine::new(PartnerConfig::new("demo-client", SECRET_KEY)).unwrap();
-    m.handle_timeout(clock.ms(0));
-    let _ = events(&mut m);
-    let first = m.credential(clock.ms(0).instant).unwrap();
+    let (mut m, first) = minted(&clock);
 
     // In the same second the token would be identical: nothing to do.
     m.handle_unauthorized(clock.ms(500));

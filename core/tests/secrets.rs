@@ -67,16 +67,6 @@ fn keep_error(printed: &mut String, error: &tradeauth::Error) {
     keep(printed, format!("{error} {error:?}"));
 }
 
-/// The session's token, obtained if need be.
-async fn credential_token(session: &Session) -> String {
-    session
-        .credential()
-        .await
-        .expect("token")
-        .token()
-        .to_owned()
-}
-
 /// The session's refresh token (`what` names it if there is none).
 async fn refresh_token(session: &Session, what: &str) -> String {
     session
@@ -187,7 +177,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
     // A venue that echoes the bearer in its WebSocket rejection (twice: the session logs
     // in again and retries once), a path off the origin, and an echo handled directly.
     let _ws = ws_echo_refused(&sim, &cascade, Venue::Cascade, &mut printed).await;
-    tokens.push(credential_token(&cascade).await);
+    tokens.push(support::token(&cascade).await);
     let echoed = format!(
         r#"{{"jsonrpc":"2.0","id":1,"error":{{"code":-32001,"message":"Invalid Bearer Token: {}"}}}}"#,
         cascade.current().expect("token").token()
@@ -196,7 +186,7 @@ async fn no_secret_or_token_in_logs_errors_or_debug() {
         &mut printed,
         format!("{:?}", cascade.handle_ws_reply(&echoed).await),
     );
-    tokens.push(credential_token(&cascade).await);
+    tokens.push(support::token(&cascade).await);
     let other = sim
         .urls()
         .exchange

@@ -59,12 +59,7 @@ async fn connect_ws_refuses_paths_that_leave_the_origin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_ws_rejection_echoing_the_bearer_is_redacted() {
     let (sim, session) = support::on_demand(Venue::Cascade).await;
-    let first = session
-        .credential()
-        .await
-        .expect("login")
-        .token()
-        .to_owned();
+    let first = support::token(&session).await;
     sim.arm_fault(Fault::echo_credential(Venue::Cascade).on_path("/ws"));
     let error = session
         .connect_ws_authenticated("/ws")
@@ -128,12 +123,7 @@ async fn handle_ws_reply_redacts_the_credential_even_past_the_length_cap() {
     for prefix in ["Invalid Bearer Token ", pad.as_str()] {
         // As on a real connection, the reply answers the token just sent (a rejection
         // drops it, so each round logs in again).
-        let token = cascade
-            .credential()
-            .await
-            .expect("login")
-            .token()
-            .to_owned();
+        let token = support::token(&cascade).await;
         let reply = serde_json::json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32001, "message": format!("{prefix}{token}")}});
         assert_redacted(cascade.handle_ws_reply(&reply.to_string()).await, &token);
     }

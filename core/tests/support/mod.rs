@@ -170,6 +170,16 @@ pub async fn distinct_credentials(session: &Session, callers: usize) -> usize {
     values.len()
 }
 
+/// The session's token, obtained (logged in) if need be.
+pub async fn token(session: &Session) -> String {
+    session
+        .credential()
+        .await
+        .expect("login")
+        .token()
+        .to_owned()
+}
+
 /// `GET path` on a session; a transport or auth failure fails the test, naming the path.
 pub async fn get(session: &Session, path: &str) -> tradeauth::HttpResponse {
     session
