@@ -274,6 +274,21 @@ fn display_name(name: &str) -> &str {
 impl BaseClient {
     /// Builds the session on the shared runtime (so its refresher and log forwarder run
     /// there) and, if `login`, authenticates before returning (GIL released).
+    /// A venue client's base from its constructor's `**options` keywords and base URL
+    /// (`None`: the venue's default), read and checked first, then the session that
+    /// `factory` makes; logs in now if `login`. What every `__new__` and `from_env` ends
+    /// with.
+    pub(crate) fn build(
+        py: Python<'_>,
+        options: Option<OptionArgs>,
+        base_url: Option<&str>,
+        factory: Factory,
+        login: bool,
+    ) -> PyResult<Self> {
+        let options = options.unwrap_or_default().into_options(py, base_url)?;
+        Self::create(py, factory, options, login)
+    }
+
     pub(crate) fn create(
         py: Python<'_>,
         factory: Factory,

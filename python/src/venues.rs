@@ -54,10 +54,10 @@ impl CadenzaClient {
         login: bool,
         options: Option<OptionArgs>,
     ) -> PyResult<(Self, BaseClient)> {
-        let options = options.unwrap_or_default().into_options(py, base_url)?;
         let config = CadenzaConfig::new(email, Secret::new(password));
         let factory: Factory = Arc::new(move |o| Session::cadenza(config.clone(), o));
-        Ok((Self, BaseClient::create(py, factory, options, login)?))
+        let base = BaseClient::build(py, options, base_url, factory, login)?;
+        Ok((Self, base))
     }
 
     /// From `CADENZA_EMAIL`, `CADENZA_PASSWORD`, optional `CADENZA_BASE_URL` and
@@ -65,9 +65,8 @@ impl CadenzaClient {
     #[staticmethod]
     #[pyo3(signature = (*, login=true, **options))]
     fn from_env(py: Python<'_>, login: bool, options: Option<OptionArgs>) -> PyResult<Py<Self>> {
-        let options = options.unwrap_or_default().into_options(py, None)?;
         let factory: Factory = Arc::new(Session::cadenza_from_env);
-        let base = BaseClient::create(py, factory, options, login)?;
+        let base = BaseClient::build(py, options, None, factory, login)?;
         Py::new(py, (Self, base))
     }
 
@@ -118,13 +117,11 @@ impl PartnerClient {
         if ttl == 0 {
             return Err(invalid_argument(py, "ttl must be at least 1 second"));
         }
-        let options = options
-            .unwrap_or_default()
-            .into_options(py, Some(base_url))?;
         let config = PartnerConfig::new(client_id, Secret::new(secret_key))
             .with_ttl(Duration::from_secs(ttl));
         let factory: Factory = Arc::new(move |o| Session::partner(config.clone(), o));
-        Ok((Self, BaseClient::create(py, factory, options, login)?))
+        let base = BaseClient::build(py, options, Some(base_url), factory, login)?;
+        Ok((Self, base))
     }
 
     /// From `PARTNER_CLIENT_ID`, `PARTNER_SECRET_KEY`, `PARTNER_BASE_URL`, optional
@@ -132,9 +129,8 @@ impl PartnerClient {
     #[staticmethod]
     #[pyo3(signature = (*, login=true, **options))]
     fn from_env(py: Python<'_>, login: bool, options: Option<OptionArgs>) -> PyResult<Py<Self>> {
-        let options = options.unwrap_or_default().into_options(py, None)?;
         let factory: Factory = Arc::new(Session::partner_from_env);
-        let base = BaseClient::create(py, factory, options, login)?;
+        let base = BaseClient::build(py, options, None, factory, login)?;
         Py::new(py, (Self, base))
     }
 
@@ -164,10 +160,10 @@ impl CascadeClient {
         login: bool,
         options: Option<OptionArgs>,
     ) -> PyResult<(Self, BaseClient)> {
-        let options = options.unwrap_or_default().into_options(py, base_url)?;
         let config = CascadeConfig::new(deposit_address, Secret::new(delegate_private_key));
         let factory: Factory = Arc::new(move |o| Session::cascade(config.clone(), o));
-        Ok((Self, BaseClient::create(py, factory, options, login)?))
+        let base = BaseClient::build(py, options, base_url, factory, login)?;
+        Ok((Self, base))
     }
 
     /// From `CASCADE_DEPOSIT_ADDRESS`, `CASCADE_DELEGATE_PRIVATE_KEY`, optional
@@ -175,9 +171,8 @@ impl CascadeClient {
     #[staticmethod]
     #[pyo3(signature = (*, login=true, **options))]
     fn from_env(py: Python<'_>, login: bool, options: Option<OptionArgs>) -> PyResult<Py<Self>> {
-        let options = options.unwrap_or_default().into_options(py, None)?;
         let factory: Factory = Arc::new(Session::cascade_from_env);
-        let base = BaseClient::create(py, factory, options, login)?;
+        let base = BaseClient::build(py, options, None, factory, login)?;
         Py::new(py, (Self, base))
     }
 
@@ -256,9 +251,8 @@ impl ExchangeClient {
     #[staticmethod]
     #[pyo3(signature = (**options))]
     fn from_env(py: Python<'_>, options: Option<OptionArgs>) -> PyResult<Py<Self>> {
-        let options = options.unwrap_or_default().into_options(py, None)?;
         let factory: Factory = Arc::new(Session::exchange_from_env);
-        let base = BaseClient::create(py, factory, options, false)?;
+        let base = BaseClient::build(py, options, None, factory, false)?;
         Py::new(py, (Self, base))
     }
 
