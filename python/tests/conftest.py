@@ -6,20 +6,15 @@ from a fresh venv, outside the source tree), never from python/tradeauth/ direct
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 import requests
 
 import tradeauth
-
-REPO = Path(__file__).resolve().parents[2]
+from simproc import start_sim, stop_sim
 
 CADENZA_EMAIL = "demo@cadenza.test"
 CADENZA_PASSWORD = "demo-password"
@@ -31,14 +26,6 @@ CASCADE_DELEGATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d
 CASCADE_DELEGATE_ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 EXCHANGE_KEY = "exch_1d4208be6fa84b8cb0a2e5cfa9508d5f"
 EXCHANGE_ADMIN = "demo-admin-token"
-
-
-def sim_binary() -> str:
-    explicit = os.environ.get("TRADEAUTH_SIM_BIN")
-    if explicit:
-        return explicit
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    return str(target / "debug" / "tradeauth-sim")
 
 
 class Sim:
@@ -88,20 +75,11 @@ class Sim:
 @pytest.fixture(scope="session")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     ca_path = tmp_path_factory.mktemp("sim") / "ca.pem"
-    proc = subprocess.Popen(
-        [sim_binary(), "--ca-out", str(ca_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc, urls = start_sim(ca_path, subprocess.DEVNULL)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, "tradeauth-sim printed nothing; is it built? (cargo build -p tradeauth-sim)"
-        yield Sim(json.loads(line))
+        yield Sim(urls)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
+        stop_sim(proc)
 
 
 @pytest.fixture(autouse=True)

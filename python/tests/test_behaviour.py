@@ -119,14 +119,19 @@ def test_gil_is_released_during_a_login(sim: Sim) -> None:
     assert during >= 50, f"only {during} ticks in {elapsed:.2f} s"
 
 
+def fork() -> int:
+    """`os.fork()`, without the warning Python 3.12+ gives for forking a process that has
+    threads: that is the point."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return os.fork()
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_fork_child_builds_and_authenticates(sim: Sim) -> None:
     parent = sim.cadenza_client()
     assert parent.request("GET", "/api/v3/user/profile").ok
-    with warnings.catch_warnings():
-        # Python 3.12+ warns about forking a process that has threads; that is the point.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    pid = fork()
     if pid == 0:  # the child: report through the exit code only
         code = 1
         try:
@@ -166,9 +171,7 @@ def test_fork_while_another_thread_is_inside_a_forced_refresh(sim: Sim) -> None:
     refreshing = threading.Thread(target=forced_refresh)
     refreshing.start()
     time.sleep(0.3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    pid = fork()
     if pid == 0:  # the child: report through the exit code only
         code = 1
         try:

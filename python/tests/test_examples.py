@@ -9,17 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
-    CADENZA_EMAIL,
-    CADENZA_PASSWORD,
-    CASCADE_DELEGATE_KEY,
-    CASCADE_DEPOSIT,
-    EXCHANGE_ADMIN,
-    EXCHANGE_KEY,
-    PARTNER_ID,
-    PARTNER_SECRET,
-    Sim,
-)
+import conftest
+from conftest import Sim
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "python"
 
@@ -29,17 +20,17 @@ def example_env(sim: Sim) -> dict[str, str]:
     return {
         **os.environ,
         "TRADEAUTH_CA_CERT": sim.ca,
-        "CADENZA_EMAIL": CADENZA_EMAIL,
-        "CADENZA_PASSWORD": CADENZA_PASSWORD,
+        "CADENZA_EMAIL": conftest.CADENZA_EMAIL,
+        "CADENZA_PASSWORD": conftest.CADENZA_PASSWORD,
         "CADENZA_BASE_URL": sim.cadenza,
-        "PARTNER_CLIENT_ID": PARTNER_ID,
-        "PARTNER_SECRET_KEY": PARTNER_SECRET,
+        "PARTNER_CLIENT_ID": conftest.PARTNER_ID,
+        "PARTNER_SECRET_KEY": conftest.PARTNER_SECRET,
         "PARTNER_BASE_URL": sim.partner,
-        "DEPOSIT_ADDRESS": CASCADE_DEPOSIT,
-        "DELEGATE_PRIVATE_KEY": CASCADE_DELEGATE_KEY,
+        "DEPOSIT_ADDRESS": conftest.CASCADE_DEPOSIT,
+        "DELEGATE_PRIVATE_KEY": conftest.CASCADE_DELEGATE_KEY,
         "CASCADE_BASE_URL": sim.cascade,
-        "EXCHANGE_API_KEY": EXCHANGE_KEY,
-        "EXCHANGE_ADMIN_TOKEN": EXCHANGE_ADMIN,
+        "EXCHANGE_API_KEY": conftest.EXCHANGE_KEY,
+        "EXCHANGE_ADMIN_TOKEN": conftest.EXCHANGE_ADMIN,
         "EXCHANGE_BASE_URL": sim.exchange,
     }
 
@@ -56,6 +47,13 @@ def test_example(sim: Sim, name: str) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     output = run.stdout + run.stderr
     assert output.strip()
-    for secret in (CADENZA_PASSWORD, PARTNER_SECRET, CASCADE_DELEGATE_KEY[2:], EXCHANGE_KEY, EXCHANGE_ADMIN):
+    secrets = (
+        conftest.CADENZA_PASSWORD,
+        conftest.PARTNER_SECRET,
+        conftest.CASCADE_DELEGATE_KEY[2:],
+        conftest.EXCHANGE_KEY,
+        conftest.EXCHANGE_ADMIN,
+    )
+    for secret in secrets:
         assert secret not in output, f"{name} printed a secret"
     assert "eyJ" not in output  # no JWT

@@ -59,6 +59,21 @@ class Recorder:
                 leaked = any(secret in value for value in headers.values())
                 assert not leaked, f"the credential ({len(secret)} chars) reached {self.url}"
 
+    def refuses(self, client: Client, sender: str, url: str, verify: str, what: str) -> str:
+        """`sender` must refuse `url` (`InsecureUrl`) before any request reaches this
+        listener (`what` names it); gives the refusal's message."""
+        with pytest.raises(tradeauth.InsecureUrl) as info:
+            SENDERS[sender](client, url, verify)
+        assert self.seen == [], f"a request reached {what}"
+        return str(info.value)
+
+    def redirected_to(self, sim: Sim, client: Client, venue: str, sender: str, verify: str) -> None:
+        """The venue redirects to this listener: followed, without the credential."""
+        sim.fault(venue, PATHS[venue], "redirect", location=f"{self.url}/landing")
+        status, history = SENDERS[sender](client, own_url(sim, venue), verify)
+        assert (status, history) == (200, [307])
+        self.assert_no_credential(client)
+
 
 def _serve(scheme: str, context: Optional[ssl.SSLContext]) -> Iterator[Recorder]:
     seen: list[dict[str, str]] = []
@@ -180,10 +195,9 @@ def test_plain_http_url_is_refused_before_sending(
     sim: Sim, plain: Recorder, venue: str, sender: str
 ) -> None:
     client = make_client(sim, venue)
-    with pytest.raises(tradeauth.InsecureUrl) as info:
-        SENDERS[sender](client, f"{plain.url}/api/v1/user", sim.ca)
-    assert plain.seen == [], "a request reached the plain http listener"
-    message = str(info.value)
+    message = plain.refuses(
+        client, sender, f"{plain.url}/api/v1/user", sim.ca, "the plain http listener"
+    )
     assert plain.url.replace("http://", "") in message, message
     assert "http" in message and "plain" in message, message
     for value in client.headers().values():
@@ -196,10 +210,8 @@ def test_other_https_origin_is_refused_before_sending(
     sim: Sim, other: Recorder, bundle: str, venue: str, sender: str
 ) -> None:
     client = make_client(sim, venue)
-    with pytest.raises(tradeauth.InsecureUrl) as info:
-        SENDERS[sender](client, f"{other.url}{PATHS[venue]}", bundle)
-    assert other.seen == [], "a request reached the other origin"
-    message = str(info.value)
+    url = f"{other.url}{PATHS[venue]}"
+    message = other.refuses(client, sender, url, bundle, "the other origin")
     assert other.url in message and "not the client's origin" in message, message
     # Same host, another port (the simulator's next venue) is another origin too.
     neighbour = sim.urls["partner" if venue != "partner" else "cadenza"]
@@ -212,11 +224,7 @@ def test_other_https_origin_is_refused_before_sending(
 def test_redirect_to_plain_http_carries_no_credential(
     sim: Sim, plain: Recorder, venue: str, sender: str
 ) -> None:
-    client = make_client(sim, venue)
-    sim.fault(venue, PATHS[venue], "redirect", location=f"{plain.url}/landing")
-    status, history = SENDERS[sender](client, own_url(sim, venue), sim.ca)
-    assert (status, history) == (200, [307])
-    plain.assert_no_credential(client)
+    plain.redirected_to(sim, make_client(sim, venue), venue, sender, sim.ca)
 
 
 @pytest.mark.parametrize("sender", sorted(SENDERS))
@@ -224,11 +232,7 @@ def test_redirect_to_plain_http_carries_no_credential(
 def test_redirect_to_another_https_origin_carries_no_credential(
     sim: Sim, other: Recorder, bundle: str, venue: str, sender: str
 ) -> None:
-    client = make_client(sim, venue)
-    sim.fault(venue, PATHS[venue], "redirect", location=f"{other.url}/landing")
-    status, history = SENDERS[sender](client, own_url(sim, venue), bundle)
-    assert (status, history) == (200, [307])
-    other.assert_no_credential(client)
+    other.redirected_to(sim, make_client(sim, venue), venue, sender, bundle)
 
 
 @pytest.mark.parametrize("sender", sorted(SENDERS))

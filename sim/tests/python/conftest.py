@@ -6,10 +6,7 @@ REQUESTS_CA_BUNDLE, exactly as a user would point the pages' code at a private C
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -20,14 +17,10 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 REPO = HERE.parents[2]
+# The simulator process helpers, shared with the wheel's tests.
+sys.path.insert(0, str(REPO / "python" / "tests"))
 
-
-def sim_binary() -> str:
-    explicit = os.environ.get("TRADEAUTH_SIM_BIN")
-    if explicit:
-        return explicit
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    return str(target / "debug" / "tradeauth-sim")
+from simproc import start_sim, stop_sim  # noqa: E402
 
 
 class Sim:
@@ -48,19 +41,13 @@ class Sim:
 @pytest.fixture(scope="session")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     ca_path = tmp_path_factory.mktemp("sim") / "ca.pem"
-    proc = subprocess.Popen([sim_binary(), "--ca-out", str(ca_path)],
-                            stdout=subprocess.PIPE, stderr=None, text=True)
+    proc, urls = start_sim(ca_path, None)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, "tradeauth-sim printed nothing; is it built? (cargo build -p tradeauth-sim)"
-        urls = json.loads(line)
         assert Path(urls["ca_cert"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
         os.environ["REQUESTS_CA_BUNDLE"] = urls["ca_cert"]
         yield Sim(urls)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=10)
+        code = stop_sim(proc)
         # The simulator promises a clean exit on SIGTERM; a crash here is a sim bug.
         assert code == 0, f"tradeauth-sim exited with {code}"
 
