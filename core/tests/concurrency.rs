@@ -17,8 +17,7 @@ const READS_PER_THREAD: usize = 1_000_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_path_readers_never_see_an_expired_or_missing_credential_during_refreshes() {
     let sim = support::sim().await;
-    let options = support::options(&sim, Venue::Cadenza).background_refresh(false);
-    let session = support::cadenza(&sim, options);
+    let session = support::on_demand_on(&sim, Venue::Cadenza);
     session.credential().await.expect("login");
 
     // A refresher forces a new token every 50 ms while the readers run.

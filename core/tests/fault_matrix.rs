@@ -493,8 +493,7 @@ async fn fault_matrix() {
 async fn venue_clock_skew_is_measured_from_its_date_header() {
     let sim = support::sim().await;
     sim.set_clock_offset_secs(-600);
-    let options = support::options(&sim, Venue::Cadenza).background_refresh(false);
-    let session = support::cadenza(&sim, options);
+    let session = support::on_demand_on(&sim, Venue::Cadenza);
     let credential = session.credential().await.expect("login");
     let skew = session.clock_skew_ms();
     assert!((-602_000..=-598_000).contains(&skew), "skew {skew} ms");

@@ -100,10 +100,7 @@ async fn a_revoked_refresh_token_falls_back_to_a_full_login() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_401_causes_exactly_one_reauthentication_and_one_retry() {
-    let (sim, session) = support::on_demand(Venue::Cadenza).await;
-    session.credential().await.expect("login");
-    sim.revoke(Venue::Cadenza, Revoke::AccessTokens)
-        .expect("revoked");
+    let (sim, session) = support::revoked_after_login(Venue::Cadenza, Revoke::AccessTokens).await;
     let before = sim.stats().cadenza;
     let response = support::get(&session, "/api/v3/user/profile").await;
     assert_eq!(response.status, 200);
@@ -156,10 +153,7 @@ async fn transient_faults_are_retried_then_succeed() {
             .times(1),
     );
     sim.arm_fault(Fault::status(Venue::Cadenza, 500).on_path(login).times(1));
-    let session = support::cadenza(
-        &sim,
-        support::options(&sim, Venue::Cadenza).background_refresh(false),
-    );
+    let session = support::on_demand_on(&sim, Venue::Cadenza);
     session
         .credential()
         .await
@@ -177,10 +171,7 @@ async fn retry_after_is_honoured() {
             .on_path(login)
             .retry_after_secs(1),
     );
-    let session = support::cadenza(
-        &sim,
-        support::options(&sim, Venue::Cadenza).background_refresh(false),
-    );
+    let session = support::on_demand_on(&sim, Venue::Cadenza);
     let started = Instant::now();
     session.credential().await.expect("login after 429");
     assert!(

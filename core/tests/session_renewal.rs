@@ -36,10 +36,7 @@ async fn cascade_two_hundred_callers_cause_one_challenge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_401_reruns_the_flow_once() {
-    let (sim, session) = support::on_demand(Venue::Cascade).await;
-    session.credential().await.expect("login");
-    sim.revoke(Venue::Cascade, Revoke::AccessTokens)
-        .expect("revoked");
+    let (sim, session) = support::revoked_after_login(Venue::Cascade, Revoke::AccessTokens).await;
     let response = support::get(&session, "/account/positions").await;
     assert_eq!(response.status, 200);
     assert_eq!(support::cascade_logins(&sim), (2, 2));
@@ -49,10 +46,7 @@ async fn cascade_401_reruns_the_flow_once() {
 async fn cascade_faults_on_the_challenge_are_retried() {
     let sim = support::sim().await;
     sim.arm_fault(Fault::status(Venue::Cascade, 503).on_path("/auth").times(2));
-    let session = support::cascade(
-        &sim,
-        support::options(&sim, Venue::Cascade).background_refresh(false),
-    );
+    let session = support::on_demand_on(&sim, Venue::Cascade);
     session.credential().await.expect("login after two 503s");
     assert_eq!(sim.stats().cascade.logins, 1);
 }
@@ -88,8 +82,7 @@ async fn cascade_an_expired_nonce_gets_a_fresh_challenge() {
             .on_path("/auth")
             .times(2),
     );
-    let options = support::options(&sim, Venue::Cascade).background_refresh(false);
-    let session = support::cascade(&sim, options);
+    let session = support::on_demand_on(&sim, Venue::Cascade);
     session
         .credential()
         .await

@@ -65,8 +65,13 @@ pub fn session(sim: &Sim, venue: Venue, options: Options) -> Session {
 /// when used or asked to (no background refresh).
 pub async fn on_demand(venue: Venue) -> (Sim, Session) {
     let sim = sim().await;
-    let session = session(&sim, venue, options(&sim, venue).background_refresh(false));
+    let session = on_demand_on(&sim, venue);
     (sim, session)
+}
+
+/// The same on a simulator already set up (faults armed, lifetimes changed).
+pub fn on_demand_on(sim: &Sim, venue: Venue) -> Session {
+    session(sim, venue, options(sim, venue).background_refresh(false))
 }
 
 /// The simulator's Cadenza counts so far: (logins, refreshes).
@@ -79,6 +84,14 @@ pub fn cadenza_renewals(sim: &Sim) -> (u64, u64) {
 pub fn cascade_logins(sim: &Sim) -> (u64, u64) {
     let stats = sim.stats().cascade;
     (stats.challenges, stats.logins)
+}
+
+/// `on_demand(venue)` logged in, and then the venue revoked `what` of what it issued.
+pub async fn revoked_after_login(venue: Venue, what: tradeauth_sim::Revoke) -> (Sim, Session) {
+    let (sim, session) = on_demand(venue).await;
+    session.credential().await.expect("login");
+    sim.revoke(venue, what).expect("revoked");
+    (sim, session)
 }
 
 /// Waits (bounded) for the first event matching `pred`; events, not sleeps, say when.
