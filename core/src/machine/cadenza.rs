@@ -767,3 +767,37 @@ impl fmt::Debug for CadenzaMachine {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Why the envelope is walked by hand (ARCHITECTURE.md): a wrongly typed field's error
+    /// names the field and its JSON type, never its value, which here may be a token.
+    /// serde_json's own errors quote the value (`invalid type: string "…"`).
+    #[test]
+    fn an_ill_typed_envelope_field_is_named_not_quoted() {
+        const PLANTED: &str = "PLANTED-token-like-value-4f1c";
+        let answers = [
+            json!({"success": PLANTED}),
+            json!({"success": true, "data": PLANTED}),
+            json!({"success": true, "data": {"refreshToken": "R", "accessToken": "A", "expiresAt": PLANTED}}),
+            json!({"success": true, "data": {"refreshToken": "R", "accessToken": [PLANTED], "expiresAt": 1}}),
+            json!({"success": true, "data": {"refreshToken": {"t": PLANTED}, "accessToken": "A", "expiresAt": 1}}),
+        ];
+        for answer in answers {
+            let mut m = CadenzaMachine::new(CadenzaConfig::new("a@b.c", "pw")).expect("machine");
+            let now = Now::new(Instant::now(), 1_700_000_000_000);
+            m.poll_request(now).expect("a login");
+            let body = answer.to_string();
+            let e = m
+                .handle_response(now, HttpResponse::new(200, body.clone()))
+                .expect_err("refused");
+            assert_eq!(e.kind(), ErrorKind::Protocol, "{body}: {e}");
+            assert!(e.message().contains("type"), "{body}: {e}");
+            assert!(!format!("{e} {e:?}").contains(PLANTED), "{body}: {e}");
+        }
+    }
+}
