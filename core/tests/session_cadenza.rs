@@ -20,8 +20,7 @@ fn access_ttl(secs: u64) -> LifetimeUpdate {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_in_and_calls_a_protected_endpoint() {
-    let sim = support::sim().await;
-    let session = support::cadenza(&sim, support::options(&sim, Venue::Cadenza));
+    let (sim, session) = support::with_defaults(Venue::Cadenza).await;
     assert!(
         session.current().is_none(),
         "no credential before the first use"
@@ -153,11 +152,8 @@ async fn transient_faults_are_retried_then_succeed() {
             .times(1),
     );
     sim.arm_fault(Fault::status(Venue::Cadenza, 500).on_path(login).times(1));
-    let session = support::on_demand_on(&sim, Venue::Cadenza);
-    session
-        .credential()
-        .await
-        .expect("login after three transient failures");
+    let _session =
+        support::logged_in_on(&sim, Venue::Cadenza, "login after three transient failures").await;
     let stats = sim.stats().cadenza;
     assert_eq!((stats.logins, stats.requests), (1, 4));
 }

@@ -8,12 +8,11 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tradeauth::{ErrorKind, Method, Options, Session, WsAuthReply};
-use tradeauth_sim::{Revoke, Venue, demo};
+use tradeauth_sim::{Revoke, Sim, Venue, demo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_mints_and_calls_portfolio() {
-    let sim = support::sim().await;
-    let session = support::partner(&sim, support::options(&sim, Venue::Partner));
+    let (sim, session) = support::with_defaults(Venue::Partner).await;
     let response = support::get(&session, "/portfolio").await;
     assert_eq!(response.status, 200);
     let response = session
@@ -85,8 +84,7 @@ async fn partner_persistent_401_is_retried_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_wallet_login_and_protected_routes() {
-    let sim = support::sim().await;
-    let session = support::cascade(&sim, support::options(&sim, Venue::Cascade));
+    let (sim, session) = support::with_defaults(Venue::Cascade).await;
     for path in ["/account/orders", "/account/positions"] {
         let response = support::get(&session, path).await;
         assert_eq!(response.status, 200, "{path}");
@@ -94,6 +92,19 @@ async fn cascade_wallet_login_and_protected_routes() {
     assert_eq!(support::cascade_logins(&sim), (1, 1));
     let claims = session.claims().await.expect("claims kept");
     assert_eq!(claims["sub"], demo::CASCADE_ACCOUNT.to_lowercase());
+}
+
+/// Sends the session's auth message `id` on `stream` and reads the venue's reply by the
+/// session's rules.
+async fn auth_round(session: &Session, stream: &mut tradeauth::WsStream, id: u64) -> WsAuthReply {
+    stream
+        .send(Message::text(
+            session.ws_auth_message(id).await.expect("message"),
+        ))
+        .await
+        .expect("send");
+    let reply = next_text(stream).await;
+    session.handle_ws_reply(&reply).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,27 +121,13 @@ async fn cascade_websocket_auth_round_trip_and_rejection() {
     let mut stream = session.connect_ws("/ws").await.expect("ws connect");
     sim.revoke(Venue::Cascade, Revoke::AccessTokens)
         .expect("revoked");
-    stream
-        .send(Message::text(
-            session.ws_auth_message(7).await.expect("message"),
-        ))
-        .await
-        .expect("send");
-    let reply = next_text(&mut stream).await;
-    match session.handle_ws_reply(&reply).await {
+    match auth_round(&session, &mut stream, 7).await {
         WsAuthReply::Rejected { message } => assert_eq!(message, "Invalid Bearer Token"),
         other => panic!("expected a rejection, got {other:?}"),
     }
     assert!(session.current().is_none(), "rejected token dropped");
-    stream
-        .send(Message::text(
-            session.ws_auth_message(8).await.expect("message"),
-        ))
-        .await
-        .expect("send");
-    let reply = next_text(&mut stream).await;
     assert!(matches!(
-        session.handle_ws_reply(&reply).await,
+        auth_round(&session, &mut stream, 8).await,
         WsAuthReply::Authenticated { .. }
     ));
     assert_eq!(sim.stats().cascade.logins, 2);
@@ -186,8 +183,7 @@ async fn websocket_replies_follow_the_machine() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_key_header_and_websocket() {
-    let sim = support::sim().await;
-    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    let (_sim, session) = support::with_defaults(Venue::Exchange).await;
     let response = support::get(&session, "/api/v1/user").await;
     assert_eq!(response.status, 200);
     let profile: serde_json::Value = serde_json::from_slice(&response.body).expect("JSON");
@@ -276,8 +272,7 @@ async fn an_untrusted_ca_is_a_transport_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_paths_cannot_leave_the_venue_host() {
-    let sim = support::sim().await;
-    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    let (_sim, session) = support::with_defaults(Venue::Exchange).await;
     let error = session
         .request(Method::Get, "https://example.invalid/steal")
         .send()
@@ -299,29 +294,31 @@ async fn next_text(stream: &mut tradeauth::WsStream) -> String {
     }
 }
 
-/// The Exchange venue redirects to `target` (only `/api/v1/user` if `only_there`, else
-/// every path); an Exchange session's `GET /api/v1/user` there.
+/// A fresh simulator whose Exchange venue redirects to `target(sim)` (only
+/// `/api/v1/user` if `only_there`, else every path), and an Exchange session's
+/// `GET /api/v1/user` there.
 async fn get_user_redirected_to(
-    sim: &tradeauth_sim::Sim,
-    target: &str,
+    target: impl FnOnce(&Sim) -> String,
     only_there: bool,
-) -> tradeauth::HttpResponse {
-    let redirect = tradeauth_sim::Fault::redirect(Venue::Exchange, target);
+) -> (Sim, tradeauth::HttpResponse) {
+    let sim = support::sim().await;
+    let target = target(&sim);
+    let redirect = tradeauth_sim::Fault::redirect(Venue::Exchange, target.as_str());
     sim.arm_fault(if only_there {
         redirect.on_path("/api/v1/user")
     } else {
         redirect
     });
-    let session = support::exchange(sim, support::options(sim, Venue::Exchange));
-    support::get(&session, "/api/v1/user").await
+    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    let response = support::get(&session, "/api/v1/user").await;
+    (sim, response)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_never_follow_a_redirect_to_another_host() {
-    let sim = support::sim().await;
     // The "other host" is the Partner listener: it counts every request it receives.
-    let elsewhere = format!("{}/portfolio", sim.urls().partner);
-    let response = get_user_redirected_to(&sim, &elsewhere, false).await;
+    let elsewhere = |sim: &Sim| format!("{}/portfolio", sim.urls().partner);
+    let (sim, response) = get_user_redirected_to(elsewhere, false).await;
     assert_eq!(
         response.status, 307,
         "the redirect is handed back, not followed"
@@ -335,14 +332,13 @@ async fn credentials_never_follow_a_redirect_to_another_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_to_plain_http_is_refused() {
-    let sim = support::sim().await;
-    let plain = format!(
-        "{}/api/v1/user",
-        sim.urls().exchange.replace("https://", "http://")
-    );
+    let plain = |sim: &Sim| {
+        let exchange = sim.urls().exchange.replace("https://", "http://");
+        format!("{exchange}/api/v1/user")
+    };
     // Another scheme is another origin: the redirect is handed back, never followed (and
     // https_only would refuse the hop anyway).
-    let response = get_user_redirected_to(&sim, &plain, false).await;
+    let (sim, response) = get_user_redirected_to(plain, false).await;
     assert_eq!(response.status, 307);
     assert_eq!(
         sim.stats().exchange.requests,
@@ -353,9 +349,8 @@ async fn a_redirect_to_plain_http_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_same_origin_redirect_is_followed_with_the_credential() {
-    let sim = support::sim().await;
-    let same = format!("{}/api/v1/positions", sim.urls().exchange);
-    let response = get_user_redirected_to(&sim, &same, true).await;
+    let same = |sim: &Sim| format!("{}/api/v1/positions", sim.urls().exchange);
+    let (sim, response) = get_user_redirected_to(same, true).await;
     assert_eq!(response.status, 200);
     assert_eq!(sim.stats().exchange.requests, 2);
 }

@@ -82,11 +82,8 @@ async fn cascade_an_expired_nonce_gets_a_fresh_challenge() {
             .on_path("/auth")
             .times(2),
     );
-    let session = support::on_demand_on(&sim, Venue::Cascade);
-    session
-        .credential()
-        .await
-        .expect("login with a second challenge");
+    let _session =
+        support::logged_in_on(&sim, Venue::Cascade, "login with a second challenge").await;
     let stats = sim.stats().cascade;
     assert_eq!((stats.challenges, stats.logins), (2, 1));
     assert_eq!(stats.rejected("nonce expired"), 1);

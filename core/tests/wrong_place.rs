@@ -94,8 +94,7 @@ async fn cascade_ws_rejection_echoing_the_bearer_is_redacted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchange_ws_rejection_echoing_the_key_is_redacted() {
-    let sim = support::sim().await;
-    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    let (sim, session) = support::with_defaults(Venue::Exchange).await;
     sim.arm_fault(Fault::echo_credential(Venue::Exchange).on_path("/ws"));
     let error = session
         .connect_ws_authenticated("/ws")

@@ -61,6 +61,14 @@ pub fn session(sim: &Sim, venue: Venue, options: Options) -> Session {
     }
 }
 
+/// A fresh simulator and a session for `venue`'s demo account on it, with the options
+/// above as they are (background refresh on).
+pub async fn with_defaults(venue: Venue) -> (Sim, Session) {
+    let sim = sim().await;
+    let session = session(&sim, venue, options(&sim, venue));
+    (sim, session)
+}
+
 /// A fresh simulator and a session for `venue`'s demo account on it that renews only
 /// when used or asked to (no background refresh).
 pub async fn on_demand(venue: Venue) -> (Sim, Session) {
@@ -86,10 +94,17 @@ pub fn cascade_logins(sim: &Sim) -> (u64, u64) {
     (stats.challenges, stats.logins)
 }
 
+/// `on_demand_on(sim, venue)` after it logged in (`what` names the login if it fails).
+pub async fn logged_in_on(sim: &Sim, venue: Venue, what: &str) -> Session {
+    let session = on_demand_on(sim, venue);
+    session.credential().await.expect(what);
+    session
+}
+
 /// `on_demand(venue)` logged in, and then the venue revoked `what` of what it issued.
 pub async fn revoked_after_login(venue: Venue, what: tradeauth_sim::Revoke) -> (Sim, Session) {
-    let (sim, session) = on_demand(venue).await;
-    session.credential().await.expect("login");
+    let sim = sim().await;
+    let session = logged_in_on(&sim, venue, "login").await;
     sim.revoke(venue, what).expect("revoked");
     (sim, session)
 }
