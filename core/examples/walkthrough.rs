@@ -20,6 +20,19 @@ fn options(url_var: &str) -> Result<Options, Box<dyn std::error::Error>> {
         .add_root_file(env("SIM_CA")?)?)
 }
 
+/// Prints a venue's heading, opens its session with `session` on that venue's options
+/// (`url_var` names its base URL) and subscribes to the session's events.
+fn open(
+    heading: &str,
+    url_var: &str,
+    session: impl FnOnce(Options) -> tradeauth::Result<Session>,
+) -> Result<(Session, tokio::sync::broadcast::Receiver<AuthEvent>), Box<dyn std::error::Error>> {
+    println!("\n {heading}");
+    let session = session(options(url_var)?)?;
+    let events = session.subscribe();
+    Ok((session, events))
+}
+
 /// Prints the events a session queued so far (they carry no secrets).
 fn print_events(events: &mut tokio::sync::broadcast::Receiver<AuthEvent>, venue: &str) {
     while let Ok(event) = events.try_recv() {
@@ -47,12 +60,11 @@ async fn show(label: &str, session: &Session, method: Method, path: &str) -> tra
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Rust (crate tradeauth)");
 
-    println!("\n Cadenza: email + password, rotating refresh token");
-    let cadenza = Session::cadenza(
-        CadenzaConfig::new("demo@cadenza.test", "demo-password"),
-        options("SIM_CADENZA")?,
-    )?;
-    let mut cadenza_events = cadenza.subscribe();
+    let heading = "Cadenza: email + password, rotating refresh token";
+    let config = CadenzaConfig::new("demo@cadenza.test", "demo-password");
+    let (cadenza, mut cadenza_events) = open(heading, "SIM_CADENZA", |options| {
+        Session::cadenza(config, options)
+    })?;
     let credential = cadenza.credential().await?;
     println!(
         "  logged in as {}; token expires at {:?} (Unix ms)",
@@ -80,27 +92,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     print_events(&mut cadenza_events, "cadenza");
 
-    println!("\n Partner: self-minted HS256 JWT");
-    let partner = Session::partner(
-        PartnerConfig::new("demo-client", "demo-partner-secret-key-0123456789abcdef"),
-        options("SIM_PARTNER")?,
-    )?;
-    let mut partner_events = partner.subscribe();
+    let heading = "Partner: self-minted HS256 JWT";
+    let config = PartnerConfig::new("demo-client", "demo-partner-secret-key-0123456789abcdef");
+    let (partner, mut partner_events) = open(heading, "SIM_PARTNER", |options| {
+        Session::partner(config, options)
+    })?;
     show("protected call", &partner, Method::Get, "/portfolio").await?;
     partner.refresh().await?;
     println!("  forced re-mint done");
     print_events(&mut partner_events, "partner");
 
-    println!("\n Cascade: wallet challenge signed by a delegate key (EIP-191)");
-    let cascade = Session::cascade(
-        CascadeConfig::new(
-            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
-            // The well-known public Hardhat test key #0, the simulator's demo delegate.
-            "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-        ),
-        options("SIM_CASCADE")?,
-    )?;
-    let mut cascade_events = cascade.subscribe();
+    let heading = "Cascade: wallet challenge signed by a delegate key (EIP-191)";
+    let config = CascadeConfig::new(
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        // The well-known public Hardhat test key #0, the simulator's demo delegate.
+        "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    );
+    let (cascade, mut cascade_events) = open(heading, "SIM_CASCADE", |options| {
+        Session::cascade(config, options)
+    })?;
     show("protected call", &cascade, Method::Get, "/account/orders").await?;
     let (_ws, reply) = cascade.connect_ws_authenticated("/ws").await?;
     println!(

@@ -16,7 +16,6 @@ use tradeauth::{
 
 /// Hardhat / anvil test account #0 (public test key), the delegate.
 const KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-const KEY_HEX: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const DELEGATE: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 /// The deposit address (test account #1), lowercase as the venue writes it.
 const DEPOSIT: &str = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
@@ -27,6 +26,11 @@ const PAYLOAD: &str = r#"{"account":"0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
 /// `Account.sign_message(encode_defunct(text=PAYLOAD), private_key=KEY).signature.hex()`.
 const PAYLOAD_SIGNATURE: &str = "0xab2433c366bbf1bd102b2c19c55ab7e19ace00f30b45dc68a4014f58c12294ce05df9bf943b7e1d5e4e707d8fc2585982d726fa3edc4e510b35391253e635f9d1b";
 const SERVER_SIG: &str = "VJfLidgINtN1Q-EaTaR7U5nMy74";
+
+/// The delegate key as bare hex (no `0x`).
+fn key_hex() -> &'static str {
+    KEY.strip_prefix("0x").expect("KEY is 0x-prefixed")
+}
 
 fn machine() -> CascadeMachine {
     CascadeMachine::new(CascadeConfig::new(DEPOSIT, KEY).with_jitter_seed(3)).unwrap()
@@ -97,7 +101,7 @@ fn known_answer_matches_eth_account() {
     );
     // Without 0x, and upper-case hex, too.
     assert_eq!(
-        eip191_sign(&KEY_HEX.to_uppercase(), PAYLOAD.as_bytes()).unwrap(),
+        eip191_sign(&key_hex().to_uppercase(), PAYLOAD.as_bytes()).unwrap(),
         PAYLOAD_SIGNATURE
     );
     let sig = eip191_sign(KEY, b"anything").unwrap();
@@ -338,7 +342,7 @@ fn malformed_challenges_are_protocol_errors() {
         assert_eq!(e.kind(), ErrorKind::Protocol, "{name}: {e}");
         assert!(!e.is_retryable());
         assert_eq!(m.last_error().unwrap().kind(), ErrorKind::Protocol);
-        assert_no_secret(&e.to_string(), &[KEY_HEX]);
+        assert_no_secret(&e.to_string(), &[key_hex()]);
         // Never signed or posted; a later demand asks for a fresh challenge.
         assert_eq!(m.poll_request(clock.ms(1)).unwrap(), req, "{name}");
     }
@@ -558,11 +562,11 @@ fn invalid_addresses_and_keys() {
         let e = CascadeMachine::new(CascadeConfig::new(a, KEY)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{a}");
         assert!(e.message().contains("deposit address"), "{e}");
-        assert_no_secret(&e.to_string(), &[KEY_HEX]);
+        assert_no_secret(&e.to_string(), &[key_hex()]);
     }
     // Mixed case (EIP-55 or not) is accepted.
     CascadeMachine::new(CascadeConfig::new(DELEGATE, KEY)).unwrap();
-    CascadeMachine::new(CascadeConfig::new(DELEGATE.to_lowercase(), KEY_HEX)).unwrap();
+    CascadeMachine::new(CascadeConfig::new(DELEGATE.to_lowercase(), key_hex())).unwrap();
 
     let keys = [
         ("", "64 hex"),
@@ -606,7 +610,7 @@ fn nothing_prints_a_secret() {
     m.handle_response(now, json(200, json!({"token": token})))
         .unwrap();
     let c = m.credential(now.instant).unwrap();
-    let secrets = [KEY_HEX, token.as_str(), &PAYLOAD_SIGNATURE[2..]];
+    let secrets = [key_hex(), token.as_str(), &PAYLOAD_SIGNATURE[2..]];
     for text in [
         format!("{cfg:?}"),
         format!("{m:?}"),
