@@ -12,15 +12,20 @@ this one refreshes in the background, single-flight, and renews once on a 401.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import tradeauth
 
 logging.basicConfig(level=logging.INFO, format="  log %(name)s %(levelname)s %(message)s")
 
-# Page: client = CadenzaClient(email, password)  -- logs in at construction. from_env()
-# reads CADENZA_EMAIL, CADENZA_PASSWORD, optional CADENZA_BASE_URL and TRADEAUTH_CA_CERT.
-client = tradeauth.CadenzaClient.from_env()
+# Page: client = CadenzaClient(email, password)  -- logs in at construction.
+client = tradeauth.CadenzaClient(
+    os.environ["CADENZA_EMAIL"],
+    os.environ["CADENZA_PASSWORD"],
+    base_url=os.environ.get("CADENZA_BASE_URL", tradeauth.CADENZA_URL),
+    ca_cert=os.environ.get("TRADEAUTH_CA_CERT"),
+)
 print(f"cadenza: {client!r}")
 expires_at = client.expires_at or 0
 print(f"cadenza: logged in; access token expires in {(expires_at - time.time() * 1000) / 60000:.0f} min")
