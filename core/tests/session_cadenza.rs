@@ -278,3 +278,28 @@ async fn a_failing_background_refresh_is_shared_with_the_callers_queued_behind_i
     let second = session.credential().await.expect("renewed");
     assert_ne!(second.header_value(), first.header_value());
 }
+
+/// A store nobody answers costs no credential (the session logs in on its own) and is
+/// reported: `store_available()` is what an operator's health check reads. A session
+/// without a store has nothing to report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_is_reported_unavailable() {
+    let sim = support::sim().await;
+    let plain = support::cadenza(&sim, support::options(&sim, Venue::Cadenza));
+    assert_eq!(plain.store_available(), None);
+    let options = support::options(&sim, Venue::Cadenza)
+        .background_refresh(false)
+        // Nothing listens on port 1: every store call is refused at once.
+        .store("redis://127.0.0.1:1/0")
+        .store_plaintext(true)
+        .store_lease_ttl(Duration::from_millis(100))
+        .store_timeout(Duration::from_millis(200));
+    let session = support::cadenza(&sim, options);
+    let credential = session
+        .credential()
+        .await
+        .expect("a login without the store");
+    assert!(credential.is_valid_now());
+    assert_eq!(session.store_available(), Some(false));
+    assert_eq!(sim.stats().cadenza.logins, 1);
+}
