@@ -89,17 +89,13 @@ fn millis(ms: u64, name: &str) -> Result<Duration, Failure> {
     Ok(Duration::from_millis(ms))
 }
 
-/// The first backoff delay and the largest one, both checked (see
-/// `tradeauth_options_set_retry_delays_ms`).
+/// The first backoff delay and the largest one, each checked as a duration (their order
+/// is core's `Options::try_retry_delays`).
 fn retry_delays(base_ms: u64, max_ms: u64) -> Result<(Duration, Duration), Failure> {
-    let base = millis(base_ms, "retry base delay")?;
-    let max = millis(max_ms, "retry max delay")?;
-    if max < base {
-        return Err(Failure::invalid(
-            "the retry max delay must not be less than the base delay",
-        ));
-    }
-    Ok((base, max))
+    Ok((
+        millis(base_ms, "retry base delay")?,
+        millis(max_ms, "retry max delay")?,
+    ))
 }
 
 /// Makes options with the defaults: the venue's production URL, the bundled Mozilla
@@ -401,10 +397,13 @@ pub unsafe extern "C" fn tradeauth_options_set_retry_delays_ms(
         set(
             "tradeauth_options_set_retry_delays_ms",
             options,
-            || retry_delays(base_ms, max_ms),
-            |o, (base, max)| {
-                o.retry_base_delay = base;
-                o.retry_max_delay = max;
+            || {
+                let (base, max) = retry_delays(base_ms, max_ms)?;
+                Ok(Options::new().try_retry_delays(base, max)?)
+            },
+            |o, checked| {
+                o.retry_base_delay = checked.retry_base_delay;
+                o.retry_max_delay = checked.retry_max_delay;
             },
         )
     }

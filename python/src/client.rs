@@ -202,13 +202,9 @@ impl OptionArgs {
                 Some(d) => seconds(py, "retry_max_delay", d)?,
                 None => options.retry_max_delay,
             };
-            if max < base {
-                return Err(invalid_argument(
-                    py,
-                    "retry_max_delay must not be less than retry_base_delay",
-                ));
-            }
-            options = options.retry_delays(base, max);
+            options = options
+                .try_retry_delays(base, max)
+                .map_err(|e| to_pyerr(py, &e))?;
         }
         if let Some(b) = self.background_refresh {
             options = options.background_refresh(b);

@@ -348,6 +348,17 @@ impl Options {
         self
     }
 
+    /// [`Options::retry_delays`] for values a caller passed: a largest delay below the
+    /// first is an `InvalidArgument` error now, not silently raised to the first.
+    pub fn try_retry_delays(self, base: Duration, max: Duration) -> Result<Self> {
+        if max < base {
+            return Err(Error::invalid_argument(
+                "the retry max delay must not be less than the base delay",
+            ));
+        }
+        Ok(self.retry_delays(base, max))
+    }
+
     setters! {
         /// Turns the background refresher on or off (off: refresh happens on demand).
         background_refresh(enabled: bool) => background_refresh = enabled;
@@ -494,6 +505,18 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains(shown_as), "{shown}");
+    }
+
+    #[test]
+    fn retry_delays_are_checked_or_clamped() {
+        use std::time::Duration;
+        let (short, long) = (Duration::from_millis(10), Duration::from_millis(20));
+        let e = Options::new().try_retry_delays(long, short).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument);
+        let o = Options::new().try_retry_delays(short, short).unwrap();
+        assert_eq!((o.retry_base_delay, o.retry_max_delay), (short, short));
+        let o = Options::new().retry_delays(long, short);
+        assert_eq!((o.retry_base_delay, o.retry_max_delay), (long, long));
     }
 
     #[test]
