@@ -36,8 +36,11 @@ MUTANT_GROUPS=(
   "clock|tradeauth|core/src/credential.rs core/src/clock.rs core/src/time.rs|--lib --test machines --test cadenza --test partner --test cascade --test exchange"
   "machine|tradeauth|core/src/machine/mod.rs core/src/machine/common.rs core/src/machine/cadenza.rs core/src/machine/partner.rs core/src/machine/exchange.rs|--lib --test machines --test cadenza --test partner --test exchange --test proptest_machines"
   "cascade|tradeauth|core/src/machine/cascade.rs|--lib --test machines --test cascade --test proptest_machines --test zeroize"
-  "store|tradeauth|core/src/store/*.rs|--lib --test store_file --test store_redis -- --include-ignored"
-  "session|tradeauth|core/src/session/mod.rs core/src/session/drive.rs core/src/session/request.rs core/src/session/refresher.rs core/src/session/skew.rs core/src/session/ws.rs core/src/session/tls.rs|--lib --test session_cadenza --test session_others --test session_renewal --test wrong_place"
+  "store-seal|tradeauth|core/src/store/crypto.rs core/src/store/record.rs core/src/store/mod.rs|--lib --test store_file"
+  "store-file|tradeauth|core/src/store/file.rs core/src/store/memory.rs|--lib --test store_file"
+  "store-redis|tradeauth|core/src/store/redis.rs|--lib --test store_redis -- --include-ignored"
+  "session|tradeauth|core/src/session/mod.rs core/src/session/drive.rs core/src/session/refresher.rs core/src/session/skew.rs|--lib --test session_cadenza --test session_others --test session_renewal"
+  "session-io|tradeauth|core/src/session/request.rs core/src/session/ws.rs core/src/session/tls.rs|--lib --test session_others --test wrong_place --test session_cadenza"
   "sharing|tradeauth|core/src/session/shared.rs|--lib --test store_file --test store_redis --test session_cadenza -- --include-ignored"
   "ffi|tradeauth-ffi|ffi/src/status.rs ffi/src/text.rs|--lib"
 )
@@ -138,7 +141,7 @@ for spec in "${MUTANT_GROUPS[@]}"; do
     args+=(--baseline skip --timeout 300)
   fi
   # The Redis tests are #[ignore]d without a server: these groups run them against one.
-  if { [ "$name" = store ] || [ "$name" = sharing ]; } && [ -z "${TRADEAUTH_TEST_REDIS_URL:-}" ]; then
+  if { [ "$name" = store-redis ] || [ "$name" = sharing ]; } && [ -z "${TRADEAUTH_TEST_REDIS_URL:-}" ]; then
     start_redis
   fi
   ensure_cargo_mutants
