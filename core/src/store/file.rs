@@ -240,14 +240,11 @@ impl CredentialStore for FileStore {
         let holder = holder.to_owned();
         self.blocking(key, move |store, key| {
             store.locked(key, || {
+                // The lease was just read under the flock every lease writer takes, so
+                // the file is there: any failure to remove it is an error.
                 if store.read_lease(key).is_some_and(|l| l.holder == holder) {
-                    match fs::remove_file(store.lease_path(key)) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == IoKind::NotFound => {}
-                        Err(e) => {
-                            return Err(store_error(format!("cannot release the lease: {e}")));
-                        }
-                    }
+                    fs::remove_file(store.lease_path(key))
+                        .map_err(|e| store_error(format!("cannot release the lease: {e}")))?;
                 }
                 Ok(())
             })

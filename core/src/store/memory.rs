@@ -107,3 +107,21 @@ impl CredentialStore for MemoryStore {
         "memory:".to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Its Debug names the store and nothing it holds (records may be plaintext).
+    #[test]
+    fn debug_names_the_store_not_its_records() {
+        let store = MemoryStore::new();
+        store.with("k", |e| {
+            e.record = Some(StoredRecord {
+                version: 1,
+                data: b"plaintext-secret".to_vec(),
+            });
+        });
+        assert_eq!(format!("{store:?}"), "MemoryStore");
+    }
+}
