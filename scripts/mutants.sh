@@ -77,6 +77,10 @@ else
   profile=mutants
 fi
 OUT_ROOT="$CARGO_TARGET_DIR/mutants-out"
+# The multi-process store tests run `TRADEAUTH_STORE_TEST_CYCLES` token lifetimes (10 in
+# the suite); 4 keep every step of the shared renewal (login, adopt, refresh, adopt) at
+# less than half the time per mutant.
+export TRADEAUTH_STORE_TEST_CYCLES="${TRADEAUTH_STORE_TEST_CYCLES:-4}"
 mkdir -p "$OUT_ROOT"
 
 # The commit each group was last fully run at (one line per group in $FULL_RUN:
