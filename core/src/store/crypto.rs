@@ -330,6 +330,27 @@ mod tests {
         assert_eq!(Sealer::Plaintext.open("k", 1, &plain).unwrap(), b"x");
     }
 
+    /// A record of another shape is "newer" only if its `fmt` is above ours.
+    #[test]
+    fn an_unknown_shape_is_newer_only_when_its_format_is() {
+        let a = Sealer::with_key(&Secret::from(KEY_HEX)).unwrap();
+        let shaped =
+            |fmt: u64| serde_json::to_vec(&serde_json::json!({"fmt": fmt, "x": 1})).unwrap();
+        assert_eq!(a.open("k", 1, &shaped(2)), Err(OpenError::NewerFormat));
+        assert_eq!(a.open("k", 1, &shaped(1)), Err(OpenError::Malformed));
+        assert_eq!(a.open("k", 1, &shaped(0)), Err(OpenError::Malformed));
+    }
+
+    /// Its Debug names the mode and the key id, never the key.
+    #[test]
+    fn debug_names_the_mode_and_key_id_only() {
+        let a = Sealer::with_key(&Secret::from(KEY_HEX)).unwrap();
+        let text = format!("{a:?}");
+        assert!(text.starts_with("Sealer(A256GCM, kid "), "{text}");
+        assert!(!text.contains(KEY_HEX), "{text}");
+        assert_eq!(format!("{:?}", Sealer::Plaintext), "Sealer(plaintext)");
+    }
+
     #[test]
     fn key_parsing_never_echoes() {
         for bad in ["", "short", &"zz".repeat(32), &STANDARD.encode([1u8; 31])] {

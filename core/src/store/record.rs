@@ -106,3 +106,27 @@ pub(crate) fn writer_label() -> String {
         .unwrap_or_else(|| "localhost".to_owned());
     format!("{}@{host}", std::process::id())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Operators read `pid@host` in a store: this process's id and this machine's name.
+    #[test]
+    fn the_writer_label_names_this_process_and_host() {
+        let label = writer_label();
+        let (pid, host) = label.split_once('@').expect("pid@host");
+        assert_eq!(pid, std::process::id().to_string());
+        let named = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        let expected = if named.is_empty() {
+            "localhost"
+        } else {
+            named.as_str()
+        };
+        assert_eq!(host, expected);
+    }
+}

@@ -161,3 +161,56 @@ fn urls() {
         );
     }
 }
+
+/// A record's Debug says its version and size, never its (sealed) bytes.
+#[test]
+fn stored_record_debug_shows_version_and_size_only() {
+    let record = StoredRecord {
+        version: 7,
+        data: b"sealed-bytes".to_vec(),
+    };
+    assert_eq!(
+        format!("{record:?}"),
+        "StoredRecord { version: 7, bytes: 12 }"
+    );
+}
+
+/// Each URL scheme opens its own kind of store (Redis without connecting yet), and a CA
+/// certificate is taken only with a `rediss://` URL.
+#[test]
+fn each_scheme_opens_its_store_and_a_ca_needs_rediss() {
+    let t = Duration::from_secs(1);
+    let ca = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .expect("cert")
+        .cert
+        .pem();
+    let redis = open("redis://127.0.0.1:1/0", None, t).expect("a redis:// store opens");
+    assert!(
+        redis.describe().starts_with("redis://127.0.0.1:1"),
+        "{redis:?}"
+    );
+    let tls = open_with_ca("rediss://127.0.0.1:1/0", None, t, Some(&ca))
+        .expect("a rediss:// store opens with its CA");
+    assert!(
+        tls.describe().starts_with("rediss://127.0.0.1:1"),
+        "{tls:?}"
+    );
+    let dir = std::env::temp_dir();
+    for url in [
+        "redis://127.0.0.1:1/0",
+        "memory:",
+        &format!("file://{}", dir.display()),
+    ] {
+        let error = open_with_ca(url, None, t, Some(&ca)).expect_err(url);
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument, "{url}");
+        assert!(error.message().contains("rediss://"), "{url}: {error}");
+    }
+}
+
+/// `%XX` escapes in a file URL path are decoded; anything else passes through as is.
+#[test]
+fn file_url_paths_are_percent_decoded() {
+    assert_eq!(percent_decode("/a%20b/c%2Fd"), "/a b/c/d");
+    assert_eq!(percent_decode("/x%zz%4"), "/x%zz%4");
+    assert_eq!(percent_decode("%41%62"), "Ab");
+}
