@@ -77,9 +77,9 @@ else
   profile=mutants
 fi
 OUT_ROOT="$CARGO_TARGET_DIR/mutants-out"
-# The multi-process store tests run `TRADEAUTH_STORE_TEST_CYCLES` token lifetimes (10 in
-# the suite); 4 keep every step of the shared renewal (login, adopt, refresh, adopt) at
-# less than half the time per mutant.
+# The eight-process store tests run `TRADEAUTH_STORE_TEST_CYCLES` token lifetimes (10 in
+# the suite); 4 still take every step of the shared renewal (login, adopt, refresh,
+# adopt). store_file's time per mutant stays ~62 s: its fencing and kill tests bound it.
 export TRADEAUTH_STORE_TEST_CYCLES="${TRADEAUTH_STORE_TEST_CYCLES:-4}"
 mkdir -p "$OUT_ROOT"
 
