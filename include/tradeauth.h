@@ -105,6 +105,18 @@ enum tradeauth_event_kind
     // lifetime longer than the session's maximum) and what was used instead; nothing
     // failed.
     TRADEAUTH_EVENT_DISTRUSTED = 5,
+    // A WebSocket client's connection opened (not yet authenticated).
+    TRADEAUTH_EVENT_WS_CONNECTED = 6,
+    // The venue accepted a WebSocket client's auth message.
+    TRADEAUTH_EVENT_WS_AUTHENTICATED = 7,
+    // The venue refused a WebSocket client's auth message; `message` has its reason.
+    TRADEAUTH_EVENT_WS_REJECTED = 8,
+    // A WebSocket client's connection ended; `message` says why.
+    TRADEAUTH_EVENT_WS_DISCONNECTED = 9,
+    // A WebSocket client reconnects after a backoff; `message` says when.
+    TRADEAUTH_EVENT_WS_RECONNECTING = 10,
+    // A WebSocket client sent its subscriptions again on a new connection.
+    TRADEAUTH_EVENT_WS_RESUBSCRIBED = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -26,7 +26,8 @@ FULL_RUN=core/mutants-full-run.txt
 
 # group | package | files (space separated globs) | cargo test arguments
 # The files are the code that decides: validity and time (clock), each venue's rules
-# (machine, cascade), renewal, single flight and the origin rules (session), sharing a
+# (machine, cascade), renewal, single flight and the origin rules (session), the WebSocket
+# client's auth, hold and reconnect rules (ws-client), sharing a
 # login through a store (store, sharing), and what C callers are told (ffi). The tests
 # are the ones that exercise that code: unit tests always; the machine KATs and property
 # tests for the machines; the simulator over real TLS (and a real redis-server) for
@@ -41,6 +42,7 @@ MUTANT_GROUPS=(
   "store-redis|tradeauth|core/src/store/redis.rs|--lib --test store_redis -- --include-ignored"
   "session|tradeauth|core/src/session/mod.rs core/src/session/drive.rs core/src/session/refresher.rs core/src/session/skew.rs|--lib --test session_cadenza --test session_others --test session_renewal"
   "session-io|tradeauth|core/src/session/request.rs core/src/session/ws.rs core/src/session/tls.rs|--lib --test session_others --test wrong_place --test session_cadenza"
+  "ws-client|tradeauth|core/src/session/ws_client.rs|--lib --test ws_client"
   "sharing|tradeauth|core/src/session/shared.rs|--lib --test store_file --test store_redis --test session_cadenza -- --include-ignored"
   "ffi|tradeauth-ffi|ffi/src/status.rs ffi/src/text.rs|--lib"
 )

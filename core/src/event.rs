@@ -27,6 +27,34 @@ pub enum AuthEvent {
         /// The error message (no secrets).
         message: String,
     },
+    /// A WebSocket client's connection to the venue opened (not yet authenticated).
+    WsConnected,
+    /// The venue accepted a WebSocket client's auth message (a first or a renewed
+    /// credential on the open connection).
+    WsAuthenticated,
+    /// The venue refused a WebSocket client's auth message.
+    WsRejected {
+        /// The venue's reason, with any credential blotted out.
+        reason: String,
+    },
+    /// A WebSocket client's connection ended (closed by the venue, failed, or silent
+    /// longer than the idle timeout).
+    WsDisconnected {
+        /// Why (no secret).
+        reason: String,
+    },
+    /// A WebSocket client reconnects after a delay.
+    WsReconnecting {
+        /// Which reconnect attempt since the last authenticated connection, from 1.
+        attempt: u32,
+        /// The backoff before it, in milliseconds.
+        delay_ms: u64,
+    },
+    /// A WebSocket client sent its subscriptions again on a new connection.
+    WsResubscribed {
+        /// How many were replayed.
+        count: usize,
+    },
 }
 
 impl AuthEvent {
@@ -39,7 +67,8 @@ impl AuthEvent {
     }
 
     /// A stable snake_case name: `logged_in`, `refreshed`, `re_logged_in`, `distrusted`,
-    /// `failed`.
+    /// `failed`, and the WebSocket client's `ws_connected`, `ws_authenticated`,
+    /// `ws_rejected`, `ws_disconnected`, `ws_reconnecting`, `ws_resubscribed`.
     pub const fn as_str(&self) -> &'static str {
         match self {
             AuthEvent::LoggedIn => "logged_in",
@@ -47,6 +76,12 @@ impl AuthEvent {
             AuthEvent::ReLoggedIn => "re_logged_in",
             AuthEvent::Distrusted { .. } => "distrusted",
             AuthEvent::Failed { .. } => "failed",
+            AuthEvent::WsConnected => "ws_connected",
+            AuthEvent::WsAuthenticated => "ws_authenticated",
+            AuthEvent::WsRejected { .. } => "ws_rejected",
+            AuthEvent::WsDisconnected { .. } => "ws_disconnected",
+            AuthEvent::WsReconnecting { .. } => "ws_reconnecting",
+            AuthEvent::WsResubscribed { .. } => "ws_resubscribed",
         }
     }
 }
@@ -64,6 +99,21 @@ impl fmt::Display for AuthEvent {
             AuthEvent::Distrusted { message } => f.write_str(message),
             AuthEvent::Failed { kind, message } => {
                 write!(f, "authentication failed ({}): {message}", kind.as_str())
+            }
+            AuthEvent::WsConnected => f.write_str("WebSocket connected"),
+            AuthEvent::WsAuthenticated => f.write_str("WebSocket authenticated"),
+            AuthEvent::WsRejected { reason } => {
+                write!(f, "WebSocket authentication rejected: {reason}")
+            }
+            AuthEvent::WsDisconnected { reason } => write!(f, "WebSocket disconnected: {reason}"),
+            AuthEvent::WsReconnecting { attempt, delay_ms } => {
+                write!(
+                    f,
+                    "WebSocket reconnecting in {delay_ms} ms (attempt {attempt})"
+                )
+            }
+            AuthEvent::WsResubscribed { count } => {
+                write!(f, "WebSocket resubscribed {count} subscription(s)")
             }
         }
     }
@@ -88,6 +138,19 @@ mod tests {
             AuthEvent::ReLoggedIn,
             distrusted,
             failed,
+            AuthEvent::WsConnected,
+            AuthEvent::WsAuthenticated,
+            AuthEvent::WsRejected {
+                reason: "Invalid Bearer Token".into(),
+            },
+            AuthEvent::WsDisconnected {
+                reason: "closed".into(),
+            },
+            AuthEvent::WsReconnecting {
+                attempt: 2,
+                delay_ms: 250,
+            },
+            AuthEvent::WsResubscribed { count: 3 },
         ]
         .iter()
         .map(ToString::to_string)
@@ -100,6 +163,12 @@ mod tests {
                 "logged in again after the venue dropped the session",
                 "Date ignored",
                 "authentication failed (unauthorized): bad key",
+                "WebSocket connected",
+                "WebSocket authenticated",
+                "WebSocket authentication rejected: Invalid Bearer Token",
+                "WebSocket disconnected: closed",
+                "WebSocket reconnecting in 250 ms (attempt 2)",
+                "WebSocket resubscribed 3 subscription(s)",
             ]
         );
     }

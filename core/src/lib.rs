@@ -68,14 +68,16 @@ pub use machine::cadenza::{CadenzaConfig, CadenzaMachine};
 pub use machine::cascade::{CascadeConfig, CascadeMachine, eip191_sign};
 pub use machine::exchange::{ExchangeConfig, ExchangeMachine};
 pub use machine::partner::{PartnerConfig, PartnerMachine, mint_token};
-pub use machine::{Capabilities, Machine, MachineStatus, SessionSnapshot, Venue, WsAuthReply};
+pub use machine::{
+    Capabilities, Machine, MachineStatus, SessionSnapshot, Venue, WsAuthReply, WsRules,
+};
 pub use secret::Secret;
 pub use time::Now;
 
 #[cfg(feature = "client")]
 pub use session::{
     CADENZA_PRODUCTION_URL, CADENZA_UAT_URL, CASCADE_URL, EXCHANGE_URL, OptionSpec, Options,
-    RequestBuilder, Session, WsStream,
+    Privacy, RequestBuilder, Session, WsBuilder, WsClient, WsState, WsStream,
 };
 #[cfg(feature = "client")]
 pub use store::{CredentialStore, StoreEvent};

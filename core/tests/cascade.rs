@@ -963,3 +963,141 @@ fn restore_refuses_what_cannot_be_used() {
     assert!(m.credential(now.instant).is_none());
     assert_eq!(m.status(), MachineStatus::LoggedOut);
 }
+
+fn rpc(id: u64, method: &str, params: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
+}
+
+#[test]
+fn websocket_rules_hold_private_methods_and_own_channels_for_auth() {
+    for private in [
+        "orders.list",
+        "positions.list",
+        "order.create",
+        "account.whatever",
+    ] {
+        assert!(
+            cascade::ws_is_private(&rpc(1, private, json!({}))),
+            "{private}"
+        );
+    }
+    for channel in ["orders", "positions"] {
+        for method in ["subscribe", "unsubscribe"] {
+            let m = rpc(1, method, json!({"channel": channel}));
+            assert!(cascade::ws_is_private(&m), "{method} {channel}");
+        }
+    }
+    let book = rpc(
+        1,
+        "subscribe",
+        json!({"channel": "orderbook", "market": "X"}),
+    );
+    for public in [
+        book.clone(),
+        rpc(1, "unsubscribe", json!({"channel": "orderbook"})),
+        rpc(1, "subscribe", json!({})),
+        rpc(1, "ping", json!({"channel": "orders"})),
+        json!({"jsonrpc": "2.0", "id": 1, "result": {}}),
+    ] {
+        assert!(!cascade::ws_is_private(&public), "{public}");
+    }
+
+    let bearer = "Invalid Bearer Token";
+    let refused = json!({"jsonrpc": "2.0", "id": 4, "error": {"code": -32001, "message": bearer}});
+    assert!(cascade::ws_refuses_credential(&refused));
+    let by_code = json!({"jsonrpc": "2.0", "id": 4, "error": {"code": -32001, "message": "x"}});
+    assert!(cascade::ws_refuses_credential(&by_code));
+    let by_text =
+        json!({"jsonrpc": "2.0", "id": 4, "error": {"code": 1, "message": "invalid bearer token"}});
+    assert!(cascade::ws_refuses_credential(&by_text));
+    for not_refused in [
+        json!({"jsonrpc": "2.0", "id": 4, "error": {"code": -32602, "message": "Invalid params"}}),
+        json!({"jsonrpc": "2.0", "id": 4, "result": {"message": bearer}}),
+        json!({"jsonrpc": "2.0", "method": "note", "error": {"code": -32001}}),
+    ] {
+        assert!(
+            !cascade::ws_refuses_credential(&not_refused),
+            "{not_refused}"
+        );
+    }
+
+    assert_eq!(cascade::ws_reply_id(&refused), Some(&json!(4)));
+    assert_eq!(
+        cascade::ws_reply_id(&json!({"jsonrpc": "2.0", "method": "orderbook", "id": 3})),
+        None
+    );
+    assert_eq!(
+        cascade::ws_reply_id(&json!({"jsonrpc": "2.0", "id": null, "result": 1})),
+        None
+    );
+    let renumbered = cascade::ws_with_id(&book, json!("tradeauth-sub-1")).expect("has an id");
+    assert_eq!(renumbered["id"], "tradeauth-sub-1");
+    assert_eq!(renumbered["params"], book["params"]);
+    assert_eq!(renumbered["method"], "subscribe");
+    assert!(cascade::ws_with_id(&json!({"jsonrpc": "2.0", "method": "x"}), json!(1)).is_none());
+    assert!(cascade::ws_with_id(&json!([1]), json!(1)).is_none());
+
+    // The machine hands out these rules.
+    let rules = machine().ws_rules();
+    assert!((rules.is_private)(&rpc(1, "order.create", json!({}))));
+    assert!((rules.refuses_credential)(&refused));
+    assert_eq!((rules.reply_id)(&refused), Some(&json!(4)));
+    assert!((rules.with_id)(&book, json!(2)).is_some());
+}
+
+#[test]
+fn websocket_auth_reply_is_only_the_one_with_the_auth_id() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    let mut m = machine();
+    authenticate(
+        &mut m,
+        now,
+        json(
+            200,
+            json!({"token": "tok.en.1", "claims": {"exp": 1_700_003_600u64}}),
+        ),
+    )
+    .unwrap();
+    let id = json!("tradeauth-auth-1");
+    let bad_other =
+        r#"{"jsonrpc":"2.0","id":7,"error":{"code":-32001,"message":"Invalid Bearer Token"}}"#;
+    let ok_other = r#"{"jsonrpc":"2.0","id":7,"result":{"subscribed":"orders:x"}}"#;
+    // Another request's answers (even a refusal) are not the auth reply: nothing changes.
+    assert_eq!(
+        m.handle_ws_auth_reply(now, ok_other, &id),
+        WsAuthReply::Unrelated
+    );
+    assert_eq!(
+        m.handle_ws_auth_reply(now, bad_other, &id),
+        WsAuthReply::Unrelated
+    );
+    assert!(m.credential(now.instant).is_some());
+    let ok = r#"{"jsonrpc":"2.0","id":"tradeauth-auth-1","result":{"authenticated":true}}"#;
+    assert_eq!(
+        m.handle_ws_auth_reply(now, ok, &id),
+        WsAuthReply::Authenticated {
+            detail: json!({"authenticated": true})
+        }
+    );
+    // Refused for another reason: reported, the token kept.
+    let other_reason = r#"{"jsonrpc":"2.0","id":"tradeauth-auth-1","error":{"code":-32602,"message":"Invalid params"}}"#;
+    assert!(matches!(
+        m.handle_ws_auth_reply(now, other_reason, &id),
+        WsAuthReply::Rejected { .. }
+    ));
+    assert!(m.credential(now.instant).is_some());
+    // The token refused, quoting it: redacted, and dropped.
+    let echoed = r#"{"jsonrpc":"2.0","id":"tradeauth-auth-1","error":{"code":-32001,"message":"Invalid Bearer Token: tok.en.1"}}"#;
+    match m.handle_ws_auth_reply(now, echoed, &id) {
+        WsAuthReply::Rejected { message } => {
+            assert!(message.contains("Invalid Bearer Token"), "{message}");
+            assert!(!message.contains("tok.en.1"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        m.credential(now.instant).is_none(),
+        "the refused token is dropped"
+    );
+}

@@ -277,3 +277,86 @@ fn capabilities_status_and_ws_message_per_role() {
     trader.logout();
     assert_eq!(trader.status(), MachineStatus::Active);
 }
+
+#[test]
+fn websocket_rules_hold_trading_ops_and_own_channels_for_auth() {
+    for private in [
+        json!({"op": "place_order"}),
+        json!({"op": "cancel_order", "order_id": "x"}),
+        json!({"op": "subscribe", "channel": "orders"}),
+        json!({"op": "unsubscribe", "channel": "fills"}),
+        json!({"op": "something_new"}),
+    ] {
+        assert!(exchange::ws_is_private(&private), "{private}");
+    }
+    for public in [
+        json!({"op": "subscribe", "channel": "orderbook", "market": "BTC-USD"}),
+        json!({"op": "unsubscribe", "channel": "orderbook"}),
+        json!({"op": "subscribe"}),
+        json!({"op": "ping"}),
+        json!({"op": "authenticate", "api_key": "k"}),
+        json!({"no_op": 1}),
+    ] {
+        assert!(!exchange::ws_is_private(&public), "{public}");
+    }
+    // Every role has the same rules (an admin's trading op is refused, never sent).
+    for config in [
+        ExchangeConfig::trader(KEY),
+        ExchangeConfig::admin("admin-token"),
+        ExchangeConfig::public(),
+    ] {
+        let rules = ExchangeMachine::new(config).unwrap().ws_rules();
+        assert!((rules.is_private)(&json!({"op": "place_order"})));
+        assert!(!(rules.is_private)(&json!({"op": "ping"})));
+        assert!(!(rules.refuses_credential)(
+            &json!({"type": "error", "message": "invalid api key"})
+        ));
+        assert!((rules.with_id)(&json!({"op": "ping"}), json!(1)).is_none());
+        assert!((rules.reply_id)(&json!({"type": "pong"})).is_none());
+    }
+}
+
+#[test]
+fn websocket_auth_reply_is_only_an_error_about_the_key() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    let mut m = ExchangeMachine::new(ExchangeConfig::trader(KEY)).unwrap();
+    let id = json!("tradeauth-auth-1");
+    // An error about a public subscription, while the auth reply is awaited: not it.
+    for other in [
+        r#"{"type":"error","message":"market is required"}"#,
+        r#"{"type":"subscribed","channel":"orderbook"}"#,
+    ] {
+        assert_eq!(
+            m.handle_ws_auth_reply(now, other, &id),
+            WsAuthReply::Unrelated,
+            "{other}"
+        );
+    }
+    assert!(m.credential(now.instant).is_some());
+    for about_the_key in [
+        "invalid api key",
+        "missing authentication",
+        "bad api_key",
+        "Unauthorized",
+    ] {
+        let text = json!({"type": "error", "message": about_the_key}).to_string();
+        assert_eq!(
+            m.handle_ws_auth_reply(now, &text, &id),
+            WsAuthReply::Rejected {
+                message: about_the_key.into()
+            }
+        );
+    }
+    let mut m = ExchangeMachine::new(ExchangeConfig::trader(KEY)).unwrap();
+    assert!(matches!(
+        m.handle_ws_auth_reply(now, r#"{"type":"authenticated","username":"u"}"#, &id),
+        WsAuthReply::Authenticated { .. }
+    ));
+    assert_eq!(m.account(), "u");
+    let _ = m.handle_ws_auth_reply(now, r#"{"type":"error","message":"invalid api key"}"#, &id);
+    assert!(
+        m.credential(now.instant).is_none(),
+        "a refused key is withheld"
+    );
+}

@@ -279,8 +279,16 @@ async fn a_slow_refresh_keeps_its_lease_and_the_other_process_waits_for_it() {
         let a = a.clone();
         async move { a.refresh().await }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    // A keeps extending its lease while the venue answers: B waits, then takes A's.
+    // Once A's refresh is at the venue (not after a fixed time: on a loaded machine the
+    // task may not have started yet, and B would renew first), A keeps extending its
+    // lease while the venue answers: B waits, then takes A's.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while sim.stats().cadenza.in_flight == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("A's refresh reached the venue");
     let by_b = b.refresh().await.expect("B takes A's renewal");
     let by_a = a_refresh.await.expect("task").expect("A renews");
     assert_eq!(

@@ -33,6 +33,18 @@ pub enum tradeauth_event_kind {
     /// lifetime longer than the session's maximum) and what was used instead; nothing
     /// failed.
     TRADEAUTH_EVENT_DISTRUSTED = 5,
+    /// A WebSocket client's connection opened (not yet authenticated).
+    TRADEAUTH_EVENT_WS_CONNECTED = 6,
+    /// The venue accepted a WebSocket client's auth message.
+    TRADEAUTH_EVENT_WS_AUTHENTICATED = 7,
+    /// The venue refused a WebSocket client's auth message; `message` has its reason.
+    TRADEAUTH_EVENT_WS_REJECTED = 8,
+    /// A WebSocket client's connection ended; `message` says why.
+    TRADEAUTH_EVENT_WS_DISCONNECTED = 9,
+    /// A WebSocket client reconnects after a backoff; `message` says when.
+    TRADEAUTH_EVENT_WS_RECONNECTING = 10,
+    /// A WebSocket client sent its subscriptions again on a new connection.
+    TRADEAUTH_EVENT_WS_RESUBSCRIBED = 11,
 }
 
 /// An event callback.
@@ -194,6 +206,30 @@ impl Hub {
             AuthEvent::Failed { kind, .. } => (
                 tradeauth_event_kind::TRADEAUTH_EVENT_FAILED,
                 tradeauth_status::from_kind(*kind),
+            ),
+            AuthEvent::WsConnected => (
+                tradeauth_event_kind::TRADEAUTH_EVENT_WS_CONNECTED,
+                tradeauth_status::TRADEAUTH_OK,
+            ),
+            AuthEvent::WsAuthenticated => (
+                tradeauth_event_kind::TRADEAUTH_EVENT_WS_AUTHENTICATED,
+                tradeauth_status::TRADEAUTH_OK,
+            ),
+            AuthEvent::WsRejected { .. } => (
+                tradeauth_event_kind::TRADEAUTH_EVENT_WS_REJECTED,
+                tradeauth_status::TRADEAUTH_OK,
+            ),
+            AuthEvent::WsDisconnected { .. } => (
+                tradeauth_event_kind::TRADEAUTH_EVENT_WS_DISCONNECTED,
+                tradeauth_status::TRADEAUTH_OK,
+            ),
+            AuthEvent::WsReconnecting { .. } => (
+                tradeauth_event_kind::TRADEAUTH_EVENT_WS_RECONNECTING,
+                tradeauth_status::TRADEAUTH_OK,
+            ),
+            AuthEvent::WsResubscribed { .. } => (
+                tradeauth_event_kind::TRADEAUTH_EVENT_WS_RESUBSCRIBED,
+                tradeauth_status::TRADEAUTH_OK,
             ),
         };
         // The text every binding uses (core's `Display`), after the session's label.

@@ -47,8 +47,17 @@ pub(crate) fn forward(session: &Session) {
 /// Level, event name and message for one event.
 fn describe(event: &AuthEvent) -> (u8, &'static str, String) {
     let level = match event {
-        AuthEvent::LoggedIn | AuthEvent::Refreshed | AuthEvent::ReLoggedIn => INFO,
-        AuthEvent::Distrusted { .. } | AuthEvent::Failed { .. } => WARNING,
+        AuthEvent::LoggedIn
+        | AuthEvent::Refreshed
+        | AuthEvent::ReLoggedIn
+        | AuthEvent::WsConnected
+        | AuthEvent::WsAuthenticated
+        | AuthEvent::WsReconnecting { .. }
+        | AuthEvent::WsResubscribed { .. } => INFO,
+        AuthEvent::Distrusted { .. }
+        | AuthEvent::Failed { .. }
+        | AuthEvent::WsRejected { .. }
+        | AuthEvent::WsDisconnected { .. } => WARNING,
     };
     // The text every binding uses (core's `Display`).
     (level, event.as_str(), event.to_string())

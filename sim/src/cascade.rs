@@ -154,7 +154,7 @@ struct Session {
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let routes = Router::new()
         .route("/auth", get(challenge).post(authenticate))
-        .route("/account/orders", get(orders))
+        .route("/account/orders", get(orders).post(create_order))
         .route("/account/positions", get(positions))
         .route("/ws", get(ws::upgrade::<JsonRpc>));
     venue_router(shared, Venue::Cascade, routes, lowercase_status_error)
@@ -386,6 +386,45 @@ async fn orders(
     )
 }
 
+/// `POST /account/orders` `{"market","side","price","size"}`: places an order for the
+/// token's account; 201 `{"order":..}`.
+async fn create_order(
+    AxState(shared): AxState<Arc<Shared>>,
+    Authed(session): Authed<Session>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let params: Value = match json_body(body, invalid_body) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    match new_order(&session.account, &params) {
+        Ok(order) => {
+            store_order(&shared, &session.account, &order);
+            json_response(StatusCode::CREATED, json!({ "order": order }))
+        }
+        Err(why) => error_text(StatusCode::BAD_REQUEST, &why),
+    }
+}
+
+/// Keeps a new order and pushes it to the account's `orders` subscribers.
+fn store_order(shared: &Shared, account: &str, order: &Value) {
+    lock(&shared.cascade)
+        .orders
+        .entry(account.to_owned())
+        .or_default()
+        .push(order.clone());
+    let message = json!({
+        "jsonrpc": "2.0",
+        "method": "orders",
+        "params": {
+            "channel": format!("orders:{account}"),
+            "type": "placed",
+            "order": order,
+        },
+    });
+    shared.cascade_ws.push_private(account, "orders", &message);
+}
+
 async fn positions(Authed(session): Authed<Session>) -> Response {
     json_response(StatusCode::OK, account_positions(&session.account))
 }
@@ -394,7 +433,25 @@ async fn positions(Authed(session): Authed<Session>) -> Response {
 struct JsonRpc;
 
 impl ws::Protocol for JsonRpc {
+    const VENUE: Venue = Venue::Cascade;
     type Conn = Option<Session>;
+
+    fn delta(market: &str, seq: u64) -> Value {
+        // Prices move a little with `seq`, so consecutive deltas differ.
+        let step = (seq % 20) as f64 * 0.5;
+        json!({
+            "jsonrpc": "2.0",
+            "method": "orderbook",
+            "params": {
+                "channel": format!("orderbook:{market}"),
+                "type": "delta",
+                "market": market,
+                "seq": seq,
+                "bids": [[format!("{:.2}", 3011.5 - step), format!("{:.1}", 1.0 + (seq % 7) as f64)]],
+                "asks": [[format!("{:.2}", 3012.0 + step), format!("{:.1}", 0.5 + (seq % 5) as f64)]],
+            },
+        })
+    }
 
     fn binary_reply() -> Value {
         rpc_error(Value::Null, -32700, "Parse error: expected a text frame")
@@ -407,7 +464,13 @@ impl ws::Protocol for JsonRpc {
     /// Handles one JSON-RPC 2.0 message; returns the reply and any notifications after it.
     /// `echo`: an `echo_credential` fault was armed on the upgrade; every auth is rejected,
     /// quoting the token.
-    fn handle(shared: &Shared, session: &mut Self::Conn, request: Value, echo: bool) -> Vec<Value> {
+    fn handle(
+        shared: &Shared,
+        session: &mut Self::Conn,
+        link: &mut ws::Link,
+        request: Value,
+        echo: bool,
+    ) -> Vec<Value> {
         let id = request.get("id").cloned().unwrap_or(Value::Null);
         let method = match (
             request.get("jsonrpc").and_then(Value::as_str),
@@ -418,6 +481,17 @@ impl ws::Protocol for JsonRpc {
         };
         let params = request.get("params").cloned().unwrap_or(Value::Null);
         let reject = |reason: &str| shared.stats.reject(Venue::Cascade, reason);
+        // A private message on a connection that is not authenticated right now (never
+        // authenticated, or its token expired or was revoked since).
+        let private_session = |session: &Option<Session>| {
+            let result = private_session(shared, session);
+            if result.is_err() {
+                shared
+                    .stats
+                    .update(Venue::Cascade, |s| s.ws_private_before_auth += 1);
+            }
+            result
+        };
         match method {
             "auth" => {
                 let Some(token) = params.get("bearer").and_then(Value::as_str) else {
@@ -443,6 +517,7 @@ impl ws::Protocol for JsonRpc {
                             "account": verified.account,
                             "exp": verified.exp,
                         });
+                        link.set_account(&verified.account);
                         *session = Some(verified);
                         vec![rpc_result(id, result)]
                     }
@@ -456,17 +531,23 @@ impl ws::Protocol for JsonRpc {
                 let channel = params.get("channel").and_then(Value::as_str);
                 let market = params.get("market").and_then(Value::as_str);
                 match (channel, market) {
-                    (Some("orderbook"), Some(market)) if !market.is_empty() => vec![
-                        rpc_result(id, json!({ "subscribed": format!("orderbook:{market}") })),
-                        orderbook_snapshot(market),
-                    ],
+                    (Some("orderbook"), Some(market)) if !market.is_empty() => {
+                        link.subscribe_market(market);
+                        vec![
+                            rpc_result(id, json!({ "subscribed": format!("orderbook:{market}") })),
+                            orderbook_snapshot(market),
+                        ]
+                    }
                     // User-scoped streams need an authenticated connection.
                     (Some(channel @ ("orders" | "positions")), _) => {
-                        match private_session(shared, session) {
-                            Ok(s) => vec![rpc_result(
-                                id,
-                                json!({ "subscribed": format!("{channel}:{}", s.account) }),
-                            )],
+                        match private_session(session) {
+                            Ok(s) => {
+                                link.subscribe_private(channel);
+                                vec![rpc_result(
+                                    id,
+                                    json!({ "subscribed": format!("{channel}:{}", s.account) }),
+                                )]
+                            }
                             Err((code, message)) => {
                                 reject(message);
                                 vec![rpc_error(id, code, message)]
@@ -481,7 +562,7 @@ impl ws::Protocol for JsonRpc {
                 }
             }
             "orders.list" | "positions.list" | "order.create" => {
-                let s = match private_session(shared, session) {
+                let s = match private_session(session) {
                     Ok(s) => s,
                     Err((code, message)) => {
                         reject(message);
@@ -496,11 +577,7 @@ impl ws::Protocol for JsonRpc {
                     "positions.list" => vec![rpc_result(id, account_positions(&s.account))],
                     _ => match new_order(&s.account, &params) {
                         Ok(order) => {
-                            lock(&shared.cascade)
-                                .orders
-                                .entry(s.account.clone())
-                                .or_default()
-                                .push(order.clone());
+                            store_order(shared, &s.account, &order);
                             vec![rpc_result(id, json!({ "order": order }))]
                         }
                         Err(why) => vec![rpc_error(id, -32602, &format!("Invalid params: {why}"))],

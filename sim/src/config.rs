@@ -82,7 +82,8 @@ redacted_debug!(PartnerClient {
 });
 redacted_debug!(ExchangeConfig {
     admin_token: secret,
-    traders: shown
+    traders: shown,
+    ws_delta_interval_ms: shown,
 });
 redacted_debug!(ExchangeTrader {
     username: shown,
@@ -230,6 +231,8 @@ pub struct CascadeConfig {
     pub token_ttl_secs: u64,
     /// Lifetime of a challenge nonce (page: five minutes).
     pub nonce_ttl_secs: u64,
+    /// Every this many ms, each WebSocket orderbook subscription gets a delta (0 = off).
+    pub ws_delta_interval_ms: u64,
 }
 
 impl Default for CascadeConfig {
@@ -241,6 +244,7 @@ impl Default for CascadeConfig {
             }],
             token_ttl_secs: 3600,
             nonce_ttl_secs: 300,
+            ws_delta_interval_ms: 0,
         }
     }
 }
@@ -264,6 +268,8 @@ pub struct ExchangeConfig {
     pub admin_token: String,
     /// Traders provisioned at start.
     pub traders: Vec<ExchangeTrader>,
+    /// Every this many ms, each WebSocket orderbook subscription gets a delta (0 = off).
+    pub ws_delta_interval_ms: u64,
 }
 
 impl Default for ExchangeConfig {
@@ -276,6 +282,7 @@ impl Default for ExchangeConfig {
                 trader_id: Some(demo::EXCHANGE_TRADER_ID.to_owned()),
                 created_at: Some(demo::EXCHANGE_CREATED_AT.to_owned()),
             }],
+            ws_delta_interval_ms: 0,
         }
     }
 }
@@ -502,6 +509,20 @@ mod tests {
             let err = SimConfig::from_json(json).unwrap_err().to_string();
             assert!(err.contains(field), "{err} should name {field}");
         }
+    }
+
+    #[test]
+    fn ws_delta_interval_parses_and_defaults_off() {
+        let c = SimConfig::default();
+        assert_eq!(c.cascade.ws_delta_interval_ms, 0);
+        assert_eq!(c.exchange.ws_delta_interval_ms, 0);
+        let c = SimConfig::from_json(
+            r#"{"cascade":{"ws_delta_interval_ms":50},"exchange":{"ws_delta_interval_ms":20}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.cascade.ws_delta_interval_ms, 50);
+        assert_eq!(c.exchange.ws_delta_interval_ms, 20);
+        assert_eq!(c.exchange.traders.len(), 1);
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(list_faults).post(arm_fault).delete(clear_faults),
         )
         .route("/revoke", post(revoke))
+        .route("/ws/burst", post(burst))
         .route("/clock", get(clock).post(set_clock))
         .route("/lifetimes", get(lifetimes).post(set_lifetimes))
         .route("/reset", post(reset))
@@ -64,8 +65,28 @@ async fn arm_fault(
     request: RawBody,
 ) -> Result<Response, Response> {
     let fault: Fault = json_body(request, bad_request)?;
-    shared.faults.arm(fault.clone());
-    Ok(json_response(StatusCode::OK, json!({ "armed": fault })))
+    let body = if fault.is_ws() {
+        let connections = shared.arm_fault(fault.clone());
+        json!({ "armed": fault, "connections": connections })
+    } else {
+        shared.arm_fault(fault.clone());
+        json!({ "armed": fault })
+    };
+    Ok(json_response(StatusCode::OK, body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BurstRequest {
+    venue: Venue,
+    count: u64,
+}
+
+/// `POST /ws/burst`: `count` deltas per orderbook subscription on the venue's WebSocket.
+async fn burst(State(shared): State<Arc<Shared>>, request: RawBody) -> Result<Response, Response> {
+    let request: BurstRequest = json_body(request, bad_request)?;
+    let sent = shared.burst(request.venue, request.count);
+    Ok(outcome(sent, |sent| json!({ "sent": sent })))
 }
 
 async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {

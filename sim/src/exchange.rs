@@ -276,6 +276,7 @@ async fn place_order(
         Err(why) => return error_text(StatusCode::BAD_REQUEST, &why),
     };
     lock(&shared.exchange).orders.push(order.clone());
+    push_order_event(&shared, "placed", &order);
     json_response(StatusCode::CREATED, json!(order))
 }
 
@@ -334,8 +335,12 @@ async fn cancel_order(
         return error_text(StatusCode::NOT_FOUND, ORDER_NOT_FOUND);
     };
     let now = now_text(&shared);
-    match lock(&shared.exchange).cancel(&trader.trader_id, &order_id, &now) {
-        Some(order) => json_response(StatusCode::OK, json!(order)),
+    let cancelled = lock(&shared.exchange).cancel(&trader.trader_id, &order_id, &now);
+    match cancelled {
+        Some(order) => {
+            push_order_event(&shared, "cancelled", &order);
+            json_response(StatusCode::OK, json!(order))
+        }
         None => error_text(StatusCode::NOT_FOUND, ORDER_NOT_FOUND),
     }
 }
@@ -421,7 +426,20 @@ async fn orderbook(market: Result<Path<String>, PathRejection>) -> Response {
 struct Ops;
 
 impl ws::Protocol for Ops {
+    const VENUE: Venue = Venue::Exchange;
     type Conn = Option<String>;
+
+    fn delta(market: &str, seq: u64) -> Value {
+        // Prices move a little with `seq`, so consecutive deltas differ.
+        let step = (seq % 20) as f64 * 0.5;
+        json!({
+            "type": "orderbook_delta",
+            "market": market,
+            "seq": seq,
+            "bids": [[49990.0 - step, 1.0 + (seq % 7) as f64]],
+            "asks": [[50010.0 + step, 0.5 + (seq % 5) as f64]],
+        })
+    }
 
     fn binary_reply() -> Value {
         ws_error("expected a text frame")
@@ -434,7 +452,13 @@ impl ws::Protocol for Ops {
     /// Handles one WebSocket message; returns the messages to send back, in order. `echo`: an
     /// `echo_credential` fault was armed on the upgrade; every authenticate is rejected,
     /// quoting the key.
-    fn handle(shared: &Shared, conn: &mut Self::Conn, request: Value, echo: bool) -> Vec<Value> {
+    fn handle(
+        shared: &Shared,
+        conn: &mut Self::Conn,
+        link: &mut ws::Link,
+        request: Value,
+        echo: bool,
+    ) -> Vec<Value> {
         let Some(op) = request.get("op").and_then(Value::as_str) else {
             return vec![ws_error("missing op")];
         };
@@ -449,6 +473,19 @@ impl ws::Protocol for Ops {
                 .trader_by_id(id)
                 .map(|t| t.trader_id.clone())
         });
+        let private = match op {
+            "subscribe" => matches!(
+                request.get("channel").and_then(Value::as_str),
+                Some("orders" | "fills")
+            ),
+            "place_order" | "cancel_order" => true,
+            _ => false,
+        };
+        if private && current.is_none() {
+            shared
+                .stats
+                .update(Venue::Exchange, |s| s.ws_private_before_auth += 1);
+        }
         match op {
             "ping" => vec![json!({ "type": "pong" })],
             "subscribe" => {
@@ -458,6 +495,7 @@ impl ws::Protocol for Ops {
                         Some(market) if !market.trim().is_empty() => {
                             let mut snapshot = orderbook_body(market);
                             snapshot["type"] = json!("orderbook_snapshot");
+                            link.subscribe_market(market);
                             vec![
                                 json!({ "type": "subscribed", "channel": "orderbook", "market": market }),
                                 snapshot,
@@ -467,7 +505,10 @@ impl ws::Protocol for Ops {
                     },
                     // User-scoped streams need a successful authenticate first.
                     Some(channel @ ("orders" | "fills")) => match current {
-                        Some(_) => vec![json!({ "type": "subscribed", "channel": channel })],
+                        Some(_) => {
+                            link.subscribe_private(channel);
+                            vec![json!({ "type": "subscribed", "channel": channel })]
+                        }
                         None => reject(NOT_AUTHENTICATED),
                     },
                     _ => vec![ws_error("unknown channel")],
@@ -486,6 +527,7 @@ impl ws::Protocol for Ops {
                 };
                 shared.stats.update(Venue::Exchange, |s| s.ws_auths += 1);
                 *conn = Some(trader.trader_id.clone());
+                link.set_account(&trader.trader_id);
                 vec![json!({
                     "type": "authenticated",
                     "trader_id": trader.trader_id,
@@ -505,6 +547,7 @@ impl ws::Protocol for Ops {
                     match new.into_order(&current, &now) {
                         Ok(order) => {
                             lock(&shared.exchange).orders.push(order.clone());
+                            push_order_event(shared, "placed", &order);
                             vec![json!({ "type": "order_accepted", "order": order })]
                         }
                         Err(why) => vec![ws_error(&why)],
@@ -514,8 +557,12 @@ impl ws::Protocol for Ops {
                         .get("order_id")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
-                    match lock(&shared.exchange).cancel(&current, order_id, &now) {
-                        Some(order) => vec![json!({ "type": "order_cancelled", "order": order })],
+                    let cancelled = lock(&shared.exchange).cancel(&current, order_id, &now);
+                    match cancelled {
+                        Some(order) => {
+                            push_order_event(shared, "cancelled", &order);
+                            vec![json!({ "type": "order_cancelled", "order": order })]
+                        }
                         None => reject(ORDER_NOT_FOUND),
                     }
                 }
@@ -523,6 +570,15 @@ impl ws::Protocol for Ops {
             other => vec![ws_error(&format!("unknown op: {other}"))],
         }
     }
+}
+
+/// Pushes `{"type":"order","event":event,"order":..}` to the `orders` subscribers of the
+/// order's trader.
+fn push_order_event(shared: &Shared, event: &str, order: &Order) {
+    let message = json!({ "type": "order", "event": event, "order": order });
+    shared
+        .exchange_ws
+        .push_private(&order.trader_id, "orders", &message);
 }
 
 fn ws_error(message: &str) -> Value {

@@ -84,7 +84,26 @@ pub enum FaultKind {
         /// years (3 162 240 000 s) either way.
         offset_secs: i64,
     },
+    /// WebSocket (Cascade, Exchange): close every connection of the venue open at arming
+    /// time abruptly (TCP/TLS dropped, no close frame), now or, with `after_messages`,
+    /// once each has sent that many more messages. Not queued: it acts when armed
+    /// (`count` is ignored), except when armed at start (`--fault`,
+    /// `SimConfig::faults`), where it applies to the first `count` connections opened.
+    WsDrop {
+        /// Messages each connection still sends before it is closed; `None`: now.
+        after_messages: Option<u64>,
+    },
+    /// WebSocket (Cascade, Exchange): every connection of the venue open at arming time
+    /// stops sending and stops reading its socket (so it answers no ping) for `secs`,
+    /// then resumes, delivering what was queued meanwhile. `count` as for `WsDrop`.
+    WsSilence {
+        /// How long, in seconds (1..=86400).
+        secs: u64,
+    },
 }
+
+/// The longest `ws_silence` a fault may ask for.
+const MAX_SILENCE_SECS: u64 = 86_400;
 
 /// Put on a WebSocket upgrade request by an `echo_credential` fault: the connection
 /// rejects every auth message, quoting the credential it was given.
@@ -158,6 +177,40 @@ impl Fault {
         Self::new(venue, FaultKind::Date { offset_secs })
     }
 
+    /// Close every open WebSocket connection of `venue` abruptly, now.
+    pub fn ws_drop(venue: Venue) -> Self {
+        Self::new(
+            venue,
+            FaultKind::WsDrop {
+                after_messages: None,
+            },
+        )
+    }
+
+    /// Close every open WebSocket connection of `venue` after it sent `n` more messages.
+    pub fn ws_drop_after(venue: Venue, n: u64) -> Self {
+        Self::new(
+            venue,
+            FaultKind::WsDrop {
+                after_messages: Some(n),
+            },
+        )
+    }
+
+    /// Make every open WebSocket connection of `venue` neither read nor send for `secs`.
+    pub fn ws_silence(venue: Venue, secs: u64) -> Self {
+        Self::new(venue, FaultKind::WsSilence { secs })
+    }
+
+    /// Whether it acts on open WebSocket connections (`ws_drop`, `ws_silence`) rather
+    /// than on requests.
+    pub fn is_ws(&self) -> bool {
+        matches!(
+            self.kind,
+            FaultKind::WsDrop { .. } | FaultKind::WsSilence { .. }
+        )
+    }
+
     /// Only match requests to exactly this path.
     pub fn on_path(mut self, path: impl Into<String>) -> Self {
         self.path = Some(path.into());
@@ -208,6 +261,10 @@ struct FaultSpec {
     location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     offset_secs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after_messages: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secs: Option<u64>,
 }
 
 fn one() -> u32 {
@@ -228,6 +285,8 @@ impl FaultSpec {
             field: None,
             location: None,
             offset_secs: None,
+            after_messages: None,
+            secs: None,
         }
     }
 }
@@ -248,6 +307,8 @@ impl TryFrom<FaultSpec> for Fault {
             field,
             location,
             offset_secs,
+            after_messages,
+            secs,
         } = spec;
         if count == 0 {
             return bad("count must be at least 1".into());
@@ -261,14 +322,20 @@ impl TryFrom<FaultSpec> for Fault {
         // different fault from the one meant. The ones it does not take, in the order they
         // are checked (which decides the one an error names).
         let not_taken = match kind.as_str() {
-            "status" => "location offset_secs delay_ms field",
-            "delay" => "location offset_secs status retry_after_secs field",
+            "status" => "location offset_secs delay_ms field after_messages secs",
+            "delay" => "location offset_secs status retry_after_secs field after_messages secs",
             "drop" | "malformed" | "echo_credential" => {
-                "location offset_secs status retry_after_secs delay_ms field"
+                "location offset_secs status retry_after_secs delay_ms field after_messages secs"
             }
-            "missing_field" => "location offset_secs status retry_after_secs delay_ms",
-            "redirect" => "status offset_secs retry_after_secs delay_ms field",
-            "date" => "location status retry_after_secs delay_ms field",
+            "missing_field" => {
+                "location offset_secs status retry_after_secs delay_ms after_messages secs"
+            }
+            "redirect" => "status offset_secs retry_after_secs delay_ms field after_messages secs",
+            "date" => "location status retry_after_secs delay_ms field after_messages secs",
+            "ws_drop" => "location offset_secs status retry_after_secs delay_ms field secs",
+            "ws_silence" => {
+                "location offset_secs status retry_after_secs delay_ms field after_messages"
+            }
             _ => "",
         };
         let given = |name: &str| match name {
@@ -278,6 +345,8 @@ impl TryFrom<FaultSpec> for Fault {
             "retry_after_secs" => retry_after_secs.is_some(),
             "delay_ms" => delay_ms.is_some(),
             "field" => field.is_some(),
+            "after_messages" => after_messages.is_some(),
+            "secs" => secs.is_some(),
             _ => false,
         };
         if let Some(name) = not_taken.split_whitespace().find(|name| given(name)) {
@@ -330,9 +399,39 @@ impl TryFrom<FaultSpec> for Fault {
                 }
                 FaultKind::Date { offset_secs }
             }
+            "ws_drop" | "ws_silence" => {
+                if !matches!(venue, Venue::Cascade | Venue::Exchange) {
+                    return bad(format!(
+                        "a {kind} fault applies to cascade or exchange (the WebSocket venues), not {venue}"
+                    ));
+                }
+                if path.as_deref().is_some_and(|p| p != "/ws") {
+                    return bad(format!(
+                        "a {kind} fault acts on open WebSocket connections; path must be absent or \"/ws\""
+                    ));
+                }
+                if kind == "ws_drop" {
+                    if after_messages == Some(0) {
+                        return bad(
+                            "after_messages must be at least 1 (leave it out to drop now)".into(),
+                        );
+                    }
+                    FaultKind::WsDrop { after_messages }
+                } else {
+                    match secs {
+                        Some(secs) if (1..=MAX_SILENCE_SECS).contains(&secs) => {
+                            FaultKind::WsSilence { secs }
+                        }
+                        Some(secs) => {
+                            return bad(format!("secs must be 1..={MAX_SILENCE_SECS}, got {secs}"));
+                        }
+                        None => return bad("a ws_silence fault needs secs (e.g. 5)".into()),
+                    }
+                }
+            }
             other => {
                 return bad(format!(
-                    "unknown fault kind {other:?} (expected status, delay, drop, malformed, missing_field, redirect, echo_credential or date)"
+                    "unknown fault kind {other:?} (expected status, delay, drop, malformed, missing_field, redirect, echo_credential or date; or the WebSocket kinds ws_drop, ws_silence)"
                 ));
             }
         };
@@ -376,6 +475,14 @@ impl From<Fault> for FaultSpec {
                 spec.offset_secs = Some(offset_secs);
                 "date"
             }
+            FaultKind::WsDrop { after_messages } => {
+                spec.after_messages = after_messages;
+                "ws_drop"
+            }
+            FaultKind::WsSilence { secs } => {
+                spec.secs = Some(secs);
+                "ws_silence"
+            }
         }
         .to_owned();
         spec
@@ -383,10 +490,11 @@ impl From<Fault> for FaultSpec {
 }
 
 /// The `--fault` text form: `venue[:path]=kind[,key=value]...` with keys `count`,
-/// `status`, `delay_ms`, `retry_after` (or `retry_after_secs`), `field`, `location` and
-/// `offset_secs` (may be negative), e.g.
-/// `cadenza:/api/v3/auth/login=status,status=503,count=2,retry_after=1` or
-/// `cadenza:/api/v3/user/profile=date,offset_secs=-7200`.
+/// `status`, `delay_ms`, `retry_after` (or `retry_after_secs`), `field`, `location`,
+/// `offset_secs` (may be negative), `after_messages` and `secs`, e.g.
+/// `cadenza:/api/v3/auth/login=status,status=503,count=2,retry_after=1`,
+/// `cadenza:/api/v3/user/profile=date,offset_secs=-7200`,
+/// `exchange=ws_drop,after_messages=5` or `cascade=ws_silence,secs=3`.
 impl FromStr for Fault {
     type Err = SimError;
 
@@ -422,6 +530,8 @@ impl FromStr for Fault {
                         Some(u16::try_from(number(value)?).map_err(|_| bad("status too large"))?)
                 }
                 "delay_ms" => spec.delay_ms = Some(number(value)?),
+                "after_messages" => spec.after_messages = Some(number(value)?),
+                "secs" => spec.secs = Some(number(value)?),
                 "retry_after" | "retry_after_secs" => spec.retry_after_secs = Some(number(value)?),
                 "field" => spec.field = Some(value.trim().to_owned()),
                 "location" => spec.location = Some(value.trim().to_owned()),
@@ -532,8 +642,11 @@ pub(crate) async fn apply(
             request.extensions_mut().insert(EchoCredential);
             next.run(request).await
         }
-        // The shift itself is applied where the venue layer stamps `Date`.
-        FaultKind::Date { .. } => next.run(request).await,
+        // The shift itself is applied where the venue layer stamps `Date`; WebSocket
+        // faults act on open connections when armed and are never queued.
+        FaultKind::Date { .. } | FaultKind::WsDrop { .. } | FaultKind::WsSilence { .. } => {
+            next.run(request).await
+        }
         FaultKind::Redirect { location } => {
             let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
             if let Ok(value) = HeaderValue::from_str(&location) {
@@ -800,6 +913,53 @@ mod tests {
                 .expect_err(json)
                 .to_string();
             assert!(err.contains(needle), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn ws_fault_specs_parse_round_trip_and_fail_clearly() {
+        let f: Fault = "exchange=ws_drop".parse().unwrap();
+        assert_eq!(f, Fault::ws_drop(Venue::Exchange));
+        assert!(f.is_ws());
+        let f: Fault = "cascade:/ws=ws_drop,after_messages=5".parse().unwrap();
+        assert_eq!(f, Fault::ws_drop_after(Venue::Cascade, 5).on_path("/ws"));
+        let f: Fault = "cascade=ws_silence,secs=3".parse().unwrap();
+        assert_eq!(f, Fault::ws_silence(Venue::Cascade, 3));
+        assert!(!Fault::drop_connection(Venue::Cascade).is_ws());
+        let json = r#"{"venue":"exchange","kind":"ws_drop","count":1,"after_messages":2}"#;
+        let f: Fault = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            serde_json::to_value(&f).unwrap(),
+            serde_json::from_str::<Value>(json).unwrap()
+        );
+        for (spec, needle) in [
+            ("cascade=ws_silence", "a ws_silence fault needs secs"),
+            ("cascade=ws_silence,secs=0", "secs must be 1..=86400"),
+            (
+                "cascade=ws_silence,secs=x",
+                "secs must be a non-negative integer",
+            ),
+            ("cadenza=ws_drop", "applies to cascade or exchange"),
+            ("exchange:/api=ws_drop", "path must be absent or \"/ws\""),
+            (
+                "exchange=ws_drop,after_messages=0",
+                "after_messages must be at least 1",
+            ),
+            (
+                "exchange=ws_drop,secs=1",
+                "secs does not apply to a ws_drop fault",
+            ),
+            (
+                "exchange=ws_silence,secs=1,after_messages=1",
+                "after_messages does not apply to a ws_silence fault",
+            ),
+            (
+                "exchange=drop,secs=1",
+                "secs does not apply to a drop fault",
+            ),
+        ] {
+            let err = spec.parse::<Fault>().expect_err(spec).to_string();
+            assert!(err.contains(needle), "{spec}: {err}");
         }
     }
 

@@ -76,6 +76,9 @@ pub enum SimError {
     /// A revocation does not apply to the venue.
     #[error("cannot revoke: {0}")]
     Revoke(String),
+    /// A WebSocket burst was asked of a venue without WebSocket.
+    #[error("cannot burst: {0}")]
+    Burst(String),
     /// A lifetime update is invalid or does not apply to the venue.
     #[error("invalid lifetimes: {0}")]
     Lifetimes(String),
@@ -330,9 +333,28 @@ impl Sim {
     }
 
     /// Arms a fault for the venue's next `fault.count` matching requests (after the faults
-    /// armed before it).
+    /// armed before it). A WebSocket fault (`ws_drop`, `ws_silence`) is not queued: it
+    /// acts at once on the venue's open connections, and its `count` is ignored.
     pub fn arm_fault(&self, fault: Fault) {
-        self.shared.faults.arm(fault);
+        self.shared.arm_fault(fault);
+    }
+
+    /// Arms a fault like [`Sim::arm_fault`]; returns how many open WebSocket connections
+    /// a WebSocket fault reached (0 for the request faults).
+    pub fn arm_fault_counted(&self, fault: Fault) -> usize {
+        self.shared.arm_fault(fault)
+    }
+
+    /// Pushes `count` orderbook deltas, as fast as possible, to every orderbook
+    /// subscription on `venue`'s WebSocket (Cascade, Exchange); returns the number of
+    /// messages queued (`count` times the number of subscriptions).
+    pub fn burst(&self, venue: Venue, count: u64) -> Result<u64, SimError> {
+        self.shared.burst(venue, count)
+    }
+
+    /// How many WebSocket connections of `venue` are open now.
+    pub fn ws_open_connections(&self, venue: Venue) -> usize {
+        self.shared.ws_registry(venue).len()
     }
 
     /// The faults still armed, with their remaining counts, in arming order.

@@ -56,9 +56,10 @@ struct Cli {
     #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     clock_offset_secs: Option<i64>,
     /// Arm a fault at start (repeatable): venue[:path]=kind[,count=N][,status=S]
-    /// [,retry_after=SECS][,delay_ms=MS][,field=NAME][,location=URL][,offset_secs=SECS];
-    /// kinds: status, delay, drop, malformed, missing_field, redirect, echo_credential,
-    /// date.
+    /// [,retry_after=SECS][,delay_ms=MS][,field=NAME][,location=URL][,offset_secs=SECS]
+    /// [,after_messages=N][,secs=SECS]; kinds: status, delay, drop, malformed,
+    /// missing_field, redirect, echo_credential, date, ws_drop, ws_silence (the ws_ kinds
+    /// apply to the first `count` WebSocket connections opened).
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<Fault>,
 }

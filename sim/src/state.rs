@@ -2,6 +2,7 @@
 //! the audit log and each venue's state.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -10,8 +11,9 @@ use crate::audit::AuditEntry;
 use crate::clock::Clock;
 use crate::common::lock;
 use crate::config::SimConfig;
-use crate::faults::FaultQueue;
+use crate::faults::{Fault, FaultKind, FaultQueue};
 use crate::stats::StatsRegistry;
+use crate::ws::{Command, Registry};
 use crate::{Revoke, SimError, Venue, cadenza, cascade, exchange, partner};
 
 pub(crate) struct Shared {
@@ -29,6 +31,14 @@ pub(crate) struct Shared {
     pub(crate) exchange: Mutex<exchange::State>,
     /// Becomes `true` at shutdown; WebSocket sessions watch it.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Cascade's open WebSocket connections.
+    pub(crate) cascade_ws: Registry,
+    /// Exchange's open WebSocket connections.
+    pub(crate) exchange_ws: Registry,
+    /// Never has a connection: what `ws_registry` gives for the venues without WebSocket.
+    no_ws: Registry,
+    /// WebSocket faults armed at start, with the number of connections still to get them.
+    pending_ws: Mutex<Vec<Fault>>,
 }
 
 impl Shared {
@@ -45,11 +55,85 @@ impl Shared {
             exchange: Mutex::new(exchange::State::new(&config.exchange)),
             config,
             shutdown,
+            cascade_ws: Registry::default(),
+            exchange_ws: Registry::default(),
+            no_ws: Registry::default(),
+            pending_ws: Mutex::new(Vec::new()),
         };
         for fault in &shared.config.faults {
-            shared.faults.arm(fault.clone());
+            if fault.is_ws() {
+                // No connection is open yet: it applies to the first `count` that open.
+                lock(&shared.pending_ws).push(fault.clone());
+            } else {
+                shared.faults.arm(fault.clone());
+            }
         }
         shared
+    }
+
+    /// Arms a fault. A WebSocket fault (`ws_drop`, `ws_silence`) is not queued: it is
+    /// sent to every connection of its venue open now; returns how many it reached (0 for
+    /// the other kinds, which wait for requests).
+    pub(crate) fn arm_fault(&self, fault: Fault) -> usize {
+        match ws_command(&fault.kind) {
+            Some(_) => self
+                .ws_registry(fault.venue)
+                .broadcast(|| ws_command(&fault.kind).unwrap_or(Command::Drop(None))),
+            None => {
+                self.faults.arm(fault);
+                0
+            }
+        }
+    }
+
+    /// The commands of the start-up WebSocket faults that a newly opened connection of
+    /// `venue` gets (each fault applies to its first `count` connections).
+    pub(crate) fn take_pending_ws_faults(&self, venue: Venue) -> Vec<Command> {
+        let mut pending = lock(&self.pending_ws);
+        let commands = pending
+            .iter_mut()
+            .filter(|f| f.venue == venue && f.count > 0)
+            .filter_map(|f| {
+                f.count -= 1;
+                ws_command(&f.kind)
+            })
+            .collect();
+        pending.retain(|f| f.count > 0);
+        commands
+    }
+
+    /// The open WebSocket connections of `venue` (always empty for Cadenza and Partner).
+    pub(crate) fn ws_registry(&self, venue: Venue) -> &Registry {
+        match venue {
+            Venue::Cascade => &self.cascade_ws,
+            Venue::Exchange => &self.exchange_ws,
+            Venue::Cadenza | Venue::Partner => &self.no_ws,
+        }
+    }
+
+    /// The configured orderbook delta period of `venue`'s WebSocket (0 = off).
+    pub(crate) fn ws_delta_interval_ms(&self, venue: Venue) -> u64 {
+        match venue {
+            Venue::Cascade => self.config.cascade.ws_delta_interval_ms,
+            Venue::Exchange => self.config.exchange.ws_delta_interval_ms,
+            Venue::Cadenza | Venue::Partner => 0,
+        }
+    }
+
+    /// Queues `count` orderbook deltas per subscription to every orderbook subscriber of
+    /// `venue`'s WebSocket; returns the number of messages queued.
+    pub(crate) fn burst(&self, venue: Venue, count: u64) -> Result<u64, SimError> {
+        if count > MAX_BURST {
+            return Err(SimError::Burst(format!(
+                "count must be at most {MAX_BURST}, got {count}"
+            )));
+        }
+        match venue {
+            Venue::Cascade | Venue::Exchange => Ok(self.ws_registry(venue).burst(count)),
+            Venue::Cadenza | Venue::Partner => Err(SimError::Burst(format!(
+                "{venue} has no WebSocket (use cascade or exchange)"
+            ))),
+        }
     }
 
     /// Back to the start state: no faults, zero counters, empty audit, the start clock
@@ -149,6 +233,18 @@ impl Shared {
             Venue::Partner | Venue::Exchange => {}
         }
         Ok(self.lifetimes())
+    }
+}
+
+/// The most deltas per subscription one burst may ask for.
+const MAX_BURST: u64 = 1_000_000;
+
+/// The command a WebSocket fault sends to each connection it applies to.
+fn ws_command(kind: &FaultKind) -> Option<Command> {
+    match kind {
+        FaultKind::WsDrop { after_messages } => Some(Command::Drop(*after_messages)),
+        FaultKind::WsSilence { secs } => Some(Command::Silence(Duration::from_secs(*secs))),
+        _ => None,
     }
 }
 

@@ -23,6 +23,16 @@ pub struct VenueStats {
     pub tokens_issued: u64,
     /// Successful WebSocket authentications.
     pub ws_auths: u64,
+    /// WebSocket connections accepted (upgrades completed), cumulative since start/reset.
+    pub ws_connections: u64,
+    /// Private WebSocket messages received on a connection not authenticated at that
+    /// moment (Exchange: `subscribe` to `orders`/`fills`, `place_order`, `cancel_order`;
+    /// Cascade: `subscribe` to `orders`/`positions`, `orders.list`, `positions.list`,
+    /// `order.create`, where an expired or revoked token counts as not authenticated).
+    pub ws_private_before_auth: u64,
+    /// Text messages the server sent on its WebSockets (replies, snapshots, deltas,
+    /// order events); automatic pongs are not counted.
+    pub ws_messages_sent: u64,
     /// Cadenza token families revoked because an already rotated refresh token was
     /// presented again (only with `cadenza.revoke_family_on_reuse`).
     pub family_revocations: u64,

@@ -348,7 +348,10 @@ async fn stats_are_exact_and_reset_restores_the_start() {
                 "rejections",
                 "requests",
                 "tokens_issued",
-                "ws_auths"
+                "ws_auths",
+                "ws_connections",
+                "ws_messages_sent",
+                "ws_private_before_auth"
             ],
             "{venue}"
         );

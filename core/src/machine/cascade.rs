@@ -26,7 +26,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::machine::common::{self, Events};
-use crate::machine::{Capabilities, Machine, MachineStatus, SessionSnapshot, Venue, WsAuthReply};
+use crate::machine::{
+    Capabilities, Machine, MachineStatus, SessionSnapshot, Venue, WsAuthReply, WsRules,
+};
 use crate::secret::Secret;
 use crate::time::{Now, SplitMix64, safety_margin};
 
@@ -1029,6 +1031,89 @@ impl Machine for CascadeMachine {
         }
         reply
     }
+
+    fn handle_ws_auth_reply(&mut self, now: Now, text: &str, id: &Value) -> WsAuthReply {
+        let reply = self.with_secrets(|secrets| parse_rpc(text, Some(id), secrets));
+        if let WsAuthReply::Rejected { message } = &reply
+            && is_invalid_bearer(text, message)
+        {
+            self.handle_unauthorized(now);
+        }
+        reply
+    }
+
+    fn ws_rules(&self) -> WsRules {
+        WS_RULES
+    }
+}
+
+/// Cascade's WebSocket rules: JSON-RPC 2.0, private methods and channels held until
+/// authenticated, `-32001` / "Invalid Bearer Token" refusing the credential.
+pub const WS_RULES: WsRules = WsRules {
+    is_private: ws_is_private,
+    refuses_credential: ws_refuses_credential,
+    with_id: ws_with_id,
+    reply_id: ws_reply_id,
+};
+
+/// Whether a Cascade reply is an error saying the token is no longer accepted.
+pub fn ws_refuses_credential(message: &Value) -> bool {
+    message.get("method").is_none()
+        && message.get("error").is_some_and(|error| {
+            error.get("code").and_then(Value::as_i64) == Some(WS_INVALID_TOKEN_CODE)
+                || error
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .is_some_and(|m| m.to_ascii_lowercase().contains("invalid bearer token"))
+        })
+}
+
+/// A JSON-RPC request with its `id` replaced by `id`; `None` if it has no `id` (a
+/// notification, or not an object), which is sent unchanged.
+pub fn ws_with_id(message: &Value, id: Value) -> Option<Value> {
+    let mut message = message.clone();
+    let object = message.as_object_mut()?;
+    if !object.contains_key("id") {
+        return None;
+    }
+    object.insert("id".to_owned(), id);
+    Some(message)
+}
+
+/// The `id` a JSON-RPC reply answers; `None` for server notifications (they carry a
+/// `method`) and for a null id.
+pub fn ws_reply_id(message: &Value) -> Option<&Value> {
+    if message.get("method").is_some() {
+        return None;
+    }
+    message.get("id").filter(|id| !id.is_null())
+}
+
+/// Cascade's JSON-RPC methods that need no authenticated connection. Everything else
+/// (`orders.list`, `positions.list`, `order.create`, any method this list does not know)
+/// is held until the connection is authenticated: an unknown method waits for nothing
+/// worse than the auth reply, while a private one sent early is refused by the venue.
+const PUBLIC_WS_METHODS: &[&str] = &["subscribe", "unsubscribe", "ping"];
+
+/// The channels of `subscribe` / `unsubscribe` that are the account's own.
+const PRIVATE_WS_CHANNELS: &[&str] = &["orders", "positions"];
+
+/// Whether a Cascade WebSocket request needs an authenticated connection: every method
+/// but the public ones, and subscriptions to the account's own channels.
+pub fn ws_is_private(message: &Value) -> bool {
+    let Some(method) = message.get("method").and_then(Value::as_str) else {
+        // Not a request (a notification answer, a malformed message): the venue says so.
+        return false;
+    };
+    if !PUBLIC_WS_METHODS.contains(&method) {
+        return true;
+    }
+    matches!(method, "subscribe" | "unsubscribe")
+        && message
+            .get("params")
+            .and_then(|p| p.get("channel"))
+            .and_then(Value::as_str)
+            .is_some_and(|channel| PRIVATE_WS_CHANNELS.contains(&channel))
 }
 
 impl fmt::Debug for CascadeMachine {

@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::machine::common::{self, Events};
-use crate::machine::{Capabilities, Machine, MachineStatus, Venue, WsAuthReply};
+use crate::machine::{Capabilities, Machine, MachineStatus, Venue, WsAuthReply, WsRules};
 use crate::secret::Secret;
 use crate::time::Now;
 
@@ -152,6 +152,46 @@ pub fn parse_ws_reply_redacting(text: &str, secrets: &[&str]) -> WsAuthReply {
         },
         _ => WsAuthReply::Unrelated,
     }
+}
+
+/// Exchange's WebSocket rules: `{"op": ..}` messages without request ids; the key is
+/// permanent, so no answer asks for a renewal.
+pub const WS_RULES: WsRules = WsRules {
+    is_private: ws_is_private,
+    ..WsRules::NONE
+};
+
+/// Exchange's WebSocket ops that need no authenticated connection (market data and
+/// the authenticate op itself). Every other op (`place_order`, `cancel_order`, any op
+/// this list does not know) is held until the connection is authenticated.
+const PUBLIC_WS_OPS: &[&str] = &["subscribe", "unsubscribe", "ping", "authenticate"];
+
+/// The user-scoped channels of `subscribe` / `unsubscribe`.
+const PRIVATE_WS_CHANNELS: &[&str] = &["orders", "fills"];
+
+/// Whether an Exchange WebSocket message needs an authenticated connection: trading ops
+/// and subscriptions to the trader's own channels.
+pub fn ws_is_private(message: &Value) -> bool {
+    let Some(op) = message.get("op").and_then(Value::as_str) else {
+        return false;
+    };
+    if !PUBLIC_WS_OPS.contains(&op) {
+        return true;
+    }
+    matches!(op, "subscribe" | "unsubscribe")
+        && message
+            .get("channel")
+            .and_then(Value::as_str)
+            .is_some_and(|channel| PRIVATE_WS_CHANNELS.contains(&channel))
+}
+
+/// Whether an Exchange error message is about the API key (the answer to an
+/// `authenticate`), as the page's errors read: `invalid api key`, `missing authentication`.
+fn is_auth_error(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    ["api key", "api_key", "authentic", "unauthori"]
+        .iter()
+        .any(|k| lower.contains(k))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,6 +397,22 @@ impl Machine for ExchangeMachine {
             WsAuthReply::Unrelated => {}
         }
         reply
+    }
+
+    fn handle_ws_auth_reply(&mut self, now: Now, text: &str, _id: &Value) -> WsAuthReply {
+        // Exchange's replies carry no request id: while the auth reply is awaited, an
+        // error about something else (a public subscription's "market is required") is
+        // not the answer to it. Only an error about the key is.
+        match self.handle_ws_reply(now, text) {
+            WsAuthReply::Rejected { message } if !is_auth_error(&message) => WsAuthReply::Unrelated,
+            reply => reply,
+        }
+    }
+
+    fn ws_rules(&self) -> WsRules {
+        // Every role: an admin or public session cannot authenticate a WebSocket, yet a
+        // trading op is still private, so it is refused rather than sent unauthenticated.
+        WS_RULES
     }
 }
 

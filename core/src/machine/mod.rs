@@ -180,6 +180,38 @@ pub enum WsAuthReply {
     Unrelated,
 }
 
+/// A venue's WebSocket message rules: stateless, fixed for the machine's life, so a
+/// client asks once and classifies every message without the session lock. Sans-IO:
+/// callers that run their own WebSocket stack use them as they are.
+#[derive(Debug, Clone, Copy)]
+pub struct WsRules {
+    /// Whether an outgoing message needs an authenticated connection (a private channel
+    /// or a trading operation): a client holds it until the venue has said authenticated,
+    /// so it is never sent on a connection that is not.
+    pub is_private: fn(&serde_json::Value) -> bool,
+    /// Whether an inbound message on an authenticated connection says the venue no
+    /// longer accepts the credential it authenticated with (Cascade's "Invalid Bearer
+    /// Token" answer to a private call after a revocation): renew once, authenticate again.
+    pub refuses_credential: fn(&serde_json::Value) -> bool,
+    /// The message with its request id replaced (JSON-RPC venues), so a subscription
+    /// replayed on a new connection gets an id of the client's own; `None`: the venue's
+    /// requests have no id (send it unchanged).
+    pub with_id: fn(&serde_json::Value, serde_json::Value) -> Option<serde_json::Value>,
+    /// The request id an inbound reply answers (JSON-RPC venues); `None` for
+    /// notifications and venues without ids.
+    pub reply_id: fn(&serde_json::Value) -> Option<&serde_json::Value>,
+}
+
+impl WsRules {
+    /// The rules of a venue without WebSocket auth: nothing private, no ids.
+    pub const NONE: WsRules = WsRules {
+        is_private: |_| false,
+        refuses_credential: |_| false,
+        with_id: |_, _| None,
+        reply_id: |_| None,
+    };
+}
+
 /// What a machine needs to resume a session obtained elsewhere (another process sharing a
 /// credential store): the token, its venue expiry and, for Cadenza, the rotated refresh
 /// token. `Debug` prints no secret.
@@ -337,6 +369,29 @@ pub trait Machine: std::any::Any + Send {
     fn handle_ws_reply(&mut self, now: Now, text: &str) -> WsAuthReply {
         let _ = (now, text);
         WsAuthReply::Unrelated
+    }
+
+    /// Interprets an inbound WebSocket message as the answer to the auth message sent
+    /// with request `id`, and only that one: venues whose replies carry the request's id
+    /// (Cascade's JSON-RPC) answer `Unrelated` for any other reply, so a caller's own
+    /// request that fails is never taken for the auth answer. A rejection of the credential
+    /// is handled as [`Machine::handle_unauthorized`]. The default (venues without ids)
+    /// reads it as [`Machine::handle_ws_reply`] does.
+    fn handle_ws_auth_reply(
+        &mut self,
+        now: Now,
+        text: &str,
+        id: &serde_json::Value,
+    ) -> WsAuthReply {
+        let _ = id;
+        self.handle_ws_reply(now, text)
+    }
+
+    /// The venue's WebSocket message rules (which messages are private, which answer
+    /// refuses the credential, request ids), for a client that runs the connection. The
+    /// default (no WebSocket auth) has no private messages and no ids.
+    fn ws_rules(&self) -> WsRules {
+        WsRules::NONE
     }
 }
 

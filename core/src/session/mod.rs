@@ -19,6 +19,7 @@ mod shared;
 mod skew;
 pub(crate) mod tls;
 mod ws;
+mod ws_client;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -34,6 +35,7 @@ pub use exchange::EXCHANGE_URL;
 pub use options::{OptionSpec, Options};
 pub use request::RequestBuilder;
 pub use ws::WsStream;
+pub use ws_client::{Privacy, WsBuilder, WsClient, WsState};
 
 use crate::credential::Credential;
 use crate::error::{Error, ErrorKind, Result};
@@ -502,6 +504,29 @@ impl Session {
         self.inner.current.store(None);
         let now = self.now();
         self.publish(&mut state, now);
+    }
+
+    /// Publishes `event` on the session's event stream (a WebSocket client's events).
+    pub(crate) fn emit(&self, event: AuthEvent) {
+        if let Ok(local) = self.local() {
+            // No receiver is not an error: events are optional.
+            let _ = local.events.send(event);
+        }
+    }
+
+    /// When the credential the session serves will be replaced by a renewed one (the
+    /// machine's renewal deadline, on the deadline clock), or `None` when nothing is
+    /// scheduled: a WebSocket authenticated with the current credential authenticates
+    /// again then, with the new one.
+    pub async fn ws_reauth_due(&self) -> Option<std::time::Instant> {
+        let local = self.local().ok()?;
+        let state = local.state.lock().await;
+        let renewal = state.machine.poll_timeout();
+        let served = self.current().and_then(|c| c.valid_until());
+        match (renewal, served) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The rustls configuration this session trusts, for WebSocket connections.

@@ -42,6 +42,32 @@ impl Session {
     /// rejection of the credential ("Invalid Bearer Token", "Invalid API key") drops it,
     /// so the next auth message carries a fresh one (or, for a permanent key, none).
     pub async fn handle_ws_reply(&self, text: &str) -> WsAuthReply {
+        self.handle_ws_reply_with(text, |machine, now, text| {
+            machine.handle_ws_reply(now, text)
+        })
+        .await
+    }
+
+    /// Like [`handle_ws_reply`](Self::handle_ws_reply), for the answer to the auth message
+    /// sent with request `id` only (see [`Machine::handle_ws_auth_reply`]).
+    ///
+    /// [`Machine::handle_ws_auth_reply`]: crate::machine::Machine::handle_ws_auth_reply
+    pub(crate) async fn handle_ws_auth_reply(
+        &self,
+        text: &str,
+        id: &serde_json::Value,
+    ) -> WsAuthReply {
+        self.handle_ws_reply_with(text, |machine, now, text| {
+            machine.handle_ws_auth_reply(now, text, id)
+        })
+        .await
+    }
+
+    async fn handle_ws_reply_with(
+        &self,
+        text: &str,
+        parse: impl FnOnce(&mut dyn crate::machine::Machine, crate::time::Now, &str) -> WsAuthReply,
+    ) -> WsAuthReply {
         let Ok(local) = self.local() else {
             return WsAuthReply::Unrelated;
         };
@@ -56,7 +82,7 @@ impl Session {
             None => text.to_owned(),
         };
         let held_before = state.machine.credential(now.instant).is_some();
-        let reply = state.machine.handle_ws_reply(now, &text);
+        let reply = parse(&mut *state.machine, now, &text);
         let dropped = held_before && state.machine.credential(now.instant).is_none();
         if matches!(reply, WsAuthReply::Rejected { .. }) && (dropped || !held_before) {
             // Rejected while serving a credential this machine does not hold: that one
