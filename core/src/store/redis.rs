@@ -289,3 +289,40 @@ fn redis_error(error: redis::RedisError) -> Error {
     };
     Error::new(kind, format!("Redis credential store: {error}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_names_the_server_and_prefix_never_the_password() {
+        let store = RedisStore::open(
+            "redis://:hunter2-secret@10.1.2.3:6380/0?prefix=desk:",
+            None,
+            Duration::from_secs(1),
+        )
+        .expect("a valid URL opens without connecting");
+        let text = format!("{store:?}");
+        assert!(text.starts_with("RedisStore"), "{text}");
+        assert!(text.contains("10.1.2.3:6380"), "{text}");
+        assert!(text.contains("desk:"), "{text}");
+        assert!(!text.contains("hunter2-secret"), "{text}");
+    }
+
+    #[test]
+    fn a_ca_certificate_with_a_plain_redis_url_is_refused_even_when_valid() {
+        // A usable CA: without the scheme check it would be accepted and then ignored,
+        // so the caller would believe the connection is verified against it.
+        let pem = rcgen::generate_simple_self_signed(vec!["redis.test".to_owned()])
+            .expect("cert")
+            .cert
+            .pem();
+        let timeout = Duration::from_secs(1);
+        let err = RedisStore::open_with_ca("redis://redis.test:6379/0", None, timeout, Some(&pem))
+            .expect_err("refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.message().contains("rediss://"), "{err}");
+        RedisStore::open_with_ca("rediss://redis.test:6379/0", None, timeout, Some(&pem))
+            .expect("the same CA with rediss:// is accepted");
+    }
+}
