@@ -565,6 +565,26 @@ tradeauth_status tradeauth_session_ws_handle_reply(const struct tradeauth_sessio
                                                    const char *text,
                                                    tradeauth_ws_reply *out_result);
 
+// For engines with their own WebSocket stack: whether an outgoing message (the venue's
+// JSON, NUL-terminated) needs an authenticated connection, by the venue's rules
+// (Exchange: `place_order`, `cancel_order`, the `orders` and `fills` channels; Cascade:
+// every method but `subscribe`/`unsubscribe`/`ping`, and the `orders` and `positions`
+// channels). Hold such a message until `tradeauth_session_ws_handle_reply` said
+// `TRADEAUTH_WS_AUTHENTICATED`. Text that is not JSON gives
+// `TRADEAUTH_ERR_INVALID_ARGUMENT`, as do NULL arguments.
+tradeauth_status tradeauth_session_ws_is_private(const struct tradeauth_session *session,
+                                                 const char *json,
+                                                 bool *out_private);
+
+// For engines with their own WebSocket stack: how many milliseconds from now the next
+// auth message is due on a connection authenticated with the current credential (the
+// session's next renewal, or the credential's end if sooner; 0: now). `UINT64_MAX` when
+// nothing is scheduled (Exchange's permanent key never needs another). After that time,
+// `tradeauth_session_ws_auth_message` carries the renewed credential: send it on the
+// open connection. NULL arguments give `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+tradeauth_status tradeauth_session_ws_reauth_due_ms(const struct tradeauth_session *session,
+                                                    uint64_t *out_ms);
+
 // The stable snake_case name of a status, e.g. `"ok"`, `"invalid_argument"`,
 // `"buffer_too_small"` (the Rust `ErrorKind` and Python names); `"unknown"` for a
 // number that is not a status. Returns a static NUL-terminated string: never free it.

@@ -559,6 +559,61 @@ pub unsafe extern "C" fn tradeauth_session_ws_handle_reply(
     })
 }
 
+/// For engines with their own WebSocket stack: how many milliseconds from now the next
+/// auth message is due on a connection authenticated with the current credential (the
+/// session's next renewal, or the credential's end if sooner; 0: now). `UINT64_MAX` when
+/// nothing is scheduled (Exchange's permanent key never needs another). After that time,
+/// `tradeauth_session_ws_auth_message` carries the renewed credential: send it on the
+/// open connection. NULL arguments give `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_session_ws_reauth_due_ms(
+    session: *const tradeauth_session,
+    out_ms: *mut u64,
+) -> tradeauth_status {
+    boundary("tradeauth_session_ws_reauth_due_ms", || {
+        // SAFETY: caller contract.
+        let handle = unsafe { arg_ref(session, "session") }?;
+        let out = arg_out(out_ms, "out_ms")?;
+        let held = handle.hold()?;
+        let due = held.block_on(|s| async move { s.ws_reauth_due().await })?;
+        let ms = due.map_or(u64::MAX, |at| {
+            let left = at.saturating_duration_since(tradeauth::time::deadline_now());
+            u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+        });
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write(ms) };
+        Ok(())
+    })
+}
+
+/// For engines with their own WebSocket stack: whether an outgoing message (the venue's
+/// JSON, NUL-terminated) needs an authenticated connection, by the venue's rules
+/// (Exchange: `place_order`, `cancel_order`, the `orders` and `fills` channels; Cascade:
+/// every method but `subscribe`/`unsubscribe`/`ping`, and the `orders` and `positions`
+/// channels). Hold such a message until `tradeauth_session_ws_handle_reply` said
+/// `TRADEAUTH_WS_AUTHENTICATED`. Text that is not JSON gives
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT`, as do NULL arguments.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_session_ws_is_private(
+    session: *const tradeauth_session,
+    json: *const c_char,
+    out_private: *mut bool,
+) -> tradeauth_status {
+    boundary("tradeauth_session_ws_is_private", || {
+        // SAFETY: caller contract.
+        let handle = unsafe { arg_ref(session, "session") }?;
+        let json = unsafe { arg_str(json, "json") }?;
+        let out = arg_out(out_private, "out_private")?;
+        let message: serde_json::Value = serde_json::from_str(json)
+            .map_err(|_| tradeauth::Error::invalid_argument("json is not a JSON message"))?;
+        let held = handle.hold()?;
+        let rules = held.block_on(|s| async move { s.ws_rules().await })??;
+        // SAFETY: non-NULL and writable per the contract.
+        unsafe { out.write((rules.is_private)(&message)) };
+        Ok(())
+    })
+}
+
 /// Registers `callback` to be told about authentication events (logged in, refreshed,
 /// logged in again, failed), replacing any previous one; a NULL `callback` removes it.
 /// See `tradeauth_event_callback` for the thread it runs on and what it may do.

@@ -529,6 +529,13 @@ impl Session {
         }
     }
 
+    /// The venue's WebSocket message rules ([`WsRules`](crate::machine::WsRules)): which
+    /// messages are private, which answer refuses the credential, request ids. For callers
+    /// that run their own WebSocket stack.
+    pub async fn ws_rules(&self) -> Result<crate::machine::WsRules> {
+        self.with_machine(|m| m.ws_rules()).await
+    }
+
     /// The rustls configuration this session trusts, for WebSocket connections.
     pub(crate) fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
         Ok(Arc::clone(&self.local()?.tls))

@@ -218,7 +218,7 @@ impl WsBuilder {
         }
         options.ping_interval = Some(ping);
         let session = self.session;
-        let rules = session.with_machine(|m| m.ws_rules()).await?;
+        let rules = session.ws_rules().await?;
         let capabilities = session.capabilities();
         let (commands_tx, commands) = mpsc::channel(options.max_held.max(16));
         let (inbound_tx, inbound) = mpsc::channel(options.inbound_capacity);

@@ -115,6 +115,13 @@ static void test_null_arguments(tradeauth_session *session, tradeauth_response *
     NULLARG(tradeauth_session_ws_handle_reply(NULL, "{}", &reply));
     NULLARG(tradeauth_session_ws_handle_reply(session, NULL, &reply));
     NULLARG(tradeauth_session_ws_handle_reply(session, "{}", NULL));
+    uint64_t due_ms = 0;
+    bool is_private = false;
+    NULLARG(tradeauth_session_ws_reauth_due_ms(NULL, &due_ms));
+    NULLARG(tradeauth_session_ws_reauth_due_ms(session, NULL));
+    NULLARG(tradeauth_session_ws_is_private(NULL, "{}", &is_private));
+    NULLARG(tradeauth_session_ws_is_private(session, NULL, &is_private));
+    NULLARG(tradeauth_session_ws_is_private(session, "{}", NULL));
     NULLARG(tradeauth_session_set_event_callback(NULL, NULL, NULL));
     CHECK(tradeauth_session_venue(NULL) == NULL);
     NULLARG(tradeauth_session_account(NULL, buf, sizeof buf, &written));
@@ -636,6 +643,21 @@ static void test_ws(void) {
         char again[4096];
         OK(tradeauth_session_ws_auth_message(cascade, 8, again, sizeof again, &written));
         CHECK(strstr(again, "\"id\":8") != NULL);
+        /* A fresh token (1 h): the next auth is due before it ends, not now. */
+        uint64_t due_ms = 0;
+        OK(tradeauth_session_ws_reauth_due_ms(cascade, &due_ms));
+        CHECK(due_ms > 0 && due_ms <= 3600u * 1000u);
+        bool is_private = false;
+        OK(tradeauth_session_ws_is_private(
+            cascade, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"order.create\",\"params\":{}}", &is_private));
+        CHECK(is_private);
+        OK(tradeauth_session_ws_is_private(
+            cascade,
+            "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"subscribe\",\"params\":{\"channel\":\"orderbook\",\"market\":\"ETH-USD\"}}",
+            &is_private));
+        CHECK(!is_private);
+        EXPECT(tradeauth_session_ws_is_private(cascade, "not json", &is_private),
+               TRADEAUTH_ERR_INVALID_ARGUMENT);
         tradeauth_session_free(cascade);
     }
 
@@ -651,6 +673,16 @@ static void test_ws(void) {
         CHECK(reply == TRADEAUTH_WS_AUTHENTICATED);
         OK(tradeauth_session_ws_handle_reply(exchange, "{\"type\":\"pong\"}", &reply));
         CHECK(reply == TRADEAUTH_WS_UNRELATED);
+        /* A permanent key: no re-auth is ever due; trading ops wait for auth. */
+        uint64_t never = 0;
+        OK(tradeauth_session_ws_reauth_due_ms(exchange, &never));
+        CHECK(never == UINT64_MAX);
+        bool held_back = false;
+        OK(tradeauth_session_ws_is_private(exchange, "{\"op\":\"place_order\"}", &held_back));
+        CHECK(held_back);
+        OK(tradeauth_session_ws_is_private(
+            exchange, "{\"op\":\"subscribe\",\"channel\":\"orderbook\",\"market\":\"BTC-USD\"}", &held_back));
+        CHECK(!held_back);
         char name[64];
         OK(header_name(exchange, name));
         CHECK(strcmp(name, "x-api-key") == 0);
