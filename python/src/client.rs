@@ -770,6 +770,51 @@ impl BaseClient {
         )
     }
 
+    /// An authenticated WebSocket to `path` on the venue (`"/ws"`), for asyncio:
+    /// `async with client.websocket("/ws") as ws:` connects and authenticates with this
+    /// client's credential, and keeps the connection authenticated and reconnected.
+    /// Options in seconds: `idle_timeout` (silence before a reconnect, default 30),
+    /// `ping_interval` (default a third of it), `hold_timeout` (how long a private message
+    /// may wait for auth, default 30), `auth_timeout` (default the request timeout).
+    #[pyo3(signature = (path, *, idle_timeout=None, ping_interval=None, hold_timeout=None, auth_timeout=None))]
+    fn websocket(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        idle_timeout: Option<f64>,
+        ping_interval: Option<f64>,
+        hold_timeout: Option<f64>,
+        auth_timeout: Option<f64>,
+    ) -> PyResult<crate::ws::WebSocket> {
+        let args = crate::ws::WsArgs {
+            idle_timeout,
+            ping_interval,
+            hold_timeout,
+            auth_timeout,
+        };
+        crate::ws::WebSocket::new(py, self.session(py)?, path, args)
+    }
+
+    /// `websocket()`'s blocking twin: `with client.websocket_sync("/ws") as ws:`.
+    #[pyo3(signature = (path, *, idle_timeout=None, ping_interval=None, hold_timeout=None, auth_timeout=None))]
+    fn websocket_sync(
+        &self,
+        py: Python<'_>,
+        path: &str,
+        idle_timeout: Option<f64>,
+        ping_interval: Option<f64>,
+        hold_timeout: Option<f64>,
+        auth_timeout: Option<f64>,
+    ) -> PyResult<crate::ws::WebSocketSync> {
+        let args = crate::ws::WsArgs {
+            idle_timeout,
+            ping_interval,
+            hold_timeout,
+            auth_timeout,
+        };
+        crate::ws::WebSocketSync::new(py, self.session(py)?, path, args)
+    }
+
     /// A `requests.auth.AuthBase` that attaches `headers()` and retries once on 401.
     fn requests_auth<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         slf.py()

@@ -13,6 +13,7 @@ mod errors;
 mod logs;
 mod response;
 mod venues;
+mod ws;
 
 use errors::{Count, guard_in, invalid_argument, to_pyerr};
 
@@ -75,6 +76,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<venues::ExchangeClient>()?;
     m.add_class::<response::Response>()?;
     m.add_class::<response::WsAuthReply>()?;
+    m.add_class::<ws::WebSocket>()?;
+    m.add_class::<ws::WebSocketSync>()?;
     m.add_function(wrap_pyfunction!(generate_token, m)?)?;
     m.add_function(wrap_pyfunction!(eip191_sign, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::_at_exit, m)?)?;

@@ -17,6 +17,11 @@ to the ``tradeauth`` logger. All errors derive from :class:`AuthError`.
 asyncio: ``await client.arequest(...)`` (and ``aheaders``, ``arefresh``, ``alogout``,
 ``ainvalidate``, ``aws_auth_message``) run on the library's own tokio runtime and settle
 an ``asyncio.Future`` via ``loop.call_soon_threadsafe``; cancelling it aborts the task.
+WebSockets: ``async with client.websocket("/ws") as ws:`` (or ``with
+client.websocket_sync("/ws") as ws:``) connects and authenticates with the client's
+credential; ``ws.subscribe(...)`` / ``ws.send(...)`` hold private messages until the venue
+has accepted it, ``async for message in ws`` yields the venue's messages (parsed JSON) in
+order, and the connection re-authenticates and reconnects by itself.
 Integrations: ``auth=client.requests_auth()`` (requests) and ``auth=client.httpx_auth()``
 (httpx, sync and async), both renewing the credential and retrying once on a 401. They
 attach credentials only to ``https://`` URLs on the client's own origin (anything else
@@ -49,6 +54,8 @@ from tradeauth._native import (
     Timeout,
     TransportError,
     Unauthorized,
+    WebSocket,
+    WebSocketSync,
     WsAuthReply,
     __version__,
     _at_exit,
@@ -86,6 +93,8 @@ __all__ = [
     "Timeout",
     "TransportError",
     "Unauthorized",
+    "WebSocket",
+    "WebSocketSync",
     "WsAuthReply",
     "__version__",
     "eip191_sign",
