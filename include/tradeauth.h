@@ -148,6 +148,58 @@ typedef uint32_t tradeauth_ws_reply;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Where a `tradeauth_ws` connection stands, as written by `tradeauth_ws_state` (the type
+// cannot share the function's name in C). Values are fixed.
+enum tradeauth_ws_connection_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // Opening the first connection.
+    TRADEAUTH_WS_STATE_CONNECTING = 0,
+    // Connected; the auth message was sent and its answer is awaited (private messages
+    // are held).
+    TRADEAUTH_WS_STATE_AUTHENTICATING = 1,
+    // The venue accepted the credential on this connection: private messages flow.
+    TRADEAUTH_WS_STATE_AUTHENTICATED = 2,
+    // Connected without authentication (an Exchange public or admin session): private
+    // messages are refused.
+    TRADEAUTH_WS_STATE_OPEN = 3,
+    // The connection was lost; a new one is being opened after a backoff.
+    TRADEAUTH_WS_STATE_RECONNECTING = 4,
+    // Closed for good (after an error no retry can fix).
+    TRADEAUTH_WS_STATE_CLOSED = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tradeauth_ws_connection_state tradeauth_ws_connection_state;
+#else
+typedef uint32_t tradeauth_ws_connection_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Whether an outgoing WebSocket message needs an authenticated connection. Values are
+// fixed; pass only these.
+enum tradeauth_ws_privacy
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // As the venue's rules classify it (see `tradeauth_session_ws_is_private`).
+    TRADEAUTH_WS_PRIVACY_AUTO = 0,
+    // Public: sent as soon as the connection is open, authenticated or not.
+    TRADEAUTH_WS_PRIVACY_PUBLIC = 1,
+    // Private: sent only on a connection the venue has authenticated.
+    TRADEAUTH_WS_PRIVACY_PRIVATE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum tradeauth_ws_privacy tradeauth_ws_privacy;
+#else
+typedef uint32_t tradeauth_ws_privacy;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Session options: base URL, extra trusted root certificates, timeouts, retries and
 // refresh behaviour. Made by `tradeauth_options_new`, freed by `tradeauth_options_free`.
 // Constructors copy it, so it may be reused or freed right after a session is made.
@@ -169,6 +221,17 @@ typedef struct tradeauth_response tradeauth_response;
 // `tradeauth_session_free` may run while they do: see the header's lifetime rule.
 typedef struct tradeauth_session tradeauth_session;
 
+// One WebSocket connection that stays authenticated, made by `tradeauth_ws_connect` and
+// freed by `tradeauth_ws_free`. Usable from any thread; `tradeauth_ws_free` may run
+// while other threads are inside calls on it (see the header's lifetime rule). It keeps
+// its own reference to the session: freeing the session first is allowed.
+typedef struct tradeauth_ws tradeauth_ws;
+
+// WebSocket client options (timeouts and bounds), copied by `tradeauth_ws_connect`.
+// Made by `tradeauth_ws_options_new`, freed by `tradeauth_ws_options_free`; safe to use
+// from any thread.
+typedef struct tradeauth_ws_options tradeauth_ws_options;
+
 // An event callback.
 //
 // `userdata` is the pointer given at registration. `kind` says what happened; `error`
@@ -184,6 +247,21 @@ typedef void (*tradeauth_event_callback)(void *userdata,
                                          tradeauth_event_kind kind,
                                          tradeauth_status error,
                                          const char *message);
+
+// A received-message callback.
+//
+// `userdata` is the pointer given to `tradeauth_ws_connect`. `json` is one message as
+// the venue sent it (its JSON text), `len` bytes long and NUL-terminated as well; it is
+// valid only during the call (copy it to keep it). The library's own auth replies are
+// not delivered.
+//
+// It is called on a thread owned by the library (one per connection), never on the
+// thread that connected, one message at a time and in the order received. It may call
+// tradeauth functions, including blocking ones and `tradeauth_ws_free` on its own
+// connection. While it runs no further message is read (up to 4096 wait, then the socket
+// is not read): return quickly. It must not unwind (C++: do not throw out of it). Once the
+// connection has closed for good (`TRADEAUTH_WS_STATE_CLOSED`) no more calls come.
+typedef void (*tradeauth_ws_message_callback)(void *userdata, const char *json, size_t len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -602,6 +680,108 @@ tradeauth_status tradeauth_test_panic(void);
 // The library version, e.g. `"0.1.0"`, as a static NUL-terminated string: never free
 // it. Thread safety: pure.
 const char *tradeauth_version(void);
+
+// Connects a WebSocket to `path` (e.g. `"/ws"`) on the session's venue and authenticates
+// it with the session's credential, blocking until the venue accepts it.
+//
+// A venue rejection gives `TRADEAUTH_ERR_UNAUTHORIZED` with the venue's reason in
+// `tradeauth_last_error_message` (never the credential); a connect failure its own
+// status. A session without WebSocket auth (Exchange public or admin) connects
+// unauthenticated (state `TRADEAUTH_WS_STATE_OPEN`). From then on the connection
+// authenticates again when the session renews its credential and reconnects by itself
+// (backoff, fresh credential, auth, subscriptions replayed in order).
+//
+// Every received message goes to `on_message(userdata, json, len)` on a library thread
+// (see `tradeauth_ws_message_callback`) until `tradeauth_ws_free`; a message the venue
+// sends unasked may arrive before this function has returned. `userdata` may be NULL;
+// it must stay valid and usable from another thread until `tradeauth_ws_free` returns.
+// `options` may be NULL for the defaults. On `TRADEAUTH_OK` `*out_ws` owns the
+// connection. NULL `session`, `path`, `on_message` or `out_ws` gives
+// `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+tradeauth_status tradeauth_ws_connect(const struct tradeauth_session *session,
+                                      const char *path,
+                                      const struct tradeauth_ws_options *options,
+                                      tradeauth_ws_message_callback on_message,
+                                      void *userdata,
+                                      struct tradeauth_ws **out_ws);
+
+// Closes the connection (a close frame, bounded by a second) and frees the handle; NULL
+// is a no-op.
+//
+// When it returns no message callback is running or will run, except when called from
+// inside that callback: then the running call finishes and no other follows. It may be
+// called while other threads are inside calls on `ws`: those return promptly (their own
+// result or `TRADEAUTH_ERR_CLOSED`; a held send is abandoned) and this returns once none
+// of them uses the handle. Call it once per connection.
+void tradeauth_ws_free(struct tradeauth_ws *ws);
+
+// Frees WebSocket options. NULL is a no-op.
+void tradeauth_ws_options_free(struct tradeauth_ws_options *options);
+
+// Makes WebSocket options with the client's defaults (idle timeout 30 s, ping every
+// third of it, reconnect backoff 100 ms to 5 s, 1024 held messages, hold timeout 30 s,
+// auth timeout = the session's request timeout, 4096 queued received messages). On
+// `TRADEAUTH_OK` `*out_options` owns it: free it with `tradeauth_ws_options_free`.
+tradeauth_status tradeauth_ws_options_new(struct tradeauth_ws_options **out_options);
+
+// How long the venue may take to answer the auth message (0 is invalid).
+tradeauth_status tradeauth_ws_options_set_auth_timeout_ms(struct tradeauth_ws_options *options,
+                                                          uint64_t timeout_ms);
+
+// How long a held message may wait before its send fails with a timeout (0 is invalid).
+tradeauth_status tradeauth_ws_options_set_hold_timeout_ms(struct tradeauth_ws_options *options,
+                                                          uint64_t timeout_ms);
+
+// A connection silent (no message, ping or pong) this long is replaced (0 is invalid).
+tradeauth_status tradeauth_ws_options_set_idle_timeout_ms(struct tradeauth_ws_options *options,
+                                                          uint64_t timeout_ms);
+
+// How many received messages may queue behind the callback before reading pauses
+// (0 is invalid).
+tradeauth_status tradeauth_ws_options_set_inbound_capacity(struct tradeauth_ws_options *options,
+                                                           size_t messages);
+
+// How many messages may wait for a connection or its auth; a send beyond that fails
+// at once (0 is invalid).
+tradeauth_status tradeauth_ws_options_set_max_held(struct tradeauth_ws_options *options,
+                                                   size_t messages);
+
+// How often a ping goes out on a quiet connection; must be below the idle timeout
+// (0 is invalid).
+tradeauth_status tradeauth_ws_options_set_ping_interval_ms(struct tradeauth_ws_options *options,
+                                                           uint64_t interval_ms);
+
+// The reconnect backoff: first ceiling `initial_ms`, doubled per failed attempt up to
+// `max_ms` (0 < initial <= max).
+tradeauth_status tradeauth_ws_options_set_reconnect_backoff_ms(struct tradeauth_ws_options *options,
+                                                               uint64_t initial_ms,
+                                                               uint64_t max_ms);
+
+// Sends one message (JSON text: an order, a query) with `TRADEAUTH_WS_PRIVACY_AUTO`:
+// classified by the venue's rules, held until authenticated if private; blocks until it
+// is written to the socket.
+//
+// Not replayed on a new connection. Statuses as `tradeauth_ws_subscribe`.
+tradeauth_status tradeauth_ws_send(struct tradeauth_ws *ws, const char *json);
+
+// Writes where the connection stands now to `*out_state`; never blocks. NULL arguments
+// give `TRADEAUTH_ERR_INVALID_ARGUMENT`. In a forked child a connection made before the
+// fork is `TRADEAUTH_WS_STATE_CLOSED` (and sends give `TRADEAUTH_ERR_INVALID_ARGUMENT`).
+tradeauth_status tradeauth_ws_state(const struct tradeauth_ws *ws,
+                                    tradeauth_ws_connection_state *out_state);
+
+// Sends a subscription (JSON text), replayed on every new connection; blocks until it is
+// written to the socket.
+//
+// `privacy` is one of the `TRADEAUTH_WS_PRIVACY_*` values. A private message is held
+// until the connection is authenticated (bounded by the hold timeout:
+// `TRADEAUTH_ERR_TIMEOUT`), never sent unauthenticated; on a connection that cannot
+// authenticate it gives `TRADEAUTH_ERR_INVALID_ARGUMENT`. NULL arguments or text that is
+// not JSON give `TRADEAUTH_ERR_INVALID_ARGUMENT`; `tradeauth_ws_free` on another thread
+// makes it return `TRADEAUTH_ERR_CLOSED`.
+tradeauth_status tradeauth_ws_subscribe(struct tradeauth_ws *ws,
+                                        const char *json,
+                                        tradeauth_ws_privacy privacy);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,7 +1,7 @@
 // tradeauth.hpp: a header-only C++17 RAII wrapper over the C ABI in tradeauth.h.
 //
-// - Unique ownership: Options, Session and Response own their C handle, are movable and
-//   not copyable, and free it in their destructor.
+// - Unique ownership: Options, Session, Response, WsOptions and WebSocket own their C
+//   handle, are movable and not copyable, and free it in their destructor.
 // - Errors are exceptions: every failed call throws tradeauth::Error, which carries the
 //   tradeauth_status and the library's message (never a secret).
 // - std::string_view in, std::string out; the hot path (Session::header(HeaderBuffer&))
@@ -478,6 +478,151 @@ class Session {
     // stops the callback thread, and only then may the function object go.
     std::unique_ptr<std::function<void(const Event &)>> callback_;
     std::unique_ptr<tradeauth_session, Free> handle_;
+};
+
+/// Where a WebSocket connection stands (tradeauth_ws_connection_state).
+enum class WsState : uint32_t {
+    Connecting = TRADEAUTH_WS_STATE_CONNECTING,
+    Authenticating = TRADEAUTH_WS_STATE_AUTHENTICATING,
+    Authenticated = TRADEAUTH_WS_STATE_AUTHENTICATED,
+    Open = TRADEAUTH_WS_STATE_OPEN,
+    Reconnecting = TRADEAUTH_WS_STATE_RECONNECTING,
+    Closed = TRADEAUTH_WS_STATE_CLOSED,
+};
+
+/// Whether an outgoing WebSocket message needs an authenticated connection.
+enum class WsPrivacy : uint32_t {
+    Auto = TRADEAUTH_WS_PRIVACY_AUTO,
+    Public = TRADEAUTH_WS_PRIVACY_PUBLIC,
+    Private = TRADEAUTH_WS_PRIVACY_PRIVATE,
+};
+
+/// WebSocket client options (tradeauth_ws_options); unset ones keep the defaults.
+class WsOptions {
+  public:
+    WsOptions() {
+        tradeauth_ws_options *raw = nullptr;
+        detail::check(tradeauth_ws_options_new(&raw), "tradeauth_ws_options_new");
+        handle_.reset(raw);
+    }
+    WsOptions &idle_timeout(std::chrono::milliseconds t) {
+        return set(tradeauth_ws_options_set_idle_timeout_ms, "tradeauth_ws_options_set_idle_timeout_ms", ms(t));
+    }
+    WsOptions &ping_interval(std::chrono::milliseconds t) {
+        return set(tradeauth_ws_options_set_ping_interval_ms, "tradeauth_ws_options_set_ping_interval_ms", ms(t));
+    }
+    WsOptions &reconnect_backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max) {
+        return set(tradeauth_ws_options_set_reconnect_backoff_ms, "tradeauth_ws_options_set_reconnect_backoff_ms",
+                   ms(initial), ms(max));
+    }
+    WsOptions &max_held(size_t messages) {
+        return set(tradeauth_ws_options_set_max_held, "tradeauth_ws_options_set_max_held", messages);
+    }
+    WsOptions &hold_timeout(std::chrono::milliseconds t) {
+        return set(tradeauth_ws_options_set_hold_timeout_ms, "tradeauth_ws_options_set_hold_timeout_ms", ms(t));
+    }
+    WsOptions &auth_timeout(std::chrono::milliseconds t) {
+        return set(tradeauth_ws_options_set_auth_timeout_ms, "tradeauth_ws_options_set_auth_timeout_ms", ms(t));
+    }
+    WsOptions &inbound_capacity(size_t messages) {
+        return set(tradeauth_ws_options_set_inbound_capacity, "tradeauth_ws_options_set_inbound_capacity", messages);
+    }
+
+    /// The C handle (still owned by this object).
+    const tradeauth_ws_options *get() const noexcept { return handle_.get(); }
+
+  private:
+    static uint64_t ms(std::chrono::milliseconds t) { return t.count() < 0 ? 0 : static_cast<uint64_t>(t.count()); }
+    template <typename Setter, typename... Args> WsOptions &set(Setter setter, const char *what, Args... args) {
+        detail::check(setter(handle_.get(), args...), what);
+        return *this;
+    }
+    struct Free {
+        void operator()(tradeauth_ws_options *p) const noexcept { tradeauth_ws_options_free(p); }
+    };
+    std::unique_ptr<tradeauth_ws_options, Free> handle_;
+};
+
+/// A WebSocket connection that stays authenticated (tradeauth_ws): connects and
+/// authenticates in the constructor (throws Error, e.g. TRADEAUTH_ERR_UNAUTHORIZED with the
+/// venue's reason), then calls `on_message` with each received message (the venue's JSON
+/// text) on a library thread, in order, until destroyed. Movable, not copyable; the
+/// destructor closes the connection and returns once no callback runs. Do not destroy a
+/// WebSocket from its own callback (its function object would go while it runs). The
+/// callback must not throw (exceptions are swallowed at the boundary).
+class WebSocket {
+  public:
+    using Callback = std::function<void(std::string_view)>;
+
+    WebSocket(const Session &session, std::string_view path, Callback on_message)
+        : WebSocket(session, path, std::move(on_message), nullptr) {}
+    WebSocket(const Session &session, std::string_view path, Callback on_message, const WsOptions &options)
+        : WebSocket(session, path, std::move(on_message), options.get()) {}
+
+    WebSocket(WebSocket &&) noexcept = default;
+    WebSocket &operator=(WebSocket &&other) noexcept {
+        if (this != &other) {
+            handle_.reset(); // stops the old callback before its function object goes
+            callback_ = std::move(other.callback_);
+            handle_ = std::move(other.handle_);
+        }
+        return *this;
+    }
+    WebSocket(const WebSocket &) = delete;
+    WebSocket &operator=(const WebSocket &) = delete;
+    ~WebSocket() { handle_.reset(); }
+
+    /// Sends a subscription (replayed on every new connection); returns once written.
+    void subscribe(std::string_view json, WsPrivacy privacy = WsPrivacy::Auto) {
+        detail::check(tradeauth_ws_subscribe(handle_.get(), detail::c_str(json).c_str(),
+                                             static_cast<tradeauth_ws_privacy>(privacy)),
+                      "tradeauth_ws_subscribe");
+    }
+
+    /// Sends one message (private ones wait for auth); returns once written.
+    void send(std::string_view json) {
+        detail::check(tradeauth_ws_send(handle_.get(), detail::c_str(json).c_str()), "tradeauth_ws_send");
+    }
+
+    /// Where the connection stands now.
+    WsState state() const {
+        tradeauth_ws_connection_state out = TRADEAUTH_WS_STATE_CLOSED;
+        detail::check(tradeauth_ws_state(handle_.get(), &out), "tradeauth_ws_state");
+        return static_cast<WsState>(out);
+    }
+
+    /// The C handle (still owned by this object).
+    tradeauth_ws *get() const noexcept { return handle_.get(); }
+
+  private:
+    WebSocket(const Session &session, std::string_view path, Callback on_message,
+              const tradeauth_ws_options *options)
+        : callback_(std::make_unique<Callback>(std::move(on_message))) {
+        tradeauth_ws *raw = nullptr;
+        detail::check(tradeauth_ws_connect(session.get(), detail::c_str(path).c_str(), options,
+                                           &WebSocket::trampoline, callback_.get(), &raw),
+                      "tradeauth_ws_connect");
+        handle_.reset(raw);
+    }
+
+    static void trampoline(void *userdata, const char *json, size_t len) {
+        auto *callback = static_cast<Callback *>(userdata);
+        try {
+            if (*callback) {
+                (*callback)(std::string_view(json, len));
+            }
+        } catch (...) {
+            // Nothing may unwind into the library's thread.
+        }
+    }
+
+    struct Free {
+        void operator()(tradeauth_ws *p) const noexcept { tradeauth_ws_free(p); }
+    };
+
+    // Declared before handle_ so it is destroyed after it.
+    std::unique_ptr<Callback> callback_;
+    std::unique_ptr<tradeauth_ws, Free> handle_;
 };
 
 } // namespace tradeauth

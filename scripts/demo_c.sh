@@ -11,11 +11,11 @@ step "build libtradeauth and the C examples"
 cargo build -p tradeauth-ffi
 test -x "$CARGO_TARGET_DIR/debug/tradeauth-sim" || cargo build -p tradeauth-sim
 mkdir -p "$OUT"
-for ex in cadenza partner cascade exchange; do
+for ex in cadenza partner cascade exchange ws; do
   gcc -std=c99 -Wall -Wextra -Werror -pedantic -I"$REPO/include" "examples/c/$ex.c" \
-    -L"$LIBDIR" -ltradeauth -Wl,-rpath,"$LIBDIR" -o "$OUT/$ex"
+    -L"$LIBDIR" -ltradeauth -Wl,-rpath,"$LIBDIR" -lpthread -o "$OUT/$ex"
 done
-echo "built $OUT/{cadenza,partner,cascade,exchange}"
+echo "built $OUT/{cadenza,partner,cascade,exchange,ws}"
 
 if [ -z "${SIM_CADENZA:-}" ] || [ -z "${SIM_CA:-}" ]; then
   step "start the simulator"
@@ -23,7 +23,7 @@ if [ -z "${SIM_CADENZA:-}" ] || [ -z "${SIM_CA:-}" ]; then
   echo "simulator: $SIM_JSON"
 fi
 
-for ex in cadenza partner cascade exchange; do
+for ex in cadenza partner cascade exchange ws; do
   step "C example: $ex"
   "$OUT/$ex"
 done

@@ -71,18 +71,21 @@ printf '#include "tradeauth.hpp"\nint main() { return tradeauth::version().empty
 g++ "${CXXFLAGS[@]}" -c "$WORK/hpp.cpp" -o "$WORK/hpp.o"
 
 step "build the ABI test and the examples (plain and ASan+UBSan)"
-C_EXAMPLES=(cadenza partner cascade exchange)
+C_EXAMPLES=(cadenza partner cascade exchange ws)
 gcc "${CFLAGS[@]}" ffi/tests/c/test_abi.c "${LINK[@]}" -o "$WORK/test_abi"
 gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_abi.c "${LINK[@]}" -o "$WORK/test_abi_asan"
 gcc "${CFLAGS[@]}" ffi/tests/c/test_redaction.c "${LINK[@]}" -o "$WORK/test_redaction"
 gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_redaction.c "${LINK[@]}" -o "$WORK/test_redaction_asan"
 gcc "${CFLAGS[@]}" ffi/tests/c/test_lifecycle.c "${LINK[@]}" -o "$WORK/test_lifecycle"
 gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_lifecycle.c "${LINK[@]}" -o "$WORK/test_lifecycle_asan"
+gcc "${CFLAGS[@]}" ffi/tests/c/test_ws.c "${LINK[@]}" -o "$WORK/test_ws"
+gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_ws.c "${LINK[@]}" -o "$WORK/test_ws_asan"
 for ex in "${C_EXAMPLES[@]}"; do
   gcc "${CFLAGS[@]}" "examples/c/$ex.c" "${LINK[@]}" -o "$WORK/$ex"
   gcc "${CFLAGS[@]}" "${SAN[@]}" "examples/c/$ex.c" "${LINK[@]}" -o "$WORK/${ex}_asan"
 done
 g++ "${CXXFLAGS[@]}" "${SAN[@]}" examples/cpp/engine.cpp "${LINK[@]}" -o "$WORK/engine_asan"
+g++ "${CXXFLAGS[@]}" "${SAN[@]}" examples/cpp/ws.cpp "${LINK[@]}" -o "$WORK/ws_cpp_asan"
 
 step "install step: ffi/install.sh, then pkg-config and find_package(tradeauth) consumers"
 ffi/install.sh "$WORK/prefix" debug >/dev/null
@@ -118,6 +121,12 @@ reset_sim
 reset_sim
 "$WORK/test_lifecycle_asan"
 
+step "C WebSocket client test: tradeauth_ws_* (plain, ASan + UBSan)"
+reset_sim
+"$WORK/test_ws"
+reset_sim
+"$WORK/test_ws_asan"
+
 step "C examples (ASan + UBSan)"
 for ex in "${C_EXAMPLES[@]}"; do
   echo "--- $ex"
@@ -142,11 +151,17 @@ TRADEAUTH_TEST_HEADER_READS=200 TRADEAUTH_TEST_READERS_YIELD=1 TRADEAUTH_TEST_SE
 "${VALGRIND[@]}" "$WORK/partner" >/dev/null
 reset_sim
 TRADEAUTH_TEST_SETTLE_MS=1500 "${VALGRIND[@]}" "$WORK/test_lifecycle"
+reset_sim
+TRADEAUTH_TEST_SETTLE_MS=1500 "${VALGRIND[@]}" "$WORK/test_ws"
 echo "valgrind: 0 memory errors, 0 definite leaks"
 
 step "C++ engine example (ASan + UBSan; background refresh under hot-path readers)"
 reset_sim
 "$WORK/engine_asan" 5
+reset_sim
+
+step "C++ WebSocket example (ASan + UBSan; tradeauth::WebSocket)"
+"$WORK/ws_cpp_asan"
 reset_sim
 
 echo

@@ -38,6 +38,7 @@ mod response;
 mod session;
 mod status;
 mod text;
+mod ws;
 
 use std::ffi::c_char;
 
