@@ -146,6 +146,12 @@ fn urls() {
         open(&url, None, t).unwrap().describe(),
         format!("file://{}", dir.display())
     );
+    // file://localhost/abs/path names the same directory (RFC 8089); another host does not.
+    let local = format!("file://localhost{}", dir.display()).replace(' ', "%20");
+    assert_eq!(
+        open(&local, None, t).unwrap().describe(),
+        format!("file://{}", dir.display())
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let redis = RedisStore::open("redis://:hunter2@127.0.0.1:6390/1?prefix=app:", None, t).unwrap();
     assert_eq!(redis.prefix(), "app:");
