@@ -77,7 +77,7 @@ pub use time::Now;
 #[cfg(feature = "client")]
 pub use session::{
     CADENZA_PRODUCTION_URL, CADENZA_UAT_URL, CASCADE_URL, EXCHANGE_URL, OptionSpec, Options,
-    Privacy, RequestBuilder, Session, WsBuilder, WsClient, WsState, WsStream,
+    Privacy, RequestBuilder, Session, WsBuilder, WsClient, WsState, WsStream, parse_ws_message,
 };
 #[cfg(feature = "client")]
 pub use store::{CredentialStore, StoreEvent};

@@ -543,3 +543,13 @@ async fn two_hundred_reconnects_leave_fds_and_memory_flat() {
     assert_eq!(sim.stats().exchange.ws_connections, 201);
     assert_eq!(ws.state(), WsState::Authenticated);
 }
+
+#[test]
+fn an_outgoing_message_must_be_a_json_object() {
+    let ok = tradeauth::parse_ws_message(r#"{"op":"ping"}"#).expect("an object");
+    assert_eq!(ok["op"], "ping");
+    for bad in ["", "not json", "[1]", "\"text\"", "42", "{\"op\":"] {
+        let err = tradeauth::parse_ws_message(bad).expect_err(bad);
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad}");
+    }
+}

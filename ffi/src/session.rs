@@ -604,8 +604,7 @@ pub unsafe extern "C" fn tradeauth_session_ws_is_private(
         let handle = unsafe { arg_ref(session, "session") }?;
         let json = unsafe { arg_str(json, "json") }?;
         let out = arg_out(out_private, "out_private")?;
-        let message: serde_json::Value = serde_json::from_str(json)
-            .map_err(|_| tradeauth::Error::invalid_argument("json is not a JSON message"))?;
+        let message = tradeauth::parse_ws_message(json)?;
         let held = handle.hold()?;
         let rules = held.block_on(|s| async move { s.ws_rules().await })??;
         // SAFETY: non-NULL and writable per the contract.

@@ -558,7 +558,7 @@ pub unsafe extern "C" fn tradeauth_ws_connect(
 unsafe fn arg_json(json: *const c_char) -> Result<serde_json::Value, Failure> {
     // SAFETY: forwarded contract.
     let text = unsafe { arg_str(json, "json") }?;
-    serde_json::from_str(text).map_err(|_| Failure::invalid("json is not a JSON message"))
+    Ok(tradeauth::parse_ws_message(text)?)
 }
 
 /// Sends a subscription (JSON text), replayed on every new connection; blocks until it is

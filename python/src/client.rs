@@ -134,7 +134,7 @@ pub(crate) fn seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Durati
 }
 
 /// More than zero seconds: a zero lease or store timeout would make every call fail.
-fn positive_seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
+pub(crate) fn positive_seconds(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
     let d = seconds(py, name, value)?;
     if d.is_zero() {
         return Err(invalid_argument(

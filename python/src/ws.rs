@@ -17,7 +17,7 @@ use serde_json::Value;
 use tradeauth::{Error, ErrorKind, Privacy, Session, WsBuilder, WsClient};
 
 use crate::bridge::{block_on, spawn_awaitable};
-use crate::client::seconds;
+use crate::client::{positive_seconds, seconds};
 use crate::errors::{invalid_argument, to_pyerr};
 
 /// The keyword options of `client.websocket()` / `client.websocket_sync()`, in seconds
@@ -31,18 +31,6 @@ pub(crate) struct WsArgs {
     pub(crate) hold_timeout: Option<f64>,
     /// How long the venue may take to answer the auth message.
     pub(crate) auth_timeout: Option<f64>,
-}
-
-/// More than zero, finite seconds.
-fn above_zero(py: Python<'_>, name: &str, value: f64) -> PyResult<Duration> {
-    let d = seconds(py, name, value)?;
-    if d.is_zero() {
-        return Err(invalid_argument(
-            py,
-            format!("{name} must be more than 0 seconds"),
-        ));
-    }
-    Ok(d)
 }
 
 /// Where one Python WebSocket object stands.
@@ -84,16 +72,16 @@ impl Conn {
     fn new(py: Python<'_>, session: Session, path: &str, args: WsArgs) -> PyResult<Self> {
         let mut builder = session.websocket(path);
         if let Some(t) = args.idle_timeout {
-            builder = builder.idle_timeout(above_zero(py, "idle_timeout", t)?);
+            builder = builder.idle_timeout(positive_seconds(py, "idle_timeout", t)?);
         }
         if let Some(t) = args.ping_interval {
-            builder = builder.ping_interval(above_zero(py, "ping_interval", t)?);
+            builder = builder.ping_interval(positive_seconds(py, "ping_interval", t)?);
         }
         if let Some(t) = args.hold_timeout {
-            builder = builder.hold_timeout(above_zero(py, "hold_timeout", t)?);
+            builder = builder.hold_timeout(positive_seconds(py, "hold_timeout", t)?);
         }
         if let Some(t) = args.auth_timeout {
-            builder = builder.auth_timeout(above_zero(py, "auth_timeout", t)?);
+            builder = builder.auth_timeout(positive_seconds(py, "auth_timeout", t)?);
         }
         Ok(Conn(Arc::new(Mutex::new(Slot::Ready(Box::new(builder))))))
     }
@@ -231,10 +219,7 @@ fn message_of(py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Value> {
             .map_err(|_| invalid_argument(py, TAKES))?
             .extract::<String>()?
     };
-    match serde_json::from_str::<Value>(&text) {
-        Ok(value) if value.is_object() => Ok(value),
-        _ => Err(invalid_argument(py, TAKES)),
-    }
+    tradeauth::parse_ws_message(&text).map_err(|_| invalid_argument(py, TAKES))
 }
 
 /// `private=`: `None` is the venue's rules, `True` / `False` state it.

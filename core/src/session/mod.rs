@@ -35,7 +35,7 @@ pub use exchange::EXCHANGE_URL;
 pub use options::{OptionSpec, Options};
 pub use request::RequestBuilder;
 pub use ws::WsStream;
-pub use ws_client::{Privacy, WsBuilder, WsClient, WsState};
+pub use ws_client::{Privacy, WsBuilder, WsClient, WsState, parse_ws_message};
 
 use crate::credential::Credential;
 use crate::error::{Error, ErrorKind, Result};

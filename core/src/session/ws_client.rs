@@ -381,6 +381,17 @@ impl Drop for WsClient {
     }
 }
 
+/// An outgoing WebSocket message from its JSON text, as every binding takes it: a JSON
+/// object (both venues' requests are one), else `InvalidArgument`.
+pub fn parse_ws_message(text: &str) -> Result<Value> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) if value.is_object() => Ok(value),
+        _ => Err(Error::invalid_argument(
+            "a WebSocket message must be a JSON object",
+        )),
+    }
+}
+
 fn closed_error() -> Error {
     Error::new(ErrorKind::Transport, "the WebSocket client is closed")
 }
