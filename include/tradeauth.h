@@ -737,7 +737,8 @@ tradeauth_status tradeauth_ws_options_set_idle_timeout_ms(struct tradeauth_ws_op
                                                           uint64_t timeout_ms);
 
 // How many received messages may queue behind the callback before reading pauses
-// (0 is invalid).
+// (0 is invalid; default 4096). While reading pauses the connection's sends wait too
+// (one library task owns it): a callback that blocks holds up `tradeauth_ws_send`.
 tradeauth_status tradeauth_ws_options_set_inbound_capacity(struct tradeauth_ws_options *options,
                                                            size_t messages);
 
@@ -773,15 +774,16 @@ tradeauth_status tradeauth_ws_state(const struct tradeauth_ws *ws,
 // Sends a subscription (JSON text), replayed on every new connection; blocks until it is
 // written to the socket.
 //
-// `privacy` is one of the `TRADEAUTH_WS_PRIVACY_*` values. A private message is held
+// `privacy` is one of the `tradeauth_ws_privacy` values (`TRADEAUTH_WS_PRIVACY_*`; any
+// other number gives `TRADEAUTH_ERR_INVALID_ARGUMENT`). A private message is held
 // until the connection is authenticated (bounded by the hold timeout:
 // `TRADEAUTH_ERR_TIMEOUT`), never sent unauthenticated; on a connection that cannot
 // authenticate it gives `TRADEAUTH_ERR_INVALID_ARGUMENT`. NULL arguments or text that is
-// not JSON give `TRADEAUTH_ERR_INVALID_ARGUMENT`; `tradeauth_ws_free` on another thread
-// makes it return `TRADEAUTH_ERR_CLOSED`.
+// not a JSON object give `TRADEAUTH_ERR_INVALID_ARGUMENT`; `tradeauth_ws_free` on another
+// thread makes it return `TRADEAUTH_ERR_CLOSED`.
 tradeauth_status tradeauth_ws_subscribe(struct tradeauth_ws *ws,
                                         const char *json,
-                                        tradeauth_ws_privacy privacy);
+                                        uint32_t privacy);
 
 #ifdef __cplusplus
 }  // extern "C"

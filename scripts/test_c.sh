@@ -71,7 +71,7 @@ printf '#include "tradeauth.hpp"\nint main() { return tradeauth::version().empty
 g++ "${CXXFLAGS[@]}" -c "$WORK/hpp.cpp" -o "$WORK/hpp.o"
 
 step "build the ABI test and the examples (plain and ASan+UBSan)"
-C_EXAMPLES=(cadenza partner cascade exchange ws)
+C_EXAMPLES=(cadenza partner cascade exchange ws_cascade ws_exchange)
 gcc "${CFLAGS[@]}" ffi/tests/c/test_abi.c "${LINK[@]}" -o "$WORK/test_abi"
 gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_abi.c "${LINK[@]}" -o "$WORK/test_abi_asan"
 gcc "${CFLAGS[@]}" ffi/tests/c/test_redaction.c "${LINK[@]}" -o "$WORK/test_redaction"
@@ -85,7 +85,9 @@ for ex in "${C_EXAMPLES[@]}"; do
   gcc "${CFLAGS[@]}" "${SAN[@]}" "examples/c/$ex.c" "${LINK[@]}" -o "$WORK/${ex}_asan"
 done
 g++ "${CXXFLAGS[@]}" "${SAN[@]}" examples/cpp/engine.cpp "${LINK[@]}" -o "$WORK/engine_asan"
-g++ "${CXXFLAGS[@]}" "${SAN[@]}" examples/cpp/ws.cpp "${LINK[@]}" -o "$WORK/ws_cpp_asan"
+for ex in ws_cascade ws_exchange; do
+  g++ "${CXXFLAGS[@]}" "${SAN[@]}" "examples/cpp/$ex.cpp" "${LINK[@]}" -o "$WORK/${ex}_cpp_asan"
+done
 
 step "install step: ffi/install.sh, then pkg-config and find_package(tradeauth) consumers"
 ffi/install.sh "$WORK/prefix" debug >/dev/null
@@ -160,8 +162,9 @@ reset_sim
 "$WORK/engine_asan" 5
 reset_sim
 
-step "C++ WebSocket example (ASan + UBSan; tradeauth::WebSocket)"
-"$WORK/ws_cpp_asan"
+step "C++ WebSocket examples, Cascade and Exchange (ASan + UBSan; tradeauth::WebSocket)"
+"$WORK/ws_cascade_cpp_asan"
+"$WORK/ws_exchange_cpp_asan"
 reset_sim
 
 echo

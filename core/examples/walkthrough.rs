@@ -1,13 +1,16 @@
 //! Authenticates to all four venues, makes a protected call on each, forces a refresh,
-//! and prints what happened — never a token, key or password.
+//! opens a WebSocket that stays authenticated on the two venues that have one, and prints
+//! what happened — never a token, key or password.
 //!
 //! Reads the venues' base URLs from `SIM_CADENZA`, `SIM_PARTNER`, `SIM_CASCADE`,
 //! `SIM_EXCHANGE` and the CA to trust from `SIM_CA` (what `scripts/demo.sh` exports after
 //! starting the simulator), and the simulator's demo accounts.
 
+use serde_json::{Value, json};
+use std::time::Duration;
 use tradeauth::{
     AuthEvent, CadenzaConfig, CascadeConfig, ExchangeConfig, Method, Options, PartnerConfig,
-    Session,
+    Session, WsClient,
 };
 
 fn env(name: &str) -> Result<String, Box<dyn std::error::Error>> {
@@ -43,6 +46,20 @@ fn print_events(events: &mut tokio::sync::broadcast::Receiver<AuthEvent>, venue:
             other => format!("{other:?}"),
         };
         println!("    [{venue} event] {text}");
+    }
+}
+
+/// Prints the WebSocket's messages (shortened) up to the first that `last` picks, waiting
+/// at most 10 s for each.
+async fn print_ws_until(ws: &WsClient, last: impl Fn(&Value) -> bool) -> tradeauth::Result<()> {
+    loop {
+        let text = ws.recv_timeout(Duration::from_secs(10)).await?;
+        let shown: String = text.chars().take(100).collect();
+        let more = if shown.len() < text.len() { "..." } else { "" };
+        println!("    ws message: {shown}{more}");
+        if serde_json::from_str::<Value>(&text).is_ok_and(|m| last(&m)) {
+            return Ok(());
+        }
     }
 }
 
@@ -112,11 +129,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Session::cascade(config, options)
     })?;
     show("protected call", &cascade, Method::Get, "/account/orders").await?;
-    let (_ws, reply) = cascade.connect_ws_authenticated("/ws").await?;
-    println!(
-        "  WebSocket auth: authenticated = {}",
-        reply["authenticated"]
-    );
+    // A WebSocket that stays authenticated: the public subscription goes out at once, the
+    // private one and the query only once the venue accepted the JWT.
+    let ws = cascade
+        .websocket("/ws")
+        .subscribe(json!({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
+                          "params": {"channel": "orderbook", "market": "ETH-USD"}}))
+        .subscribe(json!({"jsonrpc": "2.0", "id": 2, "method": "subscribe",
+                          "params": {"channel": "orders"}}))
+        .connect()
+        .await?;
+    println!("  WebSocket: {}", ws.state().as_str());
+    ws.send(json!({"jsonrpc": "2.0", "id": 3, "method": "orders.list", "params": {}}))
+        .await?;
+    print_ws_until(&ws, |m| m["id"] == 3).await?;
+    ws.close().await;
     cascade.refresh().await?;
     println!("  forced re-login (new challenge) done");
     print_events(&mut cascade_events, "cascade");
@@ -127,11 +154,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         options("SIM_EXCHANGE")?,
     )?;
     show("protected call", &exchange, Method::Get, "/api/v1/user").await?;
-    let (_ws, reply) = exchange.connect_ws_authenticated("/ws").await?;
-    println!(
-        "  WebSocket auth: {} as {}",
-        reply["type"], reply["username"]
-    );
+    let ws = exchange
+        .websocket("/ws")
+        .subscribe(json!({"op": "subscribe", "channel": "orderbook", "market": "BTC-USD"}))
+        .subscribe(json!({"op": "subscribe", "channel": "fills"}))
+        .connect()
+        .await?;
+    println!("  WebSocket: {}", ws.state().as_str());
+    ws.send(
+        json!({"op": "place_order", "market": "BTC-USD", "side": "buy",
+                   "price": 50000.0, "quantity": 0.1}),
+    )
+    .await?;
+    print_ws_until(&ws, |m| m["type"] == "order_accepted").await?;
+    ws.close().await;
     match Session::exchange(
         ExchangeConfig::trader("exch_not-a-key"),
         options("SIM_EXCHANGE")?,

@@ -72,12 +72,18 @@ pub enum tradeauth_ws_privacy {
     TRADEAUTH_WS_PRIVACY_PRIVATE = 2,
 }
 
-impl From<tradeauth_ws_privacy> for Privacy {
-    fn from(privacy: tradeauth_ws_privacy) -> Self {
-        match privacy {
-            tradeauth_ws_privacy::TRADEAUTH_WS_PRIVACY_AUTO => Privacy::Auto,
-            tradeauth_ws_privacy::TRADEAUTH_WS_PRIVACY_PUBLIC => Privacy::Public,
-            tradeauth_ws_privacy::TRADEAUTH_WS_PRIVACY_PRIVATE => Privacy::Private,
+impl tradeauth_ws_privacy {
+    /// The privacy a caller's raw value names. C passes the enum as a `uint32_t`, so any
+    /// number can arrive: reading it as the Rust enum directly would be undefined
+    /// behaviour for a value outside the three.
+    fn from_raw(value: u32) -> Result<Privacy, Failure> {
+        match value {
+            v if v == Self::TRADEAUTH_WS_PRIVACY_AUTO as u32 => Ok(Privacy::Auto),
+            v if v == Self::TRADEAUTH_WS_PRIVACY_PUBLIC as u32 => Ok(Privacy::Public),
+            v if v == Self::TRADEAUTH_WS_PRIVACY_PRIVATE as u32 => Ok(Privacy::Private),
+            _ => Err(Failure::invalid(
+                "privacy must be TRADEAUTH_WS_PRIVACY_AUTO, _PUBLIC or _PRIVATE",
+            )),
         }
     }
 }
@@ -471,7 +477,8 @@ pub unsafe extern "C" fn tradeauth_ws_options_set_auth_timeout_ms(
 }
 
 /// How many received messages may queue behind the callback before reading pauses
-/// (0 is invalid).
+/// (0 is invalid; default 4096). While reading pauses the connection's sends wait too
+/// (one library task owns it): a callback that blocks holds up `tradeauth_ws_send`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tradeauth_ws_options_set_inbound_capacity(
     options: *mut tradeauth_ws_options,
@@ -564,24 +571,26 @@ unsafe fn arg_json(json: *const c_char) -> Result<serde_json::Value, Failure> {
 /// Sends a subscription (JSON text), replayed on every new connection; blocks until it is
 /// written to the socket.
 ///
-/// `privacy` is one of the `TRADEAUTH_WS_PRIVACY_*` values. A private message is held
+/// `privacy` is one of the `tradeauth_ws_privacy` values (`TRADEAUTH_WS_PRIVACY_*`; any
+/// other number gives `TRADEAUTH_ERR_INVALID_ARGUMENT`). A private message is held
 /// until the connection is authenticated (bounded by the hold timeout:
 /// `TRADEAUTH_ERR_TIMEOUT`), never sent unauthenticated; on a connection that cannot
 /// authenticate it gives `TRADEAUTH_ERR_INVALID_ARGUMENT`. NULL arguments or text that is
-/// not JSON give `TRADEAUTH_ERR_INVALID_ARGUMENT`; `tradeauth_ws_free` on another thread
-/// makes it return `TRADEAUTH_ERR_CLOSED`.
+/// not a JSON object give `TRADEAUTH_ERR_INVALID_ARGUMENT`; `tradeauth_ws_free` on another
+/// thread makes it return `TRADEAUTH_ERR_CLOSED`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn tradeauth_ws_subscribe(
     ws: *mut tradeauth_ws,
     json: *const c_char,
-    privacy: tradeauth_ws_privacy,
+    privacy: u32,
 ) -> tradeauth_status {
     boundary("tradeauth_ws_subscribe", || {
         // SAFETY: caller contract.
         let handle = unsafe { arg_ref(ws, "ws") }?;
         let message = unsafe { arg_json(json) }?;
+        let privacy = tradeauth_ws_privacy::from_raw(privacy)?;
         let held = handle.hold()?;
-        held.block_on(|c| async move { c.subscribe_as(message, privacy.into()).await })??;
+        held.block_on(|c| async move { c.subscribe_as(message, privacy).await })??;
         Ok(())
     })
 }

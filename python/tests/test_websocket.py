@@ -344,3 +344,117 @@ def test_a_dropped_connection_is_replaced_and_its_subscriptions_replayed(sim: Si
     assert [m["channel"] for m in replayed] == ["orders"], seen
     stats = sim.stats("exchange")
     assert stats["ws_connections"] == 2 and stats["ws_private_before_auth"] == 0, stats
+
+
+# The core issue's scenarios (#15) from Python: a Cascade drop with its renumbered replay,
+# a token that expires under an open connection, a revocation met by the WebSocket and an
+# HTTP caller at once, and a silent venue.
+
+
+def test_a_dropped_cascade_connection_replays_its_subscription_and_consumes_the_answer(
+    sim: Sim,
+) -> None:
+    client = sim.cascade_client()
+
+    async def main() -> list[Any]:
+        async with client.websocket("/ws", hold_timeout=20.0) as ws:
+            await ws.subscribe(CASCADE_PRIVATE)
+            seen = await recv_until(ws, lambda m: m.get("id") == 2)
+            sim.fault("cascade", "/ws", "ws_drop")
+            deadline = time.monotonic() + 5.0
+            while ws.state == "authenticated" and time.monotonic() < deadline:
+                await asyncio.sleep(0.002)
+            assert ws.state != "authenticated", "the drop was never seen"
+            await ws.send(cascade_rpc(9, "orders.list", {}))
+            seen += await recv_until(ws, lambda m: m.get("id") == 9)
+            assert ws.state == "authenticated"
+            return seen
+
+    seen = asyncio.run(main())
+    # The replayed subscription went out as tradeauth-sub-N and its answer was consumed:
+    # the caller sees its own id 2 once and the query's answer, nothing of the library's.
+    assert [m["id"] for m in seen if "id" in m] == [2, 9], seen
+    assert all("error" not in m for m in seen), seen
+    stats = sim.stats("cascade")
+    assert stats["ws_connections"] == 2 and stats["ws_auths"] == 2, stats
+    assert stats["ws_private_before_auth"] == 0, stats
+
+
+def test_a_token_expiring_under_an_open_connection_is_renewed_on_it(sim: Sim) -> None:
+    sim.post("/lifetimes", {"venue": "cascade", "token_ttl_secs": 5})
+    client = sim.cascade_client()
+
+    async def main() -> int:
+        async with client.websocket("/ws") as ws:
+            await ws.subscribe(CASCADE_PRIVATE)
+            await recv_until(ws, lambda m: m.get("id") == 2)
+            call = 100
+            until = time.monotonic() + 11.0  # two expiries of the 5 s token
+            while time.monotonic() < until:
+                call += 1
+                await ws.send(cascade_rpc(call, "orders.list", {}))
+                seen = await recv_until(ws, lambda m: m.get("id") == call)
+                assert "error" not in seen[-1], f"private call {call} refused: {seen[-1]}"
+                await asyncio.sleep(0.25)
+            return call - 100
+
+    calls = asyncio.run(main())
+    stats = sim.stats("cascade")
+    assert calls >= 20, calls
+    assert stats["rejections"].get("Invalid Bearer Token", 0) == 0, stats
+    assert stats["ws_connections"] == 1, stats
+    assert stats["ws_auths"] >= 3, f"re-authenticated before each expiry: {stats}"
+    assert stats["ws_private_before_auth"] == 0, stats
+
+
+def test_a_revocation_is_one_renewal_shared_by_the_websocket_and_http(sim: Sim) -> None:
+    client = sim.cascade_client()
+
+    async def main() -> tuple[list[Any], int]:
+        async with client.websocket("/ws") as ws:
+            assert sim.stats("cascade")["logins"] == 1
+            sim.post("/revoke", {"venue": "cascade", "what": "access_tokens"})
+            # Both meet the revoked token at the same moment.
+            _, http = await asyncio.gather(
+                ws.send(cascade_rpc(7, "orders.list", {})),
+                client.arequest("GET", "/account/orders"),
+            )
+            seen = await recv_until(ws, lambda m: m.get("id") == 7)
+            await ws.send(cascade_rpc(8, "orders.list", {}))
+            seen += await recv_until(ws, lambda m: m.get("id") == 8)
+            return seen, http.status_code
+
+    seen, status = asyncio.run(main())
+    assert status == 200, "HTTP renews and retries"
+    answers = {m["id"]: m for m in seen if "id" in m}
+    assert answers[7]["error"]["code"] == -32001, "the caller sees its own call's answer"
+    assert "error" not in answers[8], f"the stream continues: {answers[8]}"
+    stats = sim.stats("cascade")
+    assert stats["logins"] == 2, f"one renewal, shared: {stats}"
+    assert stats["ws_connections"] == 1, stats
+
+
+def test_a_silent_venue_is_detected_by_the_idle_timeout_and_replaced(sim: Sim) -> None:
+    client = sim.exchange_client(api_key=EXCHANGE_KEY)
+
+    async def main() -> tuple[float, float]:
+        async with client.websocket("/ws", idle_timeout=0.8, ping_interval=0.2) as ws:
+            started = time.monotonic()
+            sim.fault("exchange", "/ws", "ws_silence", secs=30)
+            while ws.state == "authenticated" and time.monotonic() - started < 10.0:
+                await asyncio.sleep(0.005)
+            detected = time.monotonic() - started
+            while ws.state != "authenticated" and time.monotonic() - started < 20.0:
+                await asyncio.sleep(0.005)
+            back = time.monotonic() - started
+            assert ws.state == "authenticated", ws.state
+            await ws.send(EXCHANGE_ORDER)
+            await recv_until(ws, lambda m: is_type(m, "order_accepted"))
+            return detected, back
+
+    detected, back = asyncio.run(main())
+    # Pongs stop at the fault; the last one came at most one ping interval before it.
+    assert 0.6 <= detected < 5.0, detected
+    assert back < 5.0, back
+    stats = sim.stats("exchange")
+    assert stats["ws_connections"] == 2 and stats["ws_private_before_auth"] == 0, stats

@@ -183,7 +183,9 @@ impl WsBuilder {
 
     /// How many received messages may wait for [`WsClient::recv`] (default 4096); when
     /// full, the client stops reading the socket until the caller catches up (nothing is
-    /// dropped).
+    /// dropped). One task owns the connection, so while the queue is full the caller's
+    /// sends, pings and re-auths wait too: a caller that stops reading for longer than the
+    /// venue tolerates unanswered pings loses the connection (it is then replaced).
     pub fn inbound_capacity(mut self, messages: usize) -> Self {
         self.options.inbound_capacity = messages;
         self.check(messages > 0, "inbound_capacity must be at least 1")

@@ -8,7 +8,12 @@
  * - a bad Exchange key: TRADEAUTH_ERR_UNAUTHORIZED with the venue's reason, not the key;
  * - NULL arguments, text that is not JSON, bad options;
  * - tradeauth_ws_free from inside the message callback (no call follows), while another
- *   thread's private send is held (it returns TRADEAUTH_ERR_CLOSED promptly), and NULL.
+ *   thread's private send is held (it returns TRADEAUTH_ERR_CLOSED promptly), and NULL;
+ * - the core client's scenarios from C: a Cascade drop (reconnect, re-auth, the
+ *   subscription replayed and its answer consumed, a held query answered once), a 5 s
+ *   token under an open connection (re-authenticated on it, never refused), a revocation
+ *   met by the WebSocket and an HTTP call at once (one renewal), a silent venue (the idle
+ *   timeout replaces the connection), a privacy value outside the enum.
  *
  * Ends with "N passed, N failed, N skipped"; exits non-zero on a failure.
  */
@@ -344,6 +349,258 @@ static void test_free_during_held_send(void) {
     inbox_destroy(&box);
 }
 
+/* How many messages contain `a`. */
+static int count_with(inbox *box, const char *a) {
+    int n = 0;
+    pthread_mutex_lock(&box->lock);
+    for (int i = 0; i < box->count; i++) {
+        n += strstr(box->messages[i], a) != NULL;
+    }
+    pthread_mutex_unlock(&box->lock);
+    return n;
+}
+
+/* Polls the state until it is (want = 1) or is not (want = 0) `state`, up to `ms`;
+   whether it got there. */
+static int wait_state(tradeauth_ws *ws, tradeauth_ws_connection_state state, int want, double ms) {
+    double until = now_ms() + ms;
+    for (;;) {
+        tradeauth_ws_connection_state now = TRADEAUTH_WS_STATE_CLOSED;
+        if (tradeauth_ws_state(ws, &now) == TRADEAUTH_OK && (now == state) == want) {
+            return 1;
+        }
+        if (now_ms() > until) {
+            return 0;
+        }
+        sleep_ms(2);
+    }
+}
+
+static tradeauth_session *cascade_session(void) {
+    tradeauth_options *options = options_for(env("SIM_CASCADE"));
+    tradeauth_session *session = NULL;
+    OK(tradeauth_cascade_new("0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                             "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80", options,
+                             &session));
+    tradeauth_options_free(options);
+    return session;
+}
+
+/* Generous hold and auth timeouts: valgrind makes every signature slow. */
+static tradeauth_ws *cascade_ws(tradeauth_session *session, inbox *box) {
+    tradeauth_ws_options *ws_options = NULL;
+    OK(tradeauth_ws_options_new(&ws_options));
+    OK(tradeauth_ws_options_set_hold_timeout_ms(ws_options, 20000));
+    OK(tradeauth_ws_options_set_auth_timeout_ms(ws_options, 20000));
+    tradeauth_ws *ws = NULL;
+    OK(tradeauth_ws_connect(session, "/ws", ws_options, on_message, box, &ws));
+    tradeauth_ws_options_free(ws_options);
+    return ws;
+}
+
+static const char *CASCADE_ORDERS_SUB =
+    "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"subscribe\",\"params\":{\"channel\":\"orders\"}}";
+
+static void send_query(tradeauth_ws *ws, int id) {
+    char query[128];
+    snprintf(query, sizeof query, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"orders.list\",\"params\":{}}", id);
+    OK(tradeauth_ws_send(ws, query));
+}
+
+/* `"id":N,` or `"id":N}`: the answer to call N, not to a call whose id starts with N. */
+static int wait_answer(inbox *box, int id) {
+    char a[32], b[32];
+    snprintf(a, sizeof a, "\"id\":%d,", id);
+    snprintf(b, sizeof b, "\"id\":%d}", id);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    int found = -1;
+    pthread_mutex_lock(&box->lock);
+    for (int seen = 0; found < 0;) {
+        for (; seen < box->count; seen++) {
+            if (strstr(box->messages[seen], a) != NULL || strstr(box->messages[seen], b) != NULL) {
+                found = seen;
+                break;
+            }
+        }
+        if (found >= 0 || pthread_cond_timedwait(&box->changed, &box->lock, &deadline) != 0) {
+            break;
+        }
+    }
+    pthread_mutex_unlock(&box->lock);
+    if (found < 0) {
+        fprintf(stderr, "no answer to call %d came in 10 s\n", id);
+    }
+    return found;
+}
+
+static int answer_is_error(inbox *box, int index) {
+    pthread_mutex_lock(&box->lock);
+    int error = index >= 0 && strstr(box->messages[index], "\"error\"") != NULL;
+    pthread_mutex_unlock(&box->lock);
+    return error;
+}
+
+static void test_cascade_drop(void) {
+    control_call("POST", "/reset", NULL);
+    tradeauth_session *session = cascade_session();
+    inbox box;
+    inbox_init(&box);
+    tradeauth_ws *ws = cascade_ws(session, &box);
+    if (ws != NULL) {
+        OK(tradeauth_ws_subscribe(ws, CASCADE_ORDERS_SUB, TRADEAUTH_WS_PRIVACY_AUTO));
+        CHECK(wait_answer(&box, 2) >= 0);
+        control_call("POST", "/faults", "{\"venue\":\"cascade\",\"kind\":\"ws_drop\"}");
+        CHECK(wait_state(ws, TRADEAUTH_WS_STATE_AUTHENTICATED, 0, 5000));
+        /* Sent while the connection is down: held, then answered on the new one. */
+        send_query(ws, 9);
+        int answer = wait_answer(&box, 9);
+        CHECK(answer >= 0 && !answer_is_error(&box, answer));
+        CHECK(wait_state(ws, TRADEAUTH_WS_STATE_AUTHENTICATED, 1, 5000));
+        /* The replay went out as tradeauth-sub-N; its answer is consumed, not delivered. */
+        CHECK(count_with(&box, "\"subscribed\":\"orders:") == 1);
+        CHECK(count_with(&box, "tradeauth-") == 0);
+        CHECK(stat_counter("cascade", "ws_connections") == 2);
+        CHECK(stat_counter("cascade", "ws_auths") == 2);
+        CHECK(stat_counter("cascade", "ws_private_before_auth") == 0);
+        tradeauth_ws_free(ws);
+    }
+    tradeauth_session_free(session);
+    inbox_destroy(&box);
+}
+
+static void test_token_expiry_on_an_open_connection(void) {
+    control_call("POST", "/reset", NULL);
+    control_call("POST", "/lifetimes", "{\"venue\":\"cascade\",\"token_ttl_secs\":5}");
+    tradeauth_session *session = cascade_session();
+    inbox box;
+    inbox_init(&box);
+    tradeauth_ws *ws = cascade_ws(session, &box);
+    if (ws != NULL) {
+        /* Two expiries of the 5 s token, a private call every 250 ms. */
+        double until = now_ms() + 11000.0;
+        int calls = 0, refused = 0;
+        for (int id = 1000; now_ms() < until && id < 9999; id++) {
+            send_query(ws, id);
+            int answer = wait_answer(&box, id);
+            calls++;
+            if (answer < 0 || answer_is_error(&box, answer)) {
+                refused++;
+            }
+            sleep_ms(250);
+        }
+        printf("5 s token: %d private calls over 11 s, %d refused, %ld auths on %ld connection(s)\n", calls,
+               refused, stat_counter("cascade", "ws_auths"), stat_counter("cascade", "ws_connections"));
+        CHECK(refused == 0);
+        CHECK(calls >= 10);
+        /* -1: no rejection with that reason at all. */
+        CHECK(stat_counter("cascade", "Invalid Bearer Token") <= 0);
+        CHECK(stat_counter("cascade", "ws_connections") == 1);
+        CHECK(stat_counter("cascade", "ws_auths") >= 3);
+        CHECK(stat_counter("cascade", "ws_private_before_auth") == 0);
+        tradeauth_ws_free(ws);
+    }
+    tradeauth_session_free(session);
+    inbox_destroy(&box);
+    control_call("POST", "/reset", NULL);
+}
+
+struct query_call {
+    tradeauth_ws *ws;
+    tradeauth_status status;
+};
+
+static void *query_seven(void *arg) {
+    struct query_call *call = arg;
+    call->status =
+        tradeauth_ws_send(call->ws, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"orders.list\",\"params\":{}}");
+    return NULL;
+}
+
+static void test_revocation_shared_with_http(void) {
+    control_call("POST", "/reset", NULL);
+    tradeauth_session *session = cascade_session();
+    inbox box;
+    inbox_init(&box);
+    tradeauth_ws *ws = cascade_ws(session, &box);
+    if (ws != NULL) {
+        CHECK(stat_counter("cascade", "logins") == 1);
+        control_call("POST", "/revoke", "{\"venue\":\"cascade\",\"what\":\"access_tokens\"}");
+        /* The WebSocket and an HTTP caller meet the revoked token at the same moment. */
+        struct query_call call = {ws, TRADEAUTH_ERR_PANIC};
+        pthread_t thread;
+        CHECK(pthread_create(&thread, NULL, query_seven, &call) == 0);
+        tradeauth_response *response = NULL;
+        OK(tradeauth_session_request(session, "GET", "/account/orders", NULL, NULL, &response));
+        CHECK(response != NULL && tradeauth_response_status(response) == 200);
+        tradeauth_response_free(response);
+        CHECK(pthread_join(thread, NULL) == 0);
+        OK(call.status);
+        int refused = wait_answer(&box, 7);
+        CHECK(refused >= 0 && answer_is_error(&box, refused));
+        send_query(ws, 8);
+        int answer = wait_answer(&box, 8);
+        CHECK(answer >= 0 && !answer_is_error(&box, answer));
+        CHECK(stat_counter("cascade", "logins") == 2);
+        CHECK(stat_counter("cascade", "ws_connections") == 1);
+        tradeauth_ws_free(ws);
+    }
+    tradeauth_session_free(session);
+    inbox_destroy(&box);
+}
+
+static void test_silence(void) {
+    control_call("POST", "/reset", NULL);
+    tradeauth_session *session = exchange_session(EXCHANGE_KEY);
+    tradeauth_ws_options *ws_options = NULL;
+    OK(tradeauth_ws_options_new(&ws_options));
+    OK(tradeauth_ws_options_set_idle_timeout_ms(ws_options, 800));
+    OK(tradeauth_ws_options_set_ping_interval_ms(ws_options, 200));
+    OK(tradeauth_ws_options_set_reconnect_backoff_ms(ws_options, 100, 1000));
+    inbox box;
+    inbox_init(&box);
+    tradeauth_ws *ws = NULL;
+    OK(tradeauth_ws_connect(session, "/ws", ws_options, on_message, &box, &ws));
+    tradeauth_ws_options_free(ws_options);
+    if (ws != NULL) {
+        double started = now_ms();
+        control_call("POST", "/faults", "{\"venue\":\"exchange\",\"kind\":\"ws_silence\",\"secs\":30}");
+        CHECK(wait_state(ws, TRADEAUTH_WS_STATE_AUTHENTICATED, 0, 10000));
+        double detected = now_ms() - started;
+        CHECK(wait_state(ws, TRADEAUTH_WS_STATE_AUTHENTICATED, 1, 10000));
+        double back = now_ms() - started;
+        printf("silence: detected after %.0f ms, authenticated again after %.0f ms\n", detected, back);
+        /* Pongs stop at the fault; the last came at most one ping interval before it. */
+        CHECK(detected >= 600.0);
+        OK(tradeauth_ws_send(ws, "{\"op\":\"place_order\",\"market\":\"BTC-USD\",\"side\":\"buy\","
+                                 "\"price\":50000.0,\"quantity\":0.1}"));
+        CHECK(wait_for(&box, "order_accepted", NULL) >= 0);
+        CHECK(stat_counter("exchange", "ws_connections") == 2);
+        CHECK(stat_counter("exchange", "ws_private_before_auth") == 0);
+        tradeauth_ws_free(ws);
+    }
+    tradeauth_session_free(session);
+    inbox_destroy(&box);
+}
+
+/* C passes the privacy as a uint32_t: a number outside the enum is refused, not UB. */
+static void test_privacy_out_of_range(void) {
+    tradeauth_session *session = exchange_session(EXCHANGE_KEY);
+    inbox box;
+    inbox_init(&box);
+    tradeauth_ws *ws = NULL;
+    OK(tradeauth_ws_connect(session, "/ws", NULL, on_message, &box, &ws));
+    if (ws != NULL) {
+        NULLARG(tradeauth_ws_subscribe(ws, "{\"op\":\"subscribe\",\"channel\":\"orders\"}", 3));
+        CHECK(strstr(last_error(), "TRADEAUTH_WS_PRIVACY_AUTO") != NULL);
+        NULLARG(tradeauth_ws_subscribe(ws, "{\"op\":\"subscribe\",\"channel\":\"orders\"}", 0xffffffffu));
+        tradeauth_ws_free(ws);
+    }
+    tradeauth_session_free(session);
+    inbox_destroy(&box);
+}
+
 int main(void) {
     harness_start("C WebSocket client test");
     test_exchange();
@@ -352,5 +609,10 @@ int main(void) {
     test_null_arguments();
     test_free_from_callback();
     test_free_during_held_send();
+    test_privacy_out_of_range();
+    test_cascade_drop();
+    test_token_expiry_on_an_open_connection();
+    test_revocation_shared_with_http();
+    test_silence();
     return harness_finish();
 }

@@ -1,7 +1,7 @@
 // Cascade WebSocket from C++ (tradeauth::WebSocket): connect and authenticate, a public and
 // a private subscription, a private JSON-RPC query, messages in order on a library thread.
 //
-// Usage: ws [BASE_URL]   (default $SIM_CASCADE; trusts $SIM_CA; the simulator's demo wallet)
+// Usage: ws_cascade [BASE_URL]   (default $SIM_CASCADE; trusts $SIM_CA; the simulator's demo wallet)
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -63,11 +63,11 @@ int main(int argc, char **argv) {
             return 1;
         }
 
-        // Errors are tradeauth::Error: text that is not JSON is refused before sending.
+        // Errors are tradeauth::Error: text that is not a JSON object is refused before sending.
         try {
             ws.send("not json");
         } catch (const tradeauth::Error &e) {
-            std::printf("a send that is not JSON -> %s\n", e.what());
+            std::printf("a send that is not a JSON object -> %s\n", e.what());
         }
         tradeauth::WebSocket moved = std::move(ws); // move-only; the callback follows
         std::printf("state after move: %s\n", moved.state() == tradeauth::WsState::Authenticated ? "authenticated" : "?");

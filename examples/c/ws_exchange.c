@@ -3,7 +3,7 @@
  * session's key, public and private messages go out (private ones only once the venue has
  * accepted the key), and received messages arrive in order on a library thread.
  *
- * Usage: ws [BASE_URL]   (default $SIM_EXCHANGE; trusts $SIM_CA; EXCHANGE_API_KEY, else
+ * Usage: ws_exchange [BASE_URL]   (default $SIM_EXCHANGE; trusts $SIM_CA; EXCHANGE_API_KEY, else
  * the simulator's demo trader)
  */
 #define _POSIX_C_SOURCE 200809L
