@@ -47,6 +47,7 @@ pub mod error;
 pub mod event;
 pub mod http;
 pub mod machine;
+pub mod metrics;
 #[cfg(feature = "client")]
 pub mod process;
 #[cfg(feature = "client")]
@@ -71,6 +72,7 @@ pub use machine::partner::{PartnerConfig, PartnerMachine, mint_token};
 pub use machine::{
     Capabilities, Machine, MachineStatus, SessionSnapshot, Venue, WsAuthReply, WsRules,
 };
+pub use metrics::Metrics;
 pub use secret::Secret;
 pub use time::Now;
 

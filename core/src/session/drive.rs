@@ -66,6 +66,9 @@ impl Session {
         want_credential: bool,
     ) -> Result<Option<Arc<Credential>>> {
         let mut retries = 0u32;
+        // For `renewal_seconds`: a drive that ends serving another credential than it
+        // began with renewed it (a failure that leaves the old one in place does not).
+        let (started, before) = (std::time::Instant::now(), self.current());
         // Shared store: whether a request went out, and whether the store was re-read
         // before a fallback login (see `adopt_before_login`).
         let (mut sent_any, mut reread) = (false, false);
@@ -84,6 +87,12 @@ impl Session {
             let request = state.machine.poll_request(at);
             let Some(request) = request else {
                 let credential = self.publish(state, at);
+                if sent_any
+                    && credential.as_ref().map(Arc::as_ptr) != before.as_ref().map(Arc::as_ptr)
+                    && credential.is_some()
+                {
+                    self.inner.metrics.renewal(started.elapsed());
+                }
                 if !want_credential || credential.is_some() {
                     return Ok(credential);
                 }
@@ -173,6 +182,7 @@ impl Session {
                     venue = self.inner.venue.as_str(), account = %self.inner.account,
                     event = ?other, "authentication event"),
             }
+            self.inner.metrics.on_event(&event);
             // No receiver is not an error: events are optional.
             let _ = state.ctx.events.send(event);
         }

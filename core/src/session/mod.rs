@@ -168,6 +168,8 @@ struct Inner {
     /// The generation of `local`, for the hot path's one-load fork check.
     local_generation: AtomicU64,
     hooks: ArcSwap<Vec<ProcessHook>>,
+    /// What `metrics()` reports: counted where events are published.
+    metrics: crate::metrics::Counters,
 }
 
 impl Drop for Inner {
@@ -282,6 +284,7 @@ impl Session {
             local: ArcSwapOption::from_pointee(local),
             local_generation: AtomicU64::new(generation),
             hooks: ArcSwap::from_pointee(Vec::new()),
+            metrics: crate::metrics::Counters::default(),
             options,
         });
         let session = Self { inner };
@@ -506,8 +509,28 @@ impl Session {
         self.publish(&mut state, now);
     }
 
+    /// A snapshot of the session's counters and gauges: logins, refreshes, failures by
+    /// kind, renewal latency, seconds until the served credential expires, clock skew,
+    /// 401 re-auths, shared-store and WebSocket activity. Cheap: atomics and one clock
+    /// read, no lock.
+    pub fn metrics(&self) -> crate::Metrics {
+        let now = self.now();
+        let expires_in = self
+            .current()
+            .and_then(|c| c.valid_until())
+            .map(|until| until.saturating_duration_since(now.instant).as_secs_f64());
+        let skew = self.inner.skew_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+        self.inner.metrics.snapshot(expires_in, skew)
+    }
+
+    /// Counts for `metrics()` (the store and request paths report here).
+    pub(crate) fn counters(&self) -> &crate::metrics::Counters {
+        &self.inner.metrics
+    }
+
     /// Publishes `event` on the session's event stream (a WebSocket client's events).
     pub(crate) fn emit(&self, event: AuthEvent) {
+        self.inner.metrics.on_event(&event);
         if let Ok(local) = self.local() {
             // No receiver is not an error: events are optional.
             let _ = local.events.send(event);

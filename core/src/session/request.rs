@@ -264,6 +264,7 @@ impl RequestBuilder {
                         return Ok(response);
                     }
                     reauthenticated = true;
+                    session.counters().reauth_after_401();
                     session.authenticate(Some(&rejected)).await?;
                 }
                 Ok(response)

@@ -319,12 +319,17 @@ impl Session {
     /// unnecessary.
     async fn take_lease(&self, shared: &Shared, state: &mut State) -> Result<Option<bool>> {
         let give_up = Instant::now() + shared.lease_ttl + self.inner.options.auth_timeout;
+        let mut waited = false;
         loop {
             let call = shared
                 .store
                 .try_lease(&shared.key, &shared.holder, shared.lease_ttl);
             if shared.op(call).await? {
                 return Ok(Some(true));
+            }
+            if !waited {
+                waited = true;
+                self.counters().store_lease_wait();
             }
             let pause = Duration::from_millis(20 + rand::random::<u64>() % 40);
             tokio::time::sleep(pause).await;
@@ -459,6 +464,7 @@ impl Session {
             let version = expected + 1; // cas_payload checked it
             tracing::debug!(venue = self.inner.venue.as_str(), account = %self.inner.account,
                 version, "credential record written");
+            self.counters().store_write();
             shared.emit(StoreEvent::Written { version });
         } else {
             tracing::info!(venue = self.inner.venue.as_str(), account = %self.inner.account,
@@ -518,6 +524,7 @@ impl Session {
         self.publish(state, now);
         tracing::debug!(venue = self.inner.venue.as_str(), account = %self.inner.account,
             version = read.version, "adopted the shared credential");
+        self.counters().store_adoption();
         shared.emit(StoreEvent::Adopted {
             version: read.version,
         });
