@@ -38,6 +38,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// How many renewal-latency buckets `tradeauth_metrics` has: 11 bounds (0.005 s to
+// 10 s) and the unbounded one.
+#define TRADEAUTH_METRICS_RENEWAL_BUCKETS 12
+
+// How many entries `tradeauth_metrics.renewal_failures` has (indexed by status number).
+#define TRADEAUTH_METRICS_STATUSES 16
+
 // The result of every fallible call.
 //
 // The numbers are fixed and never reused: `TRADEAUTH_OK` is 0 and every error has the
@@ -231,6 +238,53 @@ typedef struct tradeauth_ws tradeauth_ws;
 // Made by `tradeauth_ws_options_new`, freed by `tradeauth_ws_options_free`; safe to use
 // from any thread.
 typedef struct tradeauth_ws_options tradeauth_ws_options;
+
+// A snapshot of one session's counters (`tradeauth_session_metrics`), with the field
+// names of the Rust and Python layers. Set `size` to `sizeof(struct tradeauth_metrics)`
+// before the call; a later library fills only the fields a program built against an
+// older header knows, and new fields are only ever appended.
+typedef struct tradeauth_metrics {
+    // In: the caller's `sizeof(struct tradeauth_metrics)`. Out: how many bytes were
+    // written.
+    size_t size;
+    // Successful logins.
+    uint64_t logins;
+    // Successful refreshes (a forced refresh of a Cadenza session counts as one).
+    uint64_t refreshes;
+    // Full logins after a refused refresh, or forced re-logins.
+    uint64_t relogins;
+    // Failed authentication attempts by kind, indexed by the kind's `tradeauth_status`
+    // number (e.g. `renewal_failures[TRADEAUTH_ERR_TIMEOUT]`); index 0 stays 0.
+    uint64_t renewal_failures[TRADEAUTH_METRICS_STATUSES];
+    // Authentications that went to the venue and produced a credential.
+    uint64_t renewal_seconds_count;
+    // Their total duration in seconds.
+    double renewal_seconds_sum;
+    // Cumulative counts: entry i is the renewals that took at most the i-th bound
+    // (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 s); the last is all.
+    uint64_t renewal_seconds_buckets[TRADEAUTH_METRICS_RENEWAL_BUCKETS];
+    // Whether `expires_in_seconds` holds a value (false: no credential, or one that
+    // never expires).
+    bool has_expiry;
+    // Seconds until the credential served now expires (0 once it has).
+    double expires_in_seconds;
+    // The venue's clock minus this host's, in seconds, from its `Date` header.
+    double clock_skew_seconds;
+    // Requests answered 401 that were re-authenticated and sent again.
+    uint64_t reauths_after_401;
+    // Credentials adopted from the shared store.
+    uint64_t store_adoptions;
+    // Credentials written to the shared store.
+    uint64_t store_writes;
+    // Renewals that waited for another process's store lease.
+    uint64_t store_lease_waits;
+    // WebSocket connections opened.
+    uint64_t ws_connects;
+    // WebSocket reconnect attempts.
+    uint64_t ws_reconnects;
+    // WebSocket authentications the venue accepted.
+    uint64_t ws_auths;
+} tradeauth_metrics;
 
 // An event callback.
 //
@@ -572,6 +626,12 @@ tradeauth_status tradeauth_session_invalidate(const struct tradeauth_session *se
 // Wipes every credential of the session (tokens, refresh token); the next call that
 // needs one logs in again. Blocks while a login in flight finishes.
 tradeauth_status tradeauth_session_logout(const struct tradeauth_session *session);
+
+// Writes a snapshot of the session's counters and gauges to `*out` (set `out->size`
+// first); never blocks. NULL arguments, or a `size` too small to hold even `logins`,
+// give `TRADEAUTH_ERR_INVALID_ARGUMENT` and leave `*out` untouched.
+tradeauth_status tradeauth_session_metrics(const struct tradeauth_session *session,
+                                           struct tradeauth_metrics *out);
 
 // Renews the credential now, whatever its age (a forced refresh: Cadenza uses its
 // refresh token, Partner mints, Cascade runs a new challenge), and blocks until done.

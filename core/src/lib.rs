@@ -72,14 +72,15 @@ pub use machine::partner::{PartnerConfig, PartnerMachine, mint_token};
 pub use machine::{
     Capabilities, Machine, MachineStatus, SessionSnapshot, Venue, WsAuthReply, WsRules,
 };
-pub use metrics::Metrics;
+pub use metrics::{Metrics, prometheus_text};
 pub use secret::Secret;
 pub use time::Now;
 
 #[cfg(feature = "client")]
 pub use session::{
     CADENZA_PRODUCTION_URL, CADENZA_UAT_URL, CASCADE_URL, EXCHANGE_URL, OptionSpec, Options,
-    Privacy, RequestBuilder, Session, WsBuilder, WsClient, WsState, WsStream, parse_ws_message,
+    Privacy, RequestBuilder, Session, WeakSession, WsBuilder, WsClient, WsState, WsStream,
+    parse_ws_message,
 };
 #[cfg(feature = "client")]
 pub use store::{CredentialStore, StoreEvent};

@@ -190,6 +190,183 @@ impl Counters {
     }
 }
 
+/// One metric family of the text format: its name (without the `tradeauth_` prefix),
+/// type, help and how to read a sample from a snapshot.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    value: fn(&Metrics) -> Option<f64>,
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "logins_total",
+        kind: "counter",
+        help: "Successful logins.",
+        value: |m| Some(m.logins as f64),
+    },
+    Family {
+        name: "refreshes_total",
+        kind: "counter",
+        help: "Successful refreshes.",
+        value: |m| Some(m.refreshes as f64),
+    },
+    Family {
+        name: "relogins_total",
+        kind: "counter",
+        help: "Full logins after a refused refresh or a forced re-login.",
+        value: |m| Some(m.relogins as f64),
+    },
+    Family {
+        name: "expires_in_seconds",
+        kind: "gauge",
+        help: "Seconds until the credential served now expires.",
+        value: |m| m.expires_in_seconds,
+    },
+    Family {
+        name: "clock_skew_seconds",
+        kind: "gauge",
+        help: "The venue's clock minus this host's, from its Date header.",
+        value: |m| Some(m.clock_skew_seconds),
+    },
+    Family {
+        name: "reauths_after_401_total",
+        kind: "counter",
+        help: "Requests answered 401 that were re-authenticated and sent again.",
+        value: |m| Some(m.reauths_after_401 as f64),
+    },
+    Family {
+        name: "store_adoptions_total",
+        kind: "counter",
+        help: "Credentials adopted from the shared store.",
+        value: |m| Some(m.store_adoptions as f64),
+    },
+    Family {
+        name: "store_writes_total",
+        kind: "counter",
+        help: "Credentials written to the shared store.",
+        value: |m| Some(m.store_writes as f64),
+    },
+    Family {
+        name: "store_lease_waits_total",
+        kind: "counter",
+        help: "Renewals that waited for another process's store lease.",
+        value: |m| Some(m.store_lease_waits as f64),
+    },
+    Family {
+        name: "ws_connects_total",
+        kind: "counter",
+        help: "WebSocket connections opened.",
+        value: |m| Some(m.ws_connects as f64),
+    },
+    Family {
+        name: "ws_reconnects_total",
+        kind: "counter",
+        help: "WebSocket reconnect attempts.",
+        value: |m| Some(m.ws_reconnects as f64),
+    },
+    Family {
+        name: "ws_auths_total",
+        kind: "counter",
+        help: "WebSocket authentications the venue accepted.",
+        value: |m| Some(m.ws_auths as f64),
+    },
+];
+
+/// A label value as the text format quotes it: backslash, double quote and newline
+/// escaped.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A sample value in the text format (`+Inf`, `-Inf`, `NaN` spelled as it wants).
+fn number(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".to_owned()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else {
+        value.to_string()
+    }
+}
+
+/// The Prometheus text exposition format (0.0.4) of these sessions' metrics: one sample
+/// per session and family, labelled `venue` and `account` (an account name, never a
+/// secret), names prefixed `tradeauth_`.
+pub fn prometheus_text<'a>(
+    sessions: impl IntoIterator<Item = (&'a str, &'a str, Metrics)>,
+) -> String {
+    use std::fmt::Write;
+    let sessions: Vec<(String, Metrics)> = sessions
+        .into_iter()
+        .map(|(venue, account, m)| {
+            (
+                format!("venue=\"{}\",account=\"{}\"", label(venue), label(account)),
+                m,
+            )
+        })
+        .collect();
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    for family in FAMILIES {
+        let _ = writeln!(out, "# HELP tradeauth_{} {}", family.name, family.help);
+        let _ = writeln!(out, "# TYPE tradeauth_{} {}", family.name, family.kind);
+        for (labels, m) in &sessions {
+            if let Some(value) = (family.value)(m) {
+                let _ = writeln!(
+                    out,
+                    "tradeauth_{}{{{labels}}} {}",
+                    family.name,
+                    number(value)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tradeauth_renewal_failures_total Failed authentication attempts, by error kind."
+    );
+    let _ = writeln!(out, "# TYPE tradeauth_renewal_failures_total counter");
+    for (labels, m) in &sessions {
+        for (kind, n) in &m.renewal_failures {
+            let _ = writeln!(
+                out,
+                "tradeauth_renewal_failures_total{{{labels},kind=\"{kind}\"}} {n}"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tradeauth_renewal_seconds How long each authentication took until it produced a credential."
+    );
+    let _ = writeln!(out, "# TYPE tradeauth_renewal_seconds histogram");
+    for (labels, m) in &sessions {
+        let h = &m.renewal_seconds;
+        for (i, n) in h.cumulative.iter().enumerate() {
+            let le = h.bounds.get(i).map_or("+Inf".to_owned(), |b| number(*b));
+            let _ = writeln!(
+                out,
+                "tradeauth_renewal_seconds_bucket{{{labels},le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "tradeauth_renewal_seconds_sum{{{labels}}} {}",
+            number(h.sum_seconds)
+        );
+        let _ = writeln!(
+            out,
+            "tradeauth_renewal_seconds_count{{{labels}}} {}",
+            h.count
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +438,60 @@ mod tests {
         assert_eq!(m.expires_in_seconds, Some(1.5));
         assert_eq!(m.clock_skew_seconds, -2.0);
         assert_eq!(m.renewal_seconds.cumulative, vec![0; 12]);
+    }
+
+    #[test]
+    fn the_text_format_has_every_family_once_and_a_sample_per_session() {
+        let counters = Counters::default();
+        counters.on_event(&AuthEvent::LoggedIn);
+        counters.on_event(&AuthEvent::Failed {
+            kind: ErrorKind::Timeout,
+            message: String::new(),
+        });
+        counters.renewal(Duration::from_millis(20));
+        let a = counters.snapshot(Some(12.5), 0.0);
+        let b = Counters::default().snapshot(None, -1.0);
+        let text = prometheus_text([
+            ("cadenza", "me@example.com", a),
+            ("exchange", "quote\"back\\slash\nline", b),
+        ]);
+        assert_eq!(
+            text.matches("# TYPE ").count(),
+            FAMILIES.len() + 2,
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "tradeauth_logins_total{venue=\"cadenza\",account=\"me@example.com\"} 1\n"
+            )
+        );
+        assert!(text.contains(
+            "tradeauth_logins_total{venue=\"exchange\",account=\"quote\\\"back\\\\slash\\nline\"} 0\n"
+        ), "{text}");
+        // No expiry: no sample rather than a made-up number.
+        assert_eq!(text.matches("tradeauth_expires_in_seconds{").count(), 1);
+        assert!(text.contains(
+            "tradeauth_expires_in_seconds{venue=\"cadenza\",account=\"me@example.com\"} 12.5\n"
+        ));
+        assert!(text.contains("tradeauth_clock_skew_seconds{venue=\"exchange\",account=\"quote\\\"back\\\\slash\\nline\"} -1\n"));
+        assert!(text.contains(
+            "tradeauth_renewal_failures_total{venue=\"cadenza\",account=\"me@example.com\",kind=\"timeout\"} 1\n"
+        ));
+        assert!(text.contains(
+            "tradeauth_renewal_seconds_bucket{venue=\"cadenza\",account=\"me@example.com\",le=\"0.01\"} 0\n"
+        ));
+        assert!(text.contains(
+            "tradeauth_renewal_seconds_bucket{venue=\"cadenza\",account=\"me@example.com\",le=\"0.025\"} 1\n"
+        ));
+        assert!(text.contains(
+            "tradeauth_renewal_seconds_bucket{venue=\"cadenza\",account=\"me@example.com\",le=\"+Inf\"} 1\n"
+        ));
+        assert!(text.contains(
+            "tradeauth_renewal_seconds_sum{venue=\"cadenza\",account=\"me@example.com\"} 0.02\n"
+        ));
+        assert!(text.contains("tradeauth_renewal_seconds_count{venue=\"exchange\",account=\"quote\\\"back\\\\slash\\nline\"} 0\n"));
+        assert_eq!(number(f64::INFINITY), "+Inf");
+        assert_eq!(number(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(number(f64::NAN), "NaN");
     }
 }

@@ -33,6 +33,7 @@
 
 mod events;
 mod handle;
+mod metrics;
 mod options;
 mod response;
 mod session;

@@ -47,6 +47,13 @@ impl tradeauth_session {
         self.gate.enter("session")
     }
 
+    /// The session, for a call that never blocks: `work` runs inside the handle (so
+    /// `_free` waits for it) on a borrowed session.
+    pub(crate) fn with_session<T>(&self, work: impl FnOnce(&Session) -> T) -> Result<T, Failure> {
+        let _inside = self.enter()?;
+        Ok(work(&self.session))
+    }
+
     /// Takes this call's own references. After this the handle must not be touched.
     pub(crate) fn hold(&self) -> Result<Held, Failure> {
         let _inside = self.enter()?;

@@ -304,6 +304,7 @@ impl BaseClient {
                 ),
             ));
         }
+        crate::metrics::register(&session);
         let client = BaseClient {
             public: session.capabilities().public,
             venue: session.venue(),
@@ -600,6 +601,12 @@ impl BaseClient {
     #[getter]
     fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// A snapshot of this client's counters and gauges as a dict (logins, refreshes,
+    /// relogins, renewal_failures, renewal_seconds, expires_in_seconds, ...); no I/O.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        crate::metrics::as_dict(py, &self.session.metrics())
     }
 
     /// Whether the venue can issue a new credential after a 401 (not Exchange's keys).

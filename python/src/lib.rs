@@ -11,6 +11,7 @@ mod bridge;
 mod client;
 mod errors;
 mod logs;
+mod metrics;
 mod response;
 mod venues;
 mod ws;
@@ -79,6 +80,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ws::WebSocket>()?;
     m.add_class::<ws::WebSocketSync>()?;
     m.add_function(wrap_pyfunction!(generate_token, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics::prometheus_text, m)?)?;
     m.add_function(wrap_pyfunction!(eip191_sign, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::_at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_raise_kind, m)?)?;

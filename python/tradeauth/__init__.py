@@ -61,6 +61,7 @@ from tradeauth._native import (
     _at_exit,
     eip191_sign,
     generate_token,
+    prometheus_text,
 )
 
 # Fork needs nothing here: a client inherited by a forked child rebuilds its runtime,
@@ -99,4 +100,5 @@ __all__ = [
     "__version__",
     "eip191_sign",
     "generate_token",
+    "prometheus_text",
 ]

@@ -38,6 +38,7 @@ __all__ = [
     "WebSocketSync",
     "generate_token",
     "eip191_sign",
+    "prometheus_text",
     "_at_exit",
     "_raise_kind",
     "_panic",
@@ -65,6 +66,32 @@ class _Options(TypedDict, total=False):
     refresh_window: Optional[float]
     max_date_skew: Optional[float]
     max_lifetime: Optional[float]
+
+class _RenewalSeconds(TypedDict):
+    """``metrics()["renewal_seconds"]``: a histogram in the Prometheus layout."""
+
+    bounds: list[float]
+    cumulative: list[int]
+    sum: float
+    count: int
+
+class _Metrics(TypedDict):
+    """``client.metrics()``: the session's counters and gauges (same names in Rust and C)."""
+
+    logins: int
+    refreshes: int
+    relogins: int
+    renewal_failures: dict[str, int]
+    renewal_seconds: _RenewalSeconds
+    expires_in_seconds: Optional[float]
+    clock_skew_seconds: float
+    reauths_after_401: int
+    store_adoptions: int
+    store_writes: int
+    store_lease_waits: int
+    ws_connects: int
+    ws_reconnects: int
+    ws_auths: int
 
 class _StoreOptions(_Options, total=False):
     """The options of the clients whose login a store can share (Cadenza, Cascade)."""
@@ -185,6 +212,7 @@ class BaseClient:
     def base_url(self) -> str: ...
     @property
     def renewable(self) -> bool: ...
+    def metrics(self) -> _Metrics: ...
     def headers(self) -> dict[str, str]: ...
     def current_headers(self) -> Optional[dict[str, str]]: ...
     def aheaders(self) -> asyncio.Future[dict[str, str]]: ...
@@ -335,6 +363,7 @@ class ExchangeClient(BaseClient):
 
 def generate_token(client_id: str, secret_key: Union[str, bytes], ttl: int = 900) -> str: ...
 def eip191_sign(private_key: str, message: Union[str, bytes]) -> str: ...
+def prometheus_text() -> str: ...
 def _at_exit() -> None: ...
 def _raise_kind(kind: str, message: str) -> None: ...
 def _panic(message: str) -> None: ...

@@ -209,6 +209,18 @@ pub struct Session {
     inner: Arc<Inner>,
 }
 
+/// A reference to a [`Session`] that does not keep it alive: what a registry of live
+/// sessions (for a metrics scrape) holds.
+#[derive(Clone, Debug)]
+pub struct WeakSession(std::sync::Weak<Inner>);
+
+impl WeakSession {
+    /// The session, if any clone of it is still alive.
+    pub fn upgrade(&self) -> Option<Session> {
+        self.0.upgrade().map(|inner| Session { inner })
+    }
+}
+
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
@@ -521,6 +533,11 @@ impl Session {
             .map(|until| until.saturating_duration_since(now.instant).as_secs_f64());
         let skew = self.inner.skew_ms.load(Ordering::Relaxed) as f64 / 1000.0;
         self.inner.metrics.snapshot(expires_in, skew)
+    }
+
+    /// A [`WeakSession`] to this session.
+    pub fn downgrade(&self) -> WeakSession {
+        WeakSession(Arc::downgrade(&self.inner))
     }
 
     /// Counts for `metrics()` (the store and request paths report here).

@@ -858,6 +858,88 @@ static void test_from_env(void) {
     unsetenv("EXCHANGE_API_KEY");
 }
 
+/* tradeauth_session_metrics after login, a forced refresh and a revoked token met by a
+   request: the counters match the simulator's; the size field guards the struct. */
+static void test_metrics(void) {
+    control_call("POST", "/reset", NULL);
+    tradeauth_options *options = options_for(env("SIM_CADENZA"));
+    OK(tradeauth_options_set_background_refresh(options, false));
+    tradeauth_session *session = NULL;
+    OK(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", options, &session));
+    tradeauth_options_free(options);
+    char name[64];
+    OK(header_name(session, name)); /* logs in */
+    tradeauth_metrics m;
+    memset(&m, 0, sizeof m);
+    m.size = sizeof m;
+    OK(tradeauth_session_metrics(session, &m));
+    CHECK(m.size == sizeof m);
+    CHECK(m.logins == 1 && m.refreshes == 0 && m.has_expiry);
+    OK(tradeauth_session_refresh(session));
+    control_call("POST", "/revoke", "{\"venue\":\"cadenza\",\"what\":\"access_tokens\"}");
+    tradeauth_response *response = NULL;
+    OK(tradeauth_session_request(session, "GET", "/api/v3/user/profile", NULL, NULL, &response));
+    CHECK(response != NULL && tradeauth_response_status(response) == 200);
+    tradeauth_response_free(response);
+    memset(&m, 0xab, sizeof m);
+    m.size = sizeof m;
+    OK(tradeauth_session_metrics(session, &m));
+    long logins = stat_counter("cadenza", "logins"), refreshes = stat_counter("cadenza", "refreshes");
+    printf("metrics: logins %llu + relogins %llu (venue: %ld), refreshes %llu (venue: %ld), 401 re-auths %llu, "
+           "renewals %llu in %.3f s, expires in %.0f s\n",
+           (unsigned long long)m.logins, (unsigned long long)m.relogins, logins, (unsigned long long)m.refreshes,
+           refreshes, (unsigned long long)m.reauths_after_401, (unsigned long long)m.renewal_seconds_count,
+           m.renewal_seconds_sum, m.expires_in_seconds);
+    CHECK((long)(m.logins + m.relogins) == logins);
+    CHECK((long)m.refreshes == refreshes);
+    CHECK(m.reauths_after_401 == 1);
+    CHECK(m.renewal_seconds_count == 3);
+    CHECK(m.renewal_seconds_buckets[TRADEAUTH_METRICS_RENEWAL_BUCKETS - 1] == 3);
+    CHECK(m.renewal_seconds_sum > 0.0);
+    CHECK(m.has_expiry && m.expires_in_seconds > 0.0 && m.expires_in_seconds <= 3600.0);
+    for (int i = 0; i < TRADEAUTH_METRICS_STATUSES; i++) {
+        CHECK(m.renewal_failures[i] == 0);
+    }
+    CHECK(m.ws_connects == 0 && m.store_writes == 0 && m.clock_skew_seconds == 0.0);
+
+    /* A program built against an older, shorter struct gets its prefix, nothing more. */
+    unsigned char older[sizeof(tradeauth_metrics) + 8];
+    memset(older, 0xcd, sizeof older);
+    size_t prefix = offsetof(tradeauth_metrics, relogins);
+    memcpy(older, &prefix, sizeof prefix);
+    OK(tradeauth_session_metrics(session, (tradeauth_metrics *)(void *)older));
+    size_t written = 0;
+    memcpy(&written, older, sizeof written);
+    CHECK(written == prefix);
+    uint64_t first_logins = 0;
+    memcpy(&first_logins, older + offsetof(tradeauth_metrics, logins), sizeof first_logins);
+    CHECK(first_logins == m.logins);
+    int untouched = 1;
+    for (size_t i = prefix; i < sizeof older; i++) {
+        untouched &= older[i] == 0xcd;
+    }
+    CHECK(untouched);
+    /* A newer caller's bigger struct: only ours is written, and size says so. */
+    struct {
+        tradeauth_metrics known;
+        uint64_t later_field;
+    } newer;
+    memset(&newer, 0xee, sizeof newer);
+    newer.known.size = sizeof newer;
+    OK(tradeauth_session_metrics(session, &newer.known));
+    CHECK(newer.known.size == sizeof(tradeauth_metrics));
+    CHECK(newer.later_field == 0xeeeeeeeeeeeeeeeeull);
+
+    /* Too small for even `logins`, or NULL: refused, nothing written. */
+    memset(&m, 0, sizeof m);
+    m.size = sizeof(size_t);
+    NULLARG(tradeauth_session_metrics(session, &m));
+    CHECK(m.size == sizeof(size_t) && m.logins == 0);
+    NULLARG(tradeauth_session_metrics(session, NULL));
+    NULLARG(tradeauth_session_metrics(NULL, &m));
+    tradeauth_session_free(session);
+}
+
 int main(void) {
     harness_start("ABI tests");
 
@@ -885,6 +967,7 @@ int main(void) {
     test_from_env();
     test_store();
     test_every_status();
+    test_metrics();
 
     return harness_finish();
 }
