@@ -263,18 +263,20 @@ async fn a_slow_refresh_keeps_its_lease_and_the_other_process_waits_for_it() {
     let sim = sim().await;
     let dir = temp_dir("store-slow");
     // A lease far shorter than the venue's answer: before, B took the lapsed lease while
-    // A's refresh still waited at the venue and presented the same refresh token.
+    // A's refresh still waited at the venue and presented the same refresh token. 150 ms
+    // (extended every 50 ms) rather than less: with the whole suite running on 2 cores, a
+    // starved extension task once let a 50 ms lease lapse.
     let options = || {
         Options::new()
             .store(file_url(&dir))
             .store_key(KEY)
-            .store_lease_ttl(Duration::from_millis(50))
+            .store_lease_ttl(Duration::from_millis(150))
     };
     let a = cadenza(&sim, options());
     let b = cadenza(&sim, options());
     a.credential().await.expect("login");
     b.credential().await.expect("adopted");
-    sim.arm_fault(Fault::delay(Venue::Cadenza, 400).on_path("/api/v3/auth/token/refresh"));
+    sim.arm_fault(Fault::delay(Venue::Cadenza, 900).on_path("/api/v3/auth/token/refresh"));
     let a_refresh = tokio::spawn({
         let a = a.clone();
         async move { a.refresh().await }
