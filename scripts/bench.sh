@@ -6,7 +6,13 @@
 #   2. C: tradeauth_session_header through the C ABI, 1 and 8 threads
 #      (ffi/benches/header_bench.c);
 #   3. Python: python/bench/bench.py (tradeauth vs PyJWT, eth_account, a page-style
-#      requests client; import time, RSS, wheel size) — one table of ratios.
+#      requests client; import time, RSS, wheel size) — one table of ratios;
+#   4. WebSocket (issue #16): Python messages/s, tradeauth `async for` vs the
+#      `websockets` package (python/bench/ws_bench.py), and the C callback's per-message
+#      latency vs a bare tokio-tungstenite reader, p50/p99 (ffi/benches/ws_latency.c,
+#      sim/examples/ws_latency_bare.rs), on stamped deltas spaced 1 ms apart (latency)
+#      and sent back to back (queueing), against a simulator of its own (release build
+#      in the full run).
 #
 # Usage: scripts/bench.sh [--smoke]
 #   (full)   release builds (cargo bench, libtradeauth, a release wheel in its own venv
@@ -37,6 +43,16 @@ if [ "$SMOKE" = 1 ]; then
   step "C ABI bench: build against the debug libtradeauth"
   cargo build -p tradeauth-ffi
   [ -x "$CARGO_TARGET_DIR/debug/tradeauth-sim" ] || cargo build -p tradeauth-sim
+  step "WebSocket benches: the simulator and the bare Rust reader (debug)"
+  # Always asked (a no-op when fresh): the WebSocket benches need the stamping simulator.
+  cargo build -p tradeauth-sim --bin tradeauth-sim --example ws_latency_bare
+  WS_SIM_BIN="$CARGO_TARGET_DIR/debug/tradeauth-sim"
+  WS_BARE="$CARGO_TARGET_DIR/debug/examples/ws_latency_bare"
+  # COUNT INTERVAL_US ROUNDS: spaced (latency) and back to back (queueing).
+  WS_SPACED=(50 1000 1)
+  WS_BURST=(200 0 1)
+  WS_PAIRS=1
+  WS_PY_ARGS=(--smoke)
   BENCH_PY_VENV="$CARGO_TARGET_DIR/pyvenv-wheel"
   C_ITER=20000
   PY_ARGS=(--smoke)
@@ -53,6 +69,14 @@ else
   step "C ABI bench: build the release libtradeauth"
   cargo build --release -p tradeauth-ffi
   [ -x "$CARGO_TARGET_DIR/debug/tradeauth-sim" ] || cargo build -p tradeauth-sim
+  step "WebSocket benches: release simulator and bare Rust reader"
+  cargo build --release -p tradeauth-sim --bin tradeauth-sim --example ws_latency_bare
+  WS_SIM_BIN="$CARGO_TARGET_DIR/release/tradeauth-sim"
+  WS_BARE="$CARGO_TARGET_DIR/release/examples/ws_latency_bare"
+  WS_SPACED=(3000 1000 3)
+  WS_BURST=(20000 0 3)
+  WS_PAIRS=2
+  WS_PY_ARGS=(--count 200000 --rounds 5)
   step "Python: release wheel into target/pyvenv-bench"
   source "$REPO/python/wheel.sh"
   ensure_maturin
@@ -78,6 +102,28 @@ cc -O2 -std=c11 -Wall -Wextra -Werror -I"$REPO/include" ffi/benches/header_bench
 
 step "Python bench (python/bench/bench.py)"
 "$BENCH_PY_VENV/bin/python" python/bench/bench.py "${PY_ARGS[@]}"
+
+step "WebSocket benches (issue #16), against a simulator of their own"
+cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic -I"$REPO/include" ffi/benches/ws_latency.c \
+  -L"$PROFILE_DIR" -ltradeauth -Wl,-rpath,"$PROFILE_DIR" -lpthread -o "$BENCH_WORK/ws_latency"
+(
+  # A subshell: its own simulator (stopped when the subshell exits), so the benches above
+  # keep theirs and these run on the release build in the full run.
+  export TRADEAUTH_SIM_BIN="$WS_SIM_BIN"
+  start_sim
+  echo "simulator: $WS_SIM_BIN; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  step "WebSocket latency, deltas ${WS_SPACED[1]} us apart: C callback vs bare tokio-tungstenite (alternating)"
+  for _ in $(seq "$WS_PAIRS"); do
+    "$BENCH_WORK/ws_latency" "${WS_SPACED[@]}"
+    "$WS_BARE" "${WS_SPACED[@]}"
+  done
+  step "WebSocket queueing, ${WS_BURST[0]} deltas back to back: C callback vs bare tokio-tungstenite"
+  "$BENCH_WORK/ws_latency" "${WS_BURST[@]}"
+  "$WS_BARE" "${WS_BURST[@]}"
+  step "WebSocket messages/s from Python: tradeauth vs websockets (python/bench/ws_bench.py)"
+  "$BENCH_PY_VENV/bin/python" python/bench/ws_bench.py "${WS_PY_ARGS[@]}"
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+)
 
 rm -rf "$BENCH_WORK"
 step "benchmarks ran"

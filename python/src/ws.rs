@@ -269,6 +269,42 @@ fn convert_next(py: Python<'_>, text: Option<String>) -> PyResult<Py<PyAny>> {
     }
 }
 
+/// An awaitable that is already done: `await` gives its value at once. `async for`
+/// hands a message that was already waiting over this way, without a round trip through
+/// the runtime and the event loop (measured: ~160 us per message that way, which capped
+/// `async for` at ~6,000 messages/s).
+#[pyclass(frozen, module = "tradeauth._native")]
+pub(crate) struct Ready {
+    value: Mutex<Option<Py<PyAny>>>,
+}
+
+#[pymethods]
+impl Ready {
+    fn __await__<'py>(slf: &Bound<'py, Self>) -> Bound<'py, Self> {
+        slf.clone()
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let taken = self.value.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let value = taken.unwrap_or_else(|| py.None());
+        Err(PyStopIteration::new_err((value,)))
+    }
+}
+
+/// A message already waiting in the client, as a done awaitable; `None` if none is.
+fn waiting(py: Python<'_>, conn: &Conn, client: &WsClient) -> PyResult<Option<Py<PyAny>>> {
+    let value = match client.try_recv() {
+        None => return Ok(None),
+        Some(Ok(text)) => parsed(py, &text)?,
+        Some(Err(_)) if conn.is_closed() => return Err(PyStopAsyncIteration::new_err(())),
+        Some(Err(error)) => return Err(to_pyerr(py, &error)),
+    };
+    let ready = Ready {
+        value: Mutex::new(Some(value)),
+    };
+    Ok(Some(Py::new(py, ready)?.into_any()))
+}
+
 fn repr(kind: &str, path: &str, conn: &Conn, py: Python<'_>) -> PyResult<String> {
     let quoted = PyString::new(py, path).repr()?.to_cow()?.into_owned();
     Ok(format!("{kind}(path={quoted}, state='{}')", conn.state()))
@@ -397,6 +433,9 @@ impl WebSocket {
             return Err(PyStopAsyncIteration::new_err(()));
         }
         let client = self.conn.client().map_err(|e| to_pyerr(py, &e))?;
+        if let Some(ready) = waiting(py, &self.conn, &client)? {
+            return Ok(ready.into_bound(py));
+        }
         spawn_awaitable(
             py,
             next(self.conn.clone(), client, None, true),

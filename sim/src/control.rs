@@ -2,6 +2,7 @@
 //! lifetimes, reset and the audit log, for tests written in any language.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,6 +19,7 @@ use crate::common::{
 };
 use crate::faults::Fault;
 use crate::state::{LifetimeUpdate, Shared};
+use crate::ws::Pace;
 use crate::{Revoke, SimError, Venue};
 
 /// A request body as the handler receives it, parsed by `json_body`.
@@ -75,17 +77,41 @@ async fn arm_fault(
     Ok(json_response(StatusCode::OK, body))
 }
 
+/// `POST /ws/burst`'s body: `{"venue","count"}`, and two opt-in latency aids that are
+/// off when absent (then the deltas are exactly the unstamped, back-to-back ones).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BurstRequest {
     venue: Venue,
     count: u64,
+    /// `true`: each delta carries `"sent_unix_ns"`, Unix nanoseconds of the system's wall
+    /// clock (`CLOCK_REALTIME`, not the offset sim clock) read just before it is sent.
+    #[serde(default)]
+    stamp: bool,
+    /// At least this many microseconds between consecutive deltas (0, the default: as
+    /// fast as possible). Rounded up to tokio's 1 ms timer tick; at most 1 s.
+    #[serde(default)]
+    interval_us: u64,
 }
 
-/// `POST /ws/burst`: `count` deltas per orderbook subscription on the venue's WebSocket.
+/// The longest `interval_us` a burst may ask for (1 s).
+const MAX_INTERVAL_US: u64 = 1_000_000;
+
+/// `POST /ws/burst`: `count` deltas per orderbook subscription on the venue's WebSocket,
+/// optionally stamped (`stamp`) and spaced (`interval_us`).
 async fn burst(State(shared): State<Arc<Shared>>, request: RawBody) -> Result<Response, Response> {
     let request: BurstRequest = json_body(request, bad_request)?;
-    let sent = shared.burst(request.venue, request.count);
+    if request.interval_us > MAX_INTERVAL_US {
+        return Err(bad_request(&format!(
+            "interval_us must be at most {MAX_INTERVAL_US}, got {}",
+            request.interval_us
+        )));
+    }
+    let pace = Pace {
+        stamp: request.stamp,
+        interval: Duration::from_micros(request.interval_us),
+    };
+    let sent = shared.burst_paced(request.venue, request.count, pace);
     Ok(outcome(sent, |sent| json!({ "sent": sent })))
 }
 

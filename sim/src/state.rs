@@ -13,7 +13,7 @@ use crate::common::lock;
 use crate::config::SimConfig;
 use crate::faults::{Fault, FaultKind, FaultQueue};
 use crate::stats::StatsRegistry;
-use crate::ws::{Command, Registry};
+use crate::ws::{Command, Pace, Registry};
 use crate::{Revoke, SimError, Venue, cadenza, cascade, exchange, partner};
 
 pub(crate) struct Shared {
@@ -123,13 +123,24 @@ impl Shared {
     /// Queues `count` orderbook deltas per subscription to every orderbook subscriber of
     /// `venue`'s WebSocket; returns the number of messages queued.
     pub(crate) fn burst(&self, venue: Venue, count: u64) -> Result<u64, SimError> {
+        self.burst_paced(venue, count, Pace::default())
+    }
+
+    /// Like [`Shared::burst`], with the deltas stamped and/or spaced as `pace` says
+    /// (`POST /ws/burst` with `stamp` / `interval_us`).
+    pub(crate) fn burst_paced(
+        &self,
+        venue: Venue,
+        count: u64,
+        pace: Pace,
+    ) -> Result<u64, SimError> {
         if count > MAX_BURST {
             return Err(SimError::Burst(format!(
                 "count must be at most {MAX_BURST}, got {count}"
             )));
         }
         match venue {
-            Venue::Cascade | Venue::Exchange => Ok(self.ws_registry(venue).burst(count)),
+            Venue::Cascade | Venue::Exchange => Ok(self.ws_registry(venue).burst(count, pace)),
             Venue::Cadenza | Venue::Partner => Err(SimError::Burst(format!(
                 "{venue} has no WebSocket (use cascade or exchange)"
             ))),

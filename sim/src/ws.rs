@@ -6,6 +6,13 @@
 //! the venue's protocol and sends back its replies, until the client closes, a fault
 //! drops it or the simulator shuts down.
 //!
+//! A burst may be paced ([`Pace`], opt-in through `POST /ws/burst`'s `stamp` and
+//! `interval_us`): each delta then carries `sent_unix_ns`, the wall clock (Unix
+//! nanoseconds, `CLOCK_REALTIME`, not the simulator's offset clock) read just before the
+//! delta is serialized and written, and/or consecutive deltas are spaced by at least
+//! `interval`, so that a client on the same host can measure per-message latency. Without
+//! them a burst is byte for byte what it always was.
+//!
 //! A dropped connection (`ws_drop`) is closed abruptly: the TLS stream and TCP socket are
 //! dropped with no WebSocket close frame and no TLS close_notify, as a crashed venue or a
 //! broken network path would, so a client sees a reset or an unexpected EOF.
@@ -14,7 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::pending;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -58,17 +65,53 @@ pub(crate) trait Protocol: Send + 'static {
 pub(crate) enum Command {
     /// Send this message (an order event).
     Push(Value),
-    /// Send `count` deltas of each of these markets, as fast as possible.
+    /// Send `count` deltas of each of these markets, as fast as possible (or as `pace`
+    /// says).
     Burst {
         /// The markets the connection had subscribed to when the burst was asked for.
         markets: Vec<String>,
         /// Deltas per market.
         count: u64,
+        /// Timestamps and spacing (both off by default).
+        pace: Pace,
     },
     /// Close abruptly now (`None`) or after this many more sent messages.
     Drop(Option<u64>),
     /// Neither read nor send for this long, then resume.
     Silence(Duration),
+}
+
+/// How a burst is sent: the opt-in latency aids of `POST /ws/burst`. The default (no
+/// stamp, no interval) sends plain deltas back to back, as a burst always did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Pace {
+    /// Add `"sent_unix_ns"` (Unix nanoseconds, read just before the send) to each delta:
+    /// at the top level on Exchange, in `params` on Cascade.
+    pub(crate) stamp: bool,
+    /// At least this long between consecutive deltas of the burst (zero: back to back).
+    /// Tokio's timer has millisecond resolution, so a sub-millisecond interval is rounded
+    /// up to the next timer tick.
+    pub(crate) interval: Duration,
+}
+
+/// Unix nanoseconds from the system's wall clock (`CLOCK_REALTIME` on Linux), ignoring
+/// the simulator's clock offset: comparable with other processes on the same host.
+fn unix_ns_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Adds `sent_unix_ns` to a delta: in its JSON-RPC `params` (Cascade) if it has them,
+/// else at its top level (Exchange).
+fn stamp(delta: &mut Value, ns: u64) {
+    let target = match delta.get_mut("params") {
+        Some(params) if params.is_object() => params,
+        _ => delta,
+    };
+    if let Some(object) = target.as_object_mut() {
+        object.insert("sent_unix_ns".to_owned(), Value::from(ns));
+    }
 }
 
 /// One open connection as the registry sees it.
@@ -118,14 +161,19 @@ impl Registry {
     }
 
     /// Asks every orderbook subscriber for `count` deltas of each market it subscribed
-    /// to; returns the number of delta messages queued.
-    pub(crate) fn burst(&self, count: u64) -> u64 {
+    /// to, sent as `pace` says; returns the number of delta messages queued.
+    pub(crate) fn burst(&self, count: u64, pace: Pace) -> u64 {
         let conns = lock(&self.conns);
         let mut queued = 0u64;
         for entry in conns.values().filter(|e| !e.markets.is_empty()) {
             let markets = entry.markets.clone();
             let n = count.saturating_mul(markets.len() as u64);
-            if count > 0 && entry.sender.send(Command::Burst { markets, count }).is_ok() {
+            let command = Command::Burst {
+                markets,
+                count,
+                pace,
+            };
+            if count > 0 && entry.sender.send(command).is_ok() {
                 queued = queued.saturating_add(n);
             }
         }
@@ -296,11 +344,19 @@ impl Outbox {
         Ok(())
     }
 
-    /// Sends the next delta of `market`.
-    async fn delta<P: Protocol>(&mut self, shared: &Shared, market: &str) -> Result<(), Closed> {
+    /// Sends the next delta of `market`; `stamped` adds `sent_unix_ns` (see [`Pace`]).
+    async fn delta<P: Protocol>(
+        &mut self,
+        shared: &Shared,
+        market: &str,
+        stamped: bool,
+    ) -> Result<(), Closed> {
         let seq = self.seqs.entry(market.to_owned()).or_insert(0);
         *seq += 1;
-        let delta = P::delta(market, *seq);
+        let mut delta = P::delta(market, *seq);
+        if stamped {
+            stamp(&mut delta, unix_ns_now());
+        }
         self.send(shared, &delta).await
     }
 }
@@ -366,7 +422,7 @@ async fn session<P: Protocol>(shared: Arc<Shared>, socket: WebSocket, echo: bool
             Event::Tick => {
                 let mut result = Ok(());
                 for market in link.markets.clone() {
-                    result = out.delta::<P>(&shared, &market).await;
+                    result = out.delta::<P>(&shared, &market, false).await;
                     if result.is_err() {
                         break;
                     }
@@ -374,11 +430,27 @@ async fn session<P: Protocol>(shared: Arc<Shared>, socket: WebSocket, echo: bool
                 result
             }
             Event::Command(Command::Push(message)) => out.send(&shared, &message).await,
-            Event::Command(Command::Burst { markets, count }) => {
+            Event::Command(Command::Burst {
+                markets,
+                count,
+                pace,
+            }) => {
                 let mut result = Ok(());
+                let mut first = true;
                 'burst: for _ in 0..count {
                     for market in &markets {
-                        result = out.delta::<P>(&shared, market).await;
+                        if !pace.interval.is_zero() && !first {
+                            // Spaced: wait, but end at once on shutdown.
+                            tokio::select! {
+                                () = tokio::time::sleep(pace.interval) => {}
+                                _ = shutdown.wait_for(|stop| *stop) => {
+                                    result = Err(Closed);
+                                    break 'burst;
+                                }
+                            }
+                        }
+                        first = false;
+                        result = out.delta::<P>(&shared, market, pace.stamp).await;
                         if result.is_err() {
                             break 'burst;
                         }

@@ -647,3 +647,126 @@ async fn cascade_revoke_ends_private_access_and_is_counted() {
     cascade_book(&mut ws, "ETH-USD").await;
     assert_eq!(sim.venue_stats(Venue::Cascade).ws_private_before_auth, 3);
 }
+
+/// The next text message, unparsed (pings and pongs skipped).
+async fn ws_recv_text(ws: &mut Ws) -> String {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message arrives in time")
+            .expect("WebSocket still open")
+            .expect("WebSocket message");
+        match next {
+            Message::Text(text) => return text.as_str().to_owned(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected WebSocket message {other:?}"),
+        }
+    }
+}
+
+fn unix_ns_now() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    u64::try_from(since.as_nanos()).expect("fits in u64")
+}
+
+#[tokio::test]
+async fn burst_stamp_and_interval_are_opt_in() {
+    let (sim, http) = start_client().await;
+    let mut ws = ws_connect(&sim, &sim.urls().exchange).await;
+    exchange_book(&mut ws, "BTC-USD").await;
+
+    // Without the new fields: the very bytes a burst always sent.
+    let (status, body) = control_post(
+        &http,
+        &sim,
+        "/ws/burst",
+        json!({ "venue": "exchange", "count": 1 }),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({ "sent": 1 })));
+    let plain = json!({
+        "type": "orderbook_delta",
+        "market": "BTC-USD",
+        "seq": 1,
+        "bids": [[49989.5, 2.0]],
+        "asks": [[50010.5, 1.5]],
+    });
+    assert_eq!(ws_recv_text(&mut ws).await, plain.to_string());
+    // `stamp: false, interval_us: 0` are the defaults, spelled out.
+    let (status, _) = control_post(
+        &http,
+        &sim,
+        "/ws/burst",
+        json!({ "venue": "exchange", "count": 1, "stamp": false, "interval_us": 0 }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let second: Value = serde_json::from_str(&ws_recv_text(&mut ws).await).unwrap();
+    assert_eq!(second["seq"], 2);
+    assert!(second.get("sent_unix_ns").is_none(), "{second}");
+
+    // Stamped and spaced: every delta carries the wall clock at sending, at least
+    // interval_us apart, and is otherwise the same delta (seq continues).
+    let before = unix_ns_now();
+    let (status, body) = control_post(
+        &http,
+        &sim,
+        "/ws/burst",
+        json!({ "venue": "exchange", "count": 5, "stamp": true, "interval_us": 3000 }),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({ "sent": 5 })));
+    let mut stamps = Vec::new();
+    for seq in 3..=7u64 {
+        let mut delta = ws_recv(&mut ws).await;
+        let received = unix_ns_now();
+        let sent = delta["sent_unix_ns"].as_u64().expect("a u64 stamp");
+        assert!(
+            before <= sent && sent <= received,
+            "{before} {sent} {received}"
+        );
+        stamps.push(sent);
+        delta.as_object_mut().unwrap().remove("sent_unix_ns");
+        assert_eq!(delta["seq"], seq);
+        let keys: Vec<&String> = delta.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 5, "{delta}");
+        assert_eq!(delta["type"], "orderbook_delta");
+    }
+    for pair in stamps.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 3_000_000,
+            "spaced by >= 3 ms: {stamps:?}"
+        );
+    }
+    assert_exchange_drained(&mut ws).await;
+
+    // Cascade stamps inside the JSON-RPC params; stamp alone is back to back.
+    let mut cascade = ws_connect(&sim, &sim.urls().cascade).await;
+    cascade_book(&mut cascade, "ETH-USD").await;
+    let (status, _) = control_post(
+        &http,
+        &sim,
+        "/ws/burst",
+        json!({ "venue": "cascade", "count": 2, "stamp": true }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for seq in 1..=2u64 {
+        let delta = ws_recv(&mut cascade).await;
+        assert_eq!(delta["params"]["seq"], seq);
+        assert!(delta["params"]["sent_unix_ns"].is_u64(), "{delta}");
+        assert!(delta.get("sent_unix_ns").is_none(), "{delta}");
+    }
+
+    // Out of range or mistyped: refused, and nothing is sent.
+    for bad in [
+        json!({ "venue": "exchange", "count": 1, "interval_us": 1_000_001 }),
+        json!({ "venue": "exchange", "count": 1, "stamp": "yes" }),
+    ] {
+        let (status, body) = control_post(&http, &sim, "/ws/burst", bad).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    assert_exchange_drained(&mut ws).await;
+}

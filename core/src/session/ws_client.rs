@@ -336,6 +336,14 @@ impl WsClient {
         inbound.recv().await.unwrap_or_else(|| Err(closed_error()))
     }
 
+    /// The next received message if one is waiting now (`None` if none is, or another
+    /// caller is inside [`recv`](Self::recv)); never waits. Bindings use it to hand over
+    /// a backlog without a wake-up per message.
+    pub fn try_recv(&self) -> Option<Result<String>> {
+        let mut inbound = self.inbound.try_lock().ok()?;
+        inbound.try_recv().ok()
+    }
+
     /// [`recv`](Self::recv), parsed as JSON.
     pub async fn recv_json(&self) -> Result<Value> {
         let text = self.recv().await?;
