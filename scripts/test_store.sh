@@ -10,5 +10,6 @@ start_redis
 
 step "Redis credential store tests"
 cargo test -p tradeauth --test store_redis -- --include-ignored
+cargo test -p tradeauth-cli --test cli -- --ignored store_status_lists_a_redis_store
 
 step "Redis store tests passed"

@@ -76,6 +76,78 @@ async fn redis_lease_and_cas_semantics() {
     }
 }
 
+/// An operator's listing (`tradeauth store status`) finds every record and live lease
+/// under the store's prefix, over several SCAN rounds, and nothing under another prefix,
+/// even one that the prefix would match as an unescaped glob (`[1]` is a class).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a redis-server: scripts/test_store.sh runs it"]
+async fn redis_list_finds_every_record_and_lease_under_its_prefix() {
+    let Some(url) = redis_url("redis_list_finds_every_record_and_lease_under_its_prefix") else {
+        return;
+    };
+    let r = rand::random::<u32>();
+    let prefix = format!("ta-list-{r:08x}[1]*:");
+    let store = RedisStore::open(&url, Some(&prefix), Duration::from_secs(2)).expect("url");
+    let decoy_prefix = format!("ta-list-{r:08x}1x:");
+    let decoy = RedisStore::open(&url, Some(&decoy_prefix), Duration::from_secs(2)).expect("url");
+    let key = |i: usize| format!("cadenza|https://h/|list-{i}");
+    // More records than one SCAN round returns (COUNT 500).
+    for i in 0..600 {
+        assert!(store.compare_and_swap(&key(i), 0, b"x").await.expect("cas"));
+    }
+    assert!(store.compare_and_swap(&key(0), 1, b"y").await.expect("cas"));
+    assert!(
+        store
+            .try_lease(&key(0), "holder-0", Duration::from_secs(30))
+            .await
+            .expect("lease")
+    );
+    let lease_only = "cascade|https://h/|lease-only";
+    assert!(
+        store
+            .try_lease(lease_only, "holder-l", Duration::from_secs(30))
+            .await
+            .expect("lease")
+    );
+    assert!(
+        decoy
+            .compare_and_swap("cadenza|https://h/|decoy", 0, b"d")
+            .await
+            .expect("cas")
+    );
+    let listed = store.list().await.expect("list");
+    assert_eq!(listed.len(), 601);
+    let find = |record_key: &str| {
+        let name = RedisStore::record_key(&store, record_key);
+        let name = name.strip_prefix(&prefix).expect("prefixed").to_owned();
+        listed.iter().find(|l| l.name == name).cloned()
+    };
+    let first = find(&key(0)).expect("listed");
+    let record = first.record.expect("record");
+    assert_eq!(
+        (record.version, record.data.as_slice()),
+        (2, b"y".as_slice())
+    );
+    let lease = first.lease.expect("lease");
+    assert_eq!(lease.holder, "holder-0");
+    assert!(
+        lease.expires_in_ms > 25_000 && lease.expires_in_ms <= 30_000,
+        "{lease:?}"
+    );
+    assert_eq!((lease.age_ms, first.written_at_ms), (None, None));
+    let other = find(&key(599)).expect("listed");
+    assert_eq!(
+        (other.record.map(|r| r.version), other.lease),
+        (Some(1), None)
+    );
+    let only = find(lease_only).expect("listed");
+    assert_eq!(only.record, None);
+    assert_eq!(only.lease.map(|l| l.holder).as_deref(), Some("holder-l"));
+    let decoy_listed = decoy.list().await.expect("list");
+    assert_eq!(decoy_listed.len(), 1);
+    assert!(listed.iter().all(|l| l.name != decoy_listed[0].name));
+}
+
 /// A record whose `version` field is not one the store writes (a hand edit, another
 /// tool) reads as unreadable (version 0) and the next write replaces it: before, every
 /// compare-and-swap failed forever.

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 mod bridge;
+mod cli;
 mod client;
 mod errors;
 mod logs;
@@ -83,6 +84,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(metrics::prometheus_text, m)?)?;
     m.add_function(wrap_pyfunction!(eip191_sign, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::_at_exit, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::_cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_raise_kind, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_panic, m)?)?;
     Ok(())

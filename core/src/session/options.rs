@@ -387,6 +387,13 @@ impl Options {
         store_prefix(prefix: impl Into<String>) => store_prefix = Some(prefix.into());
     }
 
+    /// The TLS configuration (TLS 1.2+, the bundled roots plus the extra ones) a session
+    /// with these options connects with; for diagnostics such as `tradeauth check`, and
+    /// for callers that open their own connections to a venue with the same trust.
+    pub fn tls_client_config(&self) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+        super::tls::client_config(&self.extra_root_certs_pem)
+    }
+
     /// Reads `TRADEAUTH_CA_CERT` (a PEM file to trust in addition to the bundled roots).
     pub(crate) fn with_env_roots(self) -> Result<Self> {
         match std::env::var_os("TRADEAUTH_CA_CERT") {

@@ -37,6 +37,36 @@ struct Envelope {
     nonce: Option<String>,
     /// Ciphertext + tag (A256GCM) or the plaintext payload (none), base64.
     ct: String,
+    /// The record key (`venue|base URL|account`, no secret) in clear, so an operator's
+    /// `tradeauth store status` can name a record stored under a hash and, given the
+    /// key, open it. Already bound by the additional data: a changed `rk` fails to open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rk: Option<String>,
+}
+
+/// What anyone can read of a sealed record without its key (for operators).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EnvelopeInfo {
+    /// Envelope format.
+    pub fmt: u64,
+    /// `A256GCM` or `none`.
+    pub alg: String,
+    /// The key id of an encrypted record.
+    pub kid: Option<String>,
+    /// The record key, when the writer recorded it.
+    pub rk: Option<String>,
+}
+
+/// The readable part of a sealed record; `None` if it is not an envelope.
+pub(crate) fn peek(blob: &[u8]) -> Option<EnvelopeInfo> {
+    let value: serde_json::Value = serde_json::from_slice(blob).ok()?;
+    let text = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+    Some(EnvelopeInfo {
+        fmt: value.get("fmt")?.as_u64()?,
+        alg: text("alg")?,
+        kid: text("kid"),
+        rk: text("rk"),
+    })
 }
 
 /// Why a stored record could not be opened; each is treated as "no record".
@@ -143,6 +173,7 @@ impl Sealer {
                 kid: None,
                 nonce: None,
                 ct: STANDARD.encode(payload),
+                rk: Some(record_key.to_owned()),
             },
             Sealer::Aead { key, kid } => {
                 let mut nonce = [0u8; NONCE_LEN];
@@ -168,6 +199,7 @@ impl Sealer {
                     kid: Some(kid.clone()),
                     nonce: Some(STANDARD.encode(nonce)),
                     ct: STANDARD.encode(&in_out),
+                    rk: Some(record_key.to_owned()),
                 }
             }
         };
@@ -328,6 +360,28 @@ mod tests {
             Err(OpenError::ModeMismatch)
         );
         assert_eq!(Sealer::Plaintext.open("k", 1, &plain).unwrap(), b"x");
+    }
+
+    /// The record key travels in clear for operators, but is bound: a record whose `rk`
+    /// was changed still opens only under its real key (the additional data decides).
+    #[test]
+    fn the_record_key_is_readable_and_bound() {
+        let a = Sealer::with_key(&Secret::from(KEY_HEX)).unwrap();
+        let blob = a
+            .seal("cadenza|https://x|me", 2, b"secret payload")
+            .unwrap();
+        let info = peek(&blob).unwrap();
+        assert_eq!(info.rk.as_deref(), Some("cadenza|https://x|me"));
+        assert_eq!((info.fmt, info.alg.as_str()), (1, "A256GCM"));
+        assert!(info.kid.is_some());
+        assert!(!String::from_utf8_lossy(&blob).contains("secret payload"));
+        let plain = Sealer::Plaintext.seal("k", 1, b"x").unwrap();
+        let info = peek(&plain).unwrap();
+        assert_eq!(
+            (info.alg.as_str(), info.kid, info.rk.as_deref()),
+            ("none", None, Some("k"))
+        );
+        assert_eq!(peek(b"\x00garbage"), None);
     }
 
     /// A record of another shape is "newer" only if its `fmt` is above ours.

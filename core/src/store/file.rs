@@ -117,44 +117,104 @@ impl FileStore {
     }
 
     fn read_record(&self, key: &str) -> Result<Option<StoredRecord>> {
-        let bytes = match read_private(&self.record_path(key)) {
-            Ok(b) => b,
-            Err(e) if e.kind() == IoKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(store_error(format!(
-                    "cannot read the credential store: {e}"
-                )));
-            }
-        };
-        // A file that is not ours (corrupted, truncated by a full disk) is handed up as
-        // version 0 with its raw bytes: opening it fails ("no record"), and a writer's
-        // compare-and-swap against version 0 replaces it.
-        Ok(Some(
-            serde_json::from_slice::<RecordFile>(&bytes)
-                .ok()
-                .and_then(|r| {
-                    Some(StoredRecord {
-                        // Past the maximum reads as unreadable, like a corrupted file.
-                        version: if r.version > super::MAX_VERSION {
-                            0
-                        } else {
-                            r.version
-                        },
-                        data: STANDARD.decode(r.data).ok()?,
-                    })
-                })
-                .unwrap_or(StoredRecord {
-                    version: 0,
-                    data: bytes,
-                }),
-        ))
+        read_record_at(&self.record_path(key))
     }
 
     fn read_lease(&self, key: &str) -> Option<LeaseFile> {
-        let bytes = read_private(&self.lease_path(key)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        read_lease_at(&self.lease_path(key))
     }
 
+    /// Every `NAME.rec` and `NAME.lease` in the directory (for `list`).
+    fn list_blocking(&self) -> Result<Vec<super::Listed>> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|e| store_error(format!("cannot list the credential store: {e}")))?;
+        let mut names = std::collections::BTreeSet::new();
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| store_error(format!("cannot list the credential store: {e}")))?;
+            let file = entry.file_name();
+            let Some(file) = file.to_str() else { continue };
+            let stem = file
+                .strip_suffix(".rec")
+                .or_else(|| file.strip_suffix(".lease"));
+            // Only names this store writes (32 hex digits): temp files, locks and
+            // anything else in the directory are not records.
+            if let Some(stem) =
+                stem.filter(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                names.insert(stem.to_owned());
+            }
+        }
+        let now = unix_ms();
+        let mut listed = Vec::with_capacity(names.len());
+        for name in names {
+            let record_path = self.dir.join(format!("{name}.rec"));
+            let lease_path = self.dir.join(format!("{name}.lease"));
+            let record = read_record_at(&record_path)?;
+            let lease = read_lease_at(&lease_path)
+                .filter(|l| l.until_ms > now)
+                .map(|l| super::ListedLease {
+                    holder: l.holder,
+                    expires_in_ms: l.until_ms - now,
+                    age_ms: modified_ms(&lease_path).map(|at| now.saturating_sub(at)),
+                });
+            listed.push(super::Listed {
+                written_at_ms: record.as_ref().and_then(|_| modified_ms(&record_path)),
+                name,
+                record,
+                lease,
+            });
+        }
+        Ok(listed)
+    }
+}
+
+/// When a file was last written, Unix ms (not following a symlink).
+fn modified_ms(path: &Path) -> Option<u64> {
+    let modified = fs::symlink_metadata(path).ok()?.modified().ok()?;
+    u64::try_from(modified.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()
+}
+
+fn read_lease_at(path: &Path) -> Option<LeaseFile> {
+    let bytes = read_private(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn read_record_at(path: &Path) -> Result<Option<StoredRecord>> {
+    let bytes = match read_private(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == IoKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(store_error(format!(
+                "cannot read the credential store: {e}"
+            )));
+        }
+    };
+    // A file that is not ours (corrupted, truncated by a full disk) is handed up as
+    // version 0 with its raw bytes: opening it fails ("no record"), and a writer's
+    // compare-and-swap against version 0 replaces it.
+    Ok(Some(
+        serde_json::from_slice::<RecordFile>(&bytes)
+            .ok()
+            .and_then(|r| {
+                Some(StoredRecord {
+                    // Past the maximum reads as unreadable, like a corrupted file.
+                    version: if r.version > super::MAX_VERSION {
+                        0
+                    } else {
+                        r.version
+                    },
+                    data: STANDARD.decode(r.data).ok()?,
+                })
+            })
+            .unwrap_or(StoredRecord {
+                version: 0,
+                data: bytes,
+            }),
+    ))
+}
+
+impl FileStore {
     /// Writes `bytes` to `path` atomically: temp file (0600) + fsync + rename.
     fn replace(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let tmp = path.with_extension(format!(
@@ -253,6 +313,15 @@ impl CredentialStore for FileStore {
 
     fn describe(&self) -> String {
         format!("file://{}", self.dir.display())
+    }
+
+    fn list(&self) -> StoreFuture<'_, Vec<super::Listed>> {
+        let store = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.list_blocking())
+                .await
+                .map_err(|e| store_error(format!("file store task failed: {e}")))?
+        })
     }
 }
 
@@ -360,7 +429,9 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::path::PathBuf;
 
-    use super::FileStore;
+    use std::time::Duration;
+
+    use super::{FileStore, storage_name, unix_ms};
     use crate::error::ErrorKind;
     use crate::store::CredentialStore;
 
@@ -384,6 +455,88 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(call)
+    }
+
+    /// An operator's listing: every record and live lease under its storage name, with
+    /// when it was written and how long the lease has been held and still holds; files
+    /// that are not records (locks, temp files, strangers) and lapsed leases are not listed.
+    #[test]
+    fn list_shows_records_and_live_leases_only() {
+        let (dir, store) = opened("list");
+        assert_eq!(block_on(store.list()).unwrap(), Vec::new());
+        let (a, b, c) = (
+            "cadenza|https://h|a",
+            "cadenza|https://h|b",
+            "cascade|https://h|c",
+        );
+        let before = unix_ms();
+        assert!(block_on(store.compare_and_swap(a, 0, b"one")).unwrap());
+        assert!(block_on(store.compare_and_swap(a, 1, b"two")).unwrap());
+        assert!(block_on(store.compare_and_swap(b, 0, b"other")).unwrap());
+        assert!(block_on(store.try_lease(a, "holder-a", Duration::from_secs(30))).unwrap());
+        // A lease without a record (a first login in flight), and a lapsed one.
+        assert!(block_on(store.try_lease(c, "holder-c", Duration::from_secs(30))).unwrap());
+        assert!(block_on(store.try_lease(b, "gone", Duration::from_millis(1))).unwrap());
+        std::thread::sleep(Duration::from_millis(5));
+        for stranger in [
+            "notes.txt",
+            "0123.rec",
+            "zz.lease",
+            &format!("{}.rec.tmp.1.2", "a".repeat(32)),
+        ] {
+            std::fs::write(dir.join(stranger), b"x").unwrap();
+        }
+        let listed = block_on(store.list()).unwrap();
+        let after = unix_ms();
+        let mut expected: Vec<String> = [a, b, c].iter().map(|k| storage_name(k)).collect();
+        expected.sort();
+        let names: Vec<&str> = listed.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, expected);
+        let find = |key: &str| listed.iter().find(|l| l.name == storage_name(key)).unwrap();
+        let la = find(a);
+        let record = la.record.as_ref().unwrap();
+        assert_eq!(
+            (record.version, record.data.as_slice()),
+            (2, b"two".as_slice())
+        );
+        let written = la.written_at_ms.unwrap();
+        assert!(
+            written + 1000 >= before && written <= after,
+            "{written} {before} {after}"
+        );
+        let lease = la.lease.as_ref().unwrap();
+        assert_eq!(lease.holder, "holder-a");
+        assert!(
+            lease.expires_in_ms > 25_000 && lease.expires_in_ms <= 30_000,
+            "{lease:?}"
+        );
+        let age = lease.age_ms.unwrap();
+        assert!(age < 5_000, "{lease:?}");
+        // b: a record, its lapsed lease not shown.
+        let lb = find(b);
+        assert_eq!(lb.record.as_ref().unwrap().version, 1);
+        assert_eq!(lb.lease, None);
+        // c: only a lease.
+        let lc = find(c);
+        assert_eq!((lc.record.as_ref(), lc.written_at_ms), (None, None));
+        assert_eq!(lc.lease.as_ref().unwrap().holder, "holder-c");
+        // An old lease file reads as held for as long as it has been there.
+        let old = std::time::SystemTime::now() - Duration::from_secs(10);
+        let file = std::fs::File::options()
+            .write(true)
+            .open(store.lease_path(a))
+            .unwrap();
+        file.set_modified(old).unwrap();
+        let listed = block_on(store.list()).unwrap();
+        let lease = listed
+            .iter()
+            .find(|l| l.name == storage_name(a))
+            .unwrap()
+            .lease
+            .clone()
+            .unwrap();
+        let age = lease.age_ms.unwrap();
+        assert!((10_000..15_000).contains(&age), "{lease:?}");
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod file;
 mod memory;
 pub(crate) mod record;
 mod redis;
+mod status;
 
 use std::fmt;
 use std::future::Future;
@@ -39,6 +40,7 @@ pub(crate) use crypto::{OpenError, Sealer};
 pub use file::FileStore;
 pub use memory::MemoryStore;
 pub use redis::{DEFAULT_PREFIX, RedisStore};
+pub use status::{RecordStatus, status};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::machine::Venue;
@@ -124,6 +126,42 @@ pub trait CredentialStore: Send + Sync + fmt::Debug + 'static {
 
     /// Where the store is, for logs: no password, no record content.
     fn describe(&self) -> String;
+
+    /// Every record and lease in the store, for operators (`tradeauth store status`).
+    /// Stores that cannot be listed from outside their process answer an error.
+    fn list(&self) -> StoreFuture<'_, Vec<Listed>> {
+        Box::pin(async {
+            Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "this credential store cannot list its records",
+            ))
+        })
+    }
+}
+
+/// One record as [`CredentialStore::list`] finds it, under its storage name (a hash of
+/// the record key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The storage name (file name stem / Redis key without the prefix).
+    pub name: String,
+    /// The record, if there is one (a lease can exist without it).
+    pub record: Option<StoredRecord>,
+    /// When the record was last written, Unix ms, where the store knows it.
+    pub written_at_ms: Option<u64>,
+    /// The lease on it, if one is held and not expired.
+    pub lease: Option<ListedLease>,
+}
+
+/// A lease as [`CredentialStore::list`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedLease {
+    /// Who holds it (`pid@host#n`, no secret).
+    pub holder: String,
+    /// How long it still holds, ms.
+    pub expires_in_ms: u64,
+    /// How long it has been held (since it was last taken or extended), where known.
+    pub age_ms: Option<u64>,
 }
 
 /// The store's health as a session sees it; events carry no secret. Non-exhaustive, so

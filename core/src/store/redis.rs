@@ -184,26 +184,7 @@ impl CredentialStore for RedisStore {
     fn read<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<StoredRecord>> {
         Box::pin(async move {
             let mut conn = self.connection().await?;
-            let (version, data): (Option<String>, Option<Vec<u8>>) = redis::cmd("HMGET")
-                .arg(self.record_key(key))
-                .arg("version")
-                .arg("data")
-                .query_async(&mut conn)
-                .await
-                .map_err(redis_error)?;
-            Ok(match (version, data) {
-                (None, None) => None,
-                // Unreadable versions are treated like the file store's corrupted files:
-                // version 0, so opening fails and a writer's CAS on 0 replaces them (the
-                // CAS script applies the same rule).
-                (version, data) => Some(StoredRecord {
-                    version: version
-                        .as_deref()
-                        .and_then(super::parse_version)
-                        .unwrap_or(0),
-                    data: data.unwrap_or_default(),
-                }),
-            })
+            read_hash(&mut conn, &self.record_key(key)).await
         })
     }
 
@@ -277,6 +258,101 @@ impl CredentialStore for RedisStore {
     fn describe(&self) -> String {
         self.described.clone()
     }
+
+    fn list(&self) -> StoreFuture<'_, Vec<super::Listed>> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            // SCAN, not KEYS: a shared Redis must not stall for an operator's listing.
+            let pattern = format!("{}*", glob_escape(&self.prefix));
+            let mut names = std::collections::BTreeSet::new();
+            let mut cursor = 0u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(redis_error)?;
+                for key in keys {
+                    let rest = key.strip_prefix(self.prefix.as_str()).unwrap_or_default();
+                    let name = rest.strip_suffix(":lease").unwrap_or(rest);
+                    // Only names this store writes (32 hex digits).
+                    if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        names.insert(name.to_owned());
+                    }
+                }
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+            let mut listed = Vec::with_capacity(names.len());
+            for name in names {
+                let record_key = format!("{}{name}", self.prefix);
+                let lease_key = format!("{record_key}:lease");
+                let record = read_hash(&mut conn, &record_key).await?;
+                let (holder, ttl_ms): (Option<String>, i64) = redis::pipe()
+                    .cmd("GET")
+                    .arg(&lease_key)
+                    .cmd("PTTL")
+                    .arg(&lease_key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(redis_error)?;
+                listed.push(super::Listed {
+                    name,
+                    record,
+                    // Redis keeps no write time; the record's own obtained time tells.
+                    written_at_ms: None,
+                    lease: holder.map(|holder| super::ListedLease {
+                        holder,
+                        expires_in_ms: u64::try_from(ttl_ms).unwrap_or(0),
+                        age_ms: None,
+                    }),
+                });
+            }
+            Ok(listed)
+        })
+    }
+}
+
+/// The record hash at `redis_key` (the prefixed name), if any.
+async fn read_hash(conn: &mut ConnectionManager, redis_key: &str) -> Result<Option<StoredRecord>> {
+    let (version, data): (Option<String>, Option<Vec<u8>>) = redis::cmd("HMGET")
+        .arg(redis_key)
+        .arg("version")
+        .arg("data")
+        .query_async(conn)
+        .await
+        .map_err(redis_error)?;
+    Ok(match (version, data) {
+        (None, None) => None,
+        // Unreadable versions are treated like the file store's corrupted files:
+        // version 0, so opening fails and a writer's CAS on 0 replaces them (the
+        // CAS script applies the same rule).
+        (version, data) => Some(StoredRecord {
+            version: version
+                .as_deref()
+                .and_then(super::parse_version)
+                .unwrap_or(0),
+            data: data.unwrap_or_default(),
+        }),
+    })
+}
+
+/// `text` with Redis glob metacharacters escaped, for `SCAN MATCH`.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A Redis failure as a transport error; redis-rs messages name the server, never the
