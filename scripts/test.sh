@@ -28,6 +28,10 @@ fi
 step "Rust tests (machines, sessions and the simulator, over real TLS)"
 cargo test --workspace --locked
 
+step "the optional metrics feature: clippy, and the facade against the simulator"
+cargo clippy -p tradeauth --features metrics --all-targets --locked -- -D warnings
+cargo test -p tradeauth --features metrics --locked --test metrics_facade
+
 step "Python: page-style clients against the standalone simulator"
 ensure_venv
 TRADEAUTH_SIM_BIN="$CARGO_TARGET_DIR/debug/tradeauth-sim" "$PY" -m pytest -q -p no:cacheprovider sim/tests/python

@@ -73,6 +73,10 @@ pub struct Metrics {
 /// them keeps counting from the parent's figures without touching the parent.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// The same counts through the `metrics` facade, labelled once the session knows
+    /// its venue and account.
+    #[cfg(feature = "metrics")]
+    facade: std::sync::OnceLock<facade::Facade>,
     logins: AtomicU64,
     refreshes: AtomicU64,
     relogins: AtomicU64,
@@ -94,8 +98,33 @@ fn bump(counter: &AtomicU64) {
 }
 
 impl Counters {
+    /// Registers this session's handles with the installed `metrics` recorder.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn label(&self, venue: &str, account: &str) {
+        let _ = self.facade.set(facade::Facade::new(venue, account));
+    }
+
+    /// Runs `f` on the facade handles, if registered.
+    #[cfg(feature = "metrics")]
+    fn fx(&self, f: impl FnOnce(&facade::Facade)) {
+        if let Some(handles) = self.facade.get() {
+            f(handles);
+        }
+    }
+
+    /// Sets the facade's gauges (they are values at a moment, not counts).
+    #[cfg(feature = "metrics")]
+    pub(crate) fn gauges(&self, expires_in_seconds: Option<f64>, clock_skew_seconds: f64) {
+        self.fx(|f| {
+            f.expires_in.set(expires_in_seconds.unwrap_or(0.0));
+            f.clock_skew.set(clock_skew_seconds);
+        });
+    }
+
     /// Counts what an event says happened.
     pub(crate) fn on_event(&self, event: &AuthEvent) {
+        #[cfg(feature = "metrics")]
+        self.fx(|f| f.on_event(event));
         match event {
             AuthEvent::LoggedIn => bump(&self.logins),
             AuthEvent::Refreshed => bump(&self.refreshes),
@@ -123,6 +152,8 @@ impl Counters {
             .position(|bound| seconds <= *bound)
             .unwrap_or(RENEWAL_BUCKETS.len());
         bump(&self.renewal_buckets[bucket]);
+        #[cfg(feature = "metrics")]
+        self.fx(|f| f.renewal_seconds.record(seconds));
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.renewal_micros.fetch_add(micros, Ordering::Relaxed);
     }
@@ -130,21 +161,29 @@ impl Counters {
     /// A request re-authenticated after the venue answered 401.
     pub(crate) fn reauth_after_401(&self) {
         bump(&self.reauths_after_401);
+        #[cfg(feature = "metrics")]
+        self.fx(|f| f.reauths_after_401.increment(1));
     }
 
     /// A credential adopted from the shared store.
     pub(crate) fn store_adoption(&self) {
         bump(&self.store_adoptions);
+        #[cfg(feature = "metrics")]
+        self.fx(|f| f.store_adoptions.increment(1));
     }
 
     /// A credential written to the shared store.
     pub(crate) fn store_write(&self) {
         bump(&self.store_writes);
+        #[cfg(feature = "metrics")]
+        self.fx(|f| f.store_writes.increment(1));
     }
 
     /// A renewal that waited for another process's lease.
     pub(crate) fn store_lease_wait(&self) {
         bump(&self.store_lease_waits);
+        #[cfg(feature = "metrics")]
+        self.fx(|f| f.store_lease_waits.increment(1));
     }
 
     /// The snapshot, with the gauges the session computes at read time.
@@ -192,6 +231,88 @@ impl Counters {
 
 /// One metric family of the text format: its name (without the `tradeauth_` prefix),
 /// type, help and how to read a sample from a snapshot.
+/// The `metrics` facade (feature `metrics`): one handle per metric and session, with the
+/// names `prometheus_text` writes, labelled `venue` and `account`.
+#[cfg(feature = "metrics")]
+mod facade {
+    use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+
+    use crate::error::ErrorKind;
+    use crate::event::AuthEvent;
+
+    pub(crate) struct Facade {
+        logins: Counter,
+        refreshes: Counter,
+        relogins: Counter,
+        failures: Vec<Counter>,
+        pub(super) renewal_seconds: Histogram,
+        pub(super) reauths_after_401: Counter,
+        pub(super) store_adoptions: Counter,
+        pub(super) store_writes: Counter,
+        pub(super) store_lease_waits: Counter,
+        ws_connects: Counter,
+        ws_reconnects: Counter,
+        ws_auths: Counter,
+        pub(super) expires_in: Gauge,
+        pub(super) clock_skew: Gauge,
+    }
+
+    impl std::fmt::Debug for Facade {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Facade")
+        }
+    }
+
+    impl Facade {
+        pub(crate) fn new(venue: &str, account: &str) -> Self {
+            let labels = [("venue", venue.to_owned()), ("account", account.to_owned())];
+            let c = |name: &'static str| counter!(name, &labels);
+            Facade {
+                logins: c("tradeauth_logins_total"),
+                refreshes: c("tradeauth_refreshes_total"),
+                relogins: c("tradeauth_relogins_total"),
+                failures: ErrorKind::ALL
+                    .iter()
+                    .map(|kind| {
+                        let mut labelled = labels.to_vec();
+                        labelled.push(("kind", kind.as_str().to_owned()));
+                        counter!("tradeauth_renewal_failures_total", &labelled)
+                    })
+                    .collect(),
+                renewal_seconds: histogram!("tradeauth_renewal_seconds", &labels),
+                reauths_after_401: c("tradeauth_reauths_after_401_total"),
+                store_adoptions: c("tradeauth_store_adoptions_total"),
+                store_writes: c("tradeauth_store_writes_total"),
+                store_lease_waits: c("tradeauth_store_lease_waits_total"),
+                ws_connects: c("tradeauth_ws_connects_total"),
+                ws_reconnects: c("tradeauth_ws_reconnects_total"),
+                ws_auths: c("tradeauth_ws_auths_total"),
+                expires_in: gauge!("tradeauth_expires_in_seconds", &labels),
+                clock_skew: gauge!("tradeauth_clock_skew_seconds", &labels),
+            }
+        }
+
+        pub(crate) fn on_event(&self, event: &AuthEvent) {
+            let counter = match event {
+                AuthEvent::LoggedIn => &self.logins,
+                AuthEvent::Refreshed => &self.refreshes,
+                AuthEvent::ReLoggedIn => &self.relogins,
+                AuthEvent::Failed { kind, .. } => {
+                    match ErrorKind::ALL.iter().position(|k| k == kind) {
+                        Some(i) => &self.failures[i],
+                        None => return,
+                    }
+                }
+                AuthEvent::WsConnected => &self.ws_connects,
+                AuthEvent::WsReconnecting { .. } => &self.ws_reconnects,
+                AuthEvent::WsAuthenticated => &self.ws_auths,
+                _ => return,
+            };
+            counter.increment(1);
+        }
+    }
+}
+
 struct Family {
     name: &'static str,
     kind: &'static str,

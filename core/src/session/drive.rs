@@ -92,6 +92,10 @@ impl Session {
                     && credential.is_some()
                 {
                     self.inner.metrics.renewal(started.elapsed());
+                    // The facade's gauges are values at a moment: set them as the
+                    // credential changes (and on every `metrics()` call).
+                    #[cfg(feature = "metrics")]
+                    let _ = self.metrics();
                 }
                 if !want_credential || credential.is_some() {
                     return Ok(credential);

@@ -300,6 +300,11 @@ impl Session {
             options,
         });
         let session = Self { inner };
+        #[cfg(feature = "metrics")]
+        session
+            .inner
+            .metrics
+            .label(session.inner.venue.as_str(), &session.inner.account);
         if session.inner.options.background_refresh {
             let handle = tokio::runtime::Handle::try_current().map_err(|_| {
                 Error::new(
@@ -532,6 +537,8 @@ impl Session {
             .and_then(|c| c.valid_until())
             .map(|until| until.saturating_duration_since(now.instant).as_secs_f64());
         let skew = self.inner.skew_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+        #[cfg(feature = "metrics")]
+        self.inner.metrics.gauges(expires_in, skew);
         self.inner.metrics.snapshot(expires_in, skew)
     }
 
