@@ -533,7 +533,7 @@ fn describe_certificate(der: &[u8]) -> (String, i64) {
                         .general_names
                         .iter()
                         .take(3)
-                        .map(|n| n.to_string())
+                        .map(general_name)
                         .collect()
                 })
                 .unwrap_or_default();
@@ -552,6 +552,22 @@ fn describe_certificate(der: &[u8]) -> (String, i64) {
             )
         }
         Err(_) => ("certificate not parseable".to_owned(), i64::MAX),
+    }
+}
+
+/// A subject alternative name as an operator writes it: `localhost`, `127.0.0.1`.
+fn general_name(name: &x509_parser::extensions::GeneralName<'_>) -> String {
+    use x509_parser::extensions::GeneralName;
+    match name {
+        GeneralName::DNSName(dns) => (*dns).to_owned(),
+        GeneralName::IPAddress(bytes) => match bytes.len() {
+            4 => std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string(),
+            16 => <[u8; 16]>::try_from(*bytes)
+                .map(|b| std::net::Ipv6Addr::from(b).to_string())
+                .unwrap_or_default(),
+            _ => "an IP address".to_owned(),
+        },
+        other => other.to_string(),
     }
 }
 
@@ -633,10 +649,14 @@ async fn clock(mut stream: TlsStream, target: &Target, timeout: Duration) -> (Li
     // Date has a resolution of one second (truncated): its middle is half a second on.
     let skew = venue_ms + 500 - (sent + received) / 2;
     let direction = if skew >= 0 { "ahead of" } else { "behind" };
-    let detail = format!(
-        "the venue's clock is {} {direction} this machine's (from its Date header, +/- 1 s)",
-        span(skew.unsigned_abs())
-    );
+    let detail = if skew.abs() < 1_000 {
+        "the venue's clock agrees with this machine's (from its Date header, +/- 1 s)".to_owned()
+    } else {
+        format!(
+            "the venue's clock is {} {direction} this machine's (from its Date header, +/- 1 s)",
+            span(skew.unsigned_abs())
+        )
+    };
     let fix = "sync this machine's clock (chronyc tracking / timedatectl status); a skewed clock makes self-minted tokens fail and shortens renewal margins";
     let line = match skew.abs() {
         s if s >= CLOCK_FAIL_MS => Line::fail("clock", detail, fix),
