@@ -115,6 +115,16 @@ async fn redis_list_finds_every_record_and_lease_under_its_prefix() {
             .await
             .expect("cas")
     );
+    // A store whose prefix extends ours: its keys are under our prefix, but their names
+    // (34 hex digits) are not names this store writes, so they are not our records.
+    let nested =
+        RedisStore::open(&url, Some(&format!("{prefix}ab")), Duration::from_secs(2)).expect("url");
+    assert!(
+        nested
+            .compare_and_swap("cadenza|https://h/|nested", 0, b"n")
+            .await
+            .expect("cas")
+    );
     let listed = store.list().await.expect("list");
     assert_eq!(listed.len(), 601);
     let find = |record_key: &str| {
