@@ -156,7 +156,7 @@ pub struct Listed {
 /// A lease as [`CredentialStore::list`] finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedLease {
-    /// Who holds it (`pid@host#n`, no secret).
+    /// Who holds it (`pid@host/random` for a session, no secret).
     pub holder: String,
     /// How long it still holds, ms.
     pub expires_in_ms: u64,
