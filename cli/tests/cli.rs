@@ -348,10 +348,26 @@ async fn check_passes_on_every_venue_with_every_line() {
         );
         assert_no_secret(&table, &[]);
     }
-    // The simulator saw the protected calls and the WebSocket auths the checks made.
-    let stats = sim.stats();
-    let text = serde_json::to_string(&stats).expect("stats");
-    assert!(text.contains("ws_auths"), "{text}");
+    // Each check (JSON, then the table) authenticated one WebSocket where there is one,
+    // and made its protected call with a credential the venue accepted.
+    for venue in Venue::ALL {
+        let stats = sim.venue_stats(venue);
+        let expected = if matches!(venue, Venue::Cascade | Venue::Exchange) {
+            2
+        } else {
+            0
+        };
+        assert_eq!(stats.ws_auths, expected, "{venue:?}: {stats:?}");
+        // The clock line's HEAD on the base path may be a 404; nothing else is refused.
+        let refused: Vec<&String> = stats
+            .rejections
+            .keys()
+            .filter(|reason| {
+                !reason.to_ascii_lowercase().contains("not found") && reason.as_str() != "NOT_FOUND"
+            })
+            .collect();
+        assert!(refused.is_empty(), "{venue:?}: {stats:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,6 @@ use super::crypto::{EnvelopeInfo, Sealer, peek, storage_name};
 use super::record::Payload;
 use super::{Listed, ListedLease};
 use crate::error::Result;
-use crate::secret::Secret;
 use crate::session::Options;
 
 /// One record of a store as an operator sees it; holds no secret.
@@ -67,22 +66,17 @@ pub async fn status(url: &str, options: &Options) -> Result<Vec<RecordStatus>> {
                 "the credential store did not answer in time",
             )
         })??;
-    let env_key = std::env::var(super::STORE_KEY_ENV)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .map(Secret::from);
-    let sealer = match options.store_key.as_ref().or(env_key.as_ref()) {
-        Some(key) => Some(Sealer::with_key(key)?),
-        None => None,
-    };
+    // The sessions' own rule: the options' key, else TRADEAUTH_STORE_KEY; without
+    // either, plaintext (which opens only plaintext records).
+    let sealer = Sealer::from_options(options.store_key.as_ref(), true)?;
     Ok(listed
         .into_iter()
-        .map(|listed| describe(listed, sealer.as_ref()))
+        .map(|listed| describe(listed, &sealer))
         .collect())
 }
 
 /// One listed record, opened with `sealer` where it can be.
-fn describe(listed: Listed, sealer: Option<&Sealer>) -> RecordStatus {
+fn describe(listed: Listed, sealer: &Sealer) -> RecordStatus {
     let mut status = RecordStatus {
         name: listed.name,
         venue: None,
@@ -124,8 +118,8 @@ fn describe(listed: Listed, sealer: Option<&Sealer>) -> RecordStatus {
     }
     let opened = match (alg.as_str(), sealer) {
         ("none", _) => Sealer::Plaintext.open(&rk, record.version, &record.data),
-        (_, Some(sealer)) => sealer.open(&rk, record.version, &record.data),
-        (_, None) => {
+        (_, Sealer::Aead { .. }) => sealer.open(&rk, record.version, &record.data),
+        (_, Sealer::Plaintext) => {
             status.note = Some(format!(
                 "encrypted: set {} to show its expiry",
                 super::STORE_KEY_ENV
