@@ -46,6 +46,7 @@ pub mod credential;
 pub mod error;
 pub mod event;
 pub mod http;
+pub mod keystore;
 pub mod machine;
 pub mod metrics;
 #[cfg(feature = "client")]
@@ -55,6 +56,7 @@ pub mod runtime;
 pub mod secret;
 #[cfg(feature = "client")]
 pub mod session;
+pub mod signer;
 #[cfg(feature = "client")]
 pub mod store;
 #[doc(hidden)]
@@ -70,7 +72,7 @@ pub use machine::cascade::{CascadeConfig, CascadeMachine, eip191_sign};
 pub use machine::exchange::{ExchangeConfig, ExchangeMachine};
 pub use machine::partner::{PartnerConfig, PartnerMachine, mint_token};
 pub use machine::{
-    Capabilities, Machine, MachineStatus, SessionSnapshot, Venue, WsAuthReply, WsRules,
+    Capabilities, Machine, MachineStatus, NewSecret, SessionSnapshot, Venue, WsAuthReply, WsRules,
 };
 pub use metrics::{Metrics, prometheus_text};
 pub use secret::Secret;

@@ -1101,3 +1101,197 @@ fn websocket_auth_reply_is_only_the_one_with_the_auth_id() {
         "the refused token is dropped"
     );
 }
+
+/// Test account #2 (public test key): not the delegate.
+const STRANGER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+
+/// A machine whose challenges an external signer signs (the machine never calls it: the
+/// driver does, so these tests answer `poll_sign` themselves).
+fn external() -> CascadeMachine {
+    let signer = tradeauth::signer::ExternalSigner::new(
+        |_d: [u8; 32]| async { Err("the driver calls signers, not the machine".to_owned()) },
+        DELEGATE,
+    )
+    .unwrap();
+    CascadeMachine::new(CascadeConfig::with_signer(DEPOSIT, signer).with_jitter_seed(3)).unwrap()
+}
+
+/// The 65 bytes of `eip191_sign(key, PAYLOAD)`.
+fn raw_signature(key: &str) -> [u8; 65] {
+    let hex_sig = eip191_sign(key, PAYLOAD.as_bytes()).unwrap();
+    let bytes = alloy_primitives::hex::decode(&hex_sig).unwrap();
+    bytes.try_into().unwrap()
+}
+
+#[test]
+fn an_external_signer_is_asked_for_the_digest_and_its_answer_posted() {
+    let clock = Clock::new();
+    let mut m = external();
+    assert_eq!(m.delegate_address(), DELEGATE);
+    let now = clock.ms(0);
+    assert!(m.poll_sign(now).is_none(), "nothing to sign yet");
+    let _ = m.poll_request(now).unwrap();
+    m.handle_response(now, json(200, challenge())).unwrap();
+    assert_eq!(m.state_name(), "awaiting_signature");
+    assert_eq!(m.status(), MachineStatus::Completing);
+    assert!(!m.is_busy());
+    assert!(m.poll_request(now).is_none(), "the signature comes first");
+    assert_eq!(
+        m.poll_timeout(),
+        Some(clock.base + Duration::from_secs(290)),
+        "an unsigned challenge goes stale too"
+    );
+    let job = m.poll_sign(now).expect("asks");
+    assert_eq!(
+        job.digest,
+        tradeauth::signer::eip191_digest(PAYLOAD.as_bytes())
+    );
+    assert_eq!(
+        format!("{:#x}", job.signer.address()),
+        DELEGATE.to_lowercase()
+    );
+    assert!(m.is_busy());
+    assert!(m.poll_sign(now).is_none(), "asked once");
+    assert_eq!(m.poll_timeout(), None, "no deadline while the signer works");
+    // A response nobody asked for changes nothing.
+    let e = m.handle_response(now, json(200, challenge())).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(m.is_busy());
+    assert_eq!(m.state_name(), "awaiting_signature");
+    // A signer answering after the nonce's margin: still posted (the venue decides).
+    m.handle_timeout(clock.secs(295));
+    assert_eq!(m.state_name(), "awaiting_signature");
+    m.handle_signature(clock.ms(5), Ok(raw_signature(KEY)))
+        .unwrap();
+    assert_eq!(m.state_name(), "awaiting_session");
+    let req = m.poll_request(clock.ms(6)).expect("answer");
+    assert_eq!(req.method, Method::Post);
+    let body = body_json(&req);
+    assert_eq!(body["signature"], PAYLOAD_SIGNATURE);
+    assert_eq!(body["server_signature"], SERVER_SIG);
+    assert_eq!(body["message"]["nonce"], NONCE);
+    let e = m
+        .handle_signature(clock.ms(7), Ok(raw_signature(KEY)))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "not asked");
+    m.handle_response(
+        clock.ms(8),
+        json(
+            200,
+            json!({"token": jwt(Some(BASE_MS / 1000 + 3600)), "claims": null}),
+        ),
+    )
+    .unwrap();
+    assert!(m.credential(clock.ms(8).instant).is_some());
+    // The key is not here: no hex of it can be in Debug.
+    assert!(!format!("{m:?}").contains(key_hex()));
+}
+
+#[test]
+fn a_failed_or_foreign_signature_starts_over_with_a_fresh_challenge() {
+    let clock = Clock::new();
+    for (answer, says) in [
+        (
+            Err(tradeauth::Error::new(ErrorKind::Signing, "HSM offline")),
+            "HSM offline",
+        ),
+        (Ok(raw_signature(STRANGER_KEY)), "does not recover"),
+    ] {
+        let mut m = external();
+        let _ = m.poll_request(clock.ms(0)).unwrap();
+        m.handle_response(clock.ms(0), json(200, challenge()))
+            .unwrap();
+        let _ = events(&mut m);
+        let _ = m.poll_sign(clock.ms(1)).expect("asks");
+        let e = m.handle_signature(clock.ms(2), answer).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Signing);
+        assert!(e.message().contains(says), "{e}");
+        assert!(!m.is_busy());
+        assert_eq!(m.state_name(), "awaiting_challenge");
+        assert!(matches!(
+            events(&mut m).as_slice(),
+            [AuthEvent::Failed {
+                kind: ErrorKind::Signing,
+                ..
+            }]
+        ));
+        assert_eq!(m.last_error().map(|e| e.kind()), Some(ErrorKind::Signing));
+        let req = m.poll_request(clock.ms(3)).expect("a new challenge");
+        assert_eq!(req.method, Method::Get, "nothing was posted");
+    }
+}
+
+#[test]
+fn an_abandoned_signature_is_asked_again_and_a_stale_one_never_asked() {
+    let clock = Clock::new();
+    let mut m = external();
+    let _ = m.poll_request(clock.ms(0)).unwrap();
+    m.handle_response(clock.ms(0), json(200, challenge()))
+        .unwrap();
+    let first = m.poll_sign(clock.ms(1)).expect("asks");
+    // The driver gave up on it (its drive was cancelled): asked again, same digest.
+    let timeout = tradeauth::Error::new(ErrorKind::Timeout, "abandoned");
+    m.handle_transport_error(clock.ms(2), &timeout);
+    assert!(!m.is_busy());
+    let again = m.poll_sign(clock.ms(3)).expect("asks again");
+    assert_eq!(again.digest, first.digest);
+    m.handle_transport_error(clock.ms(4), &timeout);
+    // Past the nonce's margin before being asked: a new challenge, never a signature.
+    assert!(m.poll_sign(clock.secs(290)).is_none());
+    assert_eq!(m.state_name(), "awaiting_challenge");
+    let req = m.poll_request(clock.secs(290)).expect("challenge");
+    assert_eq!(req.method, Method::Get);
+    // A key in memory never asks anyone.
+    let mut local = challenged(clock.ms(0));
+    assert!(local.poll_sign(clock.ms(1)).is_none());
+    let e = local
+        .handle_signature(clock.ms(1), Ok(raw_signature(KEY)))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert_eq!(local.state_name(), "awaiting_session");
+}
+
+#[test]
+fn a_forced_refresh_keeps_the_token_until_its_successor() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    let mut m = signed_in(
+        now,
+        json(
+            200,
+            json!({"token": jwt(Some(BASE_MS / 1000 + 3600)), "claims": null}),
+        ),
+    );
+    let _ = events(&mut m);
+    m.force_refresh(clock.ms(1));
+    assert_eq!(m.state_name(), "awaiting_challenge");
+    assert!(m.credential(clock.ms(1).instant).is_some(), "no gap");
+    let req = m.poll_request(clock.ms(2)).expect("challenge");
+    assert_eq!(req.method, Method::Get);
+    m.handle_response(clock.ms(2), json(200, challenge()))
+        .unwrap();
+    let _ = m.poll_request(clock.ms(3)).expect("answer");
+    m.handle_response(
+        clock.ms(3),
+        json(
+            200,
+            json!({"token": jwt(Some(BASE_MS / 1000 + 7200)), "claims": null}),
+        ),
+    )
+    .unwrap();
+    assert_eq!(events(&mut m), vec![AuthEvent::Refreshed]);
+    // With nothing to keep, it is a plain re-authentication.
+    let mut fresh = machine();
+    fresh.force_refresh(clock.ms(0));
+    assert_eq!(fresh.state_name(), "awaiting_challenge");
+    let (mut stopped, _) = refused(
+        now,
+        json(
+            401,
+            json!({"error": "signer is not authorized for this account"}),
+        ),
+    );
+    assert_eq!(stopped.state_name(), "stopped");
+    stopped.force_refresh(clock.ms(1));
+    assert_eq!(stopped.state_name(), "awaiting_challenge", "re-armed");
+}

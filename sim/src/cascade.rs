@@ -308,6 +308,14 @@ async fn authenticate(
     shared.stats.update(Venue::Cascade, |s| {
         s.logins += 1;
         s.tokens_issued += 1;
+        if s.signed.len() >= crate::stats::MAX_SIGNED {
+            s.signed.remove(0);
+        }
+        s.signed.push(crate::stats::SignedPayload {
+            payload: payload.clone(),
+            signature: request.signature.clone(),
+            signer: lower(signer),
+        });
     });
     tracing::info!(account = %claims.sub, signer = %claims.signer, "cascade login");
     json_response(

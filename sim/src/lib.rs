@@ -57,7 +57,7 @@ pub use config::{
 };
 pub use faults::{Fault, FaultKind};
 pub use state::{CadenzaLifetimes, CascadeLifetimes, LifetimeUpdate, Lifetimes};
-pub use stats::{Stats, VenueStats};
+pub use stats::{MAX_SIGNED, SignedPayload, Stats, VenueStats};
 
 use state::Shared;
 

@@ -46,6 +46,25 @@ pub struct VenueStats {
     /// Rejected requests and WebSocket messages by reason (error code or text, or
     /// `fault:<status|drop|malformed>` for injected faults).
     pub rejections: BTreeMap<String, u64>,
+    /// Cascade: the last [`MAX_SIGNED`] accepted `POST /auth` signatures with the payload
+    /// they sign, oldest first, so a test can check them with another library (e.g.
+    /// eth_account's `recover_message`). A spent nonce's signature is not a secret.
+    #[serde(default)]
+    pub signed: Vec<SignedPayload>,
+}
+
+/// How many accepted Cascade signatures [`VenueStats::signed`] keeps.
+pub const MAX_SIGNED: usize = 32;
+
+/// One accepted Cascade challenge signature.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPayload {
+    /// The `signing_payload` text that was signed (EIP-191).
+    pub payload: String,
+    /// The signature as posted (`0x` + 130 hex).
+    pub signature: String,
+    /// The address it recovers to, lowercase `0x` hex.
+    pub signer: String,
 }
 
 impl VenueStats {

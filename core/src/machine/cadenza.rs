@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::machine::common::{self, Events};
-use crate::machine::{Capabilities, Machine, MachineStatus, SessionSnapshot, Venue};
+use crate::machine::{Capabilities, Machine, MachineStatus, NewSecret, SessionSnapshot, Venue};
 use crate::secret::Secret;
 use crate::time::{Now, SplitMix64};
 
@@ -616,6 +616,24 @@ impl Machine for CadenzaMachine {
             // re-sends the same kind of request.
             self.fail(now, error.clone());
         }
+    }
+
+    fn replace_secret(&mut self, now: Now, secret: NewSecret) -> Result<()> {
+        let _ = now;
+        let NewSecret::Password(password) = secret else {
+            return Err(secret.refused(Venue::Cadenza));
+        };
+        if password.is_empty() {
+            return Err(Error::invalid_argument("Cadenza password is empty"));
+        }
+        // The session and its refresh token stay: only a login sends the password.
+        self.password = password;
+        if self.state == State::Stopped {
+            // The refused password is gone: the new one may be tried.
+            self.state = State::LoggingIn;
+            self.last_error = None;
+        }
+        Ok(())
     }
 
     fn handle_unauthorized(&mut self, now: Now) {

@@ -27,9 +27,10 @@ use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::machine::common::{self, Events};
 use crate::machine::{
-    Capabilities, Machine, MachineStatus, SessionSnapshot, Venue, WsAuthReply, WsRules,
+    Capabilities, Machine, MachineStatus, NewSecret, SessionSnapshot, Venue, WsAuthReply, WsRules,
 };
 use crate::secret::Secret;
+use crate::signer::{ExternalSigner, SignRequest, eip191_digest, recover_address};
 use crate::time::{Now, SplitMix64, safety_margin};
 
 /// Path of both the challenge (`GET`) and its answer (`POST`).
@@ -50,8 +51,12 @@ const VENUE: &str = "Cascade";
 pub struct CascadeConfig {
     /// The deposit address (the account), `0x` + 40 hex, any case.
     pub deposit_address: String,
-    /// The delegate's secp256k1 private key, 64 hex characters with or without `0x`.
+    /// The delegate's secp256k1 private key, 64 hex characters with or without `0x`;
+    /// empty when `external_signer` signs instead.
     pub delegate_private_key: Secret,
+    /// A signer the caller supplies (HSM, KMS, wallet) instead of the private key: the
+    /// machine asks it through [`Machine::poll_sign`]. Exactly one of the two is set.
+    pub external_signer: Option<ExternalSigner>,
     /// Token lifetime assumed if the session answer states none (default 3600 s).
     pub default_token_ttl: Duration,
     /// How long a challenge nonce lives (default 300 s); a challenge older than this minus
@@ -77,12 +82,32 @@ impl CascadeConfig {
         CascadeConfig {
             deposit_address,
             delegate_private_key: delegate_private_key.into(),
+            external_signer: None,
             default_token_ttl: DEFAULT_TOKEN_TTL,
             nonce_lifetime: DEFAULT_NONCE_LIFETIME,
             refresh_window: DEFAULT_REFRESH_WINDOW,
             jitter_seed: seed,
             max_lifetime: common::DEFAULT_MAX_LIFETIME,
         }
+    }
+
+    /// A config whose challenges are signed by `signer` (no private key in the process).
+    pub fn with_signer(deposit_address: impl Into<String>, signer: ExternalSigner) -> Self {
+        let mut config = Self::new(deposit_address, Secret::new(String::new()));
+        config.external_signer = Some(signer);
+        config
+    }
+
+    /// A config whose delegate key is decrypted from a Web3 Secret Storage v3 keystore
+    /// file (geth, eth_account, Foundry, ethers); errors name the file, never the password.
+    pub fn from_keystore(
+        deposit_address: impl Into<String>,
+        keystore: &std::path::Path,
+        password: &[u8],
+    ) -> Result<Self> {
+        let key = crate::keystore::read_keystore(keystore, password)?;
+        let hex_key = Secret::new(hex::encode(key.as_slice()));
+        Ok(Self::new(deposit_address, hex_key))
     }
 
     setters! {
@@ -230,6 +255,55 @@ fn sign_with(signer: &PrivateKeySigner, message: &[u8]) -> Result<String> {
     Ok(out)
 }
 
+/// The POST body answering `unsigned` with `signature` (`0x` + 130 hex).
+fn answer_body(unsigned: &Unsigned, signature: &str, status: u16) -> Result<Prepared> {
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        message: &'a Map<String, Value>,
+        signature: &'a str,
+        server_signature: &'a str,
+    }
+    let body = serde_json::to_vec(&Answer {
+        message: &unsigned.message,
+        signature,
+        server_signature: &unsigned.server_signature,
+    })
+    .map_err(|e| {
+        Error::protocol(format!("{VENUE} challenge answer cannot be encoded ({e})"))
+            .with_status(status)
+    })?;
+    Ok(Prepared {
+        body,
+        stale_at: unsigned.stale_at,
+    })
+}
+
+/// The machine's key from a config's two sources: exactly one must be given.
+fn delegate_key(private_key: &Secret, external: Option<ExternalSigner>) -> Result<DelegateKey> {
+    match (private_key.expose().trim().is_empty(), external) {
+        (true, Some(signer)) => Ok(DelegateKey::External(signer)),
+        (false, None) => Ok(DelegateKey::Local(parse_private_key(private_key.expose())?)),
+        (false, Some(_)) => Err(Error::invalid_argument(
+            "Cascade takes exactly one delegate key source: a private key (or keystore) or \
+             an external signer, not both",
+        )),
+        (true, None) => Err(Error::invalid_argument(
+            "Cascade needs a delegate key source: the delegate private key is empty (64 hex \
+             characters expected), or give a keystore or an external signer",
+        )),
+    }
+}
+
+impl DelegateKey {
+    /// The delegate address: derived from the key, or declared with the signer.
+    fn address(&self) -> alloy_primitives::Address {
+        match self {
+            DelegateKey::Local(signer) => signer.address(),
+            DelegateKey::External(signer) => signer.address(),
+        }
+    }
+}
+
 /// The WebSocket `auth` call for a credential:
 /// `{"jsonrpc":"2.0","id":ID,"method":"auth","params":{"bearer":TOKEN}}`.
 pub fn ws_auth_message(credential: &Credential, id: impl Into<Value>) -> Result<String> {
@@ -337,6 +411,14 @@ fn is_invalid_bearer(text: &str, message: &str) -> bool {
         })
 }
 
+/// A validated challenge waiting for the external signer's signature.
+struct Unsigned {
+    message: Map<String, Value>,
+    server_signature: String,
+    digest: [u8; 32],
+    stale_at: Instant,
+}
+
 /// A validated, signed challenge ready to post.
 struct Prepared {
     body: Vec<u8>,
@@ -354,6 +436,8 @@ enum Phase {
     Idle,
     /// `GET /auth` is due or in flight.
     Challenge,
+    /// The external signer's signature of the challenge is due or being made.
+    Sign(Unsigned),
     /// `POST /auth` is due or in flight.
     Answer(Prepared),
     /// The venue refused the signer; nothing is sent until `handle_unauthorized`/`logout`.
@@ -363,7 +447,14 @@ enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sent {
     Challenge,
+    Sign,
     Answer,
+}
+
+/// Who signs the challenge: the delegate key held here, or the caller's signer.
+enum DelegateKey {
+    Local(PrivateKeySigner),
+    External(ExternalSigner),
 }
 
 struct Session {
@@ -377,7 +468,7 @@ struct Session {
 /// The Cascade state machine.
 pub struct CascadeMachine {
     address: String,
-    signer: PrivateKeySigner,
+    key: DelegateKey,
     delegate_address: String,
     default_token_ttl: Duration,
     nonce_lifetime: Duration,
@@ -401,6 +492,7 @@ impl CascadeMachine {
         let CascadeConfig {
             deposit_address,
             delegate_private_key,
+            external_signer,
             default_token_ttl,
             nonce_lifetime,
             refresh_window,
@@ -409,7 +501,7 @@ impl CascadeMachine {
         } = config;
         let address = deposit_address.trim().to_owned();
         check_address(&address, "Cascade deposit address")?;
-        let signer = parse_private_key(delegate_private_key.expose())?;
+        let key = delegate_key(&delegate_private_key, external_signer)?;
         drop(delegate_private_key);
         if default_token_ttl.is_zero() {
             return Err(Error::invalid_argument(
@@ -422,10 +514,10 @@ impl CascadeMachine {
             ));
         }
         common::check_max_lifetime(VENUE, max_lifetime)?;
-        let delegate_address = signer.address().to_checksum(None);
+        let delegate_address = key.address().to_checksum(None);
         Ok(CascadeMachine {
             address,
-            signer,
+            key,
             delegate_address,
             default_token_ttl,
             nonce_lifetime,
@@ -446,9 +538,16 @@ impl CascadeMachine {
     /// and without `0x`), so a venue text that echoes one is redacted; the key's hex copies
     /// are wiped when `f` returns.
     fn with_secrets<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
-        let key = Zeroizing::new(hex::encode(self.signer.credential().to_bytes()));
+        let key = Zeroizing::new(match &self.key {
+            DelegateKey::Local(signer) => hex::encode(signer.credential().to_bytes()),
+            // The caller's signer holds the key: there is none here to redact.
+            DelegateKey::External(_) => String::new(),
+        });
         let prefixed = Zeroizing::new(format!("0x{}", key.as_str()));
-        let mut secrets: Vec<&str> = vec![prefixed.as_str(), key.as_str()];
+        let mut secrets: Vec<&str> = Vec::with_capacity(3);
+        if !key.is_empty() {
+            secrets.extend([prefixed.as_str(), key.as_str()]);
+        }
         if let Some(session) = &self.session {
             secrets.push(session.credential.token());
         }
@@ -476,12 +575,13 @@ impl CascadeMachine {
     }
 
     /// The state's name for logs and tests: `no_token`, `active`, `awaiting_challenge`,
-    /// `awaiting_session`, `stopped`.
+    /// `awaiting_signature`, `awaiting_session`, `stopped`.
     pub fn state_name(&self) -> &'static str {
         match (&self.phase, &self.session) {
             (Phase::Idle, None) => "no_token",
             (Phase::Idle, Some(_)) => "active",
             (Phase::Challenge, _) => "awaiting_challenge",
+            (Phase::Sign(_), _) => "awaiting_signature",
             (Phase::Answer(_), _) => "awaiting_session",
             (Phase::Stopped, _) => "stopped",
         }
@@ -516,7 +616,9 @@ impl CascadeMachine {
                 tracing::debug!(venue = "cascade", account = %self.address, "refresh window reached");
                 self.phase = Phase::Challenge;
             }
-            Phase::Answer(p) if self.in_flight.is_none() && now.instant >= p.stale_at => {
+            Phase::Answer(Prepared { stale_at, .. }) | Phase::Sign(Unsigned { stale_at, .. })
+                if self.in_flight.is_none() && now.instant >= *stale_at =>
+            {
                 // Posting it would only earn "nonce expired"; fetch a fresh one instead.
                 let e = Error::new(
                     ErrorKind::ChallengeExpired,
@@ -532,8 +634,9 @@ impl CascadeMachine {
         }
     }
 
-    /// Validate a challenge answer and sign it into the POST body.
-    fn prepare(&self, now: Now, response: &HttpResponse) -> Result<Prepared> {
+    /// Validate a challenge answer and sign it into the POST body (`Phase::Answer`), or,
+    /// with an external signer, keep it for its signature (`Phase::Sign`).
+    fn prepare(&self, now: Now, response: &HttpResponse) -> Result<Phase> {
         let status = response.status;
         let proto = |m: String| Error::protocol(m).with_status(status);
         let mut root = json_object("challenge", response)?;
@@ -598,22 +701,21 @@ impl CascadeMachine {
                  refusing to sign it"
             )));
         }
-        let signature = sign_with(&self.signer, signing_payload.as_bytes())?;
-        #[derive(Serialize)]
-        struct Answer<'a> {
-            message: &'a Map<String, Value>,
-            signature: &'a str,
-            server_signature: &'a str,
-        }
-        let body = serde_json::to_vec(&Answer {
-            message: &message,
-            signature: &signature,
-            server_signature: &server_signature,
-        })
-        .map_err(|e| proto(format!("{VENUE} challenge answer cannot be encoded ({e})")))?;
         let margin = safety_margin(self.nonce_lifetime);
         let stale_at = common::after(now.instant, self.nonce_lifetime.saturating_sub(margin));
-        Ok(Prepared { body, stale_at })
+        let unsigned = Unsigned {
+            message,
+            server_signature,
+            digest: eip191_digest(signing_payload.as_bytes()),
+            stale_at,
+        };
+        match &self.key {
+            DelegateKey::Local(signer) => {
+                let signature = sign_with(signer, signing_payload.as_bytes())?;
+                Ok(Phase::Answer(answer_body(&unsigned, &signature, status)?))
+            }
+            DelegateKey::External(_) => Ok(Phase::Sign(unsigned)),
+        }
     }
 
     /// Validate a session answer `{token, claims}` and work out its expiry.
@@ -713,8 +815,8 @@ impl CascadeMachine {
             return Err(self.fail(now, e));
         }
         match self.prepare(now, response) {
-            Ok(prepared) => {
-                self.phase = Phase::Answer(prepared);
+            Ok(phase) => {
+                self.phase = phase;
                 Ok(())
             }
             Err(e) => {
@@ -835,7 +937,7 @@ impl Machine for CascadeMachine {
             (Phase::Idle, None) => MachineStatus::LoggedOut,
             (Phase::Idle, Some(_)) => MachineStatus::Active,
             (Phase::Challenge, _) => MachineStatus::LoggingIn,
-            (Phase::Answer(_), _) => MachineStatus::Completing,
+            (Phase::Sign(_) | Phase::Answer(_), _) => MachineStatus::Completing,
             (Phase::Stopped, _) => MachineStatus::Stopped,
         }
     }
@@ -871,7 +973,83 @@ impl Machine for CascadeMachine {
                 self.in_flight = Some(Sent::Answer);
                 Some(request)
             }
-            Phase::Idle | Phase::Stopped => None,
+            // The signature comes first (poll_sign), then the answer goes out.
+            Phase::Sign(_) | Phase::Idle | Phase::Stopped => None,
+        }
+    }
+
+    fn poll_sign(&mut self, now: Now) -> Option<SignRequest> {
+        self.advance(now);
+        if self.in_flight.is_some() {
+            return None;
+        }
+        let (Phase::Sign(unsigned), DelegateKey::External(signer)) = (&self.phase, &self.key)
+        else {
+            return None;
+        };
+        self.in_flight = Some(Sent::Sign);
+        Some(SignRequest {
+            digest: unsigned.digest,
+            signer: signer.clone(),
+        })
+    }
+
+    fn replace_secret(&mut self, now: Now, secret: NewSecret) -> Result<()> {
+        let _ = now;
+        let key = match secret {
+            NewSecret::DelegateKey(hex_key) => {
+                DelegateKey::Local(parse_private_key(hex_key.expose())?)
+            }
+            NewSecret::Signer(signer) => DelegateKey::External(signer),
+            other => return Err(other.refused(Venue::Cascade)),
+        };
+        // The old key (a PrivateKeySigner's scalar wipes itself) goes with the old value.
+        self.delegate_address = key.address().to_checksum(None);
+        self.key = key;
+        // A challenge not yet signed, or signed by the old key, is signed afresh.
+        if matches!(
+            self.phase,
+            Phase::Sign(_) | Phase::Answer(_) | Phase::Stopped
+        ) && self.in_flight.is_none()
+        {
+            self.phase = Phase::Challenge;
+            self.last_error = None;
+        }
+        Ok(())
+    }
+
+    fn handle_signature(&mut self, now: Now, answer: Result<[u8; 65]>) -> Result<()> {
+        if self.in_flight != Some(Sent::Sign) {
+            return Err(Error::invalid_argument(
+                "Cascade got a signature but none was asked for; it was ignored",
+            ));
+        }
+        self.in_flight = None;
+        let Phase::Sign(unsigned) = std::mem::replace(&mut self.phase, Phase::Challenge) else {
+            // in_flight says Sign only while the phase is Sign.
+            return Err(Error::invalid_argument(
+                "Cascade got a signature but none was asked for; it was ignored",
+            ));
+        };
+        let signed = answer.and_then(|signature| {
+            // The driver normalised it for the declared address; a sans-IO caller may not
+            // have: never post a signature the venue would refuse for the key.
+            if recover_address(&signature, &unsigned.digest) != Some(self.key.address()) {
+                return Err(Error::new(
+                    ErrorKind::Signing,
+                    "the external signer's signature does not recover to the declared \
+                     delegate address",
+                ));
+            }
+            answer_body(&unsigned, &format!("0x{}", hex::encode(signature)), 200)
+        });
+        match signed {
+            Ok(prepared) => {
+                self.phase = Phase::Answer(prepared);
+                Ok(())
+            }
+            // Phase is Challenge: the next attempt signs a fresh challenge.
+            Err(e) => Err(self.fail(now, e)),
         }
     }
 
@@ -880,6 +1058,12 @@ impl Machine for CascadeMachine {
         match common::take_in_flight(&mut self.in_flight, VENUE)? {
             Sent::Challenge => self.on_challenge(now, &response),
             Sent::Answer => self.on_answer(now, &response),
+            Sent::Sign => {
+                self.in_flight = Some(Sent::Sign);
+                Err(Error::invalid_argument(format!(
+                    "{VENUE} got a response while waiting for a signature; it was ignored"
+                )))
+            }
         }
     }
 
@@ -903,7 +1087,17 @@ impl Machine for CascadeMachine {
                 self.last_error = None;
             }
             // A challenge flow is already under way and brings a fresh token.
-            Phase::Challenge | Phase::Answer(_) => {}
+            Phase::Challenge | Phase::Sign(_) | Phase::Answer(_) => {}
+        }
+    }
+
+    fn force_refresh(&mut self, now: Now) {
+        self.advance(now);
+        match self.phase {
+            // Like the refresh window: a new challenge while the token is still handed
+            // out, so readers see no gap (handle_unauthorized would drop it).
+            Phase::Idle if self.session.is_some() => self.phase = Phase::Challenge,
+            _ => self.handle_unauthorized(now),
         }
     }
 
@@ -914,7 +1108,11 @@ impl Machine for CascadeMachine {
             .and_then(|s| s.credential.valid_until());
         let work = match &self.phase {
             Phase::Idle => self.session.as_ref().map(|s| s.refresh_at),
-            Phase::Answer(p) if self.in_flight.is_none() => Some(p.stale_at),
+            Phase::Answer(Prepared { stale_at, .. }) | Phase::Sign(Unsigned { stale_at, .. })
+                if self.in_flight.is_none() =>
+            {
+                Some(*stale_at)
+            }
             _ => None,
         };
         match (work, expiry) {

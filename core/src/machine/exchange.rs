@@ -16,7 +16,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::machine::common::{self, Events};
-use crate::machine::{Capabilities, Machine, MachineStatus, Venue, WsAuthReply, WsRules};
+use crate::machine::{
+    Capabilities, Machine, MachineStatus, NewSecret, Venue, WsAuthReply, WsRules,
+};
 use crate::secret::Secret;
 use crate::time::Now;
 
@@ -303,6 +305,24 @@ impl Machine for ExchangeMachine {
     }
 
     fn handle_transport_error(&mut self, _now: Now, _error: &Error) {}
+
+    fn replace_secret(&mut self, now: Now, secret: NewSecret) -> Result<()> {
+        let _ = now;
+        let NewSecret::ApiKey(api_key) = secret else {
+            return Err(secret.refused(Venue::Exchange));
+        };
+        if self.role != Role::Trader {
+            return Err(Error::invalid_argument(
+                "an Exchange admin or public session has no api_key to replace",
+            ));
+        }
+        validate_api_key(api_key.expose())?;
+        // The key is the credential: served from the next read on, the old one wiped.
+        self.credential = Some(Credential::new(X_API_KEY, api_key, None, None)?);
+        self.withheld = false;
+        self.last_error = None;
+        Ok(())
+    }
 
     fn handle_unauthorized(&mut self, _now: Now) {
         if self.withheld {

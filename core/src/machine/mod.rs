@@ -243,6 +243,50 @@ impl fmt::Debug for SessionSnapshot {
     }
 }
 
+/// A replacement for a secret a machine holds ([`Machine::replace_secret`]): rotation
+/// without a restart. `Debug` prints no secret.
+#[derive(Clone)]
+pub enum NewSecret {
+    /// Cadenza: the account password (used by the next login).
+    Password(crate::secret::Secret),
+    /// Partner: the HS256 secret key (used by the next mint).
+    PartnerSecret(crate::secret::Secret),
+    /// Exchange: the trader API key (served at once: it is the credential).
+    ApiKey(crate::secret::Secret),
+    /// Cascade: the delegate private key, hex (signs the next challenge).
+    DelegateKey(crate::secret::Secret),
+    /// Cascade: an external signer instead (signs the next challenge).
+    Signer(crate::signer::ExternalSigner),
+}
+
+impl NewSecret {
+    /// What it replaces, for messages and for keeping one replacement per kind.
+    pub const fn kind_name(&self) -> &'static str {
+        match self {
+            NewSecret::Password(_) => "password",
+            NewSecret::PartnerSecret(_) => "secret_key",
+            NewSecret::ApiKey(_) => "api_key",
+            // Both replace the one delegate key source.
+            NewSecret::DelegateKey(_) | NewSecret::Signer(_) => "delegate",
+        }
+    }
+
+    /// The refusal of a machine that holds no secret of this kind.
+    pub(crate) fn refused(&self, venue: Venue) -> Error {
+        Error::invalid_argument(format!(
+            "{} has no {} to replace",
+            venue.display_name(),
+            self.kind_name()
+        ))
+    }
+}
+
+impl fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NewSecret::{}([REDACTED])", self.kind_name())
+    }
+}
+
 /// One venue's authentication state machine.
 ///
 /// Inputs are `handle_*`, outputs `poll_*`. Time only moves forward; calling a `handle_*`
@@ -270,6 +314,35 @@ pub trait Machine: std::any::Any + Send {
     /// that only calls this cannot send a stale request.
     #[must_use]
     fn poll_request(&mut self, now: Now) -> Option<HttpRequest>;
+
+    /// A digest to be signed by the caller's external signer before the machine can go on
+    /// (Cascade with [`crate::signer::ExternalSigner`]); the driver runs the signer (it is
+    /// I/O) and hands its answer to [`Machine::handle_signature`]. `None` otherwise, and
+    /// while one is being signed. The default never asks.
+    fn poll_sign(&mut self, now: Now) -> Option<crate::signer::SignRequest> {
+        let _ = now;
+        None
+    }
+
+    /// The answer to the last [`Machine::poll_sign`]: the normalised 65-byte `r||s||v`,
+    /// or the signer's failure (`Signing`). Err carries the classified failure; an answer
+    /// nobody asked for is `InvalidArgument` and changes nothing.
+    fn handle_signature(&mut self, now: Now, answer: Result<[u8; 65]>) -> Result<()> {
+        let _ = (now, answer);
+        Err(Error::invalid_argument(format!(
+            "{} got a signature but none was asked for; it was ignored",
+            self.venue().display_name()
+        )))
+    }
+
+    /// Replaces a secret the machine holds (rotation): the next renewal uses it, the
+    /// credential served now stays until then (Exchange's key is the credential, so it is
+    /// served at once), and the old secret is wiped. A stopped machine (its secret was
+    /// refused) is re-armed. A secret of a kind the venue does not use is refused.
+    fn replace_secret(&mut self, now: Now, secret: NewSecret) -> Result<()> {
+        let _ = now;
+        Err(secret.refused(self.venue()))
+    }
 
     /// The venue's reply to the request last returned by poll_request. Err carries the classified failure (and a Failed event is queued).
     ///

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::event::AuthEvent;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::machine::common::{self, Events};
-use crate::machine::{Capabilities, Machine, MachineStatus, Venue};
+use crate::machine::{Capabilities, Machine, MachineStatus, NewSecret, Venue};
 use crate::secret::Secret;
 use crate::time::{Now, deadline_from_unix_ms};
 
@@ -322,6 +322,20 @@ impl Machine for PartnerMachine {
     }
 
     fn handle_transport_error(&mut self, _now: Now, _error: &Error) {}
+
+    fn replace_secret(&mut self, now: Now, secret: NewSecret) -> Result<()> {
+        let _ = now;
+        let NewSecret::PartnerSecret(secret_key) = secret else {
+            return Err(secret.refused(Venue::Partner));
+        };
+        if secret_key.is_empty() {
+            return Err(Error::invalid_argument("Partner secret key is empty"));
+        }
+        // The token minted with the old secret stays until its renewal; the old secret is
+        // wiped as it drops here.
+        self.secret_key = secret_key;
+        Ok(())
+    }
 
     fn handle_unauthorized(&mut self, now: Now) {
         // HS256 is deterministic: a token minted in the same second would be identical to

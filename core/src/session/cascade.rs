@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{Options, Session};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::machine::{CascadeConfig, CascadeMachine};
 use crate::secret::Secret;
 
@@ -16,13 +16,39 @@ impl Session {
         Self::renewing(config, CascadeMachine::new, CASCADE_URL, options)
     }
 
-    /// A Cascade session from `CASCADE_DEPOSIT_ADDRESS`, `CASCADE_DELEGATE_PRIVATE_KEY` and
-    /// optionally `CASCADE_BASE_URL` and `TRADEAUTH_CA_CERT`.
+    /// A Cascade session from `CASCADE_DEPOSIT_ADDRESS` and either
+    /// `CASCADE_DELEGATE_PRIVATE_KEY` or `CASCADE_KEYSTORE` (a keystore file's path) with
+    /// `CASCADE_KEYSTORE_PASSWORD`; optionally `CASCADE_BASE_URL` and `TRADEAUTH_CA_CERT`.
+    /// Each also as `<NAME>_FILE`.
     pub fn cascade_from_env(options: Options) -> Result<Self> {
         let deposit = super::env::required("CASCADE_DEPOSIT_ADDRESS")?;
-        let key = Secret::new(super::env::required("CASCADE_DELEGATE_PRIVATE_KEY")?);
+        let key = super::env::optional("CASCADE_DELEGATE_PRIVATE_KEY")?.map(Secret::new);
+        let keystore = super::env::optional("CASCADE_KEYSTORE")?;
+        let config = match (key, keystore) {
+            (Some(key), None) => CascadeConfig::new(deposit, key),
+            (None, Some(path)) => {
+                let password = Secret::new(super::env::required("CASCADE_KEYSTORE_PASSWORD")?);
+                CascadeConfig::from_keystore(
+                    deposit,
+                    std::path::Path::new(&path),
+                    password.expose().as_bytes(),
+                )?
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid_argument(
+                    "both CASCADE_DELEGATE_PRIVATE_KEY and CASCADE_KEYSTORE are set; a session \
+                     takes exactly one key source",
+                ));
+            }
+            (None, None) => {
+                return Err(Error::invalid_argument(
+                    "set CASCADE_DELEGATE_PRIVATE_KEY (or _FILE), or CASCADE_KEYSTORE with \
+                     CASCADE_KEYSTORE_PASSWORD",
+                ));
+            }
+        };
         let options = super::env::apply_base_url(options, "CASCADE_BASE_URL")?;
-        Self::cascade(CascadeConfig::new(deposit, key), options)
+        Self::cascade(config, options)
     }
 
     /// Cascade only: the claims of the current session token (`sub`, `exp`, ...).

@@ -84,6 +84,19 @@ impl Session {
             if sent_any && self.adopt_before_login(state, &mut reread).await {
                 continue;
             }
+            // An external signer (HSM, KMS) signs before the machine's next request.
+            if let Some(job) = state.machine.poll_sign(at) {
+                let answer = job.signer.sign(job.digest).await;
+                let at = self.now();
+                let failure = state.machine.handle_signature(at, answer).err();
+                self.publish(state, at);
+                match failure {
+                    // Not retried here: the caller's signer said no (or took too long),
+                    // and the next call asks it again for a fresh challenge.
+                    Some(error) => return Err(error),
+                    None => continue,
+                }
+            }
             let request = state.machine.poll_request(at);
             let Some(request) = request else {
                 let credential = self.publish(state, at);

@@ -22,8 +22,8 @@ impl Session {
     /// (operator), and optionally `EXCHANGE_BASE_URL` and `TRADEAUTH_CA_CERT`.
     pub fn exchange_from_env(options: Options) -> Result<Self> {
         let options = super::env::apply_base_url(options, "EXCHANGE_BASE_URL")?;
-        let key = super::env::optional("EXCHANGE_API_KEY");
-        let admin = super::env::optional("EXCHANGE_ADMIN_TOKEN");
+        let key = super::env::optional("EXCHANGE_API_KEY")?;
+        let admin = super::env::optional("EXCHANGE_ADMIN_TOKEN")?;
         let config = match (key, admin) {
             (Some(key), None) => ExchangeConfig::trader(Secret::new(key)),
             (None, Some(token)) => ExchangeConfig::admin(Secret::new(token)),

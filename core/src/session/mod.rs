@@ -9,7 +9,7 @@ mod cascade;
 #[cfg(test)]
 mod demo;
 mod drive;
-mod env;
+pub(crate) mod env;
 mod exchange;
 mod options;
 mod partner;
@@ -168,6 +168,10 @@ struct Inner {
     /// The generation of `local`, for the hot path's one-load fork check.
     local_generation: AtomicU64,
     hooks: ArcSwap<Vec<ProcessHook>>,
+    /// Secrets replaced since the session was made ([`Session::update_credentials`]),
+    /// one per kind: a forked child's machine is built from the config and then given
+    /// these, so it never goes back to a rotated-out secret.
+    rotations: ArcSwap<Vec<crate::machine::NewSecret>>,
     /// What `metrics()` reports: counted where events are published.
     metrics: crate::metrics::Counters,
 }
@@ -296,6 +300,7 @@ impl Session {
             local: ArcSwapOption::from_pointee(local),
             local_generation: AtomicU64::new(generation),
             hooks: ArcSwap::from_pointee(Vec::new()),
+            rotations: ArcSwap::from_pointee(Vec::new()),
             metrics: crate::metrics::Counters::default(),
             options,
         });
@@ -333,7 +338,11 @@ impl Session {
     #[cold]
     fn rebuild_local(&self, stale: Option<Arc<Local>>, generation: u64) -> Result<Arc<Local>> {
         let inner = &self.inner;
-        let machine = (inner.make_machine)()?;
+        let mut machine = (inner.make_machine)()?;
+        let at = self.now();
+        for secret in inner.rotations.load().iter() {
+            machine.replace_secret(at, secret.clone())?;
+        }
         // The parent's credential is plain data: keep serving it while it is valid.
         let inherited = inner
             .current
@@ -509,6 +518,31 @@ impl Session {
         state.machine.force_refresh(now);
         self.publish(&mut state, now);
         self.drive_bounded(&mut state).await
+    }
+
+    /// Replaces a secret in place (rotation without restart): a new Cadenza password,
+    /// Partner secret, Exchange key or Cascade key/signer. The next renewal uses it; the
+    /// credential served now stays valid until then (Exchange's new key is served at
+    /// once), so readers never see a gap; the old secret is wiped. Waits for a renewal
+    /// in progress to finish first. A kind the venue does not use is `InvalidArgument`.
+    pub async fn update_credentials(&self, secret: crate::machine::NewSecret) -> Result<()> {
+        let local = self.local()?;
+        let mut state = local.state.lock().await;
+        let now = self.now();
+        state.machine.replace_secret(now, secret.clone())?;
+        self.inner.rotations.rcu(|kept| {
+            let mut kept: Vec<_> = kept
+                .iter()
+                .filter(|s| s.kind_name() != secret.kind_name())
+                .cloned()
+                .collect();
+            kept.push(secret.clone());
+            kept
+        });
+        // A failure the old secret caused is not the new one's.
+        state.last_failure = None;
+        self.publish(&mut state, now);
+        Ok(())
     }
 
     /// Wipes every credential; the next use logs in again.

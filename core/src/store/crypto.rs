@@ -124,10 +124,8 @@ impl Sealer {
     pub(crate) fn from_options(key: Option<&Secret>, plaintext: bool) -> Result<Sealer> {
         let from_env = match key {
             Some(_) => None,
-            None => std::env::var(STORE_KEY_ENV)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .map(Secret::from),
+            // `TRADEAUTH_STORE_KEY_FILE` too, like every variable the library reads.
+            None => crate::session::env::optional(STORE_KEY_ENV)?.map(Secret::from),
         };
         match key.or(from_env.as_ref()) {
             Some(key) => Sealer::with_key(key),
