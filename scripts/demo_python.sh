@@ -38,7 +38,7 @@ export CASCADE_BASE_URL="$SIM_CASCADE"
 export EXCHANGE_API_KEY="exch_1d4208be6fa84b8cb0a2e5cfa9508d5f" EXCHANGE_ADMIN_TOKEN="demo-admin-token"
 export EXCHANGE_BASE_URL="$SIM_EXCHANGE"
 
-for example in cadenza partner cascade exchange websocket asyncio_demo shared_store; do
+for example in cadenza partner cascade signer exchange websocket asyncio_demo shared_store; do
   step "Python: examples/python/$example.py"
   "$DEMO_VENV/bin/python" "examples/python/$example.py"
 done

@@ -21,6 +21,10 @@ use crate::error::{Error, Result};
 
 /// The most memory one scrypt derivation may take (128·r·n bytes): 1 GiB.
 pub const MAX_SCRYPT_MEMORY: u64 = 1 << 30;
+/// The most work one scrypt derivation may take, as bytes mixed (128·r·n·p): 4 GiB,
+/// 16 times geth's and eth_account's standard (256 MiB), so a hostile file cannot keep
+/// a constructor busy for minutes.
+pub const MAX_SCRYPT_WORK: u64 = 1 << 32;
 /// The largest scrypt `r` accepted (every known tool writes 8, the spec's vector 1).
 pub const MAX_SCRYPT_R: u64 = 64;
 /// The largest scrypt `p` accepted (geth's light setting is 6, the spec's vector 8).
@@ -214,6 +218,14 @@ impl Kdf {
                     MAX_SCRYPT_MEMORY >> 20
                 ));
             }
+            if memory * u128::from(p) > u128::from(MAX_SCRYPT_WORK) {
+                return Err(format!(
+                    "scrypt work limit: 128*r*n*p = {} MiB exceeds the {} MiB limit (n={n}, \
+                     r={r}, p={p})",
+                    (memory * u128::from(p)) >> 20,
+                    MAX_SCRYPT_WORK >> 20
+                ));
+            }
             let log_n = u8::try_from(n.trailing_zeros()).map_err(|_| "n out of range")?;
             let r = u32::try_from(r).map_err(|_| "r out of range")?;
             let p = u32::try_from(p).map_err(|_| "p out of range")?;
@@ -382,5 +394,9 @@ mod tests {
         assert!(err(1024, 65, 1).contains("scrypt r"));
         assert!(err(1024, 8, 0).contains("scrypt p"));
         assert!(err(1024, 8, 17).contains("scrypt p"));
+        assert!(Kdf::parse(&scrypt_params(1 << 18, 1, 8)).is_ok()); // eth_account's default
+        assert!(Kdf::parse(&scrypt_params(1 << 23, 1, 4)).is_ok()); // exactly 4 GiB of work
+        assert!(err(1 << 23, 1, 5).contains("work limit"));
+        assert!(err(1 << 17, 64, 16).contains("work limit"));
     }
 }

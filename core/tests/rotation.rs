@@ -167,9 +167,17 @@ fn a_partner_secret_signs_the_next_mint_only() {
         old.header_value(),
         "no gap, no re-mint"
     );
-    m.handle_unauthorized(clock.secs(2));
-    m.handle_timeout(clock.secs(2));
-    let new = m.credential(clock.secs(2).instant).expect("re-minted");
+    // A forced refresh in the same second mints anew: the old token is the old secret's
+    // (without the rotation, a same-second re-mint is skipped as identical).
+    m.handle_unauthorized(clock.ms(2));
+    let new = m.credential(clock.ms(2).instant).expect("re-minted");
+    assert_ne!(new.header_value(), old.header_value());
+    m.handle_unauthorized(clock.ms(3));
+    assert_eq!(
+        m.credential(clock.ms(3).instant).unwrap().header_value(),
+        new.header_value(),
+        "the new secret's token is not re-minted in its own second"
+    );
     let token = new.token().to_owned();
     let key = jsonwebtoken::DecodingKey::from_secret(b"new-secret");
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);

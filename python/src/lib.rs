@@ -14,6 +14,7 @@ mod errors;
 mod logs;
 mod metrics;
 mod response;
+mod signer;
 mod venues;
 mod ws;
 

@@ -26,6 +26,12 @@ Integrations: ``auth=client.requests_auth()`` (requests) and ``auth=client.httpx
 (httpx, sync and async), both renewing the credential and retrying once on a 401. They
 attach credentials only to ``https://`` URLs on the client's own origin (anything else
 raises ``InsecureUrl``) and strip them from any redirect hop that leaves it.
+Cascade key sources: ``delegate_private_key``, ``keystore=PATH`` with
+``keystore_password=`` (or ``keystore_password_file=``), or ``signer=FN`` with
+``delegate_address=``, where ``FN(digest: bytes) -> bytes`` (or ``async def``) signs the
+32-byte EIP-191 digest (65 bytes r||s||v, 64 bytes r||s or DER) on a worker thread,
+bounded by ``signer_timeout``. Rotation without a restart:
+``client.update_credentials(password=... | secret_key=... | api_key=... | ...)``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NoReturn, Optional, Union, final
 
 from typing_extensions import TypedDict, Unpack, disjoint_base
@@ -52,6 +52,11 @@ CASCADE_URL: str
 EXCHANGE_URL: str
 
 _CaCert = Union[str, "os.PathLike[str]"]
+_Path = Union[str, "os.PathLike[str]"]
+# An external signer: takes the 32-byte EIP-191 digest, returns the signature (65 bytes
+# r||s||v, 64 bytes r||s or DER; bytearray and memoryview are accepted too), or an
+# awaitable of it (run with asyncio.run on a worker thread).
+_Signer = Callable[[bytes], Union[bytes, Awaitable[bytes]]]
 
 class _Options(TypedDict, total=False):
     """The keyword options of every client constructor (``None`` means the default)."""
@@ -286,6 +291,7 @@ class CadenzaClient(BaseClient):
         login: bool = True,
         **options: Unpack[_StoreOptions],
     ) -> CadenzaClient: ...
+    def update_credentials(self, *, password: str) -> None: ...
     @property
     def access_token(self) -> str: ...
     @property
@@ -313,6 +319,7 @@ class PartnerClient(BaseClient):
         login: bool = True,
         **options: Unpack[_Options],
     ) -> PartnerClient: ...
+    def update_credentials(self, *, secret_key: str) -> None: ...
     @property
     def token(self) -> str: ...
 
@@ -323,9 +330,15 @@ class CascadeClient(BaseClient):
     def __new__(
         cls,
         deposit_address: str,
-        delegate_private_key: str,
+        delegate_private_key: Optional[str] = None,
         base_url: str | None = None,
         *,
+        keystore: Optional[_Path] = None,
+        keystore_password: Union[str, bytes, None] = None,
+        keystore_password_file: Optional[_Path] = None,
+        signer: Optional[_Signer] = None,
+        delegate_address: Optional[str] = None,
+        signer_timeout: float = 10.0,
         login: bool = True,
         **options: Unpack[_StoreOptions],
     ) -> CascadeClient: ...
@@ -335,6 +348,17 @@ class CascadeClient(BaseClient):
         login: bool = True,
         **options: Unpack[_StoreOptions],
     ) -> CascadeClient: ...
+    def update_credentials(
+        self,
+        *,
+        delegate_private_key: Optional[str] = None,
+        keystore: Optional[_Path] = None,
+        keystore_password: Union[str, bytes, None] = None,
+        keystore_password_file: Optional[_Path] = None,
+        signer: Optional[_Signer] = None,
+        delegate_address: Optional[str] = None,
+        signer_timeout: float = 10.0,
+    ) -> None: ...
     @property
     def token(self) -> str: ...
     @property
@@ -358,6 +382,7 @@ class ExchangeClient(BaseClient):
     def from_env(
         **options: Unpack[_Options],
     ) -> ExchangeClient: ...
+    def update_credentials(self, *, api_key: str) -> None: ...
     def ws_auth_message(self, id: int = 1) -> str: ...
     def aws_auth_message(self, id: int = 1) -> asyncio.Future[str]: ...
     def handle_ws_reply(self, text: str) -> WsAuthReply: ...

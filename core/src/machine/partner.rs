@@ -136,6 +136,8 @@ struct Minted {
     credential: Credential,
     iat: u64,
     refresh_at: Instant,
+    /// Signed by a secret since replaced: a re-mint in its second gives a new token.
+    old_secret: bool,
 }
 
 /// The Partner state machine: mints locally, never sends a request.
@@ -247,6 +249,7 @@ impl PartnerMachine {
             credential,
             iat,
             refresh_at,
+            old_secret: false,
         });
         self.next = Reason::Renew;
         self.last_error = None;
@@ -334,6 +337,9 @@ impl Machine for PartnerMachine {
         // The token minted with the old secret stays until its renewal; the old secret is
         // wiped as it drops here.
         self.secret_key = secret_key;
+        if let Some(token) = self.token.as_mut() {
+            token.old_secret = true;
+        }
         Ok(())
     }
 
@@ -344,7 +350,7 @@ impl Machine for PartnerMachine {
         if self
             .token
             .as_ref()
-            .is_some_and(|t| t.iat == now.unix_secs())
+            .is_some_and(|t| t.iat == now.unix_secs() && !t.old_secret)
         {
             return;
         }
