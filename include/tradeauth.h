@@ -45,6 +45,10 @@
 // How many entries `tradeauth_metrics.renewal_failures` has (indexed by status number).
 #define TRADEAUTH_METRICS_STATUSES 16
 
+// The size of the `out` buffer a `tradeauth_sign_fn` is given (its `out_cap`): room for
+// a DER ECDSA signature over secp256k1 (at most 72 bytes) and for 65 bytes `r||s||v`.
+#define TRADEAUTH_SIGN_OUT_CAP 80
+
 // The result of every fallible call.
 //
 // The numbers are fixed and never reused: `TRADEAUTH_OK` is 0 and every error has the
@@ -239,6 +243,33 @@ typedef struct tradeauth_ws tradeauth_ws;
 // from any thread.
 typedef struct tradeauth_ws_options tradeauth_ws_options;
 
+// An external signer for Cascade's delegate key.
+//
+// Signs the 32-byte EIP-191 digest `digest` (already hashed: sign it as a prehash, do
+// not hash it again) with the delegate key. Writes the signature to `out` (65 bytes
+// `r||s||v` (`v` is ignored), 64 bytes `r||s`, or a DER ECDSA signature; a high `s` is
+// fine, the library normalises it) and its length to `*out_len`, at most `out_cap`
+// (always `TRADEAUTH_SIGN_OUT_CAP`, 80) bytes. Returns 0 on success and any other value
+// on failure: the sign-in then fails with `TRADEAUTH_ERR_SIGNING` and the last error
+// message "the C signer returned N". A signature by another key than the declared
+// delegate address, or a length above `out_cap`, is `TRADEAUTH_ERR_SIGNING` as well.
+// `digest` and `out` are valid only during the call.
+//
+// Threads: it is called on a library thread (a blocking-pool thread of the library's
+// runtime, never the thread of the tradeauth call that needed the signature), so it may
+// block, e.g. on a network HSM. One registration (the constructor or
+// `tradeauth_session_update_signer` call that passed it) never runs two calls at once:
+// while a call that outlived its timeout is still running, a new sign-in fails at once
+// with `TRADEAUTH_ERR_SIGNING` instead of calling it again. The same function and
+// `userdata` given to several sessions or registrations may be called concurrently by
+// them: make it thread-safe if you share them. It must not unwind (C++: catch
+// everything) and must not call tradeauth functions on the same session.
+typedef int32_t (*tradeauth_sign_fn)(void *userdata,
+                                     const uint8_t *digest,
+                                     uint8_t *out,
+                                     size_t out_cap,
+                                     size_t *out_len);
+
 // A snapshot of one session's counters (`tradeauth_session_metrics`), with the field
 // names of the Rust and Python layers. Set `size` to `sizeof(struct tradeauth_metrics)`
 // before the call; a later library fills only the fields a program built against an
@@ -359,6 +390,49 @@ tradeauth_status tradeauth_cascade_new(const char *deposit_address,
                                        const char *delegate_private_key,
                                        const struct tradeauth_options *options,
                                        struct tradeauth_session **out_session);
+
+// Makes a Cascade session whose delegate key is decrypted from a Web3 Secret Storage v3
+// keystore file (JSON, as geth, eth_account, Foundry or ethers write it; scrypt or
+// PBKDF2-SHA256, AES-128-CTR). The file is read and decrypted here, on the calling
+// thread (a strong KDF takes a while); the key is kept in memory wiped on free and the
+// password is not kept. A missing or malformed file or a wrong password (the MAC does
+// not match) gives `TRADEAUTH_ERR_INVALID_ARGUMENT` with a last error naming the file
+// (never the password). NULL arguments (except `options`) and non-UTF-8 text give
+// `TRADEAUTH_ERR_INVALID_ARGUMENT`. Ownership and other statuses as
+// `tradeauth_cascade_new`.
+tradeauth_status tradeauth_cascade_new_from_keystore(const char *deposit_address,
+                                                     const char *keystore_path,
+                                                     const char *password,
+                                                     const struct tradeauth_options *options,
+                                                     struct tradeauth_session **out_session);
+
+// Makes a Cascade session whose delegate key stays outside the process: each challenge
+// is signed by `sign` (see `tradeauth_sign_fn`), which signs for `delegate_address`
+// (`0x` + 40 hex, any case; a signature that does not recover to it is refused with
+// `TRADEAUTH_ERR_SIGNING` before anything is posted). `timeout_ms` bounds each
+// signature (0: the default 10 s): a signer that has not answered by then fails the
+// sign-in with `TRADEAUTH_ERR_SIGNING`, and its call goes on on its library thread to its
+// end. Nothing is signed or sent yet: the first call that needs a credential signs in.
+//
+// `userdata` is passed back to `sign` untouched. It must be usable from another thread
+// and stay valid until `sign` can no longer be called and has returned from every call:
+// until `tradeauth_session_free` (or a `tradeauth_session_update_signer` or
+// `"delegate_private_key"` update that replaces this signer) has returned, after which no
+// new call starts, AND until any call running at that moment has returned. Such a call
+// may outlive the session: one that overran its timeout goes on to its end, and only
+// your `sign` knows when that is (e.g. count calls in and out in `userdata`, or keep
+// `userdata` for the life of the process).
+//
+// NULL `deposit_address`, `delegate_address`, `sign` or `out_session`, non-UTF-8 text, a
+// malformed address or a bad option gives `TRADEAUTH_ERR_INVALID_ARGUMENT`. Ownership
+// and other statuses as `tradeauth_cadenza_new`.
+tradeauth_status tradeauth_cascade_new_with_signer(const char *deposit_address,
+                                                   const char *delegate_address,
+                                                   tradeauth_sign_fn sign,
+                                                   void *userdata,
+                                                   uint32_t timeout_ms,
+                                                   const struct tradeauth_options *options,
+                                                   struct tradeauth_session **out_session);
 
 // Makes an Exchange session from `EXCHANGE_API_KEY` (trader) or `EXCHANGE_ADMIN_TOKEN`
 // (operator), and optionally `EXCHANGE_BASE_URL` and `TRADEAUTH_CA_CERT`. Exactly one
@@ -675,6 +749,43 @@ tradeauth_status tradeauth_session_request(const struct tradeauth_session *sessi
 tradeauth_status tradeauth_session_set_event_callback(const struct tradeauth_session *session,
                                                       tradeauth_event_callback callback,
                                                       void *userdata);
+
+// Replaces a secret of the session in place (rotation without a restart). `kind` names
+// it: `"password"` (Cadenza), `"secret_key"` (Partner), `"api_key"` (Exchange trader:
+// served from the next `tradeauth_session_header` on) or `"delegate_private_key"`
+// (Cascade, 64 hex with or without `0x`; it also replaces a C signer, which is then no
+// longer called). `value` is copied into memory wiped when replaced or freed; the old
+// secret is wiped. The next renewal uses the new secret; the credential served now stays
+// valid until then, so readers of the header never see a gap. Waits for a renewal in
+// progress to finish first.
+//
+// Another `kind`, or one the session's venue does not use (e.g. `"password"` on an
+// Exchange session), or a malformed value gives `TRADEAUTH_ERR_INVALID_ARGUMENT` and
+// changes nothing (the message never contains `value`). NULL arguments give
+// `TRADEAUTH_ERR_INVALID_ARGUMENT`. Safe from any thread; `TRADEAUTH_ERR_CLOSED` if the
+// session is freed meanwhile.
+tradeauth_status tradeauth_session_update_secret(const struct tradeauth_session *session,
+                                                 const char *kind,
+                                                 const char *value);
+
+// Replaces a Cascade session's delegate key source (its private key, keystore key or
+// earlier C signer) with the C signer `sign` for `delegate_address`; arguments as
+// `tradeauth_cascade_new_with_signer`. The next sign-in uses it; the credential served
+// now stays valid until then. A C signer it replaces starts no new call once this has
+// returned `TRADEAUTH_OK` (a call already running goes on to its end); its `userdata`
+// rules are those of `tradeauth_cascade_new_with_signer`, with this call in the place of
+// `tradeauth_session_free`. The new `userdata` must stay valid as there.
+//
+// A session of another venue gives `TRADEAUTH_ERR_INVALID_ARGUMENT`, as do NULL
+// `session`, `delegate_address` or `sign` and a malformed address; on those failures
+// the session is unchanged and the new `sign` is never called. `TRADEAUTH_ERR_CLOSED`
+// if the session is freed meanwhile: then no new call of the new `sign` starts once
+// this has returned.
+tradeauth_status tradeauth_session_update_signer(const struct tradeauth_session *session,
+                                                 const char *delegate_address,
+                                                 tradeauth_sign_fn sign,
+                                                 void *userdata,
+                                                 uint32_t timeout_ms);
 
 // The venue's name: `"cadenza"`, `"partner"`, `"cascade"` or `"exchange"`; NULL if
 // `session` is NULL. A static string: never free it.

@@ -16,13 +16,17 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "tradeauth.h"
 
@@ -87,7 +91,84 @@ template <typename Call> std::string read_text(Call call, const char *what) {
     return out;
 }
 
+/// An external signer (Session::cascade_with_signer): signs the 32-byte EIP-191 digest
+/// as a prehash, returns 65 bytes r||s||v, 64 bytes r||s or DER (at most 80 bytes).
+using SignerFunction = std::function<std::vector<uint8_t>(const uint8_t *digest)>;
+
+/// Every live C++ signer, by number. The C library is given the number, not a pointer,
+/// as userdata: a call that outlived its timeout may still be running on a library
+/// thread after its Session is destroyed, and it then finds either its function (kept
+/// alive by the shared_ptr it copied) or nothing, never freed memory.
+struct SignerRegistry {
+    std::mutex lock;
+    std::unordered_map<uintptr_t, std::shared_ptr<const SignerFunction>> live;
+    uintptr_t next = 1;
+};
+
+inline SignerRegistry &signer_registry() {
+    // Never destroyed: a signer thread may run past the end of main().
+    static SignerRegistry *registry = new SignerRegistry();
+    return *registry;
+}
+
+/// One signer in the registry, for as long as this object lives.
+class SignerSlot {
+  public:
+    explicit SignerSlot(SignerFunction function) {
+        auto shared = std::make_shared<const SignerFunction>(std::move(function));
+        SignerRegistry &registry = signer_registry();
+        std::lock_guard<std::mutex> guard(registry.lock);
+        id_ = registry.next++;
+        registry.live.emplace(id_, std::move(shared));
+    }
+    ~SignerSlot() {
+        SignerRegistry &registry = signer_registry();
+        std::lock_guard<std::mutex> guard(registry.lock);
+        registry.live.erase(id_);
+    }
+    SignerSlot(const SignerSlot &) = delete;
+    SignerSlot &operator=(const SignerSlot &) = delete;
+
+    void *userdata() const noexcept { return reinterpret_cast<void *>(id_); }
+
+  private:
+    uintptr_t id_ = 0;
+};
+
+/// The tradeauth_sign_fn of every C++ signer. Returns 1 if the function threw (nothing
+/// unwinds into the library), 2 if its Session is gone, 3 if it returned more than
+/// out_cap bytes.
+inline int32_t sign_trampoline(void *userdata, const uint8_t *digest, uint8_t *out, size_t out_cap,
+                               size_t *out_len) noexcept {
+    try {
+        std::shared_ptr<const SignerFunction> function;
+        {
+            SignerRegistry &registry = signer_registry();
+            std::lock_guard<std::mutex> guard(registry.lock);
+            auto found = registry.live.find(reinterpret_cast<uintptr_t>(userdata));
+            if (found == registry.live.end()) return 2;
+            function = found->second;
+        }
+        std::vector<uint8_t> signature = (*function)(digest);
+        if (signature.size() > out_cap) return 3;
+        if (!signature.empty()) std::memcpy(out, signature.data(), signature.size());
+        *out_len = signature.size();
+        return 0;
+    } catch (...) {
+        return 1;
+    }
+}
+
+inline uint32_t timeout_ms(std::chrono::milliseconds timeout) {
+    if (timeout.count() <= 0) return 0;
+    if (timeout.count() > static_cast<long long>(UINT32_MAX)) return UINT32_MAX;
+    return static_cast<uint32_t>(timeout.count());
+}
+
 } // namespace detail
+
+/// An external signer for Session::cascade_with_signer / update_signer.
+using SignerFunction = detail::SignerFunction;
 
 /// The library version, e.g. "0.1.0".
 inline std::string version() { return tradeauth_version(); }
@@ -307,6 +388,35 @@ class Session {
                                          detail::c_str(delegate_private_key).c_str(), options.get(), out);
         });
     }
+    /// Cascade with the delegate key outside the process: `signer` signs each challenge's
+    /// 32-byte EIP-191 digest for `delegate_address` on a library thread (it may block; it
+    /// is never run twice at once for this registration). An exception it throws fails the
+    /// sign-in with TRADEAUTH_ERR_SIGNING ("the C signer returned 1"), as does a signature
+    /// by another key, more than 80 bytes, or no answer within `timeout` (0: 10 s). The
+    /// Session owns `signer`; a call still running when the Session is destroyed keeps
+    /// its own reference to it, so it is never used after it is freed.
+    static Session cascade_with_signer(std::string_view deposit_address, std::string_view delegate_address,
+                                       SignerFunction signer, const Options &options,
+                                       std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+        auto slot = std::make_unique<detail::SignerSlot>(std::move(signer));
+        Session session = make("tradeauth_cascade_new_with_signer", [&](tradeauth_session **out) {
+            return tradeauth_cascade_new_with_signer(detail::c_str(deposit_address).c_str(),
+                                                     detail::c_str(delegate_address).c_str(),
+                                                     &detail::sign_trampoline, slot->userdata(),
+                                                     detail::timeout_ms(timeout), options.get(), out);
+        });
+        session.signers_.push_back(std::move(slot));
+        return session;
+    }
+    /// Cascade with the delegate key decrypted from a Web3 Secret Storage v3 keystore file.
+    static Session cascade_from_keystore(std::string_view deposit_address, std::string_view keystore_path,
+                                         std::string_view password, const Options &options) {
+        return make("tradeauth_cascade_new_from_keystore", [&](tradeauth_session **out) {
+            return tradeauth_cascade_new_from_keystore(detail::c_str(deposit_address).c_str(),
+                                                       detail::c_str(keystore_path).c_str(),
+                                                       detail::c_str(password).c_str(), options.get(), out);
+        });
+    }
     /// Exchange: a trader key, an admin token, or neither (public).
     static Session exchange(std::optional<std::string_view> api_key,
                             std::optional<std::string_view> admin_token, const Options &options) {
@@ -346,6 +456,7 @@ class Session {
             handle_.reset(); // stop our callback before its function object goes
             handle_ = std::move(other.handle_);
             callback_ = std::move(other.callback_);
+            signers_ = std::move(other.signers_);
         }
         return *this;
     }
@@ -414,6 +525,27 @@ class Session {
         return Response(raw);
     }
 
+    /// Replaces a secret in place: `kind` is "password" (Cadenza), "secret_key" (Partner),
+    /// "api_key" (Exchange) or "delegate_private_key" (Cascade). No gap for header readers.
+    /// Safe from any thread (a replaced signer is kept until the Session goes).
+    void update_secret(std::string_view kind, std::string_view value) const {
+        detail::check(tradeauth_session_update_secret(handle_.get(), detail::c_str(kind).c_str(),
+                                                      detail::c_str(value).c_str()),
+                      "tradeauth_session_update_secret");
+    }
+
+    /// Cascade: replaces the delegate key source with `signer` (as cascade_with_signer).
+    void update_signer(std::string_view delegate_address, SignerFunction signer,
+                       std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+        auto slot = std::make_unique<detail::SignerSlot>(std::move(signer));
+        detail::check(tradeauth_session_update_signer(handle_.get(), detail::c_str(delegate_address).c_str(),
+                                                      &detail::sign_trampoline, slot->userdata(),
+                                                      detail::timeout_ms(timeout)),
+                      "tradeauth_session_update_signer");
+        signers_.clear(); // the replaced signers start no new call
+        signers_.push_back(std::move(slot));
+    }
+
     /// Calls `callback` on a library thread for every event; an empty function removes it.
     /// The callback must not throw (exceptions are swallowed at the boundary).
     void on_event(std::function<void(const Event &)> callback) {
@@ -477,6 +609,8 @@ class Session {
     // Declared before handle_ so it is destroyed after it: the handle's destruction
     // stops the callback thread, and only then may the function object go.
     std::unique_ptr<std::function<void(const Event &)>> callback_;
+    // External signers: destroyed after handle_ too (a running call keeps its own reference).
+    std::vector<std::unique_ptr<detail::SignerSlot>> signers_;
     std::unique_ptr<tradeauth_session, Free> handle_;
 };
 

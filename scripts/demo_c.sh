@@ -13,10 +13,19 @@ cargo build -p tradeauth-ffi
 test -x "$CARGO_TARGET_DIR/debug/tradeauth-sim" || cargo build -p tradeauth-sim
 mkdir -p "$OUT"
 C_EXAMPLES=(cadenza partner cascade exchange ws_cascade ws_exchange)
+# cascade_signer's stand-in HSM is OpenSSL's libcrypto (libtradeauth does not link it):
+# built and run when its headers are installed (libssl-dev; scripts/test_c.sh installs it).
+if [ -f /usr/include/openssl/evp.h ]; then
+  C_EXAMPLES+=(cascade_signer)
+else
+  echo "note: libssl-dev is not installed: skipping examples/c/cascade_signer.c"
+fi
 CPP_EXAMPLES=(ws_cascade ws_exchange)
 for ex in "${C_EXAMPLES[@]}"; do
+  extra=()
+  [ "$ex" = cascade_signer ] && extra=(-lcrypto)
   gcc -std=c99 -Wall -Wextra -Werror -pedantic -I"$REPO/include" "examples/c/$ex.c" \
-    -L"$LIBDIR" -ltradeauth -Wl,-rpath,"$LIBDIR" -lpthread -o "$OUT/$ex"
+    -L"$LIBDIR" -ltradeauth -Wl,-rpath,"$LIBDIR" -lpthread "${extra[@]}" -o "$OUT/$ex"
 done
 for ex in "${CPP_EXAMPLES[@]}"; do
   g++ -std=c++17 -Wall -Wextra -Werror -pedantic -I"$REPO/include" "examples/cpp/$ex.cpp" \

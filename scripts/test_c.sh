@@ -22,6 +22,9 @@ trap 'rm -rf "$WORK"' EXIT
 CFLAGS=(-std=c99 -Wall -Wextra -Werror -pedantic -g -I"$REPO/include")
 CXXFLAGS=(-std=c++17 -Wall -Wextra -Werror -pedantic -g -I"$REPO/include")
 LINK=(-L"$LIBDIR" -ltradeauth -Wl,-rpath,"$LIBDIR" -lpthread)
+# The external-signer test and example sign with OpenSSL's libcrypto (libtradeauth does
+# not link it): only they add this.
+CRYPTO=(-lcrypto)
 # The sanitizers instrument the C/C++ side; the executable links libasan first, so the
 # Rust library's malloc/free are intercepted without LD_PRELOAD.
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
@@ -47,12 +50,13 @@ step "cargo build -p tradeauth-ffi"
 cargo build -p tradeauth-ffi
 test -x "$CARGO_TARGET_DIR/debug/tradeauth-sim" || cargo build -p tradeauth-sim
 
-step "tools: cbindgen $CBINDGEN_VERSION, valgrind, cmake"
+step "tools: cbindgen $CBINDGEN_VERSION, valgrind, cmake, libssl-dev"
 if [ "$(cbindgen --version 2>/dev/null || true)" != "cbindgen $CBINDGEN_VERSION" ]; then
   cargo install cbindgen --version "$CBINDGEN_VERSION" --locked --force
 fi
 command -v valgrind >/dev/null || apt_install valgrind
 command -v cmake >/dev/null || apt_install cmake
+test -f /usr/include/openssl/evp.h || apt_install libssl-dev
 
 step "include/tradeauth.h is what cbindgen $CBINDGEN_VERSION generates"
 cbindgen --quiet --config ffi/cbindgen.toml --crate tradeauth-ffi --output "$WORK/tradeauth.h" ffi
@@ -80,6 +84,12 @@ gcc "${CFLAGS[@]}" ffi/tests/c/test_lifecycle.c "${LINK[@]}" -o "$WORK/test_life
 gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_lifecycle.c "${LINK[@]}" -o "$WORK/test_lifecycle_asan"
 gcc "${CFLAGS[@]}" ffi/tests/c/test_ws.c "${LINK[@]}" -o "$WORK/test_ws"
 gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_ws.c "${LINK[@]}" -o "$WORK/test_ws_asan"
+gcc "${CFLAGS[@]}" ffi/tests/c/test_signer.c "${LINK[@]}" "${CRYPTO[@]}" -o "$WORK/test_signer"
+gcc "${CFLAGS[@]}" "${SAN[@]}" ffi/tests/c/test_signer.c "${LINK[@]}" "${CRYPTO[@]}" -o "$WORK/test_signer_asan"
+g++ "${CXXFLAGS[@]}" ffi/tests/cpp/test_signer.cpp "${LINK[@]}" "${CRYPTO[@]}" -o "$WORK/test_signer_cpp"
+g++ "${CXXFLAGS[@]}" "${SAN[@]}" ffi/tests/cpp/test_signer.cpp "${LINK[@]}" "${CRYPTO[@]}" -o "$WORK/test_signer_cpp_asan"
+gcc "${CFLAGS[@]}" examples/c/cascade_signer.c "${LINK[@]}" "${CRYPTO[@]}" -o "$WORK/cascade_signer"
+gcc "${CFLAGS[@]}" "${SAN[@]}" examples/c/cascade_signer.c "${LINK[@]}" "${CRYPTO[@]}" -o "$WORK/cascade_signer_asan"
 for ex in "${C_EXAMPLES[@]}"; do
   gcc "${CFLAGS[@]}" "examples/c/$ex.c" "${LINK[@]}" -o "$WORK/$ex"
   gcc "${CFLAGS[@]}" "${SAN[@]}" "examples/c/$ex.c" "${LINK[@]}" -o "$WORK/${ex}_asan"
@@ -129,8 +139,20 @@ reset_sim
 reset_sim
 "$WORK/test_ws_asan"
 
+step "C external signer, keystore and rotation test: tradeauth_cascade_new_with_signer etc. (plain, ASan + UBSan)"
+reset_sim
+"$WORK/test_signer"
+reset_sim
+"$WORK/test_signer_asan"
+
+step "C++ external signer test: Session::cascade_with_signer etc. (plain, ASan + UBSan)"
+reset_sim
+"$WORK/test_signer_cpp"
+reset_sim
+"$WORK/test_signer_cpp_asan"
+
 step "C examples (ASan + UBSan)"
-for ex in "${C_EXAMPLES[@]}"; do
+for ex in "${C_EXAMPLES[@]}" cascade_signer; do
   echo "--- $ex"
   "$WORK/${ex}_asan"
 done
@@ -155,6 +177,10 @@ reset_sim
 TRADEAUTH_TEST_SETTLE_MS=1500 "${VALGRIND[@]}" "$WORK/test_lifecycle"
 reset_sim
 TRADEAUTH_TEST_SETTLE_MS=1500 "${VALGRIND[@]}" "$WORK/test_ws"
+reset_sim
+TRADEAUTH_TEST_SLOW=1 TRADEAUTH_TEST_HEADER_READS=200 TRADEAUTH_TEST_SETTLE_MS=1500 "${VALGRIND[@]}" "$WORK/test_signer"
+reset_sim
+"${VALGRIND[@]}" "$WORK/test_signer_cpp"
 echo "valgrind: 0 memory errors, 0 definite leaks"
 
 step "C++ engine example (ASan + UBSan; background refresh under hot-path readers)"

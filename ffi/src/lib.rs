@@ -37,6 +37,7 @@ mod metrics;
 mod options;
 mod response;
 mod session;
+mod signer;
 mod status;
 mod text;
 mod ws;
@@ -47,6 +48,7 @@ pub use events::{tradeauth_event_callback, tradeauth_event_kind};
 pub use options::tradeauth_options;
 pub use response::tradeauth_response;
 pub use session::{tradeauth_session, tradeauth_ws_reply};
+pub use signer::tradeauth_sign_fn;
 pub use status::tradeauth_status;
 
 /// The library version, e.g. `"0.1.0"`, as a static NUL-terminated string: never free

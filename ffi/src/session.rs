@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::events::{Dispatcher, tradeauth_event_callback};
 use crate::handle::{Entered, Gate, closed};
 use crate::options::{options_or_default, tradeauth_options};
+use crate::signer::{Registration, Signers};
 use crate::status::{
     Failure, FfiResult, boundary, boundary_value, set_last_error, tradeauth_status,
 };
@@ -32,6 +33,9 @@ pub struct tradeauth_session {
     /// `TRADEAUTH_ERR_CLOSED`.
     closing: watch::Sender<bool>,
     events: Mutex<Option<Dispatcher>>,
+    /// The C signers registered with this session (constructor, `update_signer`): `_free`
+    /// retires them so the library starts no new call of theirs afterwards.
+    signers: std::sync::Arc<Signers>,
 }
 
 /// What a call keeps of a session once it has left the handle: its own strong reference
@@ -39,6 +43,7 @@ pub struct tradeauth_session {
 pub(crate) struct Held {
     session: Session,
     closing: watch::Receiver<bool>,
+    signers: std::sync::Arc<Signers>,
 }
 
 impl tradeauth_session {
@@ -60,6 +65,7 @@ impl tradeauth_session {
         Ok(Held {
             session: self.session.clone(),
             closing: self.closing.subscribe(),
+            signers: std::sync::Arc::clone(&self.signers),
         })
     }
 }
@@ -68,6 +74,11 @@ impl Held {
     /// The session, for non-blocking reads.
     pub(crate) fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// The session's registered C signers (usable after the handle is freed).
+    pub(crate) fn signers(&self) -> &Signers {
+        &self.signers
     }
 
     /// Runs `work` on the library's runtime from the caller's thread, unless the handle is
@@ -118,6 +129,20 @@ unsafe fn make_session(
     out: *mut *mut tradeauth_session,
     build: impl FnOnce() -> tradeauth::Result<Session>,
 ) -> FfiResult {
+    // SAFETY: forwarded contract.
+    unsafe { make_session_with_signer(out, None, build) }
+}
+
+/// [`make_session`] for a session whose config holds the C signer `registration`,
+/// which the handle keeps so `_free` can retire it.
+///
+/// # Safety
+/// `out` is non-NULL and writable.
+pub(crate) unsafe fn make_session_with_signer(
+    out: *mut *mut tradeauth_session,
+    registration: Option<std::sync::Arc<Registration>>,
+    build: impl FnOnce() -> tradeauth::Result<Session>,
+) -> FfiResult {
     let runtime = tradeauth::runtime::shared()?;
     let session = {
         let _entered = runtime.enter();
@@ -128,6 +153,7 @@ unsafe fn make_session(
         session,
         closing: watch::Sender::new(false),
         events: Mutex::new(None),
+        signers: std::sync::Arc::new(Signers::new(registration)),
     });
     // SAFETY: per the contract.
     unsafe { out.write(Box::into_raw(handle)) };
@@ -325,6 +351,8 @@ pub unsafe extern "C" fn tradeauth_session_free(session: *mut tradeauth_session)
         let shared = unsafe { &*session };
         shared.gate.close();
         shared.closing.send_replace(true);
+        // No new call of a C signer starts from now on (one running goes on to its end).
+        shared.signers.close();
         // Calls inside hold the handle only while they copy (long work runs on their own
         // references and has just been told to stop), so this wait is short.
         shared.gate.wait_empty();

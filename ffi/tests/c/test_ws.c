@@ -537,8 +537,12 @@ static void test_revocation_shared_with_http(void) {
         tradeauth_response_free(response);
         CHECK(pthread_join(thread, NULL) == 0);
         OK(call.status);
-        int refused = wait_answer(&box, 7);
-        CHECK(refused >= 0 && answer_is_error(&box, refused));
+        /* Query 7 is answered either way: refused when it reached the venue before the
+           connection re-authenticated, served when the HTTP caller's renewal (shared) won
+           the race and the connection re-authenticated first. What must hold is below:
+           one shared renewal, and the connection serves private calls again. */
+        int seventh = wait_answer(&box, 7);
+        CHECK(seventh >= 0);
         send_query(ws, 8);
         int answer = wait_answer(&box, 8);
         CHECK(answer >= 0 && !answer_is_error(&box, answer));
