@@ -1295,3 +1295,29 @@ fn a_forced_refresh_keeps_the_token_until_its_successor() {
     stopped.force_refresh(clock.ms(1));
     assert_eq!(stopped.state_name(), "awaiting_challenge", "re-armed");
 }
+
+#[test]
+fn a_venue_echoing_the_delegate_key_is_redacted() {
+    let clock = Clock::new();
+    let now = clock.ms(0);
+    for echoed in [KEY.to_owned(), key_hex().to_owned()] {
+        let mut m = machine();
+        let _ = m.poll_request(now).unwrap();
+        let e = m
+            .handle_response(
+                now,
+                json(400, json!({"error": format!("cannot use key {echoed} for {DEPOSIT}")})),
+            )
+            .unwrap_err();
+        assert_no_secret(&e.to_string(), &[key_hex()]);
+        assert!(e.message().contains("[REDACTED]"), "{e}");
+        assert!(e.message().contains(DEPOSIT), "the rest is kept: {e}");
+    }
+    // With an external signer there is no key here: the text is kept as it is.
+    let mut m = external();
+    let _ = m.poll_request(now).unwrap();
+    let e = m
+        .handle_response(now, json(400, json!({"error": format!("no such account {DEPOSIT}")})))
+        .unwrap_err();
+    assert!(e.message().contains(&format!("no such account {DEPOSIT}")), "{e}");
+}
