@@ -1280,6 +1280,16 @@ fn a_forced_refresh_keeps_the_token_until_its_successor() {
     )
     .unwrap();
     assert_eq!(events(&mut m), vec![AuthEvent::Refreshed]);
+    // Forced again while a flow is under way: the token stays, the flow goes on.
+    m.force_refresh(clock.ms(4));
+    let _ = m.poll_request(clock.ms(4)).expect("challenge");
+    m.force_refresh(clock.ms(5));
+    assert!(m.is_busy());
+    assert!(
+        m.credential(clock.ms(5).instant).is_some(),
+        "no gap mid-flow"
+    );
+    assert_eq!(m.state_name(), "awaiting_challenge");
     // With nothing to keep, it is a plain re-authentication.
     let mut fresh = machine();
     fresh.force_refresh(clock.ms(0));
@@ -1306,7 +1316,10 @@ fn a_venue_echoing_the_delegate_key_is_redacted() {
         let e = m
             .handle_response(
                 now,
-                json(400, json!({"error": format!("cannot use key {echoed} for {DEPOSIT}")})),
+                json(
+                    400,
+                    json!({"error": format!("cannot use key {echoed} for {DEPOSIT}")}),
+                ),
             )
             .unwrap_err();
         assert_no_secret(&e.to_string(), &[key_hex()]);
@@ -1317,7 +1330,13 @@ fn a_venue_echoing_the_delegate_key_is_redacted() {
     let mut m = external();
     let _ = m.poll_request(now).unwrap();
     let e = m
-        .handle_response(now, json(400, json!({"error": format!("no such account {DEPOSIT}")})))
+        .handle_response(
+            now,
+            json(400, json!({"error": format!("no such account {DEPOSIT}")})),
+        )
         .unwrap_err();
-    assert!(e.message().contains(&format!("no such account {DEPOSIT}")), "{e}");
+    assert!(
+        e.message().contains(&format!("no such account {DEPOSIT}")),
+        "{e}"
+    );
 }

@@ -195,6 +195,42 @@ fn a_cascade_key_or_signer_signs_the_next_challenge() {
         "server_signature": "c2ln",
         "signing_payload": format!(r#"{{"account":"{}","nonce":"n1"}}"#, demo::CASCADE_ACCOUNT),
     });
+    // An active session keeps its token and schedule: the next renewal uses the new key.
+    let mut active = CascadeMachine::new(CascadeConfig::new(
+        demo::CASCADE_ACCOUNT,
+        demo::CASCADE_DELEGATE_KEY,
+    ))
+    .unwrap();
+    let _ = active.poll_request(clock.ms(0)).expect("challenge");
+    active
+        .handle_response(clock.ms(0), json(200, challenge.clone()))
+        .unwrap();
+    let _ = active.poll_request(clock.ms(0)).expect("answer");
+    active
+        .handle_response(
+            clock.ms(0),
+            json(
+                200,
+                json!({"token": "t0k3n", "claims": {"exp": BASE_MS / 1000 + 3600}}),
+            ),
+        )
+        .unwrap();
+    let _ = active.poll_event();
+    let _ = active.poll_event();
+    assert_eq!(active.state_name(), "active");
+    let due = active.poll_timeout();
+    active
+        .replace_secret(clock.ms(1), NewSecret::Signer(never_called()))
+        .unwrap();
+    assert_eq!(
+        active.state_name(),
+        "active",
+        "no renewal started by a rotation"
+    );
+    assert!(active.poll_request(clock.ms(2)).is_none());
+    assert_eq!(active.poll_timeout(), due);
+    assert!(active.credential(clock.ms(2).instant).is_some());
+
     let mut m = CascadeMachine::new(CascadeConfig::new(
         demo::CASCADE_ACCOUNT,
         demo::CASCADE_DELEGATE_KEY,

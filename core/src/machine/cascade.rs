@@ -1096,8 +1096,11 @@ impl Machine for CascadeMachine {
         match self.phase {
             // Like the refresh window: a new challenge while the token is still handed
             // out, so readers see no gap (handle_unauthorized would drop it).
-            Phase::Idle if self.session.is_some() => self.phase = Phase::Challenge,
-            _ => self.handle_unauthorized(now),
+            Phase::Idle => self.phase = Phase::Challenge,
+            // Re-armed, as by a 401.
+            Phase::Stopped => self.handle_unauthorized(now),
+            // A flow under way brings the successor; the token stays until then.
+            Phase::Challenge | Phase::Sign(_) | Phase::Answer(_) => {}
         }
     }
 

@@ -106,3 +106,31 @@ impl Machine for DemoMachine {
         "demo"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::NewSecret;
+    use crate::secret::Secret;
+
+    /// A venue that overrides none of the signer or rotation methods gets the trait's
+    /// defaults: nothing to sign, and every signature or replacement refused by name.
+    #[test]
+    fn the_defaults_refuse_signatures_and_replacements() {
+        let mut m = DemoMachine::new("key").expect("machine");
+        let now = Now::capture();
+        assert!(m.poll_sign(now).is_none());
+        let e = m
+            .handle_signature(now, Ok([0u8; 65]))
+            .expect_err("not asked");
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument);
+        assert!(e.message().contains("Demo got a signature"), "{e}");
+        let e = m
+            .replace_secret(now, NewSecret::ApiKey(Secret::new("k")))
+            .expect_err("no such secret");
+        assert!(
+            e.message().contains("Demo has no api_key to replace"),
+            "{e}"
+        );
+    }
+}
