@@ -27,7 +27,8 @@ FULL_RUN=core/mutants-full-run.txt
 # group | package | files (space separated globs) | cargo test arguments
 # The files are the code that decides: validity and time (clock), each venue's rules
 # (machine, cascade), renewal, single flight and the origin rules (session), the WebSocket
-# client's auth, hold and reconnect rules (ws-client), sharing a
+# client's auth, hold and reconnect rules (ws-client), what an external signer's answer
+# becomes, keystores and secret files (signer), sharing a
 # login through a store (store, sharing), and what C callers are told (ffi). The tests
 # are the ones that exercise that code: unit tests always; the machine KATs and property
 # tests for the machines; the simulator over real TLS (and a real redis-server) for
@@ -43,6 +44,7 @@ MUTANT_GROUPS=(
   "session|tradeauth|core/src/session/mod.rs core/src/session/drive.rs core/src/session/refresher.rs core/src/session/skew.rs|--lib --test session_cadenza --test session_others --test session_renewal --test fork --test concurrency"
   "session-io|tradeauth|core/src/session/request.rs core/src/session/ws.rs core/src/session/tls.rs|--lib --test session_others --test wrong_place --test session_cadenza --test fault_matrix --test secrets --test zeroize --test tls_versions"
   "ws-client|tradeauth|core/src/session/ws_client.rs|--lib --test ws_client"
+  "signer|tradeauth|core/src/signer.rs core/src/keystore.rs core/src/session/env.rs|--lib --test signer --test keystore --test env_files --test cascade --test rotation"
   "sharing|tradeauth|core/src/session/shared.rs|--lib --test store_file --test store_redis --test session_cadenza -- --include-ignored"
   "ffi|tradeauth-ffi|ffi/src/status.rs ffi/src/text.rs|--lib"
 )

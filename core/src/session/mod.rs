@@ -523,8 +523,10 @@ impl Session {
     /// Replaces a secret in place (rotation without restart): a new Cadenza password,
     /// Partner secret, Exchange key or Cascade key/signer. The next renewal uses it; the
     /// credential served now stays valid until then (Exchange's new key is served at
-    /// once), so readers never see a gap; the old secret is wiped. Waits for a renewal
-    /// in progress to finish first. A kind the venue does not use is `InvalidArgument`.
+    /// once), so readers never see a gap; the machine's copy of the old secret is wiped
+    /// (the config the session was built with, kept for a forked child's machine, still
+    /// holds the original until the session is dropped). Waits for a renewal in progress
+    /// to finish first. A kind the venue does not use is `InvalidArgument`.
     pub async fn update_credentials(&self, secret: crate::machine::NewSecret) -> Result<()> {
         let local = self.local()?;
         let mut state = local.state.lock().await;
