@@ -388,6 +388,7 @@ mod tests {
         assert!(err(1 << 23, 2, 1).contains("memory limit"));
         assert!(err(1 << 30, 1, 1).contains("memory limit"));
         assert!(err(u64::MAX / 2 + 1, 64, 1).contains("memory limit"));
+        assert!(Kdf::parse(&scrypt_params(2, 8, 1)).is_ok()); // the smallest n there is
         assert!(err(1, 8, 1).contains("power of two"));
         assert!(err(3000, 8, 1).contains("power of two"));
         assert!(err(1024, 0, 1).contains("scrypt r"));

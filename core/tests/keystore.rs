@@ -181,6 +181,25 @@ fn read_keystore_refuses_a_huge_file() {
 }
 
 #[test]
+fn read_keystore_takes_a_file_of_exactly_the_limit() {
+    use tradeauth::keystore::MAX_FILE_SIZE;
+    let dir = std::env::temp_dir().join(format!("tradeauth-keystore-edge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut json = std::fs::read(fixture_path("eth_account_pbkdf2.json")).unwrap();
+    // Trailing whitespace is still the same JSON document.
+    json.resize(usize::try_from(MAX_FILE_SIZE).unwrap(), b' ');
+    let path = dir.join("edge.json");
+    std::fs::write(&path, &json).unwrap();
+    let at_limit = read_keystore(&path, PASSWORD.as_bytes());
+    json.push(b' ');
+    std::fs::write(&path, &json).unwrap();
+    let over = read_keystore(&path, PASSWORD.as_bytes());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(at_limit.is_ok(), "{:?}", at_limit.err());
+    assert!(over.unwrap_err().to_string().contains("larger than"));
+}
+
+#[test]
 fn wrong_password_is_a_mac_error() {
     for name in ["eth_account_pbkdf2.json", "eth_account_scrypt.json"] {
         let message = refused(decrypt(&fixture(name), "wrong-password"), "MAC");

@@ -206,7 +206,8 @@ def test_a_signer_past_its_timeout_fails_promptly(sim: Sim) -> None:
     with pytest.raises(tradeauth.SigningError, match="did not answer within"):
         client.headers()
     elapsed = time.monotonic() - started
-    assert elapsed < 1.5, elapsed
+    # Well before the 2 s sleep ends (the event below is the proof); slack for a loaded CI.
+    assert elapsed < 1.9, elapsed
     assert not released.is_set(), "the call waited for the signer's thread"
     assert sim.stats("cascade")["logins"] == 0
     # The signer's thread finishes on its own later; its answer is dropped.

@@ -347,6 +347,7 @@ async fn stats_are_exact_and_reset_restores_the_start() {
                 "refreshes",
                 "rejections",
                 "requests",
+                "signed",
                 "tokens_issued",
                 "ws_auths",
                 "ws_connections",
