@@ -273,7 +273,10 @@ def test_headers_hot_path_never_touches_the_venue(sim: Sim) -> None:
 
 
 def test_ctrl_c_interrupts_a_blocking_call(sim: Sim) -> None:
-    sim.fault("cadenza", "/api/v3/auth/login", "delay", delay_ms=3000, count=1)
+    # count=3: a login by another client still alive from an earlier test cannot use up
+    # the only delayed answer (it failed once in CI that way or similar); /reset, before
+    # the next test, clears what is left.
+    sim.fault("cadenza", "/api/v3/auth/login", "delay", delay_ms=3000, count=3)
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     started = time.monotonic()
     timer.start()
