@@ -274,9 +274,12 @@ def test_headers_hot_path_never_touches_the_venue(sim: Sim) -> None:
 
 def test_ctrl_c_interrupts_a_blocking_call(sim: Sim) -> None:
     # count=3: a login by another client still alive from an earlier test cannot use up
-    # the only delayed answer (it failed once in CI that way or similar); /reset, before
-    # the next test, clears what is left.
+    # the only delayed answer; /reset, before the next test, clears what is left.
     sim.fault("cadenza", "/api/v3/auth/login", "delay", delay_ms=3000, count=3)
+    # A process started in the background by a non-interactive shell inherits SIGINT as
+    # ignored, and Python then installs no handler (this test failed that way under
+    # `nohup ... &`): give it Python's default handler for the test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     started = time.monotonic()
     timer.start()
@@ -285,6 +288,7 @@ def test_ctrl_c_interrupts_a_blocking_call(sim: Sim) -> None:
             sim.cadenza_client()
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 2.0
 
 
