@@ -18,15 +18,55 @@ ensure_maturin() {
   fi
 }
 
-# Builds the abi3 wheel (dev profile: it reuses the workspace's compiled dependencies)
-# into $WHEEL_DIR and sets WHEEL to its path.
+# Builds the abi3 wheel into $WHEEL_DIR and sets WHEEL to its path. With no argument: the
+# dev profile (scripts/demo_python.sh: it reuses the workspace's compiled dependencies;
+# nobody ships it). With `manylinux2014`: what a release ships and what
+# scripts/test_python.sh tests, the release profile linked by zig against glibc 2.17
+# (RHEL/Rocky 8, Amazon Linux 2), tagged manylinux_2_17 (manylinux2014).
 build_wheel() {
   ensure_maturin
   rm -f "$WHEEL_DIR"/tradeauth-*.whl
-  "$TOOLS_VENV/bin/maturin" build --quiet -m "$PY_DIR/Cargo.toml" --out "$WHEEL_DIR" \
-    --interpreter python3 --strip --locked
+  if [ "${1:-}" = manylinux2014 ]; then
+    maturin_zig build --quiet -m "$PY_DIR/Cargo.toml" --out "$WHEEL_DIR" --locked \
+      --release --zig --compatibility manylinux2014
+  else
+    # --profile overrides pyproject.toml's `profile = "release"` for the demo only.
+    "$TOOLS_VENV/bin/maturin" build --quiet -m "$PY_DIR/Cargo.toml" --out "$WHEEL_DIR" \
+      --interpreter python3 --strip --locked --profile dev
+  fi
   WHEEL="$(ls "$WHEEL_DIR"/tradeauth-*-cp39-abi3-*.whl)"
   export WHEEL
+}
+
+# maturin with the pinned zig (the `ziglang` package) on its PATH: `--zig` runs
+# `python -m ziglang`, found through the tools venv's python.
+maturin_zig() {
+  PATH="$TOOLS_VENV/bin:$PATH" "$TOOLS_VENV/bin/maturin" "$@"
+}
+
+# `auditwheel show` on wheel $1 (printed as auditwheel words it), then its JSON report
+# checked: the symbols allow tag $2 (e.g. manylinux_2_17_x86_64), the file carries that
+# tag, and nothing outside the manylinux policy's libraries (glibc's) is linked, so
+# nothing would have to be vendored into the wheel.
+audit_wheel() {
+  local wheel="$1" tag="$2"
+  "$TOOLS_VENV/bin/auditwheel" show "$wheel"
+  "$TOOLS_VENV/bin/auditwheel" show --json "$wheel" | python3 -c '
+import json, os, sys
+wheel, tag = sys.argv[1], sys.argv[2]
+report = json.load(sys.stdin)
+problems = []
+allowed, external = report.get("overall_tag"), sorted(report.get("external_libs") or {})
+if allowed != tag:
+    problems.append(f"auditwheel allows {allowed!r}, not {tag!r}")
+if external:
+    problems.append(f"links libraries outside the policy: {external}")
+if tag not in os.path.basename(wheel):
+    problems.append(f"the file name does not carry {tag}")
+if problems:
+    sys.exit(f"auditwheel: {os.path.basename(wheel)}: " + "; ".join(problems))
+print(f"auditwheel: {os.path.basename(wheel)}: {tag}, no external library")
+' "$wheel" "$tag"
 }
 
 # Makes a fresh venv at $1 and pip-installs the wheel plus the pinned test dependencies.

@@ -96,6 +96,8 @@ fi
 start_sim
 
 step "C ABI bench: tradeauth_session_header, 1 and 8 threads"
+# The programs below need the SONAME link next to the library they are linked against.
+link_soname "$PROFILE_DIR"
 cc -O2 -std=c11 -Wall -Wextra -Werror -I"$REPO/include" ffi/benches/header_bench.c \
   -L"$PROFILE_DIR" -ltradeauth -Wl,-rpath,"$PROFILE_DIR" -lpthread -o "$BENCH_WORK/header_bench"
 "$BENCH_WORK/header_bench" "$C_ITER" 8

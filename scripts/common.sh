@@ -79,3 +79,11 @@ start_redis() {
   }
   export TRADEAUTH_TEST_REDIS_URL="redis://:$pass@127.0.0.1:$REDIS_PORT/0"
 }
+
+# libtradeauth.so has the SONAME libtradeauth.so.0 (ffi/build.rs), so a program linked
+# with -L DIR -ltradeauth records NEEDED libtradeauth.so.0 and loads that name: give the
+# cargo output DIR (e.g. target/debug) that link, as an installed lib/ has. Run it after
+# `cargo build -p tradeauth-ffi`.
+link_soname() {
+  ln -sfn libtradeauth.so "$1/libtradeauth.so.0"
+}

@@ -10,6 +10,7 @@ OUT="$CARGO_TARGET_DIR/examples-c"
 
 step "build libtradeauth, the C examples and the C++ WebSocket examples"
 cargo build -p tradeauth-ffi
+link_soname "$LIBDIR"
 test -x "$CARGO_TARGET_DIR/debug/tradeauth-sim" || cargo build -p tradeauth-sim
 mkdir -p "$OUT"
 C_EXAMPLES=(cadenza partner cascade exchange ws_cascade ws_exchange)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, Rust unit + integration tests (the simulator over
-# real TLS), the Python page-fidelity tests, the C ABI (plain, ASan+UBSan, valgrind), the
-# Python wheel, the shared credential stores, the benchmarks (smoke mode), a bounded
+# real TLS), the Python page-fidelity tests, the C ABI (plain, ASan+UBSan, valgrind) and
+# its install tarball, the release Python wheel (manylinux2014, auditwheel) and the
+# source installs (pip wheel ./python, the sdist), the crates' package lists, docs and
+# minimum Rust version, the shared credential stores, the benchmarks (smoke mode), a bounded
 # fuzzing run, and mutation testing of the decision code changed since its last full run.
 # It installs what it needs (cbindgen, cargo-fuzz, pip packages, npm packages, apt
 # packages) and builds once into one target dir that every step reuses.
@@ -38,6 +40,7 @@ TRADEAUTH_SIM_BIN="$CARGO_TARGET_DIR/debug/tradeauth-sim" "$PY" -m pytest -q -p 
 
 bash scripts/test_c.sh
 bash scripts/test_python.sh
+bash scripts/test_package.sh
 if [ -f scripts/test_store.sh ]; then
   bash scripts/test_store.sh
 fi

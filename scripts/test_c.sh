@@ -48,6 +48,7 @@ apt_install() {
 
 step "cargo build -p tradeauth-ffi"
 cargo build -p tradeauth-ffi
+link_soname "$LIBDIR"
 test -x "$CARGO_TARGET_DIR/debug/tradeauth-sim" || cargo build -p tradeauth-sim
 
 step "tools: cbindgen $CBINDGEN_VERSION, valgrind, cmake, libssl-dev"
@@ -65,6 +66,18 @@ if ! diff -u include/tradeauth.h "$WORK/tradeauth.h"; then
   echo "  cbindgen --config ffi/cbindgen.toml --crate tradeauth-ffi --output include/tradeauth.h ffi" >&2
   exit 1
 fi
+
+step "libtradeauth.so: SONAME libtradeauth.so.0, only tradeauth_* exported"
+# rustc's own version script exports exactly the #[no_mangle] functions (ffi/build.rs
+# says why no second script is passed): this catches a dependency or a new function that
+# would put another name into the ABI.
+readelf -d "$LIBDIR/libtradeauth.so" | grep -F 'Library soname: [libtradeauth.so.0]'
+EXPORTS="$(nm -D --defined-only "$LIBDIR/libtradeauth.so" | awk '{print $NF}')"
+if grep -v '^tradeauth_' <<<"$EXPORTS"; then
+  echo "libtradeauth.so exports the symbols above, which are not tradeauth_*" >&2
+  exit 1
+fi
+echo "$(wc -l <<<"$EXPORTS") defined dynamic symbols, all tradeauth_*"
 
 step "the headers compile as C99 and C++17 (-Wall -Wextra -Werror -pedantic)"
 printf '#include "tradeauth.h"\nint main(void) { return tradeauth_version() == 0; }\n' > "$WORK/h.c"
@@ -101,6 +114,9 @@ done
 
 step "install step: ffi/install.sh, then pkg-config and find_package(tradeauth) consumers"
 ffi/install.sh "$WORK/prefix" debug >/dev/null
+# Packed here, for the tarball step below: after the export, cargo would see a new
+# PKG_CONFIG_PATH (build scripts such as aws-lc-sys rerun on it) and rebuild the library.
+ffi/install.sh --tarball "$WORK/dist" debug >/dev/null
 export PKG_CONFIG_PATH="$WORK/prefix/lib/pkgconfig"
 # shellcheck disable=SC2046 # pkg-config output is meant to split into flags
 gcc -std=c99 examples/c/exchange.c $(pkg-config --cflags --libs tradeauth) \
@@ -111,6 +127,98 @@ gcc -std=c99 $(pkg-config --cflags tradeauth) examples/c/partner.c "$WORK/prefix
 cmake -S ffi/tests/cmake -B "$WORK/cmake" -DCMAKE_PREFIX_PATH="$WORK/prefix" >/dev/null
 cmake --build "$WORK/cmake" -j 2 >/dev/null
 echo "pkg-config (shared, static) and CMake (tradeauth::tradeauth, tradeauth::static) consumers built"
+
+step "relocatable tarball: ffi/install.sh --tarball, unpacked elsewhere; C and C++, shared and static, via pkg-config and CMake"
+TARBALLS=("$WORK"/dist/tradeauth-*-linux-"$(uname -m)".tar.gz)
+# `if`, not `[ ] && [ ]`: set -e does not stop on the first test of an && list.
+if [ "${#TARBALLS[@]}" != 1 ] || [ ! -f "${TARBALLS[0]}" ]; then
+  echo "expected one tarball in $WORK/dist, got: ${TARBALLS[*]}" >&2
+  exit 1
+fi
+# A fresh prefix that is not where the tarball was staged: nothing may point back there.
+mkdir "$WORK/unpacked"
+tar -C "$WORK/unpacked" -xzf "${TARBALLS[0]}"
+TB="$WORK/unpacked/$(basename "${TARBALLS[0]}" .tar.gz)"
+for f in LICENSE include/tradeauth.h include/tradeauth.hpp lib/libtradeauth.a \
+  lib/pkgconfig/tradeauth.pc lib/cmake/tradeauth/tradeauthConfig.cmake \
+  lib/cmake/tradeauth/tradeauthConfigVersion.cmake; do
+  test -f "$TB/$f" || { echo "tarball lacks $f" >&2; exit 1; }
+done
+test "$(readlink "$TB/lib/libtradeauth.so")" = libtradeauth.so.0
+SO_REAL="$(readlink "$TB/lib/libtradeauth.so.0")"
+if ! [[ "$SO_REAL" =~ ^libtradeauth\.so\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || [ ! -f "$TB/lib/$SO_REAL" ]; then
+  echo "lib/libtradeauth.so.0 points at '$SO_REAL', not an installed libtradeauth.so.X.Y.Z" >&2
+  exit 1
+fi
+if grep -rlF -e "$REPO" -e tradeauth-tarball. "$TB/lib/pkgconfig" "$TB/lib/cmake"; then
+  echo "the files above record a build path: the tarball would not be relocatable" >&2
+  exit 1
+fi
+TB_WORK="$WORK/tarball-consumers"
+mkdir "$TB_WORK"
+(
+  # No Rust toolchain at link time: the C side of a firm needs only a C/C++ compiler.
+  PATH="$(tr ':' '\n' <<<"$PATH" | while read -r d; do
+    [ -x "$d/cargo" ] || [ -x "$d/rustc" ] || printf '%s\n' "$d"
+  done | paste -sd: -)"
+  if command -v cargo >/dev/null || command -v rustc >/dev/null; then
+    echo "cargo/rustc still on PATH: the link below would not prove it needs no Rust" >&2
+    exit 1
+  fi
+  export PKG_CONFIG_PATH="$TB/lib/pkgconfig"
+  SMOKE="$REPO/ffi/tests/install"
+  # Not CFLAGS/CXXFLAGS: their -I"$REPO/include" would hide the tarball's headers.
+  TB_CFLAGS=(-std=c99 -Wall -Wextra -Werror -pedantic)
+  TB_CXXFLAGS=(-std=c++17 -Wall -Wextra -Werror -pedantic)
+  TB_LIB="$(pkg-config --variable=libdir tradeauth)"
+  # shellcheck disable=SC2046 # pkg-config output is meant to split into flags
+  {
+    # Shared without an rpath (run with LD_LIBRARY_PATH below) and with one.
+    gcc "${TB_CFLAGS[@]}" "$SMOKE/smoke.c" $(pkg-config --cflags --libs tradeauth) \
+      -o "$TB_WORK/pc_c_shared"
+    g++ "${TB_CXXFLAGS[@]}" "$SMOKE/smoke.cpp" $(pkg-config --cflags --libs tradeauth) \
+      -Wl,-rpath,"$TB_LIB" -o "$TB_WORK/pc_cpp_shared"
+    gcc "${TB_CFLAGS[@]}" $(pkg-config --cflags tradeauth) "$SMOKE/smoke.c" "$TB_LIB/libtradeauth.a" \
+      $(pkg-config --static --libs-only-l tradeauth | sed 's/-ltradeauth//') -o "$TB_WORK/pc_c_static"
+    g++ "${TB_CXXFLAGS[@]}" $(pkg-config --cflags tradeauth) "$SMOKE/smoke.cpp" "$TB_LIB/libtradeauth.a" \
+      $(pkg-config --static --libs-only-l tradeauth | sed 's/-ltradeauth//') -o "$TB_WORK/pc_cpp_static"
+  }
+  cmake -S "$SMOKE" -B "$TB_WORK/cmake" -DCMAKE_PREFIX_PATH="$TB" >/dev/null
+  cmake --build "$TB_WORK/cmake" -j 2 >/dev/null
+)
+needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\].*/\1/p'; }
+for bin in pc_c_shared pc_cpp_shared cmake/smoke_c_shared cmake/smoke_cpp_shared; do
+  needed "$TB_WORK/$bin" | grep -qx libtradeauth.so.0 || {
+    echo "$bin does not record NEEDED libtradeauth.so.0:" >&2; needed "$TB_WORK/$bin" >&2; exit 1; }
+done
+for bin in pc_c_static pc_cpp_static cmake/smoke_c_static cmake/smoke_cpp_static; do
+  if needed "$TB_WORK/$bin" | grep libtradeauth; then
+    echo "$bin is meant to be linked statically" >&2; exit 1
+  fi
+done
+# Each shared program must load the unpacked library, not the build dir's: through
+# LD_LIBRARY_PATH (no rpath) or through its rpath (pkg-config -Wl,-rpath, CMake's build
+# rpath), with nothing else on the search path.
+run_unpacked() {
+  local llp="$1" bin="$TB_WORK/$2"
+  local loaded
+  # ldd prints the path as found (pkg-config's libdir is .../lib/pkgconfig/../../lib).
+  loaded="$(env -u LD_LIBRARY_PATH ${llp:+LD_LIBRARY_PATH="$llp"} ldd "$bin" |
+    sed -n 's/^[[:space:]]*libtradeauth\.so\.0 => \(.*\) (0x.*/\1/p')"
+  if [ -z "$loaded" ] || [ "$(realpath "$loaded")" != "$(realpath "$TB/lib/libtradeauth.so.0")" ]; then
+    echo "$bin loads libtradeauth.so.0 from '$loaded', not from $TB/lib" >&2
+    exit 1
+  fi
+  env -u LD_LIBRARY_PATH ${llp:+LD_LIBRARY_PATH="$llp"} "$bin"
+}
+run_unpacked "$TB/lib" pc_c_shared
+for bin in pc_cpp_shared cmake/smoke_c_shared cmake/smoke_cpp_shared; do
+  run_unpacked "" "$bin"
+done
+for bin in pc_c_static pc_cpp_static cmake/smoke_c_static cmake/smoke_cpp_static; do
+  env -u LD_LIBRARY_PATH "$TB_WORK/$bin"
+done
+echo "tarball: NEEDED libtradeauth.so.0, loaded from the unpacked lib/; static links need no Rust toolchain"
 
 step "start the simulator"
 start_sim

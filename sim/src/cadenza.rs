@@ -119,10 +119,10 @@ impl State {
         }
         // Rotation: the presented refresh token is spent. The old access token stays
         // valid until it expires.
-        if let Some(spent) = self.refresh.remove(token) {
-            if self.revoke_family_on_reuse {
-                self.spent.insert(token.to_owned(), spent);
-            }
+        if let Some(spent) = self.refresh.remove(token)
+            && self.revoke_family_on_reuse
+        {
+            self.spent.insert(token.to_owned(), spent);
         }
         let data = self.issue(&grant.email, grant.family, now_ms);
         RefreshOutcome::Rotated {

@@ -313,10 +313,10 @@ impl TryFrom<FaultSpec> for Fault {
         if count == 0 {
             return bad("count must be at least 1".into());
         }
-        if let Some(p) = &path {
-            if !p.starts_with('/') {
-                return bad(format!("path must start with '/': {p:?}"));
-            }
+        if let Some(p) = &path
+            && !p.starts_with('/')
+        {
+            return bad(format!("path must start with '/': {p:?}"));
         }
         // Each kind takes only its own parameters, so a typo does not silently arm a
         // different fault from the one meant. The ones it does not take, in the order they

@@ -169,11 +169,11 @@ impl Session {
         if fresh.is_some() {
             // This process's machine has its own: the parent's is no longer needed.
             state.inherited = None;
-        } else if let Some(inherited) = state.inherited.take() {
-            if inherited.is_valid_at(at.instant) {
-                fresh = Some(Arc::clone(&inherited));
-                state.inherited = Some(inherited);
-            }
+        } else if let Some(inherited) = state.inherited.take()
+            && inherited.is_valid_at(at.instant)
+        {
+            fresh = Some(Arc::clone(&inherited));
+            state.inherited = Some(inherited);
         }
         let unchanged = {
             let current = self.inner.current.load();
