@@ -1,5 +1,6 @@
-# Sourced by scripts/test_python.sh and scripts/demo_python.sh (after scripts/common.sh):
-# builds the tradeauth wheel with the pinned maturin and installs it into a venv.
+# Sourced by scripts/test_python.sh, scripts/demo_python.sh and scripts/release.sh (after
+# scripts/common.sh): builds the tradeauth wheel with the pinned maturin (and zig for the
+# manylinux2014 ones), audits it, and installs it into a venv.
 
 PY_DIR="$REPO/python"
 TOOLS_VENV="$CARGO_TARGET_DIR/pyvenv-tools"
