@@ -173,6 +173,13 @@ using SignerFunction = detail::SignerFunction;
 /// The library version, e.g. "0.1.0".
 inline std::string version() { return tradeauth_version(); }
 
+/// Sets the process-wide settings before the first session: the library runtime's worker
+/// threads and the renewal requests in flight at once to one venue (0 keeps a setting).
+inline void configure_process(uint32_t worker_threads, uint32_t max_concurrent_renewals) {
+    detail::check(tradeauth_process_configure(worker_threads, max_concurrent_renewals),
+                  "tradeauth_process_configure");
+}
+
 /// Session options (base URL, extra roots, timeouts, refresh). Copied by Session constructors.
 class Options {
   public:
@@ -207,6 +214,11 @@ class Options {
     Options &store_plaintext(bool plaintext) {
         return set(tradeauth_options_set_store_plaintext, "tradeauth_options_set_store_plaintext",
                    plaintext);
+    }
+    /// A connection pool of this session's own instead of the process's shared one.
+    Options &private_pool(bool private_pool) {
+        return set(tradeauth_options_set_private_pool, "tradeauth_options_set_private_pool",
+                   private_pool);
     }
     /// Trusts the certificate(s) in this PEM text too.
     Options &add_root_pem(std::string_view pem) {

@@ -13,6 +13,9 @@
 #      sim/examples/ws_latency_bare.rs), on stamped deltas spaced 1 ms apart (latency)
 #      and sent back to back (queueing), against a simulator of its own (release build
 #      in the full run).
+#   5. Scale (issue #21): 10,000 Cadenza + 10,000 Exchange sessions in one process from
+#      Rust and from Python, shared pool vs a pool per session (scripts/bench_scale.sh;
+#      the smoke run asserts connections, threads and concurrent renewals stay bounded).
 #
 # Usage: scripts/bench.sh [--smoke]
 #   (full)   release builds (cargo bench, libtradeauth, a release wheel in its own venv
@@ -126,6 +129,9 @@ cc -O2 -std=c99 -Wall -Wextra -Werror -pedantic -I"$REPO/include" ffi/benches/ws
   "$BENCH_PY_VENV/bin/python" python/bench/ws_bench.py "${WS_PY_ARGS[@]}"
   echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 )
+
+# 5. Many accounts in one process (issue #21), simulators of their own.
+source "$REPO/scripts/bench_scale.sh"
 
 rm -rf "$BENCH_WORK"
 step "benchmarks ran"

@@ -35,6 +35,7 @@ fn the_schema_lists_every_field_in_order() {
         store_timeout: _,
         store_prefix: _,
         store_ca_pem: _,
+        private_pool: _,
     } = Options::new();
     let fields = [
         "base_url",
@@ -56,6 +57,7 @@ fn the_schema_lists_every_field_in_order() {
         "store_timeout",
         "store_prefix",
         "store_ca_pem",
+        "private_pool",
     ];
     let schema: Vec<&str> = Options::SCHEMA.iter().map(|s| s.field).collect();
     assert_eq!(schema, fields);

@@ -58,6 +58,32 @@ pub extern "C" fn tradeauth_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
+/// Sets the process-wide settings: the worker threads of the library's runtime (default
+/// 2, or `TRADEAUTH_WORKER_THREADS`) and how many renewal requests (logins, refreshes,
+/// challenges) the process may have in flight to one venue at once (default 8, or
+/// `TRADEAUTH_MAX_CONCURRENT_RENEWALS`). 0 keeps a setting as it is. Call it before the
+/// first session: once the runtime runs, another worker count gives
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT` and nothing changes; the renewal limit applies to
+/// sessions made afterwards. A value above 4096 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+/// Thread safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn tradeauth_process_configure(
+    worker_threads: u32,
+    max_concurrent_renewals: u32,
+) -> tradeauth_status {
+    status::boundary("tradeauth_process_configure", || {
+        let mut config = tradeauth::runtime::process_config()?;
+        if worker_threads != 0 {
+            config.worker_threads = worker_threads as usize;
+        }
+        if max_concurrent_renewals != 0 {
+            config.max_concurrent_renewals = max_concurrent_renewals as usize;
+        }
+        tradeauth::runtime::configure(config)?;
+        Ok(())
+    })
+}
+
 /// TEST ONLY: panics inside the panic boundary and so always returns
 /// `TRADEAUTH_ERR_PANIC` (with a last error message saying a panic was caught). It
 /// exists so that tests of this library and of its bindings can check that a bug inside

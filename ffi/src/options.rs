@@ -383,6 +383,25 @@ pub unsafe extern "C" fn tradeauth_options_set_store_plaintext(
     }
 }
 
+/// Gives sessions built with these options a connection pool and TLS configuration of
+/// their own (`true`) instead of the process's shared pool for the same trust (`false`,
+/// the default: ten thousand sessions to one venue hold a handful of connections).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tradeauth_options_set_private_pool(
+    options: *mut tradeauth_options,
+    private_pool: bool,
+) -> tradeauth_status {
+    // SAFETY: caller contract.
+    unsafe {
+        set(
+            "tradeauth_options_set_private_pool",
+            options,
+            || Ok(private_pool),
+            |o, private_pool| o.private_pool = private_pool,
+        )
+    }
+}
+
 /// Sets the first backoff delay and the largest one, in milliseconds (defaults 100 and
 /// 5000); the delay doubles per retry, with full jitter. 0 for either, or `max_ms` below
 /// `base_ms`, gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.

@@ -60,13 +60,15 @@ pub(crate) struct OptionArgs {
     store_prefix: Option<String>,
     /// A `rediss://` store's CA: a PEM file path or PEM text.
     store_ca_cert: Option<Py<PyAny>>,
+    /// A connection pool of this client's own instead of the process's shared one.
+    private_pool: Option<bool>,
 }
 
 /// The keywords [`OptionArgs`] takes, for the error that names an unknown one.
 const OPTION_KEYWORDS: &str = "ca_cert, timeout, connect_timeout, auth_timeout, max_retries, \
      retry_base_delay, retry_max_delay, background_refresh, refresh_window, max_date_skew, \
      max_lifetime, store, store_key, store_plaintext, store_lease, store_timeout, \
-     store_prefix, store_ca_cert";
+     store_prefix, store_ca_cert, private_pool";
 
 /// A keyword's value as `T`, or a `TypeError` naming the keyword and what it takes.
 fn keyword<'py, T>(key: &str, value: &Bound<'py, PyAny>, takes: &str) -> PyResult<T>
@@ -111,6 +113,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for OptionArgs {
                 "store_timeout" => args.store_timeout = Some(keyword(&key, &value, SECONDS)?),
                 "store_prefix" => args.store_prefix = Some(keyword(&key, &value, "a string")?),
                 "store_ca_cert" => args.store_ca_cert = Some(value.unbind()),
+                "private_pool" => args.private_pool = Some(keyword(&key, &value, "a bool")?),
                 other => {
                     return Err(PyTypeError::new_err(format!(
                         "unexpected keyword argument '{other}' (the options are: \
@@ -223,6 +226,9 @@ impl OptionArgs {
         }
         if let Some(key) = self.store_key {
             options = options.store_key(Secret::new(key));
+        }
+        if let Some(p) = self.private_pool {
+            options = options.private_pool(p);
         }
         if let Some(p) = self.store_plaintext {
             options = options.store_plaintext(p);

@@ -63,6 +63,30 @@ fn eip191_sign(py: Python<'_>, private_key: &str, message: &Bound<'_, PyAny>) ->
     })
 }
 
+/// Sets the process-wide settings (`worker_threads`, `max_concurrent_renewals`; `None`
+/// keeps the one in force) and returns those in force as a dict.
+#[pyfunction]
+#[pyo3(signature = (*, worker_threads=None, max_concurrent_renewals=None))]
+fn configure<'py>(
+    py: Python<'py>,
+    worker_threads: Option<i64>,
+    max_concurrent_renewals: Option<i64>,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let mut config = tradeauth::runtime::process_config().map_err(|e| to_pyerr(py, &e))?;
+    // A negative count becomes 0, which core refuses with the setting's name and range.
+    if let Some(n) = worker_threads {
+        config.worker_threads = usize::try_from(n).unwrap_or(0);
+    }
+    if let Some(n) = max_concurrent_renewals {
+        config.max_concurrent_renewals = usize::try_from(n).unwrap_or(0);
+    }
+    tradeauth::runtime::configure(config).map_err(|e| to_pyerr(py, &e))?;
+    let d = pyo3::types::PyDict::new(py);
+    d.set_item("worker_threads", config.worker_threads)?;
+    d.set_item("max_concurrent_renewals", config.max_concurrent_renewals)?;
+    Ok(d)
+}
+
 /// The `tradeauth._native` module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -82,6 +106,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ws::WebSocket>()?;
     m.add_class::<ws::WebSocketSync>()?;
     m.add_function(wrap_pyfunction!(generate_token, m)?)?;
+    m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add_function(wrap_pyfunction!(metrics::prometheus_text, m)?)?;
     m.add_function(wrap_pyfunction!(eip191_sign, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::_at_exit, m)?)?;

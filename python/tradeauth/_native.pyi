@@ -39,6 +39,7 @@ __all__ = [
     "generate_token",
     "eip191_sign",
     "prometheus_text",
+    "configure",
     "_at_exit",
     "_cli_main",
     "_raise_kind",
@@ -72,6 +73,7 @@ class _Options(TypedDict, total=False):
     refresh_window: Optional[float]
     max_date_skew: Optional[float]
     max_lifetime: Optional[float]
+    private_pool: Optional[bool]
 
 class _RenewalSeconds(TypedDict):
     """``metrics()["renewal_seconds"]``: a histogram in the Prometheus layout."""
@@ -390,6 +392,16 @@ class ExchangeClient(BaseClient):
 def generate_token(client_id: str, secret_key: Union[str, bytes], ttl: int = 900) -> str: ...
 def eip191_sign(private_key: str, message: Union[str, bytes]) -> str: ...
 def prometheus_text() -> str: ...
+
+class _ProcessConfig(TypedDict):
+    """``configure()``'s answer: the process-wide settings in force."""
+
+    worker_threads: int
+    max_concurrent_renewals: int
+
+def configure(
+    *, worker_threads: Optional[int] = None, max_concurrent_renewals: Optional[int] = None
+) -> _ProcessConfig: ...
 def _at_exit() -> None: ...
 def _cli_main(argv: list[str]) -> int: ...
 def _raise_kind(kind: str, message: str) -> None: ...

@@ -276,18 +276,35 @@ impl Sim {
         let shared = Arc::new(Shared::new(config, shutdown_rx.clone()));
         let acceptor = TlsAcceptor::from(pki.server_config);
         let routers = [
-            ("cadenza", cadenza::router(shared.clone())),
-            ("partner", partner::router(shared.clone())),
-            ("cascade", cascade::router(shared.clone())),
-            ("exchange", exchange::router(shared.clone())),
-            ("control", control::router(shared.clone())),
+            (
+                "cadenza",
+                Some(Venue::Cadenza),
+                cadenza::router(shared.clone()),
+            ),
+            (
+                "partner",
+                Some(Venue::Partner),
+                partner::router(shared.clone()),
+            ),
+            (
+                "cascade",
+                Some(Venue::Cascade),
+                cascade::router(shared.clone()),
+            ),
+            (
+                "exchange",
+                Some(Venue::Exchange),
+                exchange::router(shared.clone()),
+            ),
+            ("control", None, control::router(shared.clone())),
         ];
         let listeners = listeners
             .into_iter()
             .zip(routers)
-            .map(|(listener, (name, router))| {
+            .map(|(listener, (name, venue, router))| {
                 server::spawn(
                     name,
+                    venue.map(|venue| (shared.clone(), venue)),
                     listener,
                     acceptor.clone(),
                     router,

@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::Venue;
 use crate::faults::DropConnection;
+use crate::state::Shared;
 
 /// A client that has not finished the TLS handshake by then is disconnected.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,16 +28,42 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves `router` over TLS on `listener` until `shutdown` becomes true.
 pub(crate) fn spawn(
     name: &'static str,
+    counted: Option<(Arc<Shared>, Venue)>,
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(accept_loop(name, listener, acceptor, router, shutdown))
+    tokio::spawn(accept_loop(
+        name, counted, listener, acceptor, router, shutdown,
+    ))
+}
+
+/// Counts one open connection of a venue while it lives.
+struct OpenConnection(Arc<Shared>, Venue);
+
+impl OpenConnection {
+    fn new(shared: Arc<Shared>, venue: Venue) -> Self {
+        shared.stats.update(venue, |s| {
+            s.connections += 1;
+            s.open_connections += 1;
+            s.max_open_connections = s.max_open_connections.max(s.open_connections);
+        });
+        Self(shared, venue)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.stats.update(self.1, |s| {
+            s.open_connections = s.open_connections.saturating_sub(1)
+        });
+    }
 }
 
 async fn accept_loop(
     name: &'static str,
+    counted: Option<(Arc<Shared>, Venue)>,
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
@@ -49,6 +77,7 @@ async fn accept_loop(
         match accepted {
             Ok((tcp, peer)) => {
                 tokio::spawn(serve_connection(
+                    counted.clone(),
                     tcp,
                     peer,
                     acceptor.clone(),
@@ -68,6 +97,7 @@ async fn accept_loop(
 }
 
 async fn serve_connection(
+    counted: Option<(Arc<Shared>, Venue)>,
     tcp: TcpStream,
     peer: SocketAddr,
     acceptor: TlsAcceptor,
@@ -86,6 +116,7 @@ async fn serve_connection(
             return;
         }
     };
+    let _open = counted.map(|(shared, venue)| OpenConnection::new(shared, venue));
     let kill = Arc::new(Notify::new());
     let kill_switch = kill.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {

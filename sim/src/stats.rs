@@ -43,6 +43,13 @@ pub struct VenueStats {
     /// The most requests ever handled at the same time (since start or reset): tests of
     /// single-flight clients assert it stays 1.
     pub max_in_flight: u64,
+    /// TLS connections accepted (handshake completed), cumulative since start/reset.
+    pub connections: u64,
+    /// TLS connections open right now (a WebSocket's included).
+    pub open_connections: u64,
+    /// The most TLS connections ever open at the same time (since start or reset): what
+    /// a client's connection pool costs the venue.
+    pub max_open_connections: u64,
     /// Rejected requests and WebSocket messages by reason (error code or text, or
     /// `fault:<status|drop|malformed>` for injected faults).
     pub rejections: BTreeMap<String, u64>,
@@ -134,7 +141,23 @@ impl StatsRegistry {
         lock(&self.inner).clone()
     }
 
+    /// Zeroes every counter but the live gauges (requests in flight, connections open),
+    /// which stay true, and restarts the peaks from them.
     pub(crate) fn reset(&self) {
-        *lock(&self.inner) = Stats::default();
+        let mut stats = lock(&self.inner);
+        let mut fresh = Stats::default();
+        for venue in [
+            Venue::Cadenza,
+            Venue::Partner,
+            Venue::Cascade,
+            Venue::Exchange,
+        ] {
+            let (old, new) = (stats.venue(venue), fresh.venue_mut(venue));
+            new.in_flight = old.in_flight;
+            new.max_in_flight = old.in_flight;
+            new.open_connections = old.open_connections;
+            new.max_open_connections = old.open_connections;
+        }
+        *stats = fresh;
     }
 }

@@ -340,10 +340,13 @@ async fn stats_are_exact_and_reset_restores_the_start() {
             keys,
             [
                 "challenges",
+                "connections",
                 "family_revocations",
                 "in_flight",
                 "logins",
                 "max_in_flight",
+                "max_open_connections",
+                "open_connections",
                 "refreshes",
                 "rejections",
                 "requests",

@@ -119,7 +119,13 @@ impl Session {
             };
             sent_any = true;
             let http = state.ctx.http.clone();
+            // At most `max_concurrent_renewals` renewal requests of this process are in
+            // flight to the venue: ten thousand sessions renewing in the same second, or
+            // logging in at start-up, queue here in order instead of stampeding it.
+            let renewals = Arc::clone(&state.ctx.renewals);
+            let permit = renewals.acquire().await;
             let sent = self.send(&http, request, None).await;
+            drop(permit);
             let at = match &sent {
                 Ok(response) => self.now_for(response),
                 Err(_) => self.now(),

@@ -13,6 +13,7 @@ pub(crate) mod env;
 mod exchange;
 mod options;
 mod partner;
+mod pool;
 mod refresher;
 mod request;
 mod shared;
@@ -61,6 +62,8 @@ struct State {
 /// The [`Local`] parts that code holding the state lock uses.
 struct Ctx {
     http: reqwest::Client,
+    /// Renewal requests in flight to this venue from this process (shared by its sessions).
+    renewals: Arc<tokio::sync::Semaphore>,
     events: broadcast::Sender<AuthEvent>,
     wake: Arc<Notify>,
     shared: Option<Arc<shared::Shared>>,
@@ -77,8 +80,8 @@ impl Local {
         inherited: Option<Arc<Credential>>,
     ) -> Result<Self> {
         let generation = crate::process::generation();
-        let tls = tls::client_config(&options.extra_root_certs_pem)?;
-        let http = tls::http_client(&tls, options.connect_timeout)?;
+        let transport = pool::transport(options)?;
+        let renewals = pool::renewal_limit(base_url)?;
         let shareable = machine.capabilities().shareable;
         let shared =
             shared::Shared::from_options(options, venue, shareable, base_url.as_str(), account)?
@@ -86,15 +89,15 @@ impl Local {
         let (events, _) = broadcast::channel(64);
         let wake = Arc::new(Notify::new());
         let ctx = Ctx {
-            http: http.clone(),
+            http: transport.http.clone(),
+            renewals,
             events: events.clone(),
             wake: Arc::clone(&wake),
             shared: shared.clone(),
         };
         Ok(Local {
             generation,
-            tls,
-            http,
+            transport,
             state: Mutex::new(State {
                 machine,
                 last_failure: None,
@@ -124,16 +127,16 @@ type MachineFactory = Box<dyn Fn() -> Result<Box<dyn Machine>> + Send + Sync>;
 type ProcessHook = Arc<dyn Fn(&Session) + Send + Sync>;
 
 /// What a session owns that belongs to the process that built it: the machine's lock,
-/// the refresher task, the connection pool and TLS session cache, the event channel and
-/// the store connection. A forked child builds its own on first use (see
+/// the refresher task, its share of the process's connection pool and TLS session cache,
+/// the event channel and the store connection. A forked child builds its own on first use (see
 /// [`crate::process`]) and never drops, joins or awaits its parent's: those may hold a
 /// lock that a thread of the parent held at fork time, or tasks of a runtime whose
 /// threads do not exist in the child.
 struct Local {
     /// The [`crate::process::generation`] that built these.
     generation: u64,
-    tls: Arc<rustls::ClientConfig>,
-    http: reqwest::Client,
+    /// The TLS configuration and connection pool (shared unless `private_pool`).
+    transport: Arc<pool::Transport>,
     state: Mutex<State>,
     events: broadcast::Sender<AuthEvent>,
     /// Wakes the background refresher early (after a login, an invalidation).
@@ -621,7 +624,7 @@ impl Session {
 
     /// The rustls configuration this session trusts, for WebSocket connections.
     pub(crate) fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
-        Ok(Arc::clone(&self.local()?.tls))
+        Ok(Arc::clone(&self.local()?.transport.tls))
     }
 
     /// Runs `f` on the machine under the session lock.

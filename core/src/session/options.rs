@@ -57,6 +57,11 @@ pub struct Options {
     /// For a `rediss://` store: the CA certificate(s), PEM text, its certificate must
     /// chain to instead of the system's roots (a private CA); `None`: system roots.
     pub store_ca_pem: Option<String>,
+    /// Keep a connection pool and TLS configuration of this session's own instead of
+    /// sharing the process's pool with every session of the same trust (the default:
+    /// ten thousand sessions to one venue then hold a handful of connections). For callers
+    /// who want isolation; the origin, redirect and timeout rules are per session either way.
+    pub private_pool: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -84,6 +89,7 @@ impl std::fmt::Debug for Options {
             .field("store_timeout", &self.store_timeout)
             .field("store_prefix", &self.store_prefix)
             .field("store_ca", &self.store_ca_pem.is_some())
+            .field("private_pool", &self.private_pool)
             .finish_non_exhaustive()
     }
 }
@@ -134,6 +140,7 @@ impl Default for Options {
             store_timeout: Duration::from_secs(2),
             store_prefix: None,
             store_ca_pem: None,
+            private_pool: false,
         }
     }
 }
@@ -285,6 +292,12 @@ impl Options {
             Some("store_ca_pem"),
             Some("store_ca_cert"),
         ),
+        spec(
+            "private_pool",
+            Some("tradeauth_options_set_private_pool"),
+            Some("private_pool"),
+            Some("private_pool"),
+        ),
     ];
 
     /// Defaults: the venue's production URL, bundled roots, 10 s requests, 3 retries.
@@ -379,6 +392,8 @@ impl Options {
         store_key(key: impl Into<Secret>) => store_key = Some(key.into());
         /// Allows unencrypted store records when no key is set.
         store_plaintext(plaintext: bool) => store_plaintext = plaintext;
+        /// Keeps a private connection pool instead of the process's shared one.
+        private_pool(private: bool) => private_pool = private;
         /// Sets the store lease lifetime (default 15 s).
         store_lease_ttl(ttl: Duration) => store_lease_ttl = ttl;
         /// Sets the bound on one store operation (default 2 s).

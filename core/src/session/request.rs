@@ -252,7 +252,7 @@ impl RequestBuilder {
                     credential.header_value().to_owned(),
                 ));
             }
-            let http = session.local()?.http.clone();
+            let http = session.local()?.transport.http.clone();
             let outcome = session.send(&http, attempt, self.timeout).await;
             match outcome {
                 Ok(response) if response.status == 401 && !reauthenticated => {

@@ -47,7 +47,10 @@ pub(crate) fn client_config(extra_roots_pem: &[String]) -> Result<Arc<rustls::Cl
     Ok(Arc::new(config))
 }
 
-/// Builds the pooled HTTPS client for one session.
+/// The most idle connections a pool keeps to one origin.
+pub(crate) const POOL_MAX_IDLE_PER_HOST: usize = 32;
+
+/// Builds a pooled HTTPS client (shared by the sessions of one trust, see `pool.rs`).
 pub(crate) fn http_client(
     tls: &rustls::ClientConfig,
     connect_timeout: std::time::Duration,
@@ -74,6 +77,9 @@ pub(crate) fn http_client(
         .redirect(redirects)
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
+        // Sessions share this client (see `pool.rs`): bound what an HTTP/1.1 venue keeps
+        // open between bursts; an HTTP/2 venue multiplexes everything on one connection.
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
         .no_proxy()
         .build()
         .map_err(|e| {
