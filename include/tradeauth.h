@@ -526,6 +526,12 @@ tradeauth_status tradeauth_options_set_max_lifetime_ms(struct tradeauth_options 
 tradeauth_status tradeauth_options_set_max_retries(struct tradeauth_options *options,
                                                    uint32_t retries);
 
+// Gives sessions built with these options a connection pool and TLS configuration of
+// their own (`true`) instead of the process's shared pool for the same trust (`false`,
+// the default: ten thousand sessions to one venue hold a handful of connections).
+tradeauth_status tradeauth_options_set_private_pool(struct tradeauth_options *options,
+                                                    bool private_pool);
+
 // Sets how long before expiry a token is renewed, in milliseconds (default: the
 // venue's, e.g. 300000 for Cadenza). Always capped at a quarter of the token's
 // lifetime. 0 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.
@@ -606,6 +612,17 @@ tradeauth_status tradeauth_partner_new(const char *client_id,
                                        uint64_t ttl_secs,
                                        const struct tradeauth_options *options,
                                        struct tradeauth_session **out_session);
+
+// Sets the process-wide settings: the worker threads of the library's runtime (default
+// 2, or `TRADEAUTH_WORKER_THREADS`) and how many renewal requests (logins, refreshes,
+// challenges) the process may have in flight to one venue at once (default 8, or
+// `TRADEAUTH_MAX_CONCURRENT_RENEWALS`). 0 keeps a setting as it is. Call it before the
+// first session: once the runtime runs, another worker count gives
+// `TRADEAUTH_ERR_INVALID_ARGUMENT` and nothing changes; the renewal limit applies to
+// sessions made afterwards. A value above 4096 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+// Thread safety: any thread.
+tradeauth_status tradeauth_process_configure(uint32_t worker_threads,
+                                             uint32_t max_concurrent_renewals);
 
 // Borrows the body: `*out_body` points to `*out_len` bytes owned by the response,
 // valid until `tradeauth_response_free`, and followed by a NUL (so a text body is also

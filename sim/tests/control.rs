@@ -373,7 +373,27 @@ async fn stats_are_exact_and_reset_restores_the_start() {
 
     let (status, answer) = control_post(&http, &sim, "/reset", json!({})).await;
     assert_eq!((status, answer), (200, json!({ "reset": true })));
-    assert_eq!(sim.stats(), Stats::default());
+    // Every counter restarts; the live gauges stay true: this test's client still holds
+    // its kept-alive connections (one per venue it called), and the peak restarts there.
+    let mut after = sim.stats();
+    assert_eq!(after.cadenza.open_connections, 1);
+    assert_eq!(after.cadenza.max_open_connections, 1);
+    assert_eq!(after.exchange.open_connections, 1);
+    assert_eq!(
+        after.exchange.connections, 0,
+        "the cumulative count restarts"
+    );
+    for venue in [
+        &mut after.cadenza,
+        &mut after.partner,
+        &mut after.cascade,
+        &mut after.exchange,
+    ] {
+        assert_eq!(venue.max_open_connections, venue.open_connections);
+        venue.open_connections = 0;
+        venue.max_open_connections = 0;
+    }
+    assert_eq!(after, Stats::default());
     assert!(sim.audit().is_empty());
     assert!(sim.armed_faults().is_empty());
     assert_eq!(sim.clock_offset_secs(), 0);

@@ -940,8 +940,54 @@ static void test_metrics(void) {
     tradeauth_session_free(session);
 }
 
+/* Process-wide settings (issue #21): 0 keeps a setting, out of range is refused, the
+   worker count is fixed once the runtime runs (the control session started it). */
+static void test_process_configure(void) {
+    OK(tradeauth_process_configure(0, 0));
+    NULLARG(tradeauth_process_configure(0, 4097));
+    NULLARG(tradeauth_process_configure(4097, 0));
+    NULLARG(tradeauth_process_configure(7, 0));
+    CHECK(strstr(last_error(), "already runs 2 worker threads") != NULL);
+    OK(tradeauth_process_configure(2, 8));
+}
+
+/* Sessions share the process's connection pool unless they ask for a private one: the
+   venue counts the connections each kind opened. */
+static void test_shared_and_private_pools(void) {
+    enum { N = 6 };
+    tradeauth_session *sessions[2 * N] = {0};
+    char name[64];
+    char value[4096];
+    size_t name_len = 0;
+    size_t value_len = 0;
+    for (int private_pool = 0; private_pool <= 1; private_pool++) {
+        long before = stat_counter("cadenza", "connections");
+        for (int i = 0; i < N; i++) {
+            tradeauth_options *options = options_for(env("SIM_CADENZA"));
+            OK(tradeauth_options_set_private_pool(options, private_pool != 0));
+            tradeauth_session **s = &sessions[private_pool * N + i];
+            OK(tradeauth_cadenza_new("demo@cadenza.test", "demo-password", options, s));
+            tradeauth_options_free(options);
+            OK(tradeauth_session_header(*s, name, sizeof name, &name_len, value, sizeof value,
+                                        &value_len));
+        }
+        long opened = stat_counter("cadenza", "connections") - before;
+        if (private_pool) {
+            CHECK(opened >= N);
+        } else {
+            CHECK(opened <= 1);
+        }
+    }
+    NULLARG(tradeauth_options_set_private_pool(NULL, true));
+    for (int i = 0; i < 2 * N; i++) {
+        tradeauth_session_free(sessions[i]);
+    }
+}
+
 int main(void) {
     harness_start("ABI tests");
+    test_process_configure();
+    test_shared_and_private_pools();
 
     test_names_and_version();
     test_panic_hook();
