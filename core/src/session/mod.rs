@@ -81,6 +81,7 @@ impl Local {
     ) -> Result<Self> {
         let generation = crate::process::generation();
         let transport = pool::transport(options)?;
+        let first_connection = transport.first_connection(base_url);
         let renewals = pool::renewal_limit(base_url)?;
         let shareable = machine.capabilities().shareable;
         let shared =
@@ -98,6 +99,7 @@ impl Local {
         Ok(Local {
             generation,
             transport,
+            first_connection,
             state: Mutex::new(State {
                 machine,
                 last_failure: None,
@@ -137,6 +139,8 @@ struct Local {
     generation: u64,
     /// The TLS configuration and connection pool (shared unless `private_pool`).
     transport: Arc<pool::Transport>,
+    /// The pool's first-connection gate for this session's origin.
+    first_connection: Arc<pool::FirstConnection>,
     state: Mutex<State>,
     events: broadcast::Sender<AuthEvent>,
     /// Wakes the background refresher early (after a login, an invalidation).

@@ -25,6 +25,10 @@ pub(crate) struct Transport {
     pub(crate) tls: Arc<rustls::ClientConfig>,
     /// The pooled HTTPS client (connections kept per origin).
     pub(crate) http: reqwest::Client,
+    /// One [`FirstConnection`] per origin this pool has sessions for. Touched only when
+    /// a session is built (never on a request), and never in another process generation
+    /// (a forked child builds transports of its own).
+    firsts: std::sync::Mutex<HashMap<String, Arc<FirstConnection>>>,
 }
 
 impl Transport {
@@ -32,7 +36,53 @@ impl Transport {
     fn build(options: &Options) -> Result<Self> {
         let tls = tls::client_config(&options.extra_root_certs_pem)?;
         let http = tls::http_client(&tls, options.connect_timeout)?;
-        Ok(Self { tls, http })
+        Ok(Self {
+            tls,
+            http,
+            firsts: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The first-connection gate of this pool for `base_url`'s origin.
+    pub(crate) fn first_connection(&self, base_url: &reqwest::Url) -> Arc<FirstConnection> {
+        let origin = base_url.origin().ascii_serialization();
+        let mut firsts = self.firsts.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(firsts.entry(origin).or_default())
+    }
+}
+
+/// Lets one request at a time through to an origin until one has been answered.
+///
+/// Until a connection to a venue has been made, the pool cannot know that the venue
+/// speaks HTTP/2 (ALPN says so only on connecting), so every request of a first burst
+/// opens a connection of its own: 64 sessions calling at once opened 39 connections.
+/// Behind this gate the first answer leaves one pooled connection (multiplexed, with
+/// HTTP/2) that the rest of the burst then shares. Once open it stays open: one atomic
+/// load per request.
+#[derive(Default)]
+pub(crate) struct FirstConnection {
+    open: std::sync::atomic::AtomicBool,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl FirstConnection {
+    /// Waits for this request's turn while no request has been answered yet; `None`
+    /// (no wait) once one has. Hold the guard until the answer (or the failure).
+    pub(crate) async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        use std::sync::atomic::Ordering;
+        if self.open.load(Ordering::Acquire) {
+            return None;
+        }
+        let turn = self.turn.lock().await;
+        if self.open.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(turn)
+    }
+
+    /// A request was answered (any status): a connection is pooled; open the gate.
+    pub(crate) fn answered(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -180,6 +230,31 @@ mod tests {
         );
         let b = transport(&options(&[], 1237)).unwrap();
         assert_eq!(Arc::strong_count(&b), 1);
+    }
+
+    #[tokio::test]
+    async fn the_first_connection_gate_lets_one_through_until_an_answer() {
+        let transport = transport(&options(&[], 1238)).unwrap();
+        let url = reqwest::Url::parse("https://venue.test/api/").unwrap();
+        let gate = transport.first_connection(&url);
+        assert!(Arc::ptr_eq(
+            &gate,
+            &transport.first_connection(&reqwest::Url::parse("https://venue.test/x").unwrap())
+        ));
+        let first = gate.enter().await.expect("the first request goes alone");
+        // A second request waits while the first is unanswered.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), gate.enter()).await;
+        assert!(
+            waiting.is_err(),
+            "a second request must wait for the first answer"
+        );
+        // A failure (no answer) lets the next one try, still alone.
+        drop(first);
+        let second = gate.enter().await.expect("still gated after a failure");
+        gate.answered();
+        drop(second);
+        assert!(gate.enter().await.is_none(), "open once answered");
+        assert!(gate.enter().await.is_none(), "and stays open");
     }
 
     #[test]

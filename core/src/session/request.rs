@@ -33,9 +33,20 @@ impl Session {
             Method::Patch => reqwest::Method::PATCH,
             Method::Delete => reqwest::Method::DELETE,
         };
-        let mut builder = http
-            .request(method, url)
-            .timeout(timeout.unwrap_or(self.inner.options.request_timeout));
+        // The first request to an origin goes alone (see `pool::FirstConnection`); the
+        // wait counts against this request's own timeout, and past it the request goes
+        // anyway, on a connection of its own.
+        let budget = timeout.unwrap_or(self.inner.options.request_timeout);
+        let started = std::time::Instant::now();
+        let first = self.local()?.first_connection.clone();
+        let turn = tokio::time::timeout(budget, first.enter())
+            .await
+            .ok()
+            .flatten();
+        let left = budget
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1));
+        let mut builder = http.request(method, url).timeout(left);
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), wiped_header_value(name, value)?);
         }
@@ -46,6 +57,8 @@ impl Session {
             builder = builder.body(bytes::Bytes::from_owner(body));
         }
         let mut response = builder.send().await.map_err(transport_error)?;
+        first.answered();
+        drop(turn);
         self.observe_date(response.headers());
         let status = response.status().as_u16();
         let headers = response
