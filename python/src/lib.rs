@@ -35,21 +35,32 @@ fn bytes_of(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<Ve
 /// signed with `secret_key` (str or bytes), byte for byte what PyJWT gives.
 #[pyfunction]
 #[pyo3(signature = (client_id, secret_key, ttl=Count(900)), text_signature = "(client_id, secret_key, ttl=900)")]
-fn generate_token(
-    py: Python<'_>,
+fn generate_token<'py>(
+    py: Python<'py>,
     client_id: &str,
-    secret_key: &Bound<'_, PyAny>,
+    secret_key: &Bound<'py, PyAny>,
     ttl: Count<u64>,
-) -> PyResult<String> {
-    let secret = bytes_of(py, "secret_key", secret_key)?;
+) -> PyResult<Bound<'py, PyString>> {
+    // Borrowed where Python allows it (a bytes object's own buffer), not copied into a
+    // Vec that would then need wiping; a str is UTF-8 encoded once.
+    let text;
+    let secret: &[u8] = if let Ok(s) = secret_key.cast::<PyString>() {
+        text = s.to_cow()?;
+        text.as_bytes()
+    } else if let Ok(b) = secret_key.cast::<PyBytes>() {
+        b.as_bytes()
+    } else {
+        return Err(invalid_argument(py, "secret_key must be str or bytes"));
+    };
     guard_in(py, "generate_token", || {
         let iat = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_err(|_| invalid_argument(py, "the system clock is before 1970"))?
             .as_secs();
         let token =
-            tradeauth::mint_token(client_id, &secret, iat, ttl.0).map_err(|e| to_pyerr(py, &e))?;
-        Ok(token.expose().to_owned())
+            tradeauth::mint_token(client_id, secret, iat, ttl.0).map_err(|e| to_pyerr(py, &e))?;
+        // Straight from the wiped-on-drop token into the Python str: no plain String copy.
+        Ok(PyString::new(py, token.expose()))
     })
 }
 
