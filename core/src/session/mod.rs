@@ -129,9 +129,9 @@ type MachineFactory = Box<dyn Fn() -> Result<Box<dyn Machine>> + Send + Sync>;
 type ProcessHook = Arc<dyn Fn(&Session) + Send + Sync>;
 
 /// What a session owns that belongs to the process that built it: the machine's lock,
-/// the refresher task, its share of the process's connection pool and TLS session cache,
-/// the event channel and the store connection. A forked child builds its own on first use (see
-/// [`crate::process`]) and never drops, joins or awaits its parent's: those may hold a
+/// the refresher task, its share of the process's connection pool and TLS session
+/// cache, the event channel and the store connection. A forked child builds its own on
+/// first use (see [`crate::process`]) and never drops, joins or awaits its parent's: those may hold a
 /// lock that a thread of the parent held at fork time, or tasks of a runtime whose
 /// threads do not exist in the child.
 struct Local {
