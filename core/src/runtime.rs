@@ -44,8 +44,9 @@ pub struct ProcessConfig {
     /// Renewal requests (logins, refreshes, challenges, signed logins) in flight at once
     /// from this process to one venue origin (default 8): N sessions whose tokens were all
     /// issued in the same second, or N sessions logging in at start-up, never send the
-    /// venue more than this many at a time; the rest queue in order. Applies to sessions
-    /// built after it is set.
+    /// venue more than this many at a time; the rest queue in order. Each venue origin
+    /// takes the value in force when the process first builds a session for it, and
+    /// keeps it: set it before the first session.
     pub max_concurrent_renewals: usize,
 }
 
@@ -120,8 +121,10 @@ pub fn process_config() -> Result<ProcessConfig> {
 
 /// Sets the process-wide settings. Call it before the first session: the worker-thread
 /// count cannot change once the library's runtime has started (asking for another count
-/// then is `InvalidArgument`, and nothing changes), and the renewal limit applies to
-/// sessions built afterwards. A value of 0 or above 4096 is `InvalidArgument`.
+/// then is `InvalidArgument`, and nothing changes), and a venue origin keeps the renewal
+/// limit that was in force when the process built its first session for it (a new limit
+/// reaches only venues not contacted yet). A value of 0 or above 4096 is
+/// `InvalidArgument`.
 pub fn configure(config: ProcessConfig) -> Result<()> {
     let workers = parse_setting("worker_threads", Some(config.worker_threads))?;
     let renewals = parse_setting(

@@ -63,8 +63,9 @@ pub extern "C" fn tradeauth_version() -> *const c_char {
 /// challenges) the process may have in flight to one venue at once (default 8, or
 /// `TRADEAUTH_MAX_CONCURRENT_RENEWALS`). 0 keeps a setting as it is. Call it before the
 /// first session: once the runtime runs, another worker count gives
-/// `TRADEAUTH_ERR_INVALID_ARGUMENT` and nothing changes; the renewal limit applies to
-/// sessions made afterwards. A value above 4096 gives `TRADEAUTH_ERR_INVALID_ARGUMENT`.
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT` and nothing changes; a venue keeps the renewal limit
+/// in force when the process made its first session for it. A value above 4096 gives
+/// `TRADEAUTH_ERR_INVALID_ARGUMENT`.
 /// Thread safety: any thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn tradeauth_process_configure(
