@@ -36,7 +36,7 @@ FULL_RUN=core/mutants-full-run.txt
 # started below). Each group is recorded on its own, so one can be rerun alone.
 MUTANT_GROUPS=(
   "clock|tradeauth|core/src/credential.rs core/src/clock.rs core/src/time.rs|--lib --test machines --test cadenza --test partner --test cascade --test exchange"
-  "machine|tradeauth|core/src/machine/mod.rs core/src/machine/common.rs core/src/machine/cadenza.rs core/src/machine/partner.rs core/src/machine/exchange.rs|--lib --test machines --test cadenza --test partner --test exchange --test proptest_machines --test rotation"
+  "machine|tradeauth|core/src/machine/mod.rs core/src/machine/common.rs core/src/machine/cadenza.rs core/src/machine/partner.rs core/src/machine/exchange.rs core/src/hmac.rs|--lib --test machines --test cadenza --test partner --test exchange --test proptest_machines --test rotation"
   "cascade|tradeauth|core/src/machine/cascade.rs|--lib --test machines --test cascade --test proptest_machines --test zeroize --test rotation --test signer"
   "store-seal|tradeauth|core/src/store/crypto.rs core/src/store/record.rs core/src/store/mod.rs|--lib --test store_file"
   "store-file|tradeauth|core/src/store/file.rs core/src/store/memory.rs|--lib --test store_file"

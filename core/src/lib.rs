@@ -45,6 +45,7 @@ mod clock;
 pub mod credential;
 pub mod error;
 pub mod event;
+mod hmac;
 pub mod http;
 pub mod keystore;
 pub mod machine;

@@ -112,6 +112,56 @@ def test_generate_token_verified_with_pyjwt(sim: Sim) -> None:
     assert answer.status_code == 200
 
 
+def test_generate_token_matches_pyjwt_as_secrets_alternate() -> None:
+    """Each thread keeps the key schedule of the last secret: a token minted right after
+    another secret (a prefix, a longer-than-a-block key, bytes, non-ASCII) must still be
+    signed with its own secret, byte for byte what PyJWT gives."""
+    secrets: list[str | bytes] = [
+        PARTNER_SECRET, PARTNER_SECRET[:-1], PARTNER_SECRET[:-1] + "X", PARTNER_SECRET + "x",
+        "k" * 64, "k" * 65,
+        "k" * 200, "clé-secrète-ü", PARTNER_SECRET.encode(), b"\x00\xff binary", "k",
+    ]
+    client_ids = [PARTNER_ID, 'quote"and\\slash', "naïve-客户", "tab\there"]
+    for _ in range(2):
+        for secret in secrets + secrets[::-1]:
+            for client_id in client_ids:
+                for _attempt in range(3):
+                    now = int(time.time())
+                    ours = tradeauth.generate_token(client_id, secret)
+                    if int(time.time()) == now:
+                        break
+                key = secret if isinstance(secret, bytes) else secret.encode()
+                assert ours == jwt.encode(
+                    {"clientId": client_id, "iat": now, "exp": now + 900}, key,
+                    algorithm="HS256"), (len(key), client_id)
+
+
+def test_generate_token_from_many_threads_each_with_its_secret() -> None:
+    """Threads minting at once, each with its own secret of the same length: every token
+    verifies under its thread's secret (and not another's)."""
+    import threading
+
+    secrets = [f"{PARTNER_SECRET[:-2]}{i:02d}" for i in range(8)]
+    wrong: list[int] = []
+    barrier = threading.Barrier(len(secrets))
+
+    def mint(index: int) -> None:
+        barrier.wait()
+        for _ in range(300):
+            token = tradeauth.generate_token(PARTNER_ID, secrets[index])
+            try:
+                jwt.decode(token, secrets[index], algorithms=["HS256"])
+            except jwt.InvalidSignatureError:
+                wrong.append(index)
+
+    threads = [threading.Thread(target=mint, args=(i,)) for i in range(len(secrets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
 def test_partner_client_retries_once_on_401(sim: Sim) -> None:
     client = sim.partner_client()
     assert client.request("GET", "/portfolio").json()["clientId"] == PARTNER_ID

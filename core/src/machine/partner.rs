@@ -7,12 +7,10 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 use crate::credential::{Credential, safe_valid_until};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::event::AuthEvent;
+use crate::hmac::{HmacSha256Key, with_cached_key};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::machine::common::{self, Events};
 use crate::machine::{Capabilities, Machine, MachineStatus, NewSecret, Venue};
@@ -62,7 +60,11 @@ impl PartnerConfig {
 
 /// Mint a Partner JWT, byte for byte what the page's Python `generate_token` gives with
 /// PyJWT: header `{"alg":"HS256","typ":"JWT"}`, claims `{"clientId","iat","exp"}` in that
-/// order, `exp = iat + ttl_secs`, HMAC-SHA256 by aws-lc-rs (through jsonwebtoken).
+/// order, `exp = iat + ttl_secs`, HMAC-SHA256.
+///
+/// Each thread keeps the HMAC key schedule of the last secret it minted with (wiped when
+/// another secret replaces it or the thread ends), so minting again with the same secret
+/// skips the key set-up.
 pub fn mint_token(client_id: &str, secret_key: &[u8], iat: u64, ttl_secs: u64) -> Result<Secret> {
     if client_id.is_empty() {
         return Err(Error::invalid_argument("Partner client id is empty"));
@@ -70,6 +72,12 @@ pub fn mint_token(client_id: &str, secret_key: &[u8], iat: u64, ttl_secs: u64) -
     if secret_key.is_empty() {
         return Err(Error::invalid_argument("Partner secret key is empty"));
     }
+    with_cached_key(secret_key, |key| mint_with(client_id, key, iat, ttl_secs))
+}
+
+/// [`mint_token`] with a key schedule already made (a Partner session keeps its own).
+/// Both callers have refused an empty client id.
+fn mint_with(client_id: &str, key: &HmacSha256Key, iat: u64, ttl_secs: u64) -> Result<Secret> {
     if ttl_secs == 0 {
         // exp == iat: the venue would refuse the token the moment it arrives.
         return Err(Error::invalid_argument(
@@ -79,21 +87,80 @@ pub fn mint_token(client_id: &str, secret_key: &[u8], iat: u64, ttl_secs: u64) -
     let exp = iat.checked_add(ttl_secs).ok_or_else(|| {
         Error::invalid_argument("Partner token iat + ttl overflows; use a realistic ttl")
     })?;
-    // Built in place, one buffer per part: minting is on every reconnect of a strategy,
-    // and allocation was a third of its cost.
-    let mut claims = String::with_capacity(48 + client_id.len());
+    // Built in place, one buffer per part, each allocated at its final size: minting is
+    // on every reconnect of a strategy, and allocation was a third of its cost.
+    let mut claims = String::with_capacity(72 + client_id.len());
     claims.push_str(r#"{"clientId":"#);
     push_json_string_ascii(&mut claims, client_id);
-    let _ = write!(claims, r#","iat":{iat},"exp":{exp}}}"#);
-    let mut token = String::with_capacity(HEADER_B64.len() + claims.len().div_ceil(3) * 4 + 48);
-    token.push_str(HEADER_B64);
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(claims.as_bytes(), &mut token);
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret_key);
-    let tag = aws_lc_rs::hmac::sign(&key, token.as_bytes());
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut token);
+    let mut claims = claims.into_bytes();
+    claims.extend_from_slice(br#","iat":"#);
+    push_decimal(&mut claims, iat);
+    claims.extend_from_slice(br#","exp":"#);
+    push_decimal(&mut claims, exp);
+    claims.push(b'}');
+    let mut token = Vec::with_capacity(HEADER_B64.len() + base64url_len(claims.len()) + 45);
+    token.extend_from_slice(HEADER_B64.as_bytes());
+    token.push(b'.');
+    push_base64url(&mut token, &claims);
+    let tag = key.sign(&token);
+    token.push(b'.');
+    push_base64url(&mut token, &tag);
+    // Only ASCII was written, so this never fails.
+    let token = String::from_utf8(token)
+        .map_err(|_| Error::new(ErrorKind::Signing, "a minted token was not ASCII"))?;
     Ok(Secret::from(token))
+}
+
+/// The base64url alphabet (RFC 4648, section 5).
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// How many characters base64url without padding makes of `len` bytes.
+fn base64url_len(len: usize) -> usize {
+    (len * 4).div_ceil(3)
+}
+
+/// `input` in base64url without padding, as JWTs carry it. Written here rather than with
+/// the `base64` crate, whose engine and per-chunk UTF-8 check were a sixth of a mint.
+fn push_base64url(out: &mut Vec<u8>, input: &[u8]) {
+    let char_at = |group: u32, shift: u32| BASE64URL[((group >> shift) & 63) as usize];
+    let start = out.len();
+    out.resize(start + base64url_len(input.len()), 0);
+    let (triples, rest) = input.as_chunks::<3>();
+    let (quads, tail) = out[start..].as_chunks_mut::<4>();
+    for (&[a, b, c], quad) in triples.iter().zip(quads) {
+        let group = u32::from(a) << 16 | u32::from(b) << 8 | u32::from(c);
+        *quad = [
+            char_at(group, 18),
+            char_at(group, 12),
+            char_at(group, 6),
+            char_at(group, 0),
+        ];
+    }
+    // The last one or two bytes make two or three characters (`tail` is that long).
+    let group = match *rest {
+        [a] => u32::from(a) << 16,
+        [a, b] => u32::from(a) << 16 | u32::from(b) << 8,
+        _ => 0,
+    };
+    for (slot, shift) in tail.iter_mut().zip([18, 12, 6]) {
+        *slot = char_at(group, shift);
+    }
+}
+
+/// `value` in decimal, without `fmt`'s machinery (a fifth of a mint's time went to
+/// formatting the two numbers).
+fn push_decimal(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// A JSON string literal the way Python's `json.dumps` writes it (`ensure_ascii=True`):
@@ -143,7 +210,9 @@ struct Minted {
 /// The Partner state machine: mints locally, never sends a request.
 pub struct PartnerMachine {
     client_id: String,
-    secret_key: Secret,
+    /// The secret's HMAC key schedule, made once per secret (the secret text itself is not
+    /// kept: the schedule is all minting needs).
+    key: HmacSha256Key,
     ttl_secs: u64,
     refresh_window: Duration,
     token: Option<Minted>,
@@ -176,9 +245,10 @@ impl PartnerMachine {
                 "Partner token ttl must be between 1 second and 366 days",
             ));
         }
+        let key = HmacSha256Key::new(secret_key.expose().as_bytes());
         Ok(PartnerMachine {
             client_id,
-            secret_key,
+            key,
             ttl_secs,
             refresh_window,
             token: None,
@@ -200,12 +270,7 @@ impl PartnerMachine {
 
     fn mint(&mut self, now: Now) {
         let iat = now.unix_secs();
-        let token = match mint_token(
-            &self.client_id,
-            self.secret_key.expose().as_bytes(),
-            iat,
-            self.ttl_secs,
-        ) {
+        let token = match mint_with(&self.client_id, &self.key, iat, self.ttl_secs) {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(venue = "partner", account = %self.client_id, "{}", e.message());
@@ -334,9 +399,9 @@ impl Machine for PartnerMachine {
         if secret_key.is_empty() {
             return Err(Error::invalid_argument("Partner secret key is empty"));
         }
-        // The token minted with the old secret stays until its renewal; the old secret is
-        // wiped as it drops here.
-        self.secret_key = secret_key;
+        // The token minted with the old secret stays until its renewal; the old secret and
+        // its schedule are wiped as they drop here.
+        self.key = HmacSha256Key::new(secret_key.expose().as_bytes());
         if let Some(token) = self.token.as_mut() {
             token.old_secret = true;
         }
@@ -404,6 +469,35 @@ impl fmt::Debug for PartnerMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_like_display() {
+        for value in [0, 1, 9, 10, 99, 100, 1_700_000_000, 1_700_000_900, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, value);
+            assert_eq!(out, format!("x{value}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn base64url_like_the_base64_crate() {
+        use base64::Engine as _;
+        let bytes: Vec<u8> = (0..=255u8).rev().chain(0..=255).collect();
+        for len in 0..=70 {
+            for start in [0, 1, 2, 62, 63, 64, 190, 191, 192, 250] {
+                let input = &bytes[start..start + len];
+                let mut out = b"x".to_vec();
+                push_base64url(&mut out, input);
+                let want = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(input);
+                assert_eq!(
+                    out,
+                    format!("x{want}").into_bytes(),
+                    "{len} bytes from {start}"
+                );
+                assert_eq!(base64url_len(len), want.len());
+            }
+        }
+    }
 
     #[test]
     fn the_next_whole_second_of_the_wall_clock() {
