@@ -96,7 +96,9 @@ else
   PY_ARGS=(--wheel "$WHEEL")
 fi
 
-start_sim
+# The full run's venue is the release simulator: a client benchmark must not measure how
+# fast a debug build of the venue answers (with arequest that was the limit).
+TRADEAUTH_SIM_BIN="$WS_SIM_BIN" start_sim
 
 step "C ABI bench: tradeauth_session_header, 1 and 8 threads"
 # The programs below need the SONAME link next to the library they are linked against.

@@ -125,6 +125,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(metrics::prometheus_text, m)?)?;
     m.add_function(wrap_pyfunction!(eip191_sign, m)?)?;
     m.add_function(wrap_pyfunction!(bridge::_at_exit, m)?)?;
+    m.add_function(wrap_pyfunction!(bridge::_bridge_stats, m)?)?;
     m.add_function(wrap_pyfunction!(cli::_cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_raise_kind, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_panic, m)?)?;
