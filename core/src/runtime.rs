@@ -144,6 +144,23 @@ pub fn configure(config: ProcessConfig) -> Result<()> {
     Ok(())
 }
 
+/// [`configure`] with only the settings given (`None` keeps the one in force); returns the
+/// settings now in force. The C and Python bindings' partial form.
+pub fn configure_some(
+    worker_threads: Option<usize>,
+    max_concurrent_renewals: Option<usize>,
+) -> Result<ProcessConfig> {
+    let mut config = process_config()?;
+    if let Some(n) = worker_threads {
+        config.worker_threads = n;
+    }
+    if let Some(n) = max_concurrent_renewals {
+        config.max_concurrent_renewals = n;
+    }
+    configure(config)?;
+    Ok(config)
+}
+
 /// The worker threads of this process's runtime, if it has been built.
 fn running_workers() -> Option<usize> {
     let current = RUNTIME.load(Ordering::Acquire);

@@ -84,3 +84,24 @@ fn the_worker_count_is_fixed_once_the_runtime_runs() {
     configure(config).expect("same count");
     assert_eq!(running.metrics().num_workers(), config.worker_threads);
 }
+
+#[test]
+fn configure_some_changes_only_the_settings_given() {
+    let before = process_config().expect("config");
+    // Nothing given: nothing changes, and the answer is what is in force.
+    assert_eq!(
+        tradeauth::runtime::configure_some(None, None).expect("keep"),
+        before
+    );
+    // A bad value for one setting changes neither.
+    let error = tradeauth::runtime::configure_some(None, Some(0)).expect_err("0 is refused");
+    assert!(
+        error.message().contains("max_concurrent_renewals"),
+        "{error}"
+    );
+    assert_eq!(process_config().expect("config"), before);
+    // One setting given: the other is kept.
+    let after = tradeauth::runtime::configure_some(None, Some(before.max_concurrent_renewals))
+        .expect("same limit");
+    assert_eq!(after.worker_threads, before.worker_threads);
+}

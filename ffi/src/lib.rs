@@ -73,14 +73,9 @@ pub extern "C" fn tradeauth_process_configure(
     max_concurrent_renewals: u32,
 ) -> tradeauth_status {
     status::boundary("tradeauth_process_configure", || {
-        let mut config = tradeauth::runtime::process_config()?;
-        if worker_threads != 0 {
-            config.worker_threads = worker_threads as usize;
-        }
-        if max_concurrent_renewals != 0 {
-            config.max_concurrent_renewals = max_concurrent_renewals as usize;
-        }
-        tradeauth::runtime::configure(config)?;
+        // 0 keeps a setting.
+        let given = |n: u32| (n != 0).then_some(n as usize);
+        tradeauth::runtime::configure_some(given(worker_threads), given(max_concurrent_renewals))?;
         Ok(())
     })
 }

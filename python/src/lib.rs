@@ -87,15 +87,13 @@ fn configure<'py>(
     worker_threads: Option<i64>,
     max_concurrent_renewals: Option<i64>,
 ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-    let mut config = tradeauth::runtime::process_config().map_err(|e| to_pyerr(py, &e))?;
     // A negative count becomes 0, which core refuses with the setting's name and range.
-    if let Some(n) = worker_threads {
-        config.worker_threads = usize::try_from(n).unwrap_or(0);
-    }
-    if let Some(n) = max_concurrent_renewals {
-        config.max_concurrent_renewals = usize::try_from(n).unwrap_or(0);
-    }
-    tradeauth::runtime::configure(config).map_err(|e| to_pyerr(py, &e))?;
+    let count = |n: i64| usize::try_from(n).unwrap_or(0);
+    let config = tradeauth::runtime::configure_some(
+        worker_threads.map(count),
+        max_concurrent_renewals.map(count),
+    )
+    .map_err(|e| to_pyerr(py, &e))?;
     let d = pyo3::types::PyDict::new(py);
     d.set_item("worker_threads", config.worker_threads)?;
     d.set_item("max_concurrent_renewals", config.max_concurrent_renewals)?;
