@@ -41,9 +41,10 @@ def test_three_hundred_clients_share_one_connection_and_a_fixed_set_of_threads(s
     # 16 callers behind it share the multiplexed connection it opened).
     assert stats["connections"] <= 2, stats
     assert stats["max_in_flight"] <= limit + 16, stats  # logins (limited) + 16 callers
-    # The library's threads do not grow with the number of clients: 2 workers and a
-    # blocking pool capped at 32, plus this interpreter's own.
-    assert threads() <= 40
+    # The library's threads do not grow with the number of clients: 2 workers and one
+    # log forwarder (4 with the main thread, measured). 300 logins logged through
+    # `block_in_place` used to borrow blocking threads, up to the pool's cap of 32.
+    assert threads() <= 10
 
     # The contrast that shows the count can fail: a pool of each client's own.
     before = sim.stats("cadenza")["connections"]
