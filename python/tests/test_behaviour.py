@@ -223,6 +223,34 @@ def test_events_on_the_tradeauth_logger_without_secrets(
     assert failed[0].levelno == logging.WARNING and "unauthorized" in failed[0].getMessage()
 
 
+def test_a_forked_child_logs_its_own_events(sim: Sim) -> None:
+    """The log forwarder is a thread, which a forked child does not inherit: the child
+    starts its own, so its events still reach its `tradeauth` logger."""
+    parent = sim.cadenza_client()  # the parent's forwarder runs before the fork
+    assert parent.headers()
+    pid = os.fork()
+    if pid == 0:  # the child: exit codes say what failed
+        code = 1
+        try:
+            signal.alarm(20)
+            seen: list[str] = []
+
+            class Collect(logging.Handler):
+                def emit(self, record: logging.LogRecord) -> None:
+                    seen.append(getattr(record, "tradeauth_event", ""))
+
+            logger = logging.getLogger("tradeauth")
+            logger.setLevel(logging.INFO)
+            logger.addHandler(Collect())
+            sim.cadenza_client()
+            code = 0 if wait_for(lambda: "logged_in" in seen, timeout=10) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status), f"the child was killed (status {status:#x})"
+    assert os.WEXITSTATUS(status) == 0, "the child's login never reached its logger"
+
+
 def test_secrets_absent_from_repr_and_exceptions(sim: Sim) -> None:
     clients = [
         (sim.cadenza_client(), CADENZA_PASSWORD),
