@@ -128,7 +128,7 @@ fn push_base64url(out: &mut Vec<u8>, input: &[u8]) {
     let (triples, rest) = input.as_chunks::<3>();
     let (quads, tail) = out[start..].as_chunks_mut::<4>();
     for (&[a, b, c], quad) in triples.iter().zip(quads) {
-        let group = u32::from(a) << 16 | u32::from(b) << 8 | u32::from(c);
+        let group = u32::from_be_bytes([0, a, b, c]);
         *quad = [
             char_at(group, 18),
             char_at(group, 12),
@@ -138,8 +138,8 @@ fn push_base64url(out: &mut Vec<u8>, input: &[u8]) {
     }
     // The last one or two bytes make two or three characters (`tail` is that long).
     let group = match *rest {
-        [a] => u32::from(a) << 16,
-        [a, b] => u32::from(a) << 16 | u32::from(b) << 8,
+        [a] => u32::from_be_bytes([0, a, 0, 0]),
+        [a, b] => u32::from_be_bytes([0, a, b, 0]),
         _ => 0,
     };
     for (slot, shift) in tail.iter_mut().zip([18, 12, 6]) {
