@@ -56,6 +56,61 @@ async fn connect_ws_refuses_paths_that_leave_the_origin() {
     );
 }
 
+/// The same for HTTP: a caller's request path that names another host (absolute, or
+/// scheme-relative) is refused before any credential is attached, with or without a query
+/// (the query is merged into the URL first, which must not turn `https://other/x?a=1`
+/// into the venue's own `/x?a=1` behind the caller's back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_paths_that_leave_the_origin_are_refused() {
+    let (sim, session) = support::on_demand(Venue::Exchange).await;
+    let other = authority(&sim.urls().cascade).to_owned();
+    for path in [
+        format!("//{other}/account/orders"),
+        format!("https://{other}/account/orders"),
+        format!("http://{other}/account/orders"),
+        "//evil.example/api/v1/positions".to_owned(),
+    ] {
+        for query in [false, true] {
+            let mut request = session.request(tradeauth::Method::Get, path.as_str());
+            if query {
+                request = request.query("symbol", "BTC");
+            }
+            match request.send().await {
+                Err(e) => {
+                    assert_eq!(
+                        e.kind(),
+                        ErrorKind::InvalidArgument,
+                        "{path} ({query}): {e}"
+                    );
+                    assert!(e.message().contains("venue host"), "{path} ({query}): {e}");
+                }
+                Ok(response) => panic!(
+                    "{path} (query: {query}): sent, answered {}",
+                    response.status
+                ),
+            }
+        }
+    }
+    let stats = sim.stats();
+    assert_eq!(stats.cascade.requests, 0, "nothing reached the other venue");
+    assert_eq!(stats.exchange.requests, 0, "nothing was sent in its place");
+    // The venue's own paths, with and without a query, still work.
+    let response = session
+        .request(tradeauth::Method::Get, "/api/v1/positions")
+        .query("symbol", "BTC-PERP")
+        .send()
+        .await
+        .expect("own origin");
+    assert_eq!(response.status, 200);
+    let own = format!("{}/api/v1/positions", sim.urls().exchange);
+    let response = session
+        .request(tradeauth::Method::Get, own.as_str())
+        .send()
+        .await
+        .expect("own origin, absolute");
+    assert_eq!(response.status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascade_ws_rejection_echoing_the_bearer_is_redacted() {
     let (sim, session) = support::on_demand(Venue::Cascade).await;

@@ -68,11 +68,10 @@ impl Session {
             .collect();
         // Read chunk by chunk into one buffer that is wiped whenever it grows (answers
         // carry tokens); each chunk is wiped too when nothing else shares its memory.
-        let hint = response.content_length().unwrap_or(0).min(1 << 20) as usize;
-        let mut body = Vec::with_capacity(hint);
+        let mut body = Vec::with_capacity(body_capacity_hint(response.content_length()));
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
             append_wiping(&mut body, &chunk);
-            wipe_if_unique(chunk);
+            drop(wipe_if_unique(chunk));
         }
         Ok(HttpResponse {
             status,
@@ -128,6 +127,21 @@ fn wiped_header_value(name: &str, value: &str) -> Result<reqwest::header::Header
     Ok(header)
 }
 
+/// The most a response body is given up front, whatever its `content-length` claims: a
+/// hostile or broken venue cannot make the library allocate more than this before a
+/// byte has arrived (the buffer then grows with what really arrives).
+const MAX_BODY_PREALLOCATION: usize = 1 << 20;
+
+/// The capacity to give a response body up front for its `content-length`, if any.
+fn body_capacity_hint(content_length: Option<u64>) -> usize {
+    match content_length {
+        Some(length) => usize::try_from(length).map_or(MAX_BODY_PREALLOCATION, |length| {
+            length.min(MAX_BODY_PREALLOCATION)
+        }),
+        None => 0,
+    }
+}
+
 /// Appends `chunk` to `body`; when `body` must grow, its old buffer is wiped first.
 fn append_wiping(body: &mut Vec<u8>, chunk: &[u8]) {
     if body.capacity() - body.len() < chunk.len() {
@@ -141,11 +155,12 @@ fn append_wiping(body: &mut Vec<u8>, chunk: &[u8]) {
 }
 
 /// Wipes a received chunk if its memory is this chunk's alone (not still shared with
-/// the HTTP stack's read buffer, which the library cannot touch).
-fn wipe_if_unique(chunk: bytes::Bytes) {
-    if let Ok(mut unique) = chunk.try_into_mut() {
-        zeroize::Zeroize::zeroize(&mut unique[..]);
-    }
+/// the HTTP stack's read buffer, which the library cannot touch), and hands back that
+/// wiped memory for the caller to free; `None` when the memory was shared.
+fn wipe_if_unique(chunk: bytes::Bytes) -> Option<bytes::BytesMut> {
+    let mut unique = chunk.try_into_mut().ok()?;
+    zeroize::Zeroize::zeroize(&mut unique[..]);
+    Some(unique)
 }
 
 pub(super) fn transport_error(error: reqwest::Error) -> Error {
@@ -243,6 +258,15 @@ impl RequestBuilder {
             let mut url = session.inner.base_url.join(&request.path).map_err(|e| {
                 Error::new(ErrorKind::InvalidArgument, format!("bad request path: {e}"))
             })?;
+            // Checked here as `Session::send` checks it: the path below keeps only the
+            // URL's path and query, so an absolute URL to another host would otherwise
+            // be sent to the venue in its place.
+            if url.origin() != session.inner.base_url.origin() {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "request path must stay on the session's venue host",
+                ));
+            }
             url.query_pairs_mut().extend_pairs(&self.query);
             request.path = match url.query() {
                 Some(q) => format!("{}?{q}", url.path()),
@@ -301,5 +325,127 @@ impl RequestBuilder {
                 Err(error) => return Err(error),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tradeauth_sim::{Sim, SimConfig, Venue as SimVenue, demo};
+
+    use super::*;
+    use crate::session::Options;
+
+    /// An answered request is sent once: the 401 branch (re-authenticate, resend) is
+    /// taken for a 401 only, and once. Bounded by a timeout so that a loop that resends
+    /// forever fails here, first, rather than hanging the integration tests.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answered_request_is_sent_once_after_one_login() {
+        let sim = Sim::start(SimConfig::default()).await.expect("simulator");
+        let options = Options::new()
+            .base_url(sim.urls().venue(SimVenue::Cadenza))
+            .add_root_pem(sim.ca_pem())
+            .background_refresh(false);
+        let config = crate::CadenzaConfig::new(demo::CADENZA_EMAIL, demo::CADENZA_PASSWORD);
+        let session = Session::cadenza(config, options).expect("session");
+        let send = session
+            .request(crate::Method::Get, "/api/v3/user/profile")
+            .send();
+        let answer = tokio::time::timeout(Duration::from_secs(30), send)
+            .await
+            .expect("answered, not re-sent without end")
+            .expect("request");
+        assert_eq!(answer.status, 200);
+        let stats = sim.stats().cadenza;
+        assert_eq!(
+            (stats.logins, stats.refreshes, stats.requests),
+            (1, 0, 2),
+            "one login, then the request once"
+        );
+        assert_eq!(session.metrics().reauths_after_401, 0);
+    }
+
+    #[test]
+    fn a_claimed_body_length_is_preallocated_up_to_a_bound() {
+        assert_eq!(body_capacity_hint(None), 0);
+        assert_eq!(body_capacity_hint(Some(0)), 0);
+        assert_eq!(body_capacity_hint(Some(100)), 100);
+        assert_eq!(
+            body_capacity_hint(Some(MAX_BODY_PREALLOCATION as u64)),
+            MAX_BODY_PREALLOCATION
+        );
+        // A hostile venue's content-length buys it no more than the bound.
+        assert_eq!(body_capacity_hint(Some(1 << 40)), MAX_BODY_PREALLOCATION);
+        assert_eq!(body_capacity_hint(Some(u64::MAX)), MAX_BODY_PREALLOCATION);
+        assert_eq!(MAX_BODY_PREALLOCATION, 1 << 20);
+    }
+
+    #[test]
+    fn only_the_auth_headers_are_marked_sensitive() {
+        for name in ["authorization", "Authorization", "x-api-key", "X-API-KEY"] {
+            let value = wiped_header_value(name, "Bearer abc").expect("valid");
+            assert!(value.is_sensitive(), "{name} must never be HPACK-indexed");
+            assert_eq!(value.as_bytes(), b"Bearer abc");
+        }
+        for name in ["content-type", "x-request-id", "authorization-hint"] {
+            let value = wiped_header_value(name, "text").expect("valid");
+            assert!(!value.is_sensitive(), "{name} is not an auth header");
+        }
+        let error = wiped_header_value("x-note", "a\r\nb").expect_err("not header text");
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            !error.message().contains("a\r\nb"),
+            "the value is not echoed"
+        );
+    }
+
+    /// `Vec::with_capacity(n)` gives exactly `n` (documented), so these capacities show
+    /// that every growth went through the wiping path, never through `Vec`'s own growth
+    /// (which would free the old buffer unwiped, and rounds small sizes up to 8).
+    #[test]
+    fn a_body_grows_only_through_the_wiping_path() {
+        // Room for the chunk, to the byte: the buffer is not replaced.
+        let mut body = Vec::with_capacity(4);
+        body.extend_from_slice(b"ab");
+        let before = body.as_ptr();
+        append_wiping(&mut body, b"cd");
+        assert_eq!((body.as_slice(), body.capacity()), (&b"abcd"[..], 4));
+        assert_eq!(
+            body.as_ptr(),
+            before,
+            "a chunk that fits does not move the body"
+        );
+
+        // One byte short: doubled by the wiping path (Vec's own growth would give 8).
+        let mut body = Vec::with_capacity(2);
+        body.extend_from_slice(b"ab");
+        append_wiping(&mut body, b"c");
+        assert_eq!((body.as_slice(), body.capacity()), (&b"abc"[..], 4));
+
+        // A chunk larger than the doubled buffer: exactly what is needed.
+        let mut body = Vec::with_capacity(2);
+        body.extend_from_slice(b"ab");
+        append_wiping(&mut body, b"cdefg");
+        assert_eq!((body.as_slice(), body.capacity()), (&b"abcdefg"[..], 7));
+
+        // From nothing (no content-length).
+        let mut body = Vec::new();
+        append_wiping(&mut body, b"xyz");
+        append_wiping(&mut body, b"");
+        assert_eq!((body.as_slice(), body.capacity()), (&b"xyz"[..], 3));
+    }
+
+    #[test]
+    fn a_chunk_whose_memory_is_its_own_is_wiped() {
+        let chunk = bytes::Bytes::from(b"token-abc".to_vec());
+        let address = chunk.as_ptr();
+        let wiped = wipe_if_unique(chunk).expect("the chunk's memory is its own");
+        assert_eq!(wiped.as_ptr(), address, "the same memory, not a copy");
+        assert_eq!(&wiped[..], &[0u8; 9][..]);
+
+        // Shared with another handle (as with the HTTP stack's read buffer): left alone.
+        let chunk = bytes::Bytes::from(b"token-abc".to_vec());
+        let other = chunk.clone();
+        assert!(wipe_if_unique(chunk).is_none());
+        assert_eq!(&other[..], b"token-abc");
     }
 }
