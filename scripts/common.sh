@@ -7,7 +7,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 VENV="$CARGO_TARGET_DIR/venv"
 PY="$VENV/bin/python"
 
-step() { printf '\n==> %s\n' "$*"; }
+# The wall-clock time on each step's line lets a CI log show where the minutes went.
+step() { printf '\n==> %s  [%s]\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 ensure_venv() {
   if [ ! -x "$PY" ]; then
