@@ -364,6 +364,28 @@ mod tests {
         assert_eq!(session.metrics().reauths_after_401, 0);
     }
 
+    /// An error that is not the network's (here, a path off the venue's origin) is
+    /// answered at once, never retried; bounded by a timeout for the same reason.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_request_is_not_retried() {
+        let sim = Sim::start(SimConfig::default()).await.expect("simulator");
+        let options = Options::new()
+            .base_url(sim.urls().venue(SimVenue::Exchange))
+            .add_root_pem(sim.ca_pem())
+            .max_retries(3);
+        let config = crate::ExchangeConfig::trader(demo::EXCHANGE_API_KEY);
+        let session = Session::exchange(config, options).expect("session");
+        let send = session
+            .request(crate::Method::Get, "//evil.example/api/v1/positions")
+            .send();
+        let error = tokio::time::timeout(Duration::from_secs(30), send)
+            .await
+            .expect("answered, not retried without end")
+            .expect_err("off the venue's origin");
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+        assert_eq!(sim.stats().exchange.requests, 0);
+    }
+
     #[test]
     fn a_claimed_body_length_is_preallocated_up_to_a_bound() {
         assert_eq!(body_capacity_hint(None), 0);

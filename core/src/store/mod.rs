@@ -273,23 +273,19 @@ pub fn open_with_ca(
 /// `%20` and friends in a file URL path.
 fn percent_decode(path: &str) -> String {
     let hex = |b: u8| (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push(hi * 16 + lo);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
+    let mut out = Vec::with_capacity(path.len());
+    // Walks the bytes by slice patterns, not by index arithmetic: each step consumes at
+    // least one byte, so no edit of a step can make the loop stand still.
+    let mut rest = path.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if let (b'%', [hi, lo, after @ ..]) = (byte, tail)
+            && let (Some(hi), Some(lo)) = (hex(*hi), hex(*lo))
+        {
+            out.push(hi * 16 + lo);
+            rest = after;
+        } else {
+            out.push(byte);
+            rest = tail;
         }
     }
     String::from_utf8_lossy(&out).into_owned()

@@ -219,4 +219,14 @@ fn file_url_paths_are_percent_decoded() {
     assert_eq!(percent_decode("/a%20b/c%2Fd"), "/a b/c/d");
     assert_eq!(percent_decode("/x%zz%4"), "/x%zz%4");
     assert_eq!(percent_decode("%41%62"), "Ab");
+    assert_eq!(percent_decode(""), "");
+    assert_eq!(percent_decode("%"), "%");
+    assert_eq!(percent_decode("%%41"), "%A");
+    assert_eq!(percent_decode("a%4g%7e"), "a%4g~");
+    assert_eq!(
+        percent_decode("/caf%C3%A9/%e2%82%ac"),
+        "/caf\u{e9}/\u{20ac}"
+    );
+    // Not UTF-8 once decoded: replaced, never a panic.
+    assert_eq!(percent_decode("/x%FF"), "/x\u{fffd}");
 }
