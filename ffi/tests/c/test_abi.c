@@ -531,8 +531,19 @@ static void *read_headers(void *arg) {
     size_t name_written = 0;
     size_t value_written = 0;
     long done = 0;
-    /* At least `reads` reads, and on until the refreshes are over. */
-    for (long i = 0; i < r->reads || (i % 1024 != 0 || !readers_stopped()); i++) {
+    /* At least `reads` reads, and on until the refreshes are over: a last round of 1024
+     * reads begun after the stop flag was seen (it is set after the last refresh returned),
+     * so each reader reads the last refreshed value too. */
+    long stop_at = -1;
+    for (long i = 0;; i++) {
+        if (i >= r->reads && i % 1024 == 0) {
+            if (stop_at >= 0 && i >= stop_at) {
+                break;
+            }
+            if (stop_at < 0 && readers_stopped()) {
+                stop_at = i + 1024;
+            }
+        }
         done++;
         tradeauth_status st = tradeauth_session_header(r->session, name, sizeof name, &name_written,
                                                        value, sizeof value, &value_written);

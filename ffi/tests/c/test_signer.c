@@ -504,7 +504,20 @@ static void *read_headers(void *arg) {
     size_t name_written = 0;
     size_t value_written = 0;
     long done = 0;
-    for (long i = 0; i < r->reads || (i % 256 != 0 || !readers_stopped()); i++) {
+    /* A reader stops only after a full round of 256 reads that began after it saw the stop
+     * flag: the flag is set after the update returned, so that round must see the new key.
+     * (Stopping at the first check that saw the flag let a reader whose last read predated
+     * the update leave without one read of the new key.) */
+    long stop_at = -1;
+    for (long i = 0;; i++) {
+        if (i >= r->reads && i % 256 == 0) {
+            if (stop_at >= 0 && i >= stop_at) {
+                break;
+            }
+            if (stop_at < 0 && readers_stopped()) {
+                stop_at = i + 256;
+            }
+        }
         done++;
         tradeauth_status st = tradeauth_session_header(r->session, name, sizeof name, &name_written,
                                                        value, sizeof value, &value_written);
