@@ -133,6 +133,51 @@ async fn cascade_websocket_auth_round_trip_and_rejection() {
     assert_eq!(sim.stats().cascade.logins, 2);
 }
 
+/// `connect_ws_authenticated` re-authenticates a renewable session once on the same
+/// connection when its token is refused, and gives up after that second refusal; a
+/// permanent key refused is refused at once (sending it again would change nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authenticated_connect_logs_in_again_once_and_a_refused_key_is_sent_once() {
+    let (sim, cascade) = support::on_demand(Venue::Cascade).await;
+    cascade.credential().await.expect("login");
+    sim.revoke(Venue::Cascade, Revoke::AccessTokens)
+        .expect("revoked");
+    let (_stream, detail) = cascade
+        .connect_ws_authenticated("/ws")
+        .await
+        .expect("authenticated with a fresh login");
+    assert_eq!(detail["authenticated"], true);
+    assert_eq!(support::cascade_logins(&sim).1, 2);
+    // Every auth message of the next connection refused: two tries, two logins, an error.
+    sim.arm_fault(tradeauth_sim::Fault::echo_credential(Venue::Cascade).on_path("/ws"));
+    let error = cascade
+        .connect_ws_authenticated("/ws")
+        .await
+        .expect_err("refused twice");
+    assert_eq!(error.kind(), ErrorKind::Unauthorized, "{error}");
+    assert_eq!(support::cascade_logins(&sim).1, 3);
+
+    let exchange = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    sim.arm_fault(tradeauth_sim::Fault::echo_credential(Venue::Exchange).on_path("/ws"));
+    let error = exchange
+        .connect_ws_authenticated("/ws")
+        .await
+        .expect_err("refused");
+    assert_eq!(error.kind(), ErrorKind::Unauthorized, "{error}");
+    assert_eq!(
+        sim.stats().exchange.ws_messages_sent,
+        1,
+        "one auth message, one refusal"
+    );
+    // The error is the venue's refusal of that message, not a later attempt's failure.
+    assert!(
+        error
+            .message()
+            .starts_with("WebSocket authentication rejected: invalid api key"),
+        "{error}"
+    );
+}
+
 /// The session reads a WebSocket reply by its machine's rules, not its own: a Cascade
 /// error that is not about the bearer keeps the token (the driver used to drop it on any
 /// rejection), and Exchange's "Invalid API key" withholds the key (the driver used to
@@ -345,6 +390,38 @@ async fn a_redirect_to_plain_http_is_refused() {
         1,
         "nothing was sent over plain HTTP"
     );
+}
+
+/// `GET /api/v1/user` on an Exchange venue that first redirects it to itself `hops`
+/// times, with no retries (so the venue's request count is the hops followed, plus one).
+async fn get_user_after_same_origin_hops(hops: u32) -> (Sim, tradeauth::Result<u16>) {
+    let sim = support::sim().await;
+    let own = format!("{}/api/v1/user", sim.urls().exchange);
+    sim.arm_fault(
+        tradeauth_sim::Fault::redirect(Venue::Exchange, own)
+            .on_path("/api/v1/user")
+            .times(hops),
+    );
+    let session = support::exchange(&sim, support::options(&sim, Venue::Exchange).max_retries(0));
+    let status = session
+        .request(Method::Get, "/api/v1/user")
+        .send()
+        .await
+        .map(|response| response.status);
+    (sim, status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_same_origin_redirects_are_followed_and_a_sixth_is_refused() {
+    let (sim, status) = get_user_after_same_origin_hops(5).await;
+    assert_eq!(status.expect("five hops are followed"), 200);
+    assert_eq!(sim.stats().exchange.requests, 6);
+    // A venue redirecting in a loop: the sixth hop is not taken, whatever it answers next.
+    let (sim, status) = get_user_after_same_origin_hops(6).await;
+    let error = status.expect_err("a sixth hop is refused");
+    assert_eq!(error.kind(), ErrorKind::Transport, "{error}");
+    assert!(error.to_string().contains("redirect"), "{error}");
+    assert_eq!(sim.stats().exchange.requests, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

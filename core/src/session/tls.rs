@@ -122,3 +122,58 @@ pub(crate) fn parse_base_url(raw: &str) -> Result<reqwest::Url> {
     }
     Ok(url)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_url_with_any_part_of_a_login_is_refused_without_echoing_it() {
+        // Each part alone is enough: a user name alone is still someone's login.
+        for raw in [
+            "https://trader@venue.example/api",
+            "https://:Hunter2pw@venue.example/api",
+            "https://trader:Hunter2pw@venue.example/api",
+        ] {
+            let error = parse_base_url(raw).expect_err(raw);
+            assert_eq!(error.kind(), ErrorKind::InvalidArgument, "{raw}");
+            let text = error.to_string();
+            assert!(text.contains("user:password"), "{raw}: {text}");
+            assert!(
+                !text.contains("trader") && !text.contains("Hunter2pw"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_an_https_url_with_a_host_is_a_base_url() {
+        let url = parse_base_url("  https://venue.example:8443/api \n").expect("https");
+        assert_eq!(url.as_str(), "https://venue.example:8443/api");
+        for (raw, kind) in [
+            ("http://venue.example/api", ErrorKind::InsecureUrl),
+            ("wss://venue.example/ws", ErrorKind::InsecureUrl),
+            ("venue.example/api", ErrorKind::InvalidArgument),
+            ("https://", ErrorKind::InvalidArgument),
+        ] {
+            let error = parse_base_url(raw).expect_err(raw);
+            assert_eq!(error.kind(), kind, "{raw}: {error}");
+        }
+    }
+
+    #[test]
+    fn extra_roots_must_hold_a_certificate() {
+        let none =
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        let error = client_config(&[none.to_owned()]).expect_err("no certificate block");
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+        assert!(error.message().contains("no CERTIFICATE"), "{error}");
+        assert!(!error.message().contains("MC4CAQAw"), "{error}");
+        let junk =
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
+        let error = client_config(&[junk.to_owned()]).expect_err("not a certificate");
+        assert_eq!(error.kind(), ErrorKind::InvalidArgument);
+        // No extra roots: the bundled ones only.
+        assert!(client_config(&[]).is_ok());
+    }
+}

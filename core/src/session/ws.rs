@@ -83,14 +83,16 @@ impl Session {
         };
         let held_before = state.machine.credential(now.instant).is_some();
         let reply = parse(&mut *state.machine, now, &text);
-        let dropped = held_before && state.machine.credential(now.instant).is_none();
-        if matches!(reply, WsAuthReply::Rejected { .. }) && (dropped || !held_before) {
-            // Rejected while serving a credential this machine does not hold: that one
-            // is not served again either.
+        if rejects_unheld(&reply, held_before) {
+            // Rejected while serving a credential this machine does not hold (a forked
+            // parent's): that one is not served again either. While the machine holds
+            // one, `publish` has already let the inherited one go.
             state.inherited = None;
         }
-        self.publish(&mut state, now);
-        if dropped {
+        let after = self.publish(&mut state, now);
+        if served.is_some() && after.is_none() {
+            // The reply took the served credential away: the refresher's deadline (that
+            // credential's renewal time) no longer applies.
             state.ctx.wake.notify_one();
         }
         reply
@@ -171,6 +173,12 @@ impl Session {
             "WebSocket authentication rejected",
         ))
     }
+}
+
+/// Whether `reply` rejects a credential the machine did not hold when it arrived: the
+/// inherited one a forked child serves until its own login.
+fn rejects_unheld(reply: &WsAuthReply, held_before: bool) -> bool {
+    matches!(reply, WsAuthReply::Rejected { .. }) && !held_before
 }
 
 async fn read_auth_reply(
