@@ -241,6 +241,29 @@ async fn no_secret_in_debug_or_errors() {
     }
 }
 
+/// What a session shows of itself (`Debug`, `base_url`): the venue, the account and the
+/// base URL, so a log line says which connection it is about; and `logout` forgets the
+/// credential, so the next use logs in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_names_its_venue_and_account_and_logout_forgets_the_credential() {
+    let (sim, session) = support::on_demand(Venue::Cadenza).await;
+    let base = session.base_url().to_owned();
+    assert_eq!(
+        base.trim_end_matches('/'),
+        sim.urls().cadenza.trim_end_matches('/')
+    );
+    let printed = format!("{session:?}");
+    for part in ["Session", "Cadenza", demo::CADENZA_EMAIL, base.as_str()] {
+        assert!(printed.contains(part), "{part} missing from {printed}");
+    }
+    let first = session.credential().await.expect("login");
+    session.logout().await;
+    assert!(session.current().is_none(), "logout forgot the credential");
+    let second = session.credential().await.expect("login again");
+    assert_ne!(first.token(), second.token());
+    assert_eq!(support::cadenza_renewals(&sim), (2, 0));
+}
+
 /// A background refresh that fails is shared with the callers queued behind it, like a
 /// caller's own attempt: before, each queued caller started an attempt of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -339,6 +339,39 @@ async fn next_text(stream: &mut tradeauth::WsStream) -> String {
     }
 }
 
+/// A caller's own `x-api-key` or `Authorization` header never goes out: the session's
+/// credential takes its place (a stale token pasted into a header is not what the venue
+/// sees); the query goes as given (Cascade's challenge needs its `account` parameter).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_auth_headers_are_replaced_and_the_query_goes_as_given() {
+    let sim = support::sim().await;
+    let exchange = support::exchange(&sim, support::options(&sim, Venue::Exchange));
+    let response = exchange
+        .request(Method::Get, "/api/v1/user")
+        .header("X-API-Key", "exch_0000000000000000000000000000000000000000")
+        .header("Authorization", "Bearer stale")
+        .header("x-request-id", "r-1")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status, 200, "the session's key, not the caller's");
+
+    let cascade = support::cascade(&sim, support::options(&sim, Venue::Cascade));
+    let challenge = |query: bool| {
+        let mut request = cascade.request(Method::Get, "/auth");
+        if query {
+            request = request.query("account", demo::CASCADE_ACCOUNT);
+        }
+        request.send()
+    };
+    let response = challenge(true).await.expect("sent");
+    assert_eq!(response.status, 200);
+    let body = String::from_utf8_lossy(&response.body);
+    assert!(body.contains("nonce"), "{body}");
+    let response = challenge(false).await.expect("sent");
+    assert_eq!(response.status, 400, "the parameter is what made it work");
+}
+
 /// A fresh simulator whose Exchange venue redirects to `target(sim)` (only
 /// `/api/v1/user` if `only_there`, else every path), and an Exchange session's
 /// `GET /api/v1/user` there.
