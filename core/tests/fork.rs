@@ -12,12 +12,9 @@ use std::time::Duration;
 use tradeauth::{AuthEvent, Method, Session};
 use tradeauth_sim::{Fault, LifetimeUpdate, Venue};
 
-/// Writes a line to stderr without Rust's stderr lock (a parent thread may have held it
-/// at fork time).
+/// Writes a line to stderr from the child (see `support::say_in_child`).
 fn say(text: &str) {
-    let line = format!("fork child: {text}\n");
-    // SAFETY: writes a buffer we own to fd 2.
-    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    support::say_in_child("fork", text);
 }
 
 /// Everything the child checks; the exit code says which step failed.
@@ -119,18 +116,10 @@ fn a_session_inherited_across_fork_mid_refresh_keeps_working_in_both_processes()
     };
     std::thread::sleep(Duration::from_millis(300));
 
-    // SAFETY: the child only runs `child` (which builds its own runtime) and `_exit`s.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        // A watchdog: a child stuck on a lock held at fork time must not hang the test.
-        // SAFETY: arms SIGALRM (default action: terminate) for this process only.
-        unsafe { libc::alarm(40) };
-        let fresh_options = options.clone();
-        let code = child(session, || support::cadenza(&sim, fresh_options));
-        // SAFETY: ends the child without running the parent's destructors or atexit.
-        unsafe { libc::_exit(code) };
-    }
+    let child_session = session.clone();
+    let fresh_options = options.clone();
+    let pid =
+        support::fork_child(|| child(child_session, || support::cadenza(&sim, fresh_options)));
 
     // The parent: its forced refresh finishes, and it keeps working.
     let refreshed = refreshing.join().expect("refresh thread");
@@ -147,19 +136,7 @@ fn a_session_inherited_across_fork_mid_refresh_keeps_working_in_both_processes()
         .expect("the parent's request");
     assert_eq!(response.status, 200);
 
-    let mut status = 0;
-    // SAFETY: waits for the child made above.
-    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(waited, pid);
-    assert!(
-        libc::WIFEXITED(status),
-        "the child did not exit normally (status {status:#x}; SIGALRM = it hung)"
-    );
-    assert_eq!(
-        libc::WEXITSTATUS(status),
-        0,
-        "the child failed a step (see its stderr line)"
-    );
+    support::assert_child_passed(pid);
     // The venue saw the child's own login (the inherited refresh token was not reused).
     let stats = sim.stats().cadenza;
     assert!(

@@ -14,12 +14,9 @@ use std::time::Duration;
 use tradeauth::{Session, WsAuthReply};
 use tradeauth_sim::Venue;
 
-/// Writes a line to stderr without Rust's stderr lock (a parent thread may have held it
-/// at fork time).
+/// Writes a line to stderr from the child (see `support::say_in_child`).
 fn say(text: &str) {
-    let line = format!("fork_ws child: {text}\n");
-    // SAFETY: writes a buffer we own to fd 2.
-    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    support::say_in_child("fork_ws", text);
 }
 
 /// How long one step of the child may take.
@@ -122,31 +119,9 @@ fn a_forked_child_serves_its_inherited_token_over_websocket_until_the_venue_reje
         .to_owned();
     assert_eq!(support::cascade_logins(&sim).1, 1);
 
-    // SAFETY: the child only runs `child` (which builds its own runtime) and `_exit`s.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        // A watchdog: a child stuck on a lock held at fork time must not hang the test.
-        // SAFETY: arms SIGALRM (default action: terminate) for this process only.
-        unsafe { libc::alarm(40) };
-        let code = child(session, &inherited);
-        // SAFETY: ends the child without running the parent's destructors or atexit.
-        unsafe { libc::_exit(code) };
-    }
-
-    let mut status = 0;
-    // SAFETY: waits for the child made above.
-    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(waited, pid);
-    assert!(
-        libc::WIFEXITED(status),
-        "the child did not exit normally (status {status:#x}; SIGALRM = it hung)"
-    );
-    assert_eq!(
-        libc::WEXITSTATUS(status),
-        0,
-        "the child failed a step (see its stderr line)"
-    );
+    let child_session = session.clone();
+    let pid = support::fork_child(|| child(child_session, &inherited));
+    support::assert_child_passed(pid);
     // One login in the child, after the rejection, and none before it.
     assert_eq!(support::cascade_logins(&sim).1, 2);
     // The parent's own machine was never told about the child's rejection.

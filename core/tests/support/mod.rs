@@ -216,3 +216,46 @@ pub async fn get(session: &Session, path: &str) -> tradeauth::HttpResponse {
         .await
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
+
+/// Writes `fork child (<test>): <text>` to stderr without Rust's stderr lock, which a
+/// parent thread may have held at fork time.
+pub fn say_in_child(test: &str, text: &str) {
+    let line = format!("fork child ({test}): {text}\n");
+    // SAFETY: writes a buffer we own to fd 2.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
+/// Forks. The child runs `body` under a 40 s watchdog (a child stuck on a lock held at
+/// fork time must not hang the test) and ends with `_exit(code)`, running none of the
+/// parent's destructors; the parent gets the child's pid (`body` is dropped there).
+pub fn fork_child(body: impl FnOnce() -> i32) -> libc::pid_t {
+    // SAFETY: the child only runs `body` (which must build its own runtime) and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: arms SIGALRM (default action: terminate) for this process only.
+        unsafe { libc::alarm(40) };
+        let code = body();
+        // SAFETY: ends the child without running the parent's destructors or atexit.
+        unsafe { libc::_exit(code) };
+    }
+    pid
+}
+
+/// Waits for a child made by [`fork_child`]; fails the test unless it exited with 0 (any
+/// other code names the step that failed; the child's stderr line says which).
+pub fn assert_child_passed(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waits for a child of this process.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status),
+        "the child did not exit normally (status {status:#x}; SIGALRM = it hung)"
+    );
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child failed a step (see its stderr line)"
+    );
+}
