@@ -19,13 +19,8 @@ fn say(text: &str) {
 
 /// Everything the child checks; the exit code says which step failed.
 fn child(session: Session, fresh: impl FnOnce() -> Session) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(_) => return 10,
+    let Ok(runtime) = support::runtime() else {
+        return 10;
     };
     runtime.block_on(async move {
         let mut events = session.subscribe();
@@ -93,11 +88,7 @@ fn child(session: Session, fresh: impl FnOnce() -> Session) -> i32 {
 
 #[test]
 fn a_session_inherited_across_fork_mid_refresh_keeps_working_in_both_processes() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = support::runtime().expect("runtime");
     let sim = runtime.block_on(support::sim());
     // Short lifetimes so renewals happen within the test: refreshed ~3 s after each login.
     sim.set_lifetimes(LifetimeUpdate::new(Venue::Cadenza).access_ttl_secs(4))

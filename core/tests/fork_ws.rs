@@ -31,13 +31,8 @@ fn served(session: &Session) -> Option<String> {
 
 /// Everything the child checks; the exit code says which step failed.
 fn child(session: Session, inherited: &str) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(_) => return 10,
+    let Ok(runtime) = support::runtime() else {
+        return 10;
     };
     runtime.block_on(async move {
         // 1. The hot path serves the parent's token.
@@ -104,11 +99,7 @@ fn child(session: Session, inherited: &str) -> i32 {
 
 #[test]
 fn a_forked_child_serves_its_inherited_token_over_websocket_until_the_venue_rejects_it() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = support::runtime().expect("runtime");
     let sim = runtime.block_on(support::sim());
     let session =
         runtime.block_on(async { support::cascade(&sim, support::options(&sim, Venue::Cascade)) });

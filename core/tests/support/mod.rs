@@ -259,3 +259,12 @@ pub fn assert_child_passed(pid: libc::pid_t) {
         "the child failed a step (see its stderr line)"
     );
 }
+
+/// A two-worker runtime, for tests that drive sessions from plain threads (and for a
+/// forked child, which must build its own: the parent's workers are not in it).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
