@@ -30,15 +30,21 @@ mod tests {
         (sim, options)
     }
 
+    /// `request` within 30 s: a driver that resends forever fails the test rather than
+    /// hanging the unit tests (and every test after them).
+    async fn bounded<T>(request: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(std::time::Duration::from_secs(30), request)
+            .await
+            .expect("the request finished within 30 s (sent once, not resent forever)")
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_driver_drives_a_venue_it_was_never_told_about() {
         let (_sim, options) = options().await;
         let session = Session::demo(demo::EXCHANGE_API_KEY, options).expect("session");
         assert_eq!(session.venue(), Venue::Demo);
         assert!(!session.capabilities().renewable);
-        let answer = session
-            .request(Method::Get, "/api/v1/positions")
-            .send()
+        let answer = bounded(session.request(Method::Get, "/api/v1/positions").send())
             .await
             .expect("request");
         assert_eq!(
@@ -52,9 +58,7 @@ mod tests {
         let (_sim, options) = options().await;
         let session =
             Session::demo("exch_00000000000000000000000000000000", options).expect("session");
-        let answer = session
-            .request(Method::Get, "/api/v1/positions")
-            .send()
+        let answer = bounded(session.request(Method::Get, "/api/v1/positions").send())
             .await
             .expect("an answer");
         // Not renewable (its capabilities say so): the driver hands the 401 back
