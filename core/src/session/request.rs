@@ -386,6 +386,45 @@ mod tests {
         assert_eq!(sim.stats().exchange.requests, 0);
     }
 
+    /// A POST that timed out is not sent again (an order must not be placed twice),
+    /// while a GET that timed out is retried up to `max_retries`: counted at the venue,
+    /// with a quick backoff so both finish in well under a second.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_post_that_timed_out_is_not_sent_again_and_a_get_is_retried() {
+        let sim = Sim::start(SimConfig::default()).await.expect("simulator");
+        let options = Options::new()
+            .base_url(sim.urls().venue(SimVenue::Exchange))
+            .add_root_pem(sim.ca_pem())
+            .background_refresh(false)
+            .max_retries(3)
+            .retry_delays(Duration::from_millis(1), Duration::from_millis(5))
+            .request_timeout(Duration::from_millis(100));
+        let config = crate::ExchangeConfig::trader(demo::EXCHANGE_API_KEY);
+        let session = Session::exchange(config, options).expect("session");
+        let requests = || sim.stats().exchange.requests;
+        for (method, path, sent) in [
+            (crate::Method::Post, "/api/v1/orders", 1),
+            (crate::Method::Get, "/api/v1/positions", 4),
+        ] {
+            sim.arm_fault(
+                tradeauth_sim::Fault::delay(SimVenue::Exchange, 400)
+                    .on_path(path)
+                    .times(10),
+            );
+            let before = requests();
+            let send = session
+                .request(method, path)
+                .json(&serde_json::json!({"market": "BTC-PERP"}))
+                .send();
+            let error = tokio::time::timeout(Duration::from_secs(30), send)
+                .await
+                .expect("bounded by its retries")
+                .expect_err("every attempt timed out");
+            assert_eq!(error.kind(), ErrorKind::Timeout, "{method:?}: {error}");
+            assert_eq!(requests() - before, sent, "{method:?} {path}");
+        }
+    }
+
     #[test]
     fn a_claimed_body_length_is_preallocated_up_to_a_bound() {
         assert_eq!(body_capacity_hint(None), 0);
