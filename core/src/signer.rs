@@ -344,6 +344,36 @@ mod tests {
                 ErrorKind::InvalidArgument
             );
         }
+        // Each shape is named by the check that refuses it (not by the hex parser
+        // behind it): a short address and a 40-character one with a non-hex digit.
+        for bad in [
+            "0x12",
+            "0x0x345678901234567890123456789012345678",
+            "0xzz34567890123456789012345678901234567890",
+        ] {
+            let e = parse_address(bad).expect_err(bad);
+            assert!(e.message().contains("0x followed by 40 hex"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_timeout_is_kept_and_one_millisecond_is_the_least() {
+        let signer = ExternalSigner::new(
+            |_d: [u8; 32]| async { Ok(vec![]) },
+            &format!("{:#x}", address()),
+        )
+        .expect("signer");
+        assert_eq!(signer.timeout(), DEFAULT_SIGNER_TIMEOUT);
+        assert_eq!(signer.address(), address());
+        let one = signer
+            .clone()
+            .with_timeout(Duration::from_millis(1))
+            .expect("1 ms");
+        assert_eq!(one.timeout(), Duration::from_millis(1));
+        let e = signer
+            .with_timeout(Duration::from_micros(999))
+            .expect_err("under 1 ms");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     }
 
     #[test]
