@@ -361,7 +361,10 @@ mod tests {
         assert_eq!(quote("argon2id"), "\"argon2id\"");
         let long = "x".repeat(1000);
         let quoted = quote(&long);
-        assert!(quoted.chars().count() <= QUOTE_CAP + 3, "{quoted}");
+        assert_eq!(quoted, format!("\"{}…\"", "x".repeat(QUOTE_CAP)));
+        // Exactly the cap: whole, no ellipsis.
+        let whole = "y".repeat(QUOTE_CAP);
+        assert_eq!(quote(&whole), format!("\"{whole}\""));
         assert_eq!(quote("a\"b\n"), "\"a\\\"b\\n\"");
     }
 

@@ -317,8 +317,8 @@ mod tests {
     fn garbage_is_refused_with_its_shape() {
         let digest = eip191_digest(b"challenge");
         for (answer, says) in [
-            (vec![], "0 bytes"),
-            (vec![1u8; 63], "63 bytes"),
+            (vec![], "answered 0 bytes; expected 65"),
+            (vec![1u8; 63], "answered 63 bytes; expected 65"),
             (vec![0x30, 1, 2], "not a valid DER"),
             (vec![0u8; 64], "zero"),
             (vec![0xffu8; 65], "not below"),
