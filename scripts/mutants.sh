@@ -41,7 +41,7 @@ MUTANT_GROUPS=(
   "store-seal|tradeauth|core/src/store/crypto.rs core/src/store/record.rs core/src/store/mod.rs|--lib --test store_file"
   "store-file|tradeauth|core/src/store/file.rs core/src/store/memory.rs|--lib --test store_file"
   "store-redis|tradeauth|core/src/store/redis.rs|--lib --test store_redis -- --include-ignored"
-  "session|tradeauth|core/src/session/mod.rs core/src/session/drive.rs core/src/session/refresher.rs core/src/session/skew.rs core/src/session/pool.rs|--lib --test session_cadenza --test session_others --test session_renewal --test fork --test concurrency --test scale --test renewal_limit"
+  "session|tradeauth|core/src/session/mod.rs core/src/session/drive.rs core/src/session/refresher.rs core/src/session/skew.rs core/src/session/pool.rs|--lib --test session_cadenza --test session_others --test session_renewal --test fork --test concurrency --test scale --test renewal_limit --test rotation --test metrics"
   "session-io|tradeauth|core/src/session/request.rs core/src/session/ws.rs core/src/session/tls.rs|--lib --test session_others --test wrong_place --test session_cadenza --test fault_matrix --test secrets --test zeroize --test tls_versions --test fork_ws"
   "ws-client|tradeauth|core/src/session/ws_client.rs|--lib --test ws_client"
   "signer|tradeauth|core/src/signer.rs core/src/keystore.rs core/src/session/env.rs|--lib --test signer --test keystore --test env_files --test cascade --test rotation"

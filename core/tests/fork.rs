@@ -7,10 +7,14 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tradeauth::{AuthEvent, Method, Session};
 use tradeauth_sim::{Fault, LifetimeUpdate, Venue};
+
+/// How often the `on_each_process` hook ran in this process (a fork copies the count).
+static HOOK_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// Writes a line to stderr from the child (see `support::say_in_child`).
 fn say(text: &str) {
@@ -52,6 +56,14 @@ fn child(session: Session, fresh: impl FnOnce() -> Session) -> i32 {
                 return 13;
             }
         }
+        // The `on_each_process` hook ran again here, once, when the child rebuilt.
+        let runs = HOOK_RUNS.load(Ordering::SeqCst);
+        if runs != 2 {
+            say(&format!(
+                "the process hook ran {runs} times (want 2: parent, child)"
+            ));
+            return 17;
+        }
         // 3. A session made in the child authenticates.
         let made_here = fresh();
         match tokio::time::timeout(Duration::from_secs(10), made_here.credential()).await {
@@ -86,6 +98,27 @@ fn child(session: Session, fresh: impl FnOnce() -> Session) -> i32 {
     })
 }
 
+/// The second child: only reads the hot path, from a plain thread (no runtime of its
+/// own). That read rebuilds the session's parts, so its own background renewal replaces
+/// the inherited token before that expires.
+fn hot_path_reader(session: Session) -> i32 {
+    let Some(inherited) = session.current() else {
+        say("hot path: the inherited credential is not served");
+        return 20;
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Some(now) = session.current()
+            && now.header_value() != inherited.header_value()
+        {
+            return 0;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    say("hot path: no renewal of the child's own in 10 s (the read did not rebuild)");
+    21
+}
+
 #[test]
 fn a_session_inherited_across_fork_mid_refresh_keeps_working_in_both_processes() {
     let runtime = support::runtime().expect("runtime");
@@ -98,6 +131,13 @@ fn a_session_inherited_across_fork_mid_refresh_keeps_working_in_both_processes()
     runtime
         .block_on(session.credential())
         .expect("the parent logs in");
+    // A hook (what the Python binding forwards its logs with) runs now, and again in the
+    // child once it has rebuilt its parts there.
+    session.on_each_process(|s| {
+        assert_eq!(s.venue(), tradeauth::Venue::Cadenza);
+        HOOK_RUNS.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(HOOK_RUNS.load(Ordering::SeqCst), 1, "the hook runs at once");
     // The parent's forced refresh hangs 1.5 s at the venue, holding the session's lock.
     sim.arm_fault(Fault::delay(Venue::Cadenza, 1_500).on_path("/api/v3/auth/token/refresh"));
     let refreshing = {
@@ -127,6 +167,14 @@ fn a_session_inherited_across_fork_mid_refresh_keeps_working_in_both_processes()
         .expect("the parent's request");
     assert_eq!(response.status, 200);
 
+    support::assert_child_passed(pid);
+    assert_eq!(
+        HOOK_RUNS.load(Ordering::SeqCst),
+        1,
+        "the parent never rebuilds: its hook ran once"
+    );
+    let reader = session.clone();
+    let pid = support::fork_child(move || hot_path_reader(reader));
     support::assert_child_passed(pid);
     // The venue saw the child's own login (the inherited refresh token was not reused).
     let stats = sim.stats().cadenza;

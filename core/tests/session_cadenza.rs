@@ -326,3 +326,36 @@ async fn an_unreachable_store_is_reported_unavailable() {
     assert_eq!(session.store_available(), Some(false));
     assert_eq!(sim.stats().cadenza.logins, 1);
 }
+
+/// A dropped session's background refresher stops with it: a process that opens and
+/// closes sessions (one per strategy run, per trading day) keeps no task behind for each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_session_leaves_no_refresher_task_behind() {
+    let (sim, first) = support::with_defaults(Venue::Cadenza).await;
+    // The shared connection exists before counting: only the refreshers change the count.
+    first.credential().await.expect("logs in");
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before = tasks();
+    for round in 0..3 {
+        let session = support::cadenza(&sim, support::options(&sim, Venue::Cadenza));
+        assert!(
+            tasks() > before,
+            "round {round}: the session runs its refresher"
+        );
+        drop(session);
+        let gone = Instant::now() + Duration::from_secs(2);
+        while tasks() > before {
+            assert!(
+                Instant::now() < gone,
+                "round {round}: {} tasks 2 s after the drop, {before} before the session",
+                tasks()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    drop(first);
+}

@@ -22,6 +22,7 @@ pub(crate) mod tls;
 mod ws;
 mod ws_client;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -176,9 +177,10 @@ struct Inner {
     local_generation: AtomicU64,
     hooks: ArcSwap<Vec<ProcessHook>>,
     /// Secrets replaced since the session was made ([`Session::update_credentials`]),
-    /// one per kind: a forked child's machine is built from the config and then given
-    /// these, so it never goes back to a rotated-out secret.
-    rotations: ArcSwap<Vec<crate::machine::NewSecret>>,
+    /// the latest of each kind (the kinds are independent, so their order does not
+    /// matter): a forked child's machine is built from the config and then given these,
+    /// so it never goes back to a rotated-out secret, and none is kept once replaced.
+    rotations: ArcSwap<BTreeMap<&'static str, crate::machine::NewSecret>>,
     /// What `metrics()` reports: counted where events are published.
     metrics: crate::metrics::Counters,
 }
@@ -307,7 +309,7 @@ impl Session {
             local: ArcSwapOption::from_pointee(local),
             local_generation: AtomicU64::new(generation),
             hooks: ArcSwap::from_pointee(Vec::new()),
-            rotations: ArcSwap::from_pointee(Vec::new()),
+            rotations: ArcSwap::from_pointee(BTreeMap::new()),
             metrics: crate::metrics::Counters::default(),
             options,
         });
@@ -347,7 +349,7 @@ impl Session {
         let inner = &self.inner;
         let mut machine = (inner.make_machine)()?;
         let at = self.now();
-        for secret in inner.rotations.load().iter() {
+        for secret in inner.rotations.load().values() {
             machine.replace_secret(at, secret.clone())?;
         }
         // The parent's credential is plain data: keep serving it while it is valid.
@@ -368,9 +370,10 @@ impl Session {
             .local
             .compare_and_swap(&stale, Some(Arc::clone(&fresh)));
         let previous = arc_swap::Guard::into_inner(previous);
+        // `stale` is never `None` here: only `Inner`'s drop empties the slot, and no
+        // `Session` is left to call this then.
         let won = match (&previous, &stale) {
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
             _ => false,
         };
         if !won {
@@ -540,12 +543,8 @@ impl Session {
         let now = self.now();
         state.machine.replace_secret(now, secret.clone())?;
         self.inner.rotations.rcu(|kept| {
-            let mut kept: Vec<_> = kept
-                .iter()
-                .filter(|s| s.kind_name() != secret.kind_name())
-                .cloned()
-                .collect();
-            kept.push(secret.clone());
+            let mut kept = BTreeMap::clone(kept);
+            kept.insert(secret.kind_name(), secret.clone());
             kept
         });
         // A failure the old secret caused is not the new one's.
