@@ -359,3 +359,23 @@ async fn a_dropped_session_leaves_no_refresher_task_behind() {
     }
     drop(first);
 }
+
+/// When a WebSocket authenticated with the served credential must authenticate again
+/// (what `WsClient` waits for): at the renewal, after now and before the token expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_reauth_is_due_at_the_renewal_before_expiry() {
+    let (_sim, session) = support::on_demand(Venue::Cadenza).await;
+    let credential = session.credential().await.expect("logs in");
+    let until = credential.valid_until().expect("expiring token");
+    let due = session
+        .ws_reauth_due()
+        .await
+        .expect("a renewal is scheduled");
+    let now = Instant::now();
+    assert!(
+        due > now && due < until,
+        "due in {:?}, the token expires in {:?}",
+        due.saturating_duration_since(now),
+        until.saturating_duration_since(now)
+    );
+}
