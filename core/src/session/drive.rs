@@ -69,8 +69,8 @@ impl Session {
         // For `renewal_seconds`: a drive that ends serving another credential than it
         // began with renewed it (a failure that leaves the old one in place does not).
         let (started, before) = (std::time::Instant::now(), self.current());
-        // Shared store: whether a request went out, and whether the store was re-read
-        // before a fallback login (see `adopt_before_login`).
+        // Whether a request went out; whether the shared store was re-read before a
+        // fallback login (see `adopt_before_login`).
         let (mut sent_any, mut reread) = (false, false);
         // A drive cancelled by a timeout leaves its request "in flight" in the machine.
         if state.machine.is_busy() {
@@ -81,9 +81,6 @@ impl Session {
             let at = self.now();
             state.machine.handle_timeout(at);
             self.publish(state, at);
-            if sent_any && self.adopt_before_login(state, &mut reread).await {
-                continue;
-            }
             // An external signer (HSM, KMS) signs before the machine's next request.
             if let Some(job) = state.machine.poll_sign(at) {
                 let answer = job.signer.sign(job.digest).await;
@@ -150,6 +147,11 @@ impl Session {
                 retries += 1;
                 tokio::time::sleep(delay).await;
             }
+            // A request went out: if its answer left the machine needing a full login
+            // (a refresh refused because another process rotated the token), the store
+            // is read once first (here, not at the loop's top, where a check of "sent
+            // any" would be one operator away from a loop that never yields).
+            self.adopt_before_login(state, &mut reread).await;
         }
     }
 

@@ -564,27 +564,24 @@ impl Session {
         self.drive(state, want_credential).await
     }
 
-    /// Called by [`Session::drive`] when a sent request left the machine needing a full
-    /// login (a refresh rejected because another process rotated the token): read the
-    /// store once before logging in. Returns whether a record was adopted.
-    pub(super) async fn adopt_before_login(&self, state: &mut State, done: &mut bool) -> bool {
+    /// Called by [`Session::drive`] after each request it sent: if the answer left the
+    /// machine needing a full login (a refresh rejected because another process rotated
+    /// the token), reads the store once before logging in and adopts a fresher record.
+    pub(super) async fn adopt_before_login(&self, state: &mut State, done: &mut bool) {
         let Some(shared) = state.ctx.shared.clone() else {
-            return false;
+            return;
         };
         let shared = &*shared;
         if *done || !needs_login(&*state.machine) {
-            return false;
+            return;
         }
         *done = true;
         match shared.read(self.inner.venue, &self.inner.account).await {
             Ok(read) => {
                 shared.healthy();
-                self.adopt(shared, state, &read)
+                self.adopt(shared, state, &read);
             }
-            Err(error) => {
-                shared.failed(&error);
-                false
-            }
+            Err(error) => shared.failed(&error),
         }
     }
 }
