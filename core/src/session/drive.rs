@@ -158,10 +158,7 @@ impl Session {
     /// Exponential backoff with full jitter, honouring a venue's `Retry-After`.
     pub(super) fn backoff(&self, retries: u32, retry_after: Option<Duration>) -> Duration {
         let options = &self.inner.options;
-        let ceiling = options
-            .retry_base_delay
-            .saturating_mul(1u32 << retries.min(16))
-            .min(options.retry_max_delay);
+        let ceiling = backoff_ceiling(options.retry_base_delay, options.retry_max_delay, retries);
         let jittered = ceiling.mul_f64(rand::random::<f64>());
         match retry_after {
             Some(after) => after.max(jittered).min(options.auth_timeout),
@@ -212,5 +209,34 @@ impl Session {
             let _ = state.ctx.events.send(event);
         }
         self.current()
+    }
+}
+
+/// The longest wait before the retry that follows `retries` earlier ones: `base`
+/// doubled per retry, at most `max` (the jitter then picks a wait below it).
+fn backoff_ceiling(base: Duration, max: Duration, retries: u32) -> Duration {
+    base.saturating_mul(1u32 << retries.min(16)).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_ceiling_doubles_per_retry_up_to_the_maximum() {
+        let ms = Duration::from_millis;
+        let ceilings: Vec<_> = (0..6)
+            .map(|retries| backoff_ceiling(ms(100), ms(2_000), retries))
+            .collect();
+        assert_eq!(
+            ceilings,
+            [ms(100), ms(200), ms(400), ms(800), ms(1_600), ms(2_000)]
+        );
+        // A retry count far past the cap neither overflows nor passes the maximum.
+        assert_eq!(backoff_ceiling(ms(100), ms(2_000), u32::MAX), ms(2_000));
+        assert_eq!(
+            backoff_ceiling(Duration::MAX, Duration::MAX, 40),
+            Duration::MAX
+        );
     }
 }
