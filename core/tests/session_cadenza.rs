@@ -379,3 +379,24 @@ async fn a_websocket_reauth_is_due_at_the_renewal_before_expiry() {
         until.saturating_duration_since(now)
     );
 }
+
+/// Publishing an unchanged credential keeps the one readers hold (the same `Arc`): the
+/// hot path's readers and the renewal count see a change only when there is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_credential_is_not_published_again() {
+    let (_sim, session) = support::on_demand(Venue::Cadenza).await;
+    let first = session.credential().await.expect("logs in");
+    // `ws_rules` runs the machine under the lock and publishes its credential.
+    session.ws_rules().await.expect("rules");
+    let again = session.current().expect("still valid");
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "the same credential, republished"
+    );
+    assert_eq!(session.metrics().renewal_seconds.count, 1);
+    session.logout().await;
+    assert!(
+        session.current().is_none(),
+        "a dropped credential is unpublished"
+    );
+}

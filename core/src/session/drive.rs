@@ -187,8 +187,7 @@ impl Session {
                     old.header_value() == new.header_value()
                         && old.valid_until() == new.valid_until()
                 }
-                (None, None) => true,
-                _ => false,
+                (old, new) => old.is_none() && new.is_none(),
             }
         };
         if !unchanged {
