@@ -147,6 +147,7 @@ fn a_session_inherited_across_fork_mid_refresh_keeps_working_in_both_processes()
     };
     std::thread::sleep(Duration::from_millis(300));
 
+    let connections_before = sim.venue_stats(Venue::Cadenza).connections;
     let child_session = session.clone();
     let fresh_options = options.clone();
     let pid =
@@ -168,6 +169,13 @@ fn a_session_inherited_across_fork_mid_refresh_keeps_working_in_both_processes()
     assert_eq!(response.status, 200);
 
     support::assert_child_passed(pid);
+    // The child's sessions (the inherited one, rebuilt, and the one made there) shared
+    // the child's own pool: one connection for both (the parent's stays its own).
+    let child_connections = sim.venue_stats(Venue::Cadenza).connections - connections_before;
+    assert_eq!(
+        child_connections, 1,
+        "the child's two sessions opened {child_connections} connections"
+    );
     assert_eq!(
         HOOK_RUNS.load(Ordering::SeqCst),
         1,
